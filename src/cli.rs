@@ -1,0 +1,485 @@
+//! The command-line contract: every flag pgkick accepts, in one place.
+//!
+//! Only clap types live here. Values are parsed into typed form by clap's value parsers
+//! (durations, regexes, addresses, states), so a malformed value is a usage error (exit 2)
+//! reported before any connection is made. Help text, man page and completions are all
+//! generated from these definitions.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  success (including: nothing matched)
+  1  runtime error: cannot connect, SQL error, unknown database or role, permission denied
+  2  usage error: unknown flag, malformed duration, invalid regex, ...
+  3  partial: some matched sessions could not be signalled, or were still present after --wait
+  4  refused by a guard: no filter without --all, --max exceeded, confirmation declined
+  130, 143  interrupted by SIGINT or SIGTERM";
+
+/// List, cancel and terminate PostgreSQL sessions; lock databases and roles against new
+/// connections.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgkick",
+    version,
+    disable_help_flag = true,
+    after_help = EXIT_STATUS,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Print help
+    #[arg(long, action = ArgAction::Help, global = true)]
+    pub help: Option<bool>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Connection options, named as psql names them. Accepted before or after the subcommand.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Connection options")]
+pub struct ConnArgs {
+    /// Database server host or socket directory [env: PGHOST]
+    #[arg(short = 'h', long = "host", global = true, value_name = "HOSTNAME")]
+    pub host: Option<String>,
+
+    /// Database server port [env: PGPORT]
+    #[arg(short = 'p', long = "port", global = true, value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// Database user name [env: PGUSER]
+    #[arg(short = 'U', long = "username", global = true, value_name = "USERNAME")]
+    pub username: Option<String>,
+
+    /// Database to connect to: a name, a key=value conninfo string or a postgresql:// URI
+    /// [env: PGDATABASE; default: postgres]
+    #[arg(short = 'd', long = "dbname", global = true, value_name = "DBNAME")]
+    pub dbname: Option<String>,
+
+    /// Never prompt for a password
+    #[arg(short = 'w', long = "no-password", global = true, conflicts_with = "password")]
+    pub no_password: bool,
+
+    /// Prompt for a password before connecting
+    #[arg(short = 'W', long = "password", global = true)]
+    pub password: bool,
+}
+
+/// How results are printed.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Output options")]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Shorthand for --output json
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing but errors (the exit status tells the outcome)
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.output
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table fitted to the terminal
+    Table,
+    /// One JSON array
+    Json,
+    /// One JSON object per line
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the sessions that match the filters
+    List(ListArgs),
+    /// Cancel the current query of the matching sessions (pg_cancel_backend)
+    Cancel(CancelArgs),
+    /// Terminate the matching sessions (pg_terminate_backend)
+    Terminate(TerminateArgs),
+    /// Keep new connections out of databases, or stop roles from logging in
+    Lock(LockArgs),
+    /// Undo exactly what `pgkick lock` changed
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TerminateArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    /// Cancel the sessions' queries first, wait --grace, then terminate only the sessions
+    /// that still match the filters
+    #[arg(long, help_heading = "Action options")]
+    pub cancel_first: bool,
+
+    /// How long --cancel-first waits between cancel and terminate
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s",
+          requires = "cancel_first", help_heading = "Action options")]
+    pub grace: Duration,
+
+    /// Lock the --db databases against new connections before terminating their sessions
+    #[arg(long, requires = "db", help_heading = "Action options")]
+    pub lock: bool,
+
+    /// How --lock keeps new connections out
+    #[arg(long, value_enum, default_value_t = LockMethod::AllowConnections, requires = "lock",
+          help_heading = "Action options")]
+    pub method: LockMethod,
+
+    /// Give up a lock whose DDL waits this long behind other transactions
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s",
+          help_heading = "Action options")]
+    pub lock_timeout: Duration,
+}
+
+/// Options that protect against acting on more than intended.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Action options")]
+pub struct GuardArgs {
+    /// Act on every session when no filter is given (otherwise refused, exit 4)
+    #[arg(long)]
+    pub all: bool,
+
+    /// Refuse (exit 4, nothing signalled) when more than N sessions match
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+
+    /// Do not ask for confirmation on a terminal
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Show the matched sessions and the SQL that would run; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Action options")]
+pub struct WaitArgs {
+    /// Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits before reporting the sessions still there
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub wait_timeout: Duration,
+}
+
+/// Filters shared by list, cancel and terminate. Repeating a flag ORs its values; different
+/// flags AND.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Filters (repeat a flag to OR its values; different flags AND)")]
+pub struct FilterArgs {
+    /// Database name
+    #[arg(long, value_name = "NAME")]
+    pub db: Vec<String>,
+
+    /// User (role) name
+    #[arg(long, value_name = "NAME")]
+    pub user: Vec<String>,
+
+    /// Exact application_name
+    #[arg(long, value_name = "NAME")]
+    pub app: Vec<String>,
+
+    /// Client address: an IP address, a CIDR range, or `local` for unix-socket sessions
+    #[arg(long, value_name = "ADDR|CIDR|local", value_parser = parse_client)]
+    pub client: Vec<ClientMatch>,
+
+    /// Session state
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub state: Vec<State>,
+
+    /// Regular expression (Rust regex syntax) searched for in the query text
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub query: Vec<regex::Regex>,
+
+    /// Process ID
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<i32>,
+
+    /// Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub query_age: Vec<Duration>,
+
+    /// Transaction open for longer than DURATION
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub xact_age: Vec<Duration>,
+
+    /// In its current state for longer than DURATION (e.g. idle for an hour)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub state_age: Vec<Duration>,
+
+    /// Connected for longer than DURATION
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub backend_age: Vec<Duration>,
+
+    /// Backend type, as pg_stat_activity.backend_type names it [default: client backend]
+    #[arg(long, value_name = "TYPE")]
+    pub backend_type: Vec<String>,
+
+    /// Leave out sessions in this database
+    #[arg(long, value_name = "NAME")]
+    pub exclude_db: Vec<String>,
+
+    /// Leave out sessions of this user
+    #[arg(long, value_name = "NAME")]
+    pub exclude_user: Vec<String>,
+
+    /// Leave out sessions with this application_name
+    #[arg(long, value_name = "NAME")]
+    pub exclude_app: Vec<String>,
+
+    /// Leave out this process ID
+    #[arg(long, value_name = "PID")]
+    pub exclude_pid: Vec<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Database to lock (repeatable)
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["role", "list"])]
+    pub db: Vec<String>,
+
+    /// Role to stop from logging in: ALTER ROLE ... NOLOGIN (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub role: Vec<String>,
+
+    /// How databases are locked
+    #[arg(long, value_enum, default_value_t = LockMethod::AllowConnections)]
+    pub method: LockMethod,
+
+    /// Show the statements; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Show what pgkick has locked in this cluster: what, how, by whom, since when
+    #[arg(long, conflicts_with_all = ["db", "role", "dry_run"])]
+    pub list: bool,
+
+    /// Give up when the DDL waits this long behind other transactions
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Database to unlock (repeatable)
+    #[arg(long, value_name = "NAME", required_unless_present = "role")]
+    pub db: Vec<String>,
+
+    /// Role to unlock (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub role: Vec<String>,
+
+    /// Show the statements; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Give up when the DDL waits this long behind other transactions
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub lock_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMethod {
+    /// ALTER DATABASE ... ALLOW_CONNECTIONS false: keeps everyone out, superusers included
+    AllowConnections,
+    /// ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers
+    ConnectionLimit,
+    /// REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name
+    RevokeConnect,
+}
+
+/// pg_stat_activity.state values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum State {
+    Active,
+    Idle,
+    IdleInTransaction,
+    IdleInTransactionAborted,
+    Fastpath,
+    Disabled,
+}
+
+impl State {
+    /// The text pg_stat_activity.state holds for this state.
+    pub fn as_pg(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::Idle => "idle",
+            State::IdleInTransaction => "idle in transaction",
+            State::IdleInTransactionAborted => "idle in transaction (aborted)",
+            State::Fastpath => "fastpath function call",
+            State::Disabled => "disabled",
+        }
+    }
+}
+
+/// A --client value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMatch {
+    /// Unix-socket sessions.
+    Local,
+    /// An address or a network, in PostgreSQL's inet text form.
+    Network { addr: IpAddr, prefix: u8 },
+}
+
+impl ClientMatch {
+    /// Text PostgreSQL's inet input accepts.
+    pub fn to_inet(&self) -> Option<String> {
+        match self {
+            ClientMatch::Local => None,
+            ClientMatch::Network { addr, prefix } => Some(format!("{addr}/{prefix}")),
+        }
+    }
+}
+
+fn parse_client(s: &str) -> Result<ClientMatch, String> {
+    if s.eq_ignore_ascii_case("local") {
+        return Ok(ClientMatch::Local);
+    }
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IP address, a CIDR range or 'local'"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= max => n,
+            _ => return Err(format!("'{p}' is not a prefix length from 0 to {max}")),
+        },
+    };
+    Ok(ClientMatch::Network { addr, prefix })
+}
+
+fn parse_regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| {
+        // regex's message is several lines with a caret diagram; keep the last line.
+        let msg = e.to_string();
+        let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        format!(
+            "invalid regular expression: {}",
+            last.trim().trim_start_matches("error: ")
+        )
+    })
+}
+
+/// Durations such as `90s`, `10m`, `1h30m`, `2 days`; a bare number means seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 90s, 10m, 1h30m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn clients() {
+        assert_eq!(parse_client("local").unwrap(), ClientMatch::Local);
+        assert_eq!(
+            parse_client("10.0.0.0/8").unwrap().to_inet().unwrap(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            parse_client("127.0.0.1").unwrap().to_inet().unwrap(),
+            "127.0.0.1/32"
+        );
+        assert_eq!(parse_client("::1").unwrap().to_inet().unwrap(), "::1/128");
+        assert!(parse_client("10.0.0.0/33").is_err());
+        assert!(parse_client("example.com").is_err());
+    }
+
+    #[test]
+    fn global_connection_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["pgkick", "list", "-h", "/tmp", "-p", "5433", "--db", "x"])
+            .unwrap();
+        assert_eq!(cli.conn.host.as_deref(), Some("/tmp"));
+        assert_eq!(cli.conn.port.as_deref(), Some("5433"));
+        let cli = Cli::try_parse_from(["pgkick", "-U", "bob", "terminate", "--db", "x"]).unwrap();
+        assert_eq!(cli.conn.username.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn bad_filter_values_are_usage_errors() {
+        for args in [
+            &["pgkick", "list", "--state", "sleepy"][..],
+            &["pgkick", "list", "--query-age", "ten"],
+            &["pgkick", "list", "--query", "("],
+            &["pgkick", "list", "--pid", "abc"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}
