@@ -1,22 +1,55 @@
 //! pgkick: list, cancel and terminate PostgreSQL sessions; lock databases and roles.
 //!
-//! The only place that prints errors and picks the exit code.
+//! The only place that prints errors and picks the process exit code.
 
 mod cli;
+mod commands;
 mod conn;
 mod error;
+mod filter;
+mod interrupt;
+mod output;
+mod server;
+mod session;
+mod signal;
+mod sql;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match conn::connect(&cli.conn) {
-        Ok(_) => ExitCode::SUCCESS,
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return clap_exit(err),
+    };
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("pgkick: {}", error::one_line(&err));
             ExitCode::from(error::exit_code(&err))
+        }
+    }
+}
+
+/// --help and --version print as clap prints them; a usage error becomes one line on stderr
+/// and exit 2.
+fn clap_exit(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let msg = first.trim_start_matches("error: ");
+            eprintln!("pgkick: {msg} (see pgkick --help)");
+            ExitCode::from(error::code::USAGE)
         }
     }
 }

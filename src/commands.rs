@@ -1,0 +1,237 @@
+//! One function per subcommand: turns the parsed command line into calls to the actions and
+//! hands their results to the printer. Returns the exit code for outcomes that are not errors
+//! (0, or 3 for partial); errors carry their own (see `error`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, ConnArgs, FilterArgs, GuardArgs, WaitArgs};
+use crate::error::{code, Refused, Usage};
+use crate::filter::Filter;
+use crate::output::Printer;
+use crate::server::Server;
+use crate::session::{self, Matched};
+use crate::signal::{self, Action, Outcome, Report};
+use crate::{conn, interrupt};
+
+pub fn run(cli: Cli) -> Result<u8> {
+    let printer = Printer::new(&cli.output);
+    match &cli.command {
+        Command::List(args) => list(&cli.conn, &printer, &args.filter),
+        Command::Cancel(args) => signal_sessions(
+            &cli.conn,
+            &printer,
+            Action::Cancel,
+            &args.filter,
+            &args.guard,
+            &args.wait,
+            None,
+        ),
+        Command::Terminate(args) => signal_sessions(
+            &cli.conn,
+            &printer,
+            Action::Terminate,
+            &args.filter,
+            &args.guard,
+            &args.wait,
+            args.cancel_first.then_some(args.grace),
+        ),
+        Command::Lock(_) | Command::Unlock(_) => {
+            anyhow::bail!("lock and unlock are not implemented yet")
+        }
+    }
+}
+
+/// Connects and detects the server: the first statement of every run.
+fn connect(args: &ConnArgs, filter: Option<&Filter>) -> Result<(postgres::Client, Server)> {
+    let mut client = conn::connect(args)?;
+    let server = Server::detect(&mut client)?;
+    if let Some(filter) = filter {
+        filter.check_server(&server).map_err(Usage)?;
+    }
+    Ok((client, server))
+}
+
+fn find(
+    client: &mut postgres::Client,
+    server: &Server,
+    filter: &Filter,
+    printer: &Printer,
+) -> Result<Matched> {
+    let matched = session::find(client, server, filter)?;
+    if matched.hidden_from_query_filter > 0 {
+        printer.warn(&format!(
+            "{} session(s) hide their query text from this role, so --query cannot match \
+             them; grant pg_read_all_stats to see every query",
+            matched.hidden_from_query_filter
+        ));
+    }
+    Ok(matched)
+}
+
+fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
+    let filter = Filter::from_args(args);
+    let (mut client, server) = connect(conn, Some(&filter))?;
+    let matched = find(&mut client, &server, &filter, printer)?;
+    printer.print(&matched.sessions)?;
+    Ok(code::SUCCESS)
+}
+
+fn signal_sessions(
+    conn: &ConnArgs,
+    printer: &Printer,
+    action: Action,
+    args: &FilterArgs,
+    guard: &GuardArgs,
+    wait: &WaitArgs,
+    cancel_first: Option<Duration>,
+) -> Result<u8> {
+    let filter = Filter::from_args(args);
+    if filter.selects_everything() && !guard.all {
+        return Err(Refused(format!(
+            "no filter given: this would {} every session; add a filter such as --db NAME, \
+             or --all to mean every session",
+            action.verb()
+        ))
+        .into());
+    }
+    let (mut client, server) = connect(conn, Some(&filter))?;
+    let targets = find(&mut client, &server, &filter, printer)?.sessions;
+    let hidden = targets.iter().filter(|s| !s.details_visible()).count();
+    if hidden > 0 {
+        printer.warn(&format!(
+            "{hidden} matched session(s) hide their details from this role: their state, \
+             backend type and query are unknown to pgkick; grant pg_read_all_stats to see them"
+        ));
+    }
+
+    if let Some(max) = guard.max {
+        if targets.len() > max {
+            return Err(Refused(format!(
+                "{} sessions match, more than --max {max}; nothing was signalled",
+                targets.len()
+            ))
+            .into());
+        }
+    }
+    if guard.dry_run {
+        let reports = with_outcome(&targets, action.would());
+        printer.print(&reports)?;
+        let first = if cancel_first.is_some() {
+            Action::Cancel
+        } else {
+            action
+        };
+        printer.dry_run_sql(&signal::signal_query(&server, first, &targets).display())?;
+        return Ok(code::SUCCESS);
+    }
+    if targets.is_empty() {
+        printer.print::<Report>(&[])?;
+        return Ok(code::SUCCESS);
+    }
+    if !guard.yes && printer.interactive() {
+        let question = format!(
+            "{} these {} session(s)?",
+            capitalized(action.verb()),
+            targets.len()
+        );
+        if !printer.confirm(&targets, &question)? {
+            return Err(Refused("not confirmed; nothing was signalled".into()).into());
+        }
+    }
+    interrupt::install()?;
+
+    let mut reports = match cancel_first {
+        None => signal::signal(&mut client, &server, action, &targets)?,
+        Some(grace) => cancel_then_terminate(&mut client, &server, &filter, &targets, grace, printer)?,
+    };
+    if wait.wait {
+        let what = format!("waiting for sessions to {}", if action == Action::Terminate { "end" } else { "stop their queries" });
+        signal::wait(
+            &mut client,
+            &server,
+            action,
+            &mut reports,
+            wait.wait_timeout,
+            &mut |remaining, left| {
+                interrupt::check()?;
+                printer.progress(&what, remaining, left);
+                Ok(())
+            },
+        )?;
+    }
+    printer.print(&reports)?;
+    Ok(exit_status(&reports))
+}
+
+/// --cancel-first: cancel every target, wait the grace period, then terminate the targets
+/// that still match the filter; the others keep their connection.
+fn cancel_then_terminate(
+    client: &mut postgres::Client,
+    server: &Server,
+    filter: &Filter,
+    targets: &[crate::session::Session],
+    grace: Duration,
+    printer: &Printer,
+) -> Result<Vec<Report>> {
+    let mut reports = signal::signal(client, server, Action::Cancel, targets)?;
+    let deadline = Instant::now() + grace;
+    loop {
+        interrupt::check()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        printer.progress("grace period after cancel", targets.len(), left);
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+    printer.progress("", 0, Duration::ZERO);
+
+    let still_matching = session::find(client, server, filter)?.sessions;
+    let same = |a: &crate::session::Session, b: &crate::session::Session| {
+        a.pid == b.pid && a.backend_start == b.backend_start && a.usesysid == b.usesysid
+    };
+    let to_terminate: Vec<_> = reports
+        .iter()
+        .filter(|r| r.outcome == Outcome::Cancelled)
+        .filter(|r| still_matching.iter().any(|s| same(s, &r.session)))
+        .map(|r| r.session.clone())
+        .collect();
+    let terminated = signal::signal(client, server, Action::Terminate, &to_terminate)?;
+    for report in &mut reports {
+        if report.outcome != Outcome::Cancelled {
+            continue;
+        }
+        report.outcome = terminated
+            .iter()
+            .find(|t| same(&t.session, &report.session))
+            .map_or(Outcome::Cancelled, |t| t.outcome);
+    }
+    Ok(reports)
+}
+
+fn with_outcome(sessions: &[crate::session::Session], outcome: Outcome) -> Vec<Report> {
+    sessions
+        .iter()
+        .map(|s| Report {
+            session: s.clone(),
+            outcome,
+        })
+        .collect()
+}
+
+fn exit_status(reports: &[Report]) -> u8 {
+    if reports.iter().any(|r| r.outcome.is_failure()) {
+        code::PARTIAL
+    } else {
+        code::SUCCESS
+    }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut c = word.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}

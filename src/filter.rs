@@ -1,0 +1,486 @@
+//! The typed session filter and the SQL it compiles to.
+//!
+//! `Filter::select` is pure: given the server version it returns SQL text over
+//! pg_stat_activity plus bind parameters, and never puts a value into the text. Repeated
+//! values of one flag become one array parameter (`= ANY($n)`), so the statement does not grow
+//! with the number of values. `--query` regexes are applied by pgkick to the rows the server
+//! returns (Rust regex syntax, validated before connecting); a session whose query text the
+//! server hides from pgkick's role never matches a `--query` filter.
+
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::cli::{ClientMatch, FilterArgs, State};
+use crate::server::Server;
+use crate::session::Session;
+use crate::sql::{Param, Query};
+
+/// The backend type considered when no --backend-type is given.
+pub const DEFAULT_BACKEND_TYPE: &str = "client backend";
+
+/// A validated filter. Built from the command line once; nothing after this point looks at
+/// command-line strings.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub dbs: Vec<String>,
+    pub users: Vec<String>,
+    pub apps: Vec<String>,
+    pub clients: Vec<ClientMatch>,
+    pub states: Vec<State>,
+    pub queries: Vec<Regex>,
+    pub pids: Vec<i32>,
+    /// Repeated ages OR together, so only the shortest matters.
+    pub query_age: Option<Duration>,
+    pub xact_age: Option<Duration>,
+    pub state_age: Option<Duration>,
+    pub backend_age: Option<Duration>,
+    /// Empty means `client backend` (servers 10 and later).
+    pub backend_types: Vec<String>,
+    pub exclude_dbs: Vec<String>,
+    pub exclude_users: Vec<String>,
+    pub exclude_apps: Vec<String>,
+    pub exclude_pids: Vec<i32>,
+}
+
+/// Column expressions of pg_stat_activity for one server version family.
+pub struct Columns {
+    pub pid: &'static str,
+    pub query: &'static str,
+    pub state: &'static str,
+    state_change: &'static str,
+    wait_event_type: &'static str,
+    wait_event: &'static str,
+    backend_type: &'static str,
+    leader_pid: &'static str,
+}
+
+impl Columns {
+    pub fn for_server(server: &Server) -> Columns {
+        let old = !server.has_state();
+        Columns {
+            pid: if old { "a.procpid" } else { "a.pid" },
+            query: if old { "a.current_query" } else { "a.query" },
+            // Before 9.2 the state is encoded in current_query.
+            state: if old {
+                "(CASE a.current_query WHEN '<IDLE>' THEN 'idle' \
+                 WHEN '<IDLE> in transaction' THEN 'idle in transaction' \
+                 WHEN '<IDLE> in transaction (aborted)' THEN 'idle in transaction (aborted)' \
+                 WHEN '<insufficient privilege>' THEN NULL ELSE 'active' END)"
+            } else {
+                "a.state"
+            },
+            state_change: if old {
+                "NULL::timestamptz"
+            } else {
+                "a.state_change"
+            },
+            wait_event_type: if server.has_wait_event() {
+                "a.wait_event_type"
+            } else {
+                "(CASE WHEN a.waiting THEN 'Lock' END)"
+            },
+            wait_event: if server.has_wait_event() {
+                "a.wait_event"
+            } else {
+                "NULL::text"
+            },
+            backend_type: if server.has_backend_type() {
+                "a.backend_type"
+            } else {
+                "NULL::text"
+            },
+            leader_pid: if server.has_leader_pid() {
+                "a.leader_pid"
+            } else {
+                "NULL::int4"
+            },
+        }
+    }
+
+    /// The select list `Session::from_row` reads.
+    pub fn select_list(&self) -> String {
+        format!(
+            "{pid} AS pid, a.datname::text AS datname, a.usename::text AS usename, \
+             a.application_name, a.client_addr, a.client_port, a.backend_start, a.xact_start, \
+             a.query_start, {sc} AS state_change, {wet} AS wait_event_type, \
+             {we} AS wait_event, {st} AS state, {bt} AS backend_type, {lp} AS leader_pid, \
+             {q} AS query, a.usesysid",
+            pid = self.pid,
+            sc = self.state_change,
+            wet = self.wait_event_type,
+            we = self.wait_event,
+            st = self.state,
+            bt = self.backend_type,
+            lp = self.leader_pid,
+            q = self.query,
+        )
+    }
+
+    /// Conditions that hold whatever the filters: not pgkick's own session, a database
+    /// session, not a parallel worker.
+    pub fn always(&self, server: &Server) -> Vec<String> {
+        let mut conds = vec![
+            format!("{} <> pg_catalog.pg_backend_pid()", self.pid),
+            "a.datname IS NOT NULL".to_string(),
+        ];
+        if server.has_backend_type() {
+            conds.push("a.backend_type IS DISTINCT FROM 'parallel worker'".into());
+        }
+        if server.has_leader_pid() {
+            conds.push("(a.leader_pid IS NULL OR a.leader_pid = a.pid)".into());
+        }
+        conds
+    }
+}
+
+impl Filter {
+    pub fn from_args(args: &FilterArgs) -> Filter {
+        Filter {
+            dbs: args.db.clone(),
+            users: args.user.clone(),
+            apps: args.app.clone(),
+            clients: args.client.clone(),
+            states: args.state.clone(),
+            queries: args.query.clone(),
+            pids: args.pid.clone(),
+            query_age: args.query_age.iter().min().copied(),
+            xact_age: args.xact_age.iter().min().copied(),
+            state_age: args.state_age.iter().min().copied(),
+            backend_age: args.backend_age.iter().min().copied(),
+            backend_types: args.backend_type.clone(),
+            exclude_dbs: args.exclude_db.clone(),
+            exclude_users: args.exclude_user.clone(),
+            exclude_apps: args.exclude_app.clone(),
+            exclude_pids: args.exclude_pid.clone(),
+        }
+    }
+
+    /// True when nothing narrows the selection (exclusions alone do not): cancel and
+    /// terminate then need --all.
+    pub fn selects_everything(&self) -> bool {
+        self.dbs.is_empty()
+            && self.users.is_empty()
+            && self.apps.is_empty()
+            && self.clients.is_empty()
+            && self.states.is_empty()
+            && self.queries.is_empty()
+            && self.pids.is_empty()
+            && self.query_age.is_none()
+            && self.xact_age.is_none()
+            && self.state_age.is_none()
+            && self.backend_age.is_none()
+            && self.backend_types.is_empty()
+    }
+
+    /// Problems only the server version reveals.
+    pub fn check_server(&self, server: &Server) -> Result<(), String> {
+        if !self.backend_types.is_empty() && !server.has_backend_type() {
+            return Err(format!(
+                "--backend-type needs PostgreSQL 10 or later; the server is {}",
+                server.version_text()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The SELECT over pg_stat_activity for this filter, ordered by pid. The `--query`
+    /// regexes are not in it: apply `matches_query` to each returned session.
+    pub fn select(&self, server: &Server) -> Query {
+        let cols = Columns::for_server(server);
+        let mut q = Query::default();
+        let mut conds = cols.always(server);
+        if server.has_backend_type() {
+            let types = if self.backend_types.is_empty() {
+                vec![DEFAULT_BACKEND_TYPE.to_string()]
+            } else {
+                self.backend_types.clone()
+            };
+            // The server hides backend_type (with everything but datname, usename,
+            // application_name) from roles without pg_read_all_stats; such a session with a
+            // role is taken to be a client backend rather than silently dropped.
+            let hidden = if types.iter().any(|t| t == DEFAULT_BACKEND_TYPE) {
+                " OR (a.backend_type IS NULL AND a.backend_start IS NULL AND a.usesysid IS NOT NULL)"
+            } else {
+                ""
+            };
+            let p = q.bind(Param::TextArray(types));
+            conds.push(format!("(a.backend_type = ANY({p}::text[]){hidden})"));
+        }
+        self.push_conditions(server, &cols, &mut q, &mut conds);
+        q.sql = format!(
+            "SELECT {} FROM pg_catalog.pg_stat_activity a WHERE {} ORDER BY 1",
+            cols.select_list(),
+            conds.join(" AND ")
+        );
+        q
+    }
+
+    /// The filter's own conditions (everything but the always-on ones and backend_type),
+    /// with their parameters added to `q`.
+    fn push_conditions(
+        &self,
+        server: &Server,
+        cols: &Columns,
+        q: &mut Query,
+        conds: &mut Vec<String>,
+    ) {
+        let any_text = |q: &mut Query, conds: &mut Vec<String>, expr: &str, v: &[String]| {
+            if !v.is_empty() {
+                let p = q.bind(Param::TextArray(v.to_vec()));
+                conds.push(format!("{expr} = ANY({p}::text[])"));
+            }
+        };
+        any_text(q, conds, "a.datname::text", &self.dbs);
+        any_text(q, conds, "a.usename::text", &self.users);
+        any_text(q, conds, "a.application_name", &self.apps);
+        let states: Vec<String> = self.states.iter().map(|s| s.as_pg().to_string()).collect();
+        any_text(q, conds, cols.state, &states);
+
+        if !self.clients.is_empty() {
+            let mut alternatives = Vec::new();
+            if self.clients.contains(&ClientMatch::Local) {
+                alternatives.push("a.client_port = -1".to_string());
+            }
+            let nets: Vec<String> = self.clients.iter().filter_map(|c| c.to_inet()).collect();
+            if !nets.is_empty() {
+                let p = q.bind(Param::TextArray(nets));
+                alternatives.push(format!("a.client_addr <<= ANY({p}::text[]::inet[])"));
+            }
+            conds.push(format!("({})", alternatives.join(" OR ")));
+        }
+        if !self.pids.is_empty() {
+            let p = q.bind(Param::Int4Array(self.pids.clone()));
+            conds.push(format!("{} = ANY({p}::int4[])", cols.pid));
+        }
+
+        let none_text = |q: &mut Query, conds: &mut Vec<String>, expr: &str, v: &[String]| {
+            if !v.is_empty() {
+                let p = q.bind(Param::TextArray(v.to_vec()));
+                conds.push(format!("NOT COALESCE({expr} = ANY({p}::text[]), false)"));
+            }
+        };
+        none_text(q, conds, "a.datname::text", &self.exclude_dbs);
+        none_text(q, conds, "a.usename::text", &self.exclude_users);
+        none_text(q, conds, "a.application_name", &self.exclude_apps);
+        if !self.exclude_pids.is_empty() {
+            let p = q.bind(Param::Int4Array(self.exclude_pids.clone()));
+            conds.push(format!("NOT ({} = ANY({p}::int4[]))", cols.pid));
+        }
+
+        let older_than = |q: &mut Query, conds: &mut Vec<String>, col: &str, d: Duration| {
+            let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            let p = q.bind(Param::Int8(micros));
+            conds.push(format!(
+                "{col} < pg_catalog.now() - {p}::int8 * interval '1 microsecond'"
+            ));
+        };
+        if let Some(d) = self.query_age {
+            older_than(q, conds, "a.query_start", d);
+            conds.push(format!("{} IS DISTINCT FROM 'idle'", cols.state));
+        }
+        if let Some(d) = self.xact_age {
+            older_than(q, conds, "a.xact_start", d);
+        }
+        if let Some(d) = self.state_age {
+            // Before 9.2 there is no state_change; query_start is the closest.
+            let col = if server.has_state() {
+                "a.state_change"
+            } else {
+                "a.query_start"
+            };
+            older_than(q, conds, col, d);
+        }
+        if let Some(d) = self.backend_age {
+            older_than(q, conds, "a.backend_start", d);
+        }
+    }
+
+    /// The `--query` part of the filter, applied to a row the server returned. A session whose
+    /// query text is hidden from pgkick's role never matches a `--query` filter.
+    pub fn matches_query(&self, session: &Session) -> bool {
+        if self.queries.is_empty() {
+            return true;
+        }
+        if !session.details_visible() {
+            return false;
+        }
+        let text = session.query.as_deref().unwrap_or("");
+        self.queries.iter().any(|re| re.is_match(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn filter(args: &[&str]) -> Filter {
+        use clap::Parser;
+        let mut argv = vec!["pgkick", "list"];
+        argv.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            crate::cli::Command::List(l) => Filter::from_args(&l.filter),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Values that must never appear in SQL text.
+    const HOSTILE: &str = "x'; DROP DATABASE postgres; --";
+
+    #[test]
+    fn values_travel_only_as_parameters() {
+        let f = filter(&[
+            "--db", HOSTILE, "--user", HOSTILE, "--app", HOSTILE, "--exclude-db", HOSTILE,
+            "--exclude-user", HOSTILE, "--exclude-app", HOSTILE, "--backend-type", HOSTILE,
+        ]);
+        for v in [80400, 90100, 90200, 90500, 90600, 100000, 130000, 140000, 180000] {
+            let q = f.select(&Server::version(v));
+            assert!(!q.sql.contains("DROP"), "{v}: {}", q.sql);
+            let hostile = q
+                .params
+                .iter()
+                .filter(|p| matches!(p, Param::TextArray(a) if a == &[HOSTILE]))
+                .count();
+            assert_eq!(hostile, if v >= 100000 { 7 } else { 6 }, "{v}");
+        }
+    }
+
+    #[test]
+    fn default_is_client_backends_without_own_session_null_datname_or_workers() {
+        let q = filter(&[]).select(&Server::version(170000));
+        assert!(q.sql.contains("a.pid <> pg_catalog.pg_backend_pid()"));
+        assert!(q.sql.contains("a.datname IS NOT NULL"));
+        assert!(q
+            .sql
+            .contains("a.backend_type IS DISTINCT FROM 'parallel worker'"));
+        assert!(q
+            .sql
+            .contains("(a.leader_pid IS NULL OR a.leader_pid = a.pid)"));
+        assert!(q.sql.contains(
+            "(a.backend_type = ANY($1::text[]) OR (a.backend_type IS NULL \
+             AND a.backend_start IS NULL AND a.usesysid IS NOT NULL))"
+        ));
+        assert_eq!(
+            q.params,
+            vec![Param::TextArray(vec!["client backend".into()])]
+        );
+    }
+
+    #[test]
+    fn version_families() {
+        let f = filter(&["--state", "idle"]);
+        // 9.0 / 9.1: procpid, current_query, state derived, no wait events, no backend_type.
+        let q = f.select(&Server::version(90124));
+        assert!(q.sql.contains("a.procpid AS pid"));
+        assert!(q.sql.contains("a.current_query AS query"));
+        assert!(q.sql.contains("WHEN '<IDLE>' THEN 'idle'"));
+        assert!(q.sql.contains("a.waiting"));
+        assert!(!q.sql.contains("a.backend_type"));
+        assert!(!q.sql.contains("a.state "));
+        assert_eq!(q.params, vec![Param::TextArray(vec!["idle".into()])]);
+        // 9.2 - 9.5: pid, state, waiting.
+        let q = f.select(&Server::version(90524));
+        assert!(q.sql.contains("a.pid AS pid") && q.sql.contains("a.state = ANY($1::text[])"));
+        assert!(q.sql.contains("a.waiting") && !q.sql.contains("a.wait_event_type"));
+        // 9.6: wait events, still no backend_type.
+        let q = f.select(&Server::version(90624));
+        assert!(q.sql.contains("a.wait_event_type") && !q.sql.contains("a.backend_type"));
+        // 10 - 12: backend_type, no leader_pid.
+        let q = f.select(&Server::version(120000));
+        assert!(q.sql.contains("a.backend_type") && !q.sql.contains("a.leader_pid"));
+        assert!(q.sql.contains("NULL::int4 AS leader_pid"));
+        // 13+: leader_pid.
+        let q = f.select(&Server::version(130000));
+        assert!(q.sql.contains("a.leader_pid AS leader_pid"));
+    }
+
+    #[test]
+    fn repeated_flags_or_and_different_flags_and() {
+        let f = filter(&[
+            "--db", "a", "--db", "b", "--user", "u", "--pid", "7", "--pid", "8",
+        ]);
+        let q = f.select(&Server::version(150000));
+        assert!(q.sql.contains("a.datname::text = ANY($2::text[])"));
+        assert!(q.sql.contains("a.usename::text = ANY($3::text[])"));
+        assert!(q.sql.contains("a.pid = ANY($4::int4[])"));
+        assert_eq!(q.params[1], Param::TextArray(vec!["a".into(), "b".into()]));
+        assert_eq!(q.params[3], Param::Int4Array(vec![7, 8]));
+    }
+
+    #[test]
+    fn clients_and_ages() {
+        let f = filter(&[
+            "--client", "local", "--client", "10.0.0.0/8", "--query-age", "10m",
+            "--query-age", "5m", "--xact-age", "1h30m",
+        ]);
+        let q = f.select(&Server::version(150000));
+        assert!(q
+            .sql
+            .contains("(a.client_port = -1 OR a.client_addr <<= ANY($2::text[]::inet[]))"));
+        assert_eq!(q.params[1], Param::TextArray(vec!["10.0.0.0/8".into()]));
+        // Repeated ages OR: the shortest wins.
+        assert_eq!(q.params[2], Param::Int8(300_000_000));
+        assert!(q.sql.contains(
+            "a.query_start < pg_catalog.now() - $3::int8 * interval '1 microsecond'"
+        ));
+        assert!(q.sql.contains("a.state IS DISTINCT FROM 'idle'"));
+        assert_eq!(q.params[3], Param::Int8(5_400_000_000));
+    }
+
+    #[test]
+    fn exclusions_keep_rows_with_nulls() {
+        let f = filter(&["--exclude-user", "postgres", "--exclude-pid", "42"]);
+        let q = f.select(&Server::version(150000));
+        assert!(q
+            .sql
+            .contains("NOT COALESCE(a.usename::text = ANY($2::text[]), false)"));
+        assert!(q.sql.contains("NOT (a.pid = ANY($3::int4[]))"));
+        assert!(f.selects_everything(), "exclusions alone do not narrow");
+        assert!(!filter(&["--db", "x"]).selects_everything());
+    }
+
+    #[test]
+    fn backend_type_needs_10() {
+        let f = filter(&["--backend-type", "walsender"]);
+        assert!(f.check_server(&Server::version(90624)).is_err());
+        assert!(f.check_server(&Server::version(100000)).is_ok());
+        let q = f.select(&Server::version(100000));
+        assert_eq!(q.params[0], Param::TextArray(vec!["walsender".into()]));
+        assert!(
+            !q.sql.contains("a.backend_type IS NULL"),
+            "hidden sessions are taken for client backends only"
+        );
+    }
+
+    #[test]
+    fn query_regex_never_matches_hidden_text() {
+        let f = filter(&["--query", "insufficient|SELECT"]);
+        let mut s = Session {
+            pid: 1,
+            datname: Some("d".into()),
+            usename: None,
+            application_name: None,
+            client_addr: None,
+            client_port: None,
+            backend_start: None,
+            xact_start: None,
+            query_start: None,
+            state_change: None,
+            wait_event_type: None,
+            wait_event: None,
+            state: None,
+            backend_type: None,
+            leader_pid: None,
+            query: Some("<insufficient privilege>".into()),
+            usesysid: None,
+        };
+        assert!(!f.matches_query(&s));
+        s.backend_start = Some(chrono::DateTime::from_str("2026-01-01T00:00:00Z").unwrap());
+        s.query = Some("SELECT 1".into());
+        assert!(f.matches_query(&s));
+        s.query = Some("UPDATE t".into());
+        assert!(!f.matches_query(&s));
+    }
+}

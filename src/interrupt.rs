@@ -1,0 +1,36 @@
+//! SIGINT and SIGTERM while pgkick waits: noted, then turned into an `Interrupted` error at the
+//! next check, so the run stops between statements, reports what it already did, and exits
+//! 130 or 143. Before `install` (e.g. at the confirmation prompt, when nothing has been done
+//! yet) the default action applies and the signal ends pgkick at once.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Result;
+
+use crate::error::Interrupted;
+
+static RECEIVED: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
+/// Starts noting SIGINT and SIGTERM instead of dying on them.
+pub fn install() -> Result<()> {
+    let flag = RECEIVED.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_usize(sig, Arc::clone(flag), sig as usize)?;
+    }
+    Ok(())
+}
+
+/// The signal received since `install`, if any.
+pub fn received() -> Option<i32> {
+    let sig = RECEIVED.get()?.load(Ordering::SeqCst);
+    (sig != 0).then_some(sig as i32)
+}
+
+/// Fails with `Interrupted` once a signal has arrived.
+pub fn check() -> Result<()> {
+    match received() {
+        Some(signal) => Err(Interrupted { signal }.into()),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,294 @@
+//! Everything pgkick shows: tables, JSON, JSON lines, notes, progress and the confirmation
+//! prompt. Actions return data; this module alone decides how it looks.
+//!
+//! Results go to stdout; notes, warnings, progress and prompts go to stderr, so that
+//! `--json | jq` always reads clean JSON.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use comfy_table::{ContentArrangement, ContentLineStyle, LineStyle, Row, Table, TableStyle};
+use serde::Serialize;
+
+use crate::cli::{OutputArgs, OutputFormat};
+use crate::session::Session;
+use crate::signal::Report;
+
+/// Longest query text shown in a table when the width is unknown (output not a terminal).
+const PIPED_QUERY_CHARS: usize = 80;
+
+/// psql's look: `|` between columns, a `-+-` line under the header, nothing else.
+const PSQL_STYLE: TableStyle = TableStyle::new()
+    .header_lines(ContentLineStyle::none().junction('|'))
+    .header_separator(LineStyle::none().fill('-').junction('+'))
+    .content_lines(ContentLineStyle::none().junction('|'));
+
+/// Something that can be shown as a table row as well as serialized.
+pub trait Tabular: Serialize {
+    /// Singular and plural of what a row is, for the table's footer.
+    const NOUN: (&'static str, &'static str) = ("session", "sessions");
+    fn headers() -> Vec<&'static str>;
+    fn cells(&self, now: DateTime<Utc>) -> Vec<String>;
+}
+
+pub struct Printer {
+    format: OutputFormat,
+    quiet: bool,
+    stdout_tty: bool,
+    stderr_tty: bool,
+    progress_shown: std::cell::Cell<bool>,
+}
+
+impl Printer {
+    pub fn new(args: &OutputArgs) -> Printer {
+        Printer {
+            format: args.format(),
+            quiet: args.quiet,
+            stdout_tty: io::stdout().is_terminal(),
+            stderr_tty: io::stderr().is_terminal(),
+            progress_shown: std::cell::Cell::new(false),
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format != OutputFormat::Table
+    }
+
+    /// Prints results on stdout in the chosen format. Nothing with --quiet.
+    pub fn print<T: Tabular>(&self, items: &[T]) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        match self.format {
+            OutputFormat::Table => {
+                let table = self.table(items, self.stdout_tty, false);
+                writeln!(out, "{table}")?;
+                let n = items.len();
+                let noun = if n == 1 { T::NOUN.0 } else { T::NOUN.1 };
+                writeln!(out, "({n} {noun})")?;
+            }
+            OutputFormat::Json => {
+                if self.stdout_tty {
+                    serde_json::to_writer_pretty(&mut out, items)?;
+                } else {
+                    serde_json::to_writer(&mut out, items)?;
+                }
+                writeln!(out)?;
+            }
+            OutputFormat::Jsonl => {
+                for item in items {
+                    serde_json::to_writer(&mut out, item)?;
+                    writeln!(out)?;
+                }
+            }
+        }
+        out.flush()
+    }
+
+    /// A table of `items`, fitted to the terminal width when `fit` (one line per row, long
+    /// text cut with "..."), otherwise with query text shortened.
+    fn table<T: Tabular>(&self, items: &[T], fit: bool, on_stderr: bool) -> Table {
+        let now = Utc::now();
+        let mut table = Table::new();
+        if on_stderr {
+            table.use_stderr();
+        }
+        table.load_style(PSQL_STYLE);
+        table.set_header(T::headers());
+        if fit {
+            table.set_content_arrangement(ContentArrangement::Dynamic);
+        } else {
+            table.set_content_arrangement(ContentArrangement::Disabled);
+        }
+        for item in items {
+            let mut cells = item.cells(now);
+            if !fit {
+                if let Some(last) = cells.last_mut() {
+                    *last = shorten(last, PIPED_QUERY_CHARS);
+                }
+            }
+            let mut row = Row::from(cells);
+            row.max_height(1);
+            table.add_row(row);
+        }
+        table
+    }
+
+    /// The SQL a --dry-run would send: after the table on stdout, or on stderr with JSON
+    /// output so that stdout stays valid JSON.
+    pub fn dry_run_sql(&self, sql: &str) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let text = format!("-- dry run: nothing was changed. The statement that would run:\n{sql}\n");
+        if self.is_json() {
+            io::stderr().write_all(text.as_bytes())
+        } else {
+            let mut out = io::stdout().lock();
+            out.write_all(b"\n")?;
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        }
+    }
+
+    /// A note for people (stderr), not shown with --quiet.
+    pub fn note(&self, msg: &str) {
+        if !self.quiet {
+            self.clear_progress();
+            eprintln!("pgkick: {msg}");
+        }
+    }
+
+    /// A warning (stderr), shown even with --quiet.
+    pub fn warn(&self, msg: &str) {
+        self.clear_progress();
+        eprintln!("pgkick: warning: {msg}");
+    }
+
+    /// Progress of a wait, on stderr, only on a terminal and without --quiet; `remaining` 0
+    /// clears the line.
+    pub fn progress(&self, what: &str, remaining: usize, left: Duration) {
+        if self.quiet || !self.stderr_tty {
+            return;
+        }
+        if remaining == 0 {
+            self.clear_progress();
+            return;
+        }
+        let noun = if remaining == 1 { "session" } else { "sessions" };
+        eprint!(
+            "\r\x1b[2Kpgkick: {what}: {remaining} {noun} remaining, {} left",
+            format_duration(left)
+        );
+        let _ = io::stderr().flush();
+        self.progress_shown.set(true);
+    }
+
+    fn clear_progress(&self) {
+        if self.progress_shown.replace(false) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    /// True when a person can answer a prompt: stdin and stderr are terminals.
+    pub fn interactive(&self) -> bool {
+        io::stdin().is_terminal() && self.stderr_tty
+    }
+
+    /// Shows `items` on stderr and asks `question`; true only for an explicit yes.
+    pub fn confirm<T: Tabular>(&self, items: &[T], question: &str) -> io::Result<bool> {
+        let table = self.table(items, true, true);
+        eprintln!("{table}");
+        eprint!("{question} [y/N] ");
+        io::stderr().flush()?;
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer)?;
+        Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+    }
+}
+
+/// Collapses whitespace (query text is often multi-line) and cuts to `max` characters.
+pub fn shorten(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(3)).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// `1h02m`, `35s`, `2d04h`: compact, for tables and progress.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn since(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
+    t.and_then(|t| (now - t).to_std().ok())
+        .map(format_duration)
+        .unwrap_or_default()
+}
+
+fn text(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+impl Tabular for Session {
+    fn headers() -> Vec<&'static str> {
+        vec![
+            "pid", "database", "user", "application", "client", "state", "for", "wait", "query",
+        ]
+    }
+
+    fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
+        let client = match (self.client_addr, self.client_port) {
+            (_, Some(-1)) => "local".to_string(),
+            (Some(addr), Some(port)) => format!("{addr}:{port}"),
+            (Some(addr), None) => addr.to_string(),
+            (None, _) => String::new(),
+        };
+        let wait = match (&self.wait_event_type, &self.wait_event) {
+            (Some(t), Some(e)) => format!("{t}:{e}"),
+            (Some(t), None) => t.clone(),
+            _ => String::new(),
+        };
+        let state = match (&self.state, &self.backend_type) {
+            (Some(s), _) => s.clone(),
+            (None, Some(b)) if b != crate::filter::DEFAULT_BACKEND_TYPE => b.clone(),
+            _ => String::new(),
+        };
+        vec![
+            self.pid.to_string(),
+            text(&self.datname),
+            text(&self.usename),
+            text(&self.application_name),
+            client,
+            state,
+            since(now, self.state_change.or(self.query_start)),
+            wait,
+            text(&self.query),
+        ]
+    }
+}
+
+impl Tabular for Report {
+    fn headers() -> Vec<&'static str> {
+        let mut h = vec!["outcome"];
+        h.extend(Session::headers());
+        h
+    }
+
+    fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut c = vec![self.outcome.as_str().to_string()];
+        c.extend(self.session.cells(now));
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_flattens_and_cuts() {
+        assert_eq!(shorten("SELECT\n  1", 80), "SELECT 1");
+        assert_eq!(shorten("abcdefghij", 6), "abc...");
+        assert_eq!(shorten("ééééé", 5), "ééééé");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(Duration::from_secs(35)), "35s");
+        assert_eq!(format_duration(Duration::from_secs(62)), "1m02s");
+        assert_eq!(format_duration(Duration::from_secs(3720)), "1h02m");
+        assert_eq!(format_duration(Duration::from_secs(2 * 86400 + 4 * 3600)), "2d04h");
+    }
+}

@@ -1,0 +1,96 @@
+//! One row of pg_stat_activity, as pgkick reports it.
+
+use std::net::IpAddr;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A session, with pg_stat_activity's own column names. Fields the server does not have (older
+/// versions) or hides (insufficient privilege) are `None` and serialize as `null`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Session {
+    pub pid: i32,
+    pub datname: Option<String>,
+    pub usename: Option<String>,
+    pub application_name: Option<String>,
+    pub client_addr: Option<IpAddr>,
+    pub client_port: Option<i32>,
+    pub backend_start: Option<DateTime<Utc>>,
+    pub xact_start: Option<DateTime<Utc>>,
+    pub query_start: Option<DateTime<Utc>>,
+    pub state_change: Option<DateTime<Utc>>,
+    pub wait_event_type: Option<String>,
+    pub wait_event: Option<String>,
+    pub state: Option<String>,
+    pub backend_type: Option<String>,
+    pub leader_pid: Option<i32>,
+    pub query: Option<String>,
+    /// The role's OID: part of a session's identity when its details are hidden.
+    #[serde(skip)]
+    pub usesysid: Option<u32>,
+}
+
+impl Session {
+    /// Builds a session from a row of `filter::select_sql`'s result (columns in the order
+    /// above, then usesysid).
+    pub fn from_row(row: &postgres::Row) -> Result<Session> {
+        Ok(Session {
+            pid: row.try_get(0)?,
+            datname: row.try_get(1)?,
+            usename: row.try_get(2)?,
+            application_name: row.try_get(3)?,
+            client_addr: row.try_get(4)?,
+            client_port: row.try_get(5)?,
+            backend_start: row.try_get(6)?,
+            xact_start: row.try_get(7)?,
+            query_start: row.try_get(8)?,
+            state_change: row.try_get(9)?,
+            wait_event_type: row.try_get(10)?,
+            wait_event: row.try_get(11)?,
+            state: row.try_get(12)?,
+            backend_type: row.try_get(13)?,
+            leader_pid: row.try_get(14)?,
+            query: row.try_get(15)?,
+            usesysid: row.try_get(16)?,
+        })
+    }
+
+    /// False when the server hides this session's details from pgkick's role (query text
+    /// `<insufficient privilege>`; needs pg_read_all_stats or membership in the session's role).
+    /// Every visible session has a backend_start; a hidden one never does.
+    pub fn details_visible(&self) -> bool {
+        self.backend_start.is_some()
+    }
+}
+
+/// The sessions a filter matches, and how many the `--query` filter could not judge because
+/// their query text is hidden from pgkick's role.
+#[derive(Debug, Default)]
+pub struct Matched {
+    pub sessions: Vec<Session>,
+    pub hidden_from_query_filter: usize,
+}
+
+/// Runs the filter's SELECT (one statement) and applies its `--query` part.
+pub fn find(
+    client: &mut postgres::Client,
+    server: &crate::server::Server,
+    filter: &crate::filter::Filter,
+) -> Result<Matched> {
+    use anyhow::Context;
+    let rows = filter
+        .select(server)
+        .run(client)
+        .context("could not read pg_stat_activity")?;
+    let mut matched = Matched::default();
+    for row in &rows {
+        let session = Session::from_row(row)?;
+        if filter.matches_query(&session) {
+            matched.sessions.push(session);
+        } else if !filter.queries.is_empty() && !session.details_visible() {
+            matched.hidden_from_query_filter += 1;
+        }
+    }
+    Ok(matched)
+}
