@@ -6,14 +6,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, ConnArgs, FilterArgs, GuardArgs, WaitArgs};
+use crate::cli::{
+    Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
+};
 use crate::error::{code, Refused, Usage};
 use crate::filter::Filter;
 use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, interrupt};
+use crate::{conn, interrupt, lock};
 
 pub fn run(cli: Cli) -> Result<u8> {
     let printer = Printer::new(&cli.output);
@@ -27,6 +29,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             &args.guard,
             &args.wait,
             None,
+            None,
         ),
         Command::Terminate(args) => signal_sessions(
             &cli.conn,
@@ -36,11 +39,20 @@ pub fn run(cli: Cli) -> Result<u8> {
             &args.guard,
             &args.wait,
             args.cancel_first.then_some(args.grace),
+            args.lock.then_some(LockFirst {
+                method: args.method,
+                lock_timeout: args.lock_timeout,
+            }),
         ),
-        Command::Lock(_) | Command::Unlock(_) => {
-            anyhow::bail!("lock and unlock are not implemented yet")
-        }
+        Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
+        Command::Unlock(args) => unlock_databases_or_roles(&cli.conn, &printer, args),
     }
+}
+
+/// terminate --lock: lock the --db databases before terminating their sessions.
+struct LockFirst {
+    method: LockMethod,
+    lock_timeout: Duration,
 }
 
 /// Connects and detects the server: the first statement of every run.
@@ -86,6 +98,7 @@ fn signal_sessions(
     guard: &GuardArgs,
     wait: &WaitArgs,
     cancel_first: Option<Duration>,
+    lock_first: Option<LockFirst>,
 ) -> Result<u8> {
     let filter = Filter::from_args(args);
     if filter.selects_everything() && !guard.all {
@@ -116,6 +129,19 @@ fn signal_sessions(
         }
     }
     if guard.dry_run {
+        if let Some(plan) = &lock_first {
+            let changes = lock::lock(
+                &mut client,
+                &server,
+                &lock::Targets { dbs: filter.dbs.clone(), roles: Vec::new() },
+                plan.method,
+                true,
+                plan.lock_timeout,
+            )?;
+            for change in &changes {
+                printer.dry_run_sql(&change.statements.join("\n"))?;
+            }
+        }
         let reports = with_outcome(&targets, action.would());
         printer.print(&reports)?;
         let first = if cancel_first.is_some() {
@@ -126,11 +152,11 @@ fn signal_sessions(
         printer.dry_run_sql(&signal::signal_query(&server, first, &targets).display())?;
         return Ok(code::SUCCESS);
     }
-    if targets.is_empty() {
+    if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
         return Ok(code::SUCCESS);
     }
-    if !guard.yes && printer.interactive() {
+    if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = format!(
             "{} these {} session(s)?",
             capitalized(action.verb()),
@@ -141,6 +167,25 @@ fn signal_sessions(
         }
     }
     interrupt::install()?;
+    let targets = match &lock_first {
+        None => targets,
+        Some(plan) => {
+            // Locked first, so that clients reconnecting in a loop cannot get back in; then
+            // everything in the databases that matches now is a target.
+            let changes = lock::lock(
+                &mut client,
+                &server,
+                &lock::Targets { dbs: filter.dbs.clone(), roles: Vec::new() },
+                plan.method,
+                false,
+                plan.lock_timeout,
+            )?;
+            for change in &changes {
+                printer.note(&format!("database {}: {}", change.name, change.status));
+            }
+            find(&mut client, &server, &filter, printer)?.sessions
+        }
+    };
 
     let mut reports = match cancel_first {
         None => signal::signal(&mut client, &server, action, &targets)?,
@@ -234,4 +279,39 @@ fn capitalized(word: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
+}
+
+fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) -> Result<u8> {
+    let (mut client, server) = connect(conn, None)?;
+    if args.list {
+        printer.print(&lock::list(&mut client, &server)?)?;
+        return Ok(code::SUCCESS);
+    }
+    let targets = lock::Targets {
+        dbs: args.db.clone(),
+        roles: args.role.clone(),
+    };
+    interrupt::install()?;
+    let changes = lock::lock(
+        &mut client,
+        &server,
+        &targets,
+        args.method,
+        args.dry_run,
+        args.lock_timeout,
+    )?;
+    printer.print(&changes)?;
+    Ok(code::SUCCESS)
+}
+
+fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockArgs) -> Result<u8> {
+    let (mut client, server) = connect(conn, None)?;
+    let targets = lock::Targets {
+        dbs: args.db.clone(),
+        roles: args.role.clone(),
+    };
+    interrupt::install()?;
+    let changes = lock::unlock(&mut client, &server, &targets, args.dry_run, args.lock_timeout)?;
+    printer.print(&changes)?;
+    Ok(code::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod conn;
 mod error;
 mod filter;
 mod interrupt;
+mod lock;
 mod output;
 mod server;
 mod session;

@@ -273,6 +273,26 @@ impl Tabular for Report {
     }
 }
 
+impl Tabular for crate::lock::Change {
+    const NOUN: (&'static str, &'static str) = ("object", "objects");
+    fn headers() -> Vec<&'static str> {
+        vec!["kind", "name", "status"]
+    }
+    fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
+        vec![self.kind.to_string(), self.name.clone(), self.status.clone()]
+    }
+}
+
+impl Tabular for crate::lock::Record {
+    const NOUN: (&'static str, &'static str) = ("lock", "locks");
+    fn headers() -> Vec<&'static str> {
+        vec!["kind", "name"]
+    }
+    fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
+        vec![self.kind.to_string(), self.name.clone()]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
