@@ -14,6 +14,7 @@ mod server;
 mod session;
 mod signal;
 mod sql;
+mod tls;
 
 use std::process::ExitCode;
 
