@@ -1,0 +1,1036 @@
+//! Throwaway PostgreSQL servers and client sessions for the integration tests.
+//!
+//! A [`Server`] is a real postmaster started from the PostgreSQL server binaries
+//! (`PGKICK_PG_BINDIR`, else the newest `/usr/lib/postgresql/*/bin`) in its own temp dir, with its
+//! own unix socket and TCP port. It is started through a small bash watchdog whose stdin is a pipe
+//! held by this process: when the pipe closes (the `Server` is dropped, or the test process exits
+//! or is killed) the watchdog shuts the postmaster down fast and deletes the dir. Under root the
+//! server runs as the OS user `PGKICK_TEST_OS_USER` (default `postgres`).
+//!
+//! A [`Session`] is a client connection held open in a given state (idle, idle in transaction,
+//! active, ...), remembering its backend pid and start time so tests can tell whether pgkick
+//! ended it.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use postgres::{Client, NoTls};
+
+/// The database superuser every server is initialised with.
+pub const SUPERUSER: &str = "postgres";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A name no other test in this process (or another test process) uses: `{prefix}_{pid}_{n}`.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}_{}_{n}", std::process::id());
+    assert!(
+        name.len() <= 63,
+        "name {name:?} is longer than PostgreSQL's 63-byte limit"
+    );
+    name
+}
+
+/// Poll `cond` every 20 ms up to `timeout`; returns whether it became true.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment: binaries and the OS user
+// ---------------------------------------------------------------------------------------------
+
+fn bindir() -> &'static Path {
+    static BINDIR: OnceLock<PathBuf> = OnceLock::new();
+    BINDIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("PGKICK_PG_BINDIR") {
+            let dir = PathBuf::from(dir);
+            assert!(
+                dir.join("initdb").is_file() && dir.join("postgres").is_file(),
+                "PGKICK_PG_BINDIR={} has no initdb/postgres",
+                dir.display()
+            );
+            return dir;
+        }
+        let mut found: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+                let bin = e.path().join("bin");
+                bin.join("initdb").is_file().then_some((major, bin))
+            })
+            .collect();
+        found.sort();
+        match found.pop() {
+            Some((_, bin)) => bin,
+            None => {
+                panic!("no PostgreSQL server binaries: run scripts/test, or set PGKICK_PG_BINDIR")
+            }
+        }
+    })
+}
+
+/// The unprivileged OS user the server runs as when the tests run as root.
+struct OsUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+fn os_user() -> Option<&'static OsUser> {
+    static USER: OnceLock<Option<OsUser>> = OnceLock::new();
+    USER.get_or_init(|| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let name = std::env::var("PGKICK_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
+        let id = |flag: &str| -> Option<u32> {
+            let out = Command::new("id").arg(flag).arg(&name).output().ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        };
+        match (id("-u"), id("-g")) {
+            (Some(uid), Some(gid)) => Some(OsUser { name, uid, gid }),
+            _ => panic!(
+                "the tests run as root, so the server must run as OS user {name:?}, which does \
+                 not exist: run scripts/test, or create the OS user {name}"
+            ),
+        }
+    })
+    .as_ref()
+}
+
+/// A command for a server binary, run as the unprivileged OS user when we are root.
+/// `setpriv` execs the program directly, so the child's pid is the program's own.
+fn server_command(program: &Path) -> Command {
+    let mut cmd = match os_user() {
+        None => Command::new(program),
+        Some(user) if Path::new("/usr/bin/setpriv").exists() || which("setpriv") => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={}", user.uid))
+                .arg(format!("--regid={}", user.gid))
+                .arg("--init-groups")
+                .arg("--")
+                .arg(program);
+            c
+        }
+        Some(user) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", &user.name, "--"]).arg(program);
+            c
+        }
+    };
+    remove_pg_env(&mut cmd);
+    cmd
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn remove_pg_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+fn chown_to_os_user(path: &Path) {
+    if let Some(user) = os_user() {
+        std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+            .unwrap_or_else(|e| panic!("chown {} to {}: {e}", path.display(), user.name));
+    }
+}
+
+fn run_checked(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {cmd:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Delete `pgkick-it-<pid>-*` dirs left in the temp dir by test processes that are gone
+/// (only possible if a watchdog itself was killed).
+fn sweep_stale_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("pgkick-it-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// One `initdb` per test process; every server starts from a copy of it.
+///
+/// initdb runs under a bash reaper that, once initdb has finished, waits for its stdin (a pipe
+/// held in a static) to close at process exit and then deletes the template dir.
+fn template_data_dir() -> &'static Path {
+    static TEMPLATE: OnceLock<(PathBuf, Mutex<Child>)> = OnceLock::new();
+    let (data, _reaper) = TEMPLATE.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("pgkick-it-{}-template", std::process::id()));
+        sweep_stale_dirs();
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap_or_else(|e| panic!("mkdir {}: {e}", base.display()));
+        chown_to_os_user(&base);
+        let data = base.join("data");
+        let log = base.join("initdb.log");
+        let initdb = server_command(&bindir().join("initdb"));
+        let mut reaper = Command::new("bash");
+        reaper
+            .arg("-c")
+            .arg(
+                r#"trap '' PIPE; base=$1; shift
+                "$@" </dev/null >"$base/initdb.log" 2>&1; echo "$?"; exec >/dev/null
+                read -r _; rm -rf -- "$base""#,
+            )
+            .arg("pgkick-it-template")
+            .arg(&base)
+            .arg(initdb.get_program())
+            .args(initdb.get_args())
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        for (key, _) in initdb.get_envs() {
+            reaper.env_remove(key);
+        }
+        let mut reaper = reaper.spawn().expect("cannot start bash");
+        let mut status = String::new();
+        BufReader::new(reaper.stdout.take().unwrap())
+            .read_line(&mut status)
+            .expect("read initdb's exit status");
+        assert!(
+            status.trim() == "0",
+            "initdb failed (exit {}):\n{}",
+            status.trim(),
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        (data, Mutex::new(reaper))
+    });
+    data
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("cannot find a free TCP port")
+        .port()
+}
+
+fn conf_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn process_gone(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S ..." — comm may contain spaces, so look after the last ')'.
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .map(|rest| rest.trim_start().starts_with('Z'))
+                != Some(false)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+/// A throwaway PostgreSQL server. Dropping it shuts it down (fast) and removes its dir.
+pub struct Server {
+    dir: PathBuf,
+    data: PathBuf,
+    port: u16,
+    postmaster_pid: i32,
+    version_num: i32,
+    /// The watchdog; its stdin is the pipe that keeps the server alive.
+    watchdog: Child,
+    keepalive: Option<ChildStdin>,
+}
+
+enum StartError {
+    PortTaken(String),
+    Other(String),
+}
+
+impl Server {
+    /// One server shared by all tests in the process (started on first use). Tests on it must
+    /// only touch their own databases/roles (use unique names) and never `--all`.
+    pub fn shared() -> &'static Server {
+        static SHARED: OnceLock<Server> = OnceLock::new();
+        SHARED.get_or_init(Server::start)
+    }
+
+    /// A private server (for tests that use --all, shut the server down, change config, etc.).
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A private server with extra `postgresql.conf` settings (they win over the defaults).
+    pub fn start_with(conf: &[(&str, &str)]) -> Server {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("pgkick-it-{}-{n}", std::process::id()));
+            match Server::try_start(dir, conf) {
+                Ok(server) => return server,
+                Err(StartError::PortTaken(log)) => last = log,
+                Err(StartError::Other(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!("PostgreSQL could not bind a TCP port after 5 attempts; last log:\n{last}");
+    }
+
+    fn try_start(dir: PathBuf, conf: &[(&str, &str)]) -> Result<Server, StartError> {
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let data = dir.join("data");
+        let port = free_port();
+
+        // The watchdog owns the dir from here on. Once told "go" it starts the postmaster and
+        // reports its pid, then waits for its stdin to close (Drop, or this process exiting for
+        // any reason, even SIGKILL) to shut the postmaster down fast and delete the dir. If stdin
+        // closes before "go" (a panic while preparing), it only deletes the dir.
+        let postgres = server_command(&bindir().join("postgres"));
+        let mut watchdog = Command::new("bash");
+        watchdog
+            .arg("-c")
+            .arg(
+                r#"trap '' PIPE; dir=$1; shift
+                if ! read -r _; then rm -rf -- "$dir"; exit; fi
+                "$@" </dev/null >>"$dir/server.log" 2>&1 & pg=$!
+                echo "$pg"; exec >/dev/null
+                read -r _
+                kill -INT "$pg" 2>/dev/null; wait "$pg"
+                rm -rf -- "$dir""#,
+            )
+            .arg("pgkick-it-watchdog")
+            .arg(&dir)
+            .arg(postgres.get_program())
+            .args(postgres.get_args())
+            .arg("-D")
+            .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C on the test run must not kill it before it cleans up.
+            .process_group(0);
+        for (key, _) in postgres.get_envs() {
+            watchdog.env_remove(key);
+        }
+        let mut watchdog = watchdog.spawn().expect("cannot start bash");
+        let mut keepalive = watchdog.stdin.take();
+
+        fs::create_dir_all(dir.join("home")).expect("mkdir home");
+        chown_to_os_user(&dir);
+        run_checked(
+            Command::new("cp")
+                .arg("-a")
+                .arg(template_data_dir())
+                .arg(&data),
+            "copying the initdb template",
+        );
+        let mut settings: Vec<(String, String)> = [
+            ("listen_addresses", "127.0.0.1".to_string()),
+            (
+                "unix_socket_directories",
+                dir.to_str().expect("utf-8 temp dir").to_string(),
+            ),
+            ("fsync", "off".into()),
+            ("synchronous_commit", "off".into()),
+            ("full_page_writes", "off".into()),
+            ("max_connections", "200".into()),
+            ("shared_buffers", "32MB".into()),
+            ("log_min_messages", "warning".into()),
+            ("logging_collector", "off".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        settings.extend(conf.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut conf_file = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("open postgresql.conf");
+        writeln!(conf_file, "\n# pgkick integration tests").unwrap();
+        for (key, value) in &settings {
+            writeln!(conf_file, "{key} = {}", conf_quote(value)).unwrap();
+        }
+        drop(conf_file);
+
+        writeln!(keepalive.as_mut().unwrap(), "go").expect("start the watchdog");
+        let mut line = String::new();
+        BufReader::new(watchdog.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the watchdog's report");
+        let child_pid: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("watchdog said {line:?}"));
+
+        let mut server = Server {
+            dir,
+            data,
+            port,
+            postmaster_pid: child_pid as i32,
+            version_num: 0,
+            watchdog,
+            keepalive,
+        };
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut last_error: String;
+        let mut client = loop {
+            match server
+                .config(SUPERUSER, SUPERUSER, "pgkick-it")
+                .connect(NoTls)
+            {
+                Ok(client) => break client,
+                Err(e) => last_error = e.to_string(),
+            }
+            if process_gone(child_pid) {
+                let log = server.log();
+                return Err(
+                    if log.contains("could not bind")
+                        || log.contains("could not create any TCP/IP sockets")
+                    {
+                        StartError::PortTaken(log)
+                    } else {
+                        StartError::Other(format!(
+                        "PostgreSQL exited during startup (last connect error: {last_error}); log:\n{log}"
+                    ))
+                    },
+                );
+            }
+            if Instant::now() >= deadline {
+                return Err(StartError::Other(format!(
+                    "PostgreSQL not ready after {READY_TIMEOUT:?} (last connect error: {last_error}); log:\n{}",
+                    server.log()
+                )));
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        let row = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .expect("query server_version_num");
+        server.version_num = row.get(0);
+        // Whatever ran the binary (setpriv execs; runuser may not), postmaster.pid names the postmaster.
+        if let Some(pid) = fs::read_to_string(server.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
+        {
+            server.postmaster_pid = pid;
+        }
+        Ok(server)
+    }
+
+    pub fn sock_dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+    pub fn bindir(&self) -> &Path {
+        bindir()
+    }
+    /// `server_version_num`, e.g. 150008.
+    pub fn version_num(&self) -> i32 {
+        self.version_num
+    }
+    pub fn pid_of_postmaster(&self) -> i32 {
+        self.postmaster_pid
+    }
+    /// The server's stderr (logging_collector is off).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+    pub fn log(&self) -> String {
+        fs::read(self.log_path())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// SIGQUIT to the postmaster: immediate shutdown. The dir stays until the `Server` is dropped.
+    pub fn stop_immediate(&self) {
+        // SAFETY: kill has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(self.postmaster_pid, libc::SIGQUIT) };
+        assert_eq!(
+            rc,
+            0,
+            "kill -QUIT {}: {}",
+            self.postmaster_pid,
+            std::io::Error::last_os_error()
+        );
+        let pid = self.postmaster_pid as u32;
+        assert!(
+            wait_until(STOP_TIMEOUT, || process_gone(pid)),
+            "postmaster {pid} still running after SIGQUIT"
+        );
+    }
+
+    fn config(&self, db: &str, user: &str, app: &str) -> postgres::Config {
+        let mut config = postgres::Config::new();
+        config
+            .host_path(&self.dir)
+            .port(self.port)
+            .user(user)
+            .dbname(db)
+            .application_name(app)
+            .connect_timeout(Duration::from_secs(10));
+        config
+    }
+
+    /// Superuser client on the unix socket to database `db`.
+    pub fn connect(&self, db: &str) -> Client {
+        self.connect_as(db, SUPERUSER, "pgkick-it")
+    }
+
+    /// Client as `user` to `db` with application_name `app`, over the unix socket.
+    pub fn connect_as(&self, db: &str, user: &str, app: &str) -> Client {
+        self.config(db, user, app)
+            .connect(NoTls)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "connect as {user} to {db} on {}: {}",
+                    self.dir.display(),
+                    describe(&e)
+                )
+            })
+    }
+
+    /// Client as `user` to `db` with application_name `app`, over TCP 127.0.0.1.
+    pub fn connect_tcp(&self, db: &str, user: &str, app: &str) -> Client {
+        let mut config = postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .dbname(db)
+            .application_name(app)
+            .connect_timeout(Duration::from_secs(10));
+        config.connect(NoTls).unwrap_or_else(|e| {
+            panic!(
+                "connect as {user} to {db} on 127.0.0.1:{}: {}",
+                self.port,
+                describe(&e)
+            )
+        })
+    }
+
+    /// Run SQL as superuser in the `postgres` database; panics with the error.
+    pub fn sql(&self, sql: &str) {
+        self.connect(SUPERUSER)
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("SQL failed: {}\n{sql}", describe(&e)));
+    }
+
+    /// A fresh database with a unique name built from `prefix`; returns its name.
+    pub fn create_db(&self, prefix: &str) -> String {
+        let name = unique_name(prefix);
+        self.sql(&format!("CREATE DATABASE \"{name}\""));
+        name
+    }
+
+    /// A fresh LOGIN role with a unique name built from `prefix` and extra attributes
+    /// (e.g. "SUPERUSER", or ""); returns its name.
+    pub fn create_role(&self, prefix: &str, attrs: &str) -> String {
+        let name = unique_name(prefix);
+        self.sql(&format!("CREATE ROLE \"{name}\" LOGIN {attrs}"));
+        name
+    }
+
+    /// The pgkick binary with `-h <sock_dir> -p <port> -U postgres`, PG* variables removed,
+    /// HOME set to a dir of this server's, stdin null.
+    pub fn pgkick(&self) -> Command {
+        self.pgkick_as(SUPERUSER)
+    }
+
+    /// Like [`Server::pgkick`], connecting as `user`.
+    pub fn pgkick_as(&self, user: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkick"));
+        remove_pg_env(&mut cmd);
+        cmd.env("HOME", self.dir.join("home"))
+            .arg("-h")
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-U")
+            .arg(user)
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Closing the pipe makes the watchdog shut the server down and delete the dir.
+        drop(self.keepalive.take());
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            match self.watchdog.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {db}"),
+        None => format!("{e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running pgkick
+// ---------------------------------------------------------------------------------------------
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code, or 128 + signal number if it was killed by a signal.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run a Command to completion and capture its output. Panics if it can't start.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Output {
+        code: out
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0)),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Output {
+    /// stdout parsed as one JSON value; panics with stdout and stderr if it isn't.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}); exit {}\n--- stdout\n{}\n--- stderr\n{}",
+                self.code, self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// stdout parsed as JSON lines (one value per non-empty line).
+    pub fn jsonl(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!(
+                        "line {l:?} is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
+                        self.stdout, self.stderr
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------
+
+/// A client session held open in a given state.
+pub struct Session {
+    /// The backend pid (`pg_backend_pid()`).
+    pub pid: i32,
+    backend_start: DateTime<Utc>,
+    /// Idle sessions hold their client here; active ones on their thread.
+    client: Option<Client>,
+    active: Option<ActiveQuery>,
+}
+
+/// `Ok(())`, or `Err(SQLSTATE)` / `Err(message)`.
+pub type QueryResult = Result<(), String>;
+
+struct ActiveQuery {
+    thread: Option<JoinHandle<()>>,
+    cancel: postgres::CancelToken,
+    result: Mutex<(Receiver<QueryResult>, Option<QueryResult>)>,
+    /// Dropped to let the thread close the connection.
+    release: Option<Sender<()>>,
+}
+
+fn open(client: &mut Client) -> (i32, DateTime<Utc>) {
+    let row = client
+        .query_one(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("read own pid and backend_start");
+    (row.get(0), row.get(1))
+}
+
+fn sqlstate_of(e: &postgres::Error) -> String {
+    match e.code() {
+        Some(state) => state.code().to_string(),
+        None => e.to_string(),
+    }
+}
+
+impl Session {
+    fn held(mut client: Client) -> Session {
+        let (pid, backend_start) = open(&mut client);
+        Session {
+            pid,
+            backend_start,
+            client: Some(client),
+            active: None,
+        }
+    }
+
+    /// A session sitting idle.
+    pub fn idle(server: &Server, db: &str, user: &str, app: &str) -> Session {
+        Session::held(server.connect_as(db, user, app))
+    }
+
+    /// An idle session over TCP 127.0.0.1.
+    pub fn idle_tcp(server: &Server, db: &str, user: &str, app: &str) -> Session {
+        Session::held(server.connect_tcp(db, user, app))
+    }
+
+    /// A session inside an open transaction (`BEGIN` and a query).
+    pub fn idle_in_transaction(server: &Server, db: &str, user: &str, app: &str) -> Session {
+        let mut session = Session::idle(server, db, user, app);
+        session.client_batch("BEGIN; SELECT 1");
+        session
+    }
+
+    /// A session inside a failed transaction (`BEGIN; SELECT 1/0`).
+    pub fn idle_in_transaction_aborted(
+        server: &Server,
+        db: &str,
+        user: &str,
+        app: &str,
+    ) -> Session {
+        let mut session = Session::idle(server, db, user, app);
+        session.client_batch("BEGIN");
+        let client = session.client.as_mut().unwrap();
+        assert!(
+            client.batch_execute("SELECT 1/0").is_err(),
+            "SELECT 1/0 did not fail"
+        );
+        session
+    }
+
+    fn client_batch(&mut self, sql: &str) {
+        let client = self
+            .client
+            .as_mut()
+            .expect("an idle session holds its client");
+        client
+            .batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {}", describe(&e)));
+    }
+
+    /// Runs `sql` (e.g. "SELECT pg_sleep(60)") on a background thread; returns once
+    /// pg_stat_activity shows it active (or it has already finished).
+    pub fn active(server: &Server, db: &str, user: &str, app: &str, sql: &str) -> Session {
+        let mut client = server.connect_as(db, user, app);
+        let (pid, backend_start) = open(&mut client);
+        let cancel = client.cancel_token();
+        let (result_tx, result_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let query = sql.to_string();
+        let thread = thread::spawn(move || {
+            let result = client.batch_execute(&query).map_err(|e| sqlstate_of(&e));
+            let _ = result_tx.send(result);
+            // Keep the connection open until the Session is dropped.
+            let _ = release_rx.recv();
+            drop(client);
+        });
+        let session = Session {
+            pid,
+            backend_start,
+            client: None,
+            active: Some(ActiveQuery {
+                thread: Some(thread),
+                cancel,
+                result: Mutex::new((result_rx, None)),
+                release: Some(release_tx),
+            }),
+        };
+        let mut watcher = server.connect(SUPERUSER);
+        let shown = wait_until(Duration::from_secs(10), || {
+            let state: Option<String> = watcher
+                .query_opt("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid])
+                .expect("read pg_stat_activity")
+                .and_then(|r| r.get(0));
+            state.as_deref() == Some("active") || session.query_result(Duration::ZERO).is_some()
+        });
+        assert!(
+            shown,
+            "session {pid} running {sql:?} never showed as active"
+        );
+        session
+    }
+
+    pub fn backend_start(&self) -> DateTime<Utc> {
+        self.backend_start
+    }
+
+    /// Is this backend still in pg_stat_activity (same pid and same backend_start)?
+    pub fn alive(&self, server: &Server) -> bool {
+        server
+            .connect(SUPERUSER)
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2",
+                &[&self.pid, &self.backend_start],
+            )
+            .expect("read pg_stat_activity")
+            .is_some()
+    }
+
+    /// For active sessions: the background query's result once it has finished (waiting up to
+    /// `timeout`): `Ok(())`, or `Err(SQLSTATE)` (e.g. "57014" cancelled, "57P01" terminated), or
+    /// `Err(message)` when the error carried no SQLSTATE (e.g. the connection was closed).
+    /// `None` if it is still running, or this is not an active session.
+    pub fn query_result(&self, timeout: Duration) -> Option<QueryResult> {
+        let active = self.active.as_ref()?;
+        let mut guard = active.result.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.1.is_none() {
+            match guard.0.recv_timeout(timeout) {
+                Ok(result) => guard.1 = Some(result),
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    guard.1 = Some(Err("query thread panicked".into()))
+                }
+            }
+        }
+        guard.1.clone()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        if active
+            .result
+            .get_mut()
+            .map(|g| g.1.is_none())
+            .unwrap_or(true)
+        {
+            let _ = active.cancel.cancel_query(NoTls);
+        }
+        drop(active.release.take());
+        // Join with a timeout: a thread stuck on a dead server is left detached.
+        if let Some(thread) = active.thread.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !thread.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Smoke tests of the harness itself
+// ---------------------------------------------------------------------------------------------
+
+fn state_of(server: &Server, pid: i32) -> Option<String> {
+    server
+        .connect(SUPERUSER)
+        .query_opt("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .expect("read pg_stat_activity")
+        .and_then(|r| r.get(0))
+}
+
+#[test]
+fn harness_starts_and_connects() {
+    let server = Server::shared();
+    assert!(
+        server.version_num() >= 100000,
+        "version {}",
+        server.version_num()
+    );
+    let db = server.create_db("harness_db");
+    let role = server.create_role("harness_role", "");
+    let mut client = server.connect_as(&db, &role, "harness-app");
+    let row = client
+        .query_one("SELECT current_user::text, current_database()::text, current_setting('application_name')", &[])
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        (role.clone(), db.clone())
+    );
+    assert_eq!(row.get::<_, String>(2), "harness-app");
+    let mut tcp = server.connect_tcp(&db, &role, "harness-tcp");
+    let addr: Option<String> = tcp
+        .query_one("SELECT host(inet_client_addr())", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(addr.as_deref(), Some("127.0.0.1"));
+    assert!(server
+        .sock_dir()
+        .join(format!(".s.PGSQL.{}", server.port()))
+        .exists());
+    assert!(server.data_dir().join("PG_VERSION").is_file());
+    assert!(server.pid_of_postmaster() > 0);
+}
+
+#[test]
+fn harness_sessions_have_states() {
+    let server = Server::shared();
+    let db = server.create_db("harness_states");
+    let idle = Session::idle(server, &db, SUPERUSER, "harness-idle");
+    let in_tx = Session::idle_in_transaction(server, &db, SUPERUSER, "harness-tx");
+    let aborted = Session::idle_in_transaction_aborted(server, &db, SUPERUSER, "harness-aborted");
+    let active = Session::active(
+        server,
+        &db,
+        SUPERUSER,
+        "harness-active",
+        "SELECT pg_sleep(60)",
+    );
+    let tcp = Session::idle_tcp(server, &db, SUPERUSER, "harness-tcp");
+    assert_eq!(state_of(server, idle.pid).as_deref(), Some("idle"));
+    assert_eq!(
+        state_of(server, in_tx.pid).as_deref(),
+        Some("idle in transaction")
+    );
+    assert_eq!(
+        state_of(server, aborted.pid).as_deref(),
+        Some("idle in transaction (aborted)")
+    );
+    assert_eq!(state_of(server, active.pid).as_deref(), Some("active"));
+    assert_eq!(state_of(server, tcp.pid).as_deref(), Some("idle"));
+    assert!(active.query_result(Duration::ZERO).is_none());
+
+    // Cancelling the query leaves the connection; terminating removes it.
+    server.sql(&format!("SELECT pg_cancel_backend({})", active.pid));
+    assert_eq!(
+        active.query_result(Duration::from_secs(10)),
+        Some(Err("57014".to_string()))
+    );
+    assert!(active.alive(server));
+    server.sql(&format!("SELECT pg_terminate_backend({})", idle.pid));
+    assert!(wait_until(Duration::from_secs(10), || !idle.alive(server)));
+    assert!(in_tx.alive(server));
+}
+
+#[test]
+fn harness_private_server_stops() {
+    let server = Server::start_with(&[("max_connections", "20")]);
+    let socket = server
+        .sock_dir()
+        .join(format!(".s.PGSQL.{}", server.port()));
+    assert!(socket.exists());
+    let mut client = server.connect(SUPERUSER);
+    let max: String = client
+        .query_one("SHOW max_connections", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(max, "20");
+    let dir = server.sock_dir().to_path_buf();
+    drop(client);
+    drop(server);
+    assert!(!socket.exists(), "socket {} still there", socket.display());
+    assert!(!dir.exists(), "dir {} still there", dir.display());
+}
+
+#[test]
+fn harness_stop_immediate() {
+    let server = Server::start();
+    let session = Session::active(
+        &server,
+        SUPERUSER,
+        SUPERUSER,
+        "harness-quit",
+        "SELECT pg_sleep(60)",
+    );
+    server.stop_immediate();
+    assert!(session
+        .query_result(Duration::from_secs(10))
+        .unwrap()
+        .is_err());
+    assert!(!server
+        .sock_dir()
+        .join(format!(".s.PGSQL.{}", server.port()))
+        .exists());
+}

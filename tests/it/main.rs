@@ -1,0 +1,8 @@
+//! The one integration-test binary (`cargo test --test it`).
+//!
+//! `harness` starts throwaway PostgreSQL servers and holds client sessions in chosen states;
+//! each feature file below tests pgkick's behaviour against them.
+
+mod harness;
+mod list;
+mod signal;

@@ -1,0 +1,266 @@
+//! `pgkick cancel` and `pgkick terminate`: what happens on the server, guards, permissions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::harness::*;
+use crate::list::{pids, set};
+
+/// pid -> outcome from a JSON report.
+fn outcomes(out: &Output) -> BTreeMap<i64, String> {
+    out.json()
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {}\n{}", out.stdout, out.stderr))
+        .iter()
+        .map(|r| {
+            (
+                r["pid"].as_i64().unwrap(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
+    pairs
+        .iter()
+        .map(|&(p, o)| (i64::from(p), o.to_string()))
+        .collect()
+}
+
+#[test]
+fn terminate_ends_exactly_the_matched_sessions() {
+    let server = Server::shared();
+    let db = server.create_db("term_exact");
+    let role = server.create_role("term", "");
+    let idle = Session::idle(server, &db, &role, "app");
+    let in_xact = Session::idle_in_transaction(server, &db, &role, "app");
+    let tcp_in_xact = Session::idle_in_transaction(server, &db, SUPERUSER, "app");
+    let active = Session::active(server, &db, &role, "app", "SELECT pg_sleep(60)");
+    let other_db = server.create_db("term_bystander");
+    let bystander = Session::idle_in_transaction(server, &other_db, &role, "app");
+
+    // No terminal: no prompt, even without --yes.
+    let out = run(server.pgkick().args([
+        "terminate", "--json", "--db", &db, "--state", "idle-in-transaction", "--user", &role,
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(in_xact.pid, "terminated")]));
+    assert!(wait_until(Duration::from_secs(5), || !in_xact.alive(server)));
+    for s in [&idle, &tcp_in_xact, &active, &bystander] {
+        assert!(s.alive(server), "{} was not matched but is gone", s.pid);
+    }
+
+    // --wait returns once they are gone.
+    let out = run(server.pgkick().args(["terminate", "--json", "--wait", "--db", &db]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        outcomes(&out),
+        expect(&[
+            (idle.pid, "terminated"),
+            (tcp_in_xact.pid, "terminated"),
+            (active.pid, "terminated")
+        ])
+    );
+    for s in [&idle, &tcp_in_xact, &active] {
+        assert!(!s.alive(server), "{} survived terminate --wait", s.pid);
+    }
+    // The client sees the FATAL 57P01, or just the connection closing.
+    assert!(
+        matches!(active.query_result(Duration::from_secs(5)), Some(Err(_))),
+        "the active query was not ended"
+    );
+    assert!(bystander.alive(server));
+}
+
+#[test]
+fn cancel_stops_the_query_and_keeps_the_connection() {
+    let server = Server::shared();
+    let db = server.create_db("cancel");
+    let active = Session::active(server, &db, SUPERUSER, "app", "SELECT pg_sleep(60)");
+    let idle = Session::idle(server, &db, SUPERUSER, "app");
+    let out = run(server.pgkick().args([
+        "cancel", "--json", "--wait", "--db", &db, "--state", "active",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(active.pid, "cancelled")]));
+    assert_eq!(active.query_result(Duration::from_secs(5)), Some(Err("57014".into())));
+    assert!(active.alive(server), "cancel must keep the connection");
+    assert!(idle.alive(server));
+}
+
+#[test]
+fn guards_refuse_and_change_nothing() {
+    let server = Server::shared();
+    let db = server.create_db("guards");
+    let a = Session::idle(server, &db, SUPERUSER, "app");
+    let b = Session::idle(server, &db, SUPERUSER, "app");
+
+    // No filter at all (exclusions alone do not count): refused before anything happens.
+    for args in [&["terminate"][..], &["cancel"], &["terminate", "--exclude-user", "x"]] {
+        let out = run(server.pgkick().args(args));
+        assert_eq!(out.code, 4, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("--all"), "{}", out.stderr);
+    }
+    // More than --max.
+    let out = run(server.pgkick().args(["terminate", "--db", &db, "--max", "1"]));
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("--max 1"), "{}", out.stderr);
+    // --max at the count is fine in a dry run; the dry run shows targets and SQL.
+    let out = run(server.pgkick().args(["terminate", "--db", &db, "--max", "2", "--dry-run"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("would_terminate"), "{}", out.stdout);
+    assert!(out.stdout.contains("pg_catalog.pg_terminate_backend"), "{}", out.stdout);
+    assert!(out.stdout.contains(&a.pid.to_string()) && out.stdout.contains(&b.pid.to_string()));
+    // JSON dry run: stdout stays JSON, the SQL goes to stderr.
+    let out = run(server.pgkick().args(["cancel", "--json", "-n", "--db", &db]));
+    assert_eq!(outcomes(&out), expect(&[(a.pid, "would_cancel"), (b.pid, "would_cancel")]));
+    assert!(out.stderr.contains("pg_catalog.pg_cancel_backend"), "{}", out.stderr);
+    assert!(a.alive(server) && b.alive(server), "a guard or dry run changed something");
+}
+
+#[test]
+fn terminate_all_spares_its_own_session_and_non_client_backends() {
+    let server = Server::start();
+    let db = server.create_db("all");
+    let s1 = Session::idle(&server, &db, SUPERUSER, "x");
+    let s2 = Session::idle_in_transaction(&server, "postgres", SUPERUSER, "y");
+    let out = run(server.pgkick().args(["terminate", "--all", "--yes", "--wait", "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        outcomes(&out),
+        expect(&[(s1.pid, "terminated"), (s2.pid, "terminated")])
+    );
+    assert!(!out.stdout.contains("pgkick\""), "pgkick terminated itself: {}", out.stdout);
+    // Background processes still run: the server still accepts connections and has them.
+    let mut c = server.connect("postgres");
+    if server.version_num() >= 100000 {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type IN \
+                 ('checkpointer', 'walwriter', 'autovacuum launcher')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 3);
+    }
+}
+
+#[test]
+fn cancel_first_terminates_a_session_that_swallows_cancel_and_spares_one_that_stopped() {
+    let server = Server::shared();
+    let db = server.create_db("cancel_first");
+    let stubborn = Session::active(
+        server,
+        &db,
+        SUPERUSER,
+        "stubborn",
+        "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
+         EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$",
+    );
+    let polite = Session::active(server, &db, SUPERUSER, "polite", "SELECT pg_sleep(60)");
+    let out = run(server.pgkick().args([
+        "terminate", "--json", "--db", &db, "--state", "active", "--cancel-first", "--grace",
+        "1s", "--wait",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        outcomes(&out),
+        expect(&[(stubborn.pid, "terminated"), (polite.pid, "cancelled")])
+    );
+    assert!(!stubborn.alive(server), "the stubborn session survived");
+    assert_eq!(polite.query_result(Duration::from_secs(5)), Some(Err("57014".into())));
+    assert!(polite.alive(server), "the session whose query stopped lost its connection");
+}
+
+#[test]
+fn cancel_wait_reports_a_query_that_keeps_running() {
+    let server = Server::shared();
+    let db = server.create_db("cancel_stubborn");
+    let stubborn = Session::active(
+        server,
+        &db,
+        SUPERUSER,
+        "stubborn",
+        "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
+         EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$",
+    );
+    let out = run(server.pgkick().args([
+        "cancel", "--json", "--db", &db, "--wait", "--wait-timeout", "1s",
+    ]));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(stubborn.pid, "still_running")]));
+    assert!(stubborn.alive(server));
+    let out = run(server.pgkick().args(["terminate", "--db", &db, "--wait", "-q"]));
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    assert!(!stubborn.alive(server));
+}
+
+#[test]
+fn pg_signal_backend_member_terminates_all_but_superuser_sessions() {
+    let server = Server::shared();
+    let db = server.create_db("signal_member");
+    let kicker = server.create_role("kicker", "IN ROLE pg_signal_backend");
+    let alice = server.create_role("alice", "");
+    let bob = server.create_role("bob", "");
+    let su = Session::idle(server, &db, SUPERUSER, "admin");
+    let a = Session::idle_in_transaction(server, &db, &alice, "app");
+    let b = Session::active(server, &db, &bob, "app", "SELECT pg_sleep(60)");
+
+    let out = run(server.pgkick_as(&kicker).args(["terminate", "--json", "--db", &db, "--wait"]));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        outcomes(&out),
+        expect(&[
+            (su.pid, "permission_denied"),
+            (a.pid, "terminated"),
+            (b.pid, "terminated")
+        ])
+    );
+    assert!(su.alive(server), "the superuser's session must survive");
+    assert!(!a.alive(server) && !b.alive(server), "the others must be gone");
+    // Without pg_read_all_stats the details are hidden; pgkick says so.
+    assert!(out.stderr.contains("pg_read_all_stats"), "{}", out.stderr);
+}
+
+#[test]
+fn plain_role_signals_only_its_own_sessions() {
+    let server = Server::shared();
+    let db = server.create_db("signal_own");
+    let me = server.create_role("me", "");
+    let other = server.create_role("other", "");
+    let mine = Session::idle(server, &db, &me, "app");
+    let theirs = Session::idle(server, &db, &other, "app");
+    let out = run(server.pgkick_as(&me).args(["terminate", "--json", "--db", &db]));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        outcomes(&out),
+        expect(&[(mine.pid, "terminated"), (theirs.pid, "permission_denied")])
+    );
+    assert!(wait_until(Duration::from_secs(5), || !mine.alive(server)));
+    assert!(theirs.alive(server));
+    // Its own sessions' query text is visible; others' is not, and --query never matches it.
+    let theirs_active = Session::active(server, &db, &other, "app", "SELECT pg_sleep(60)");
+    let out = run(server.pgkick_as(&me).args(["list", "--json", "--db", &db, "--query", "."]));
+    assert_eq!(pids(&out), set(&[]));
+    assert!(out.stderr.contains("pg_read_all_stats"), "{}", out.stderr);
+    let out = run(server.pgkick_as(&me).args(["list", "--json", "--db", &db]));
+    assert_eq!(pids(&out), set(&[theirs.pid, theirs_active.pid]));
+    assert_eq!(out.json()[0]["query"], "<insufficient privilege>");
+}
+
+#[test]
+fn a_session_that_ended_is_reported_not_an_error() {
+    let server = Server::shared();
+    let db = server.create_db("gone");
+    let s = Session::idle(server, &db, SUPERUSER, "app");
+    let pid = s.pid;
+    drop(s);
+    // The pid was matched by nobody; pgkick with --pid sees nothing and exits 0.
+    assert!(wait_until(Duration::from_secs(5), || {
+        pids(&run(server.pgkick().args(["list", "--json", "--pid", &pid.to_string()]))).is_empty()
+    }));
+    let out = run(server.pgkick().args(["terminate", "--json", "--pid", &pid.to_string()]));
+    assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
+}
