@@ -157,11 +157,10 @@ fn signal_sessions(
         return Ok(code::SUCCESS);
     }
     if !guard.yes && printer.interactive() && !targets.is_empty() {
-        let question = format!(
-            "{} these {} session(s)?",
-            capitalized(action.verb()),
-            targets.len()
-        );
+        let question = match targets.len() {
+            1 => format!("{} this session?", capitalized(action.verb())),
+            n => format!("{} these {n} sessions?", capitalized(action.verb())),
+        };
         if !printer.confirm(&targets, &question)? {
             return Err(Refused("not confirmed; nothing was signalled".into()).into());
         }
