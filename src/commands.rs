@@ -24,29 +24,44 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Cancel(args) => signal_sessions(
             &cli.conn,
             &printer,
-            Action::Cancel,
-            &args.filter,
-            &args.guard,
-            &args.wait,
-            None,
-            None,
+            SignalPlan {
+                action: Action::Cancel,
+                filter: &args.filter,
+                guard: &args.guard,
+                wait: &args.wait,
+                cancel_first: None,
+                lock_first: None,
+            },
         ),
         Command::Terminate(args) => signal_sessions(
             &cli.conn,
             &printer,
-            Action::Terminate,
-            &args.filter,
-            &args.guard,
-            &args.wait,
-            args.cancel_first.then_some(args.grace),
-            args.lock.then_some(LockFirst {
-                method: args.method,
-                lock_timeout: args.lock_timeout,
-            }),
+            SignalPlan {
+                action: Action::Terminate,
+                filter: &args.filter,
+                guard: &args.guard,
+                wait: &args.wait,
+                cancel_first: args.cancel_first.then_some(args.grace),
+                lock_first: args.lock.then_some(LockFirst {
+                    method: args.method,
+                    lock_timeout: args.lock_timeout,
+                }),
+            },
         ),
         Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
         Command::Unlock(args) => unlock_databases_or_roles(&cli.conn, &printer, args),
     }
+}
+
+/// What cancel or terminate was asked to do.
+struct SignalPlan<'a> {
+    action: Action,
+    filter: &'a FilterArgs,
+    guard: &'a GuardArgs,
+    wait: &'a WaitArgs,
+    /// terminate --cancel-first: the grace period.
+    cancel_first: Option<Duration>,
+    lock_first: Option<LockFirst>,
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
@@ -90,16 +105,15 @@ fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
     Ok(code::SUCCESS)
 }
 
-fn signal_sessions(
-    conn: &ConnArgs,
-    printer: &Printer,
-    action: Action,
-    args: &FilterArgs,
-    guard: &GuardArgs,
-    wait: &WaitArgs,
-    cancel_first: Option<Duration>,
-    lock_first: Option<LockFirst>,
-) -> Result<u8> {
+fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<u8> {
+    let SignalPlan {
+        action,
+        filter: args,
+        guard,
+        wait,
+        cancel_first,
+        lock_first,
+    } = plan;
     let filter = Filter::from_args(args);
     if filter.selects_everything() && !guard.all {
         return Err(Refused(format!(
@@ -133,7 +147,10 @@ fn signal_sessions(
             let changes = lock::lock(
                 &mut client,
                 &server,
-                &lock::Targets { dbs: filter.dbs.clone(), roles: Vec::new() },
+                &lock::Targets {
+                    dbs: filter.dbs.clone(),
+                    roles: Vec::new(),
+                },
                 plan.method,
                 true,
                 plan.lock_timeout,
@@ -174,7 +191,10 @@ fn signal_sessions(
             let changes = lock::lock(
                 &mut client,
                 &server,
-                &lock::Targets { dbs: filter.dbs.clone(), roles: Vec::new() },
+                &lock::Targets {
+                    dbs: filter.dbs.clone(),
+                    roles: Vec::new(),
+                },
                 plan.method,
                 false,
                 plan.lock_timeout,
@@ -188,10 +208,19 @@ fn signal_sessions(
 
     let mut reports = match cancel_first {
         None => signal::signal(&mut client, &server, action, &targets)?,
-        Some(grace) => cancel_then_terminate(&mut client, &server, &filter, &targets, grace, printer)?,
+        Some(grace) => {
+            cancel_then_terminate(&mut client, &server, &filter, &targets, grace, printer)?
+        }
     };
     if wait.wait {
-        let what = format!("waiting for sessions to {}", if action == Action::Terminate { "end" } else { "stop their queries" });
+        let what = format!(
+            "waiting for sessions to {}",
+            if action == Action::Terminate {
+                "end"
+            } else {
+                "stop their queries"
+            }
+        );
         signal::wait(
             &mut client,
             &server,
@@ -310,7 +339,13 @@ fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockAr
         roles: args.role.clone(),
     };
     interrupt::install()?;
-    let changes = lock::unlock(&mut client, &server, &targets, args.dry_run, args.lock_timeout)?;
+    let changes = lock::unlock(
+        &mut client,
+        &server,
+        &targets,
+        args.dry_run,
+        args.lock_timeout,
+    )?;
     printer.print(&changes)?;
     Ok(code::SUCCESS)
 }

@@ -42,7 +42,11 @@ impl fmt::Display for Refused {
 }
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = if self.signal == 15 { "SIGTERM" } else { "SIGINT" };
+        let name = if self.signal == 15 {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
         write!(f, "interrupted by {name}")
     }
 }
@@ -61,7 +65,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return code::REFUSED;
         }
         if let Some(i) = cause.downcast_ref::<Interrupted>() {
-            return if i.signal == 15 { code::SIGTERM } else { code::SIGINT };
+            return if i.signal == 15 {
+                code::SIGTERM
+            } else {
+                code::SIGINT
+            };
         }
     }
     code::RUNTIME
@@ -90,11 +98,20 @@ mod tests {
     #[test]
     fn codes_follow_the_typed_cause() {
         assert_eq!(exit_code(&anyhow!("boom")), code::RUNTIME);
-        assert_eq!(exit_code(&anyhow::Error::new(Usage("x".into()))), code::USAGE);
+        assert_eq!(
+            exit_code(&anyhow::Error::new(Usage("x".into()))),
+            code::USAGE
+        );
         let refused = anyhow::Error::new(Refused("max".into())).context("terminate");
         assert_eq!(exit_code(&refused), code::REFUSED);
-        assert_eq!(exit_code(&anyhow::Error::new(Interrupted { signal: 2 })), 130);
-        assert_eq!(exit_code(&anyhow::Error::new(Interrupted { signal: 15 })), 143);
+        assert_eq!(
+            exit_code(&anyhow::Error::new(Interrupted { signal: 2 })),
+            130
+        );
+        assert_eq!(
+            exit_code(&anyhow::Error::new(Interrupted { signal: 15 })),
+            143
+        );
     }
 
     #[test]
