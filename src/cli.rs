@@ -66,7 +66,12 @@ pub struct ConnArgs {
     pub dbname: Option<String>,
 
     /// Never prompt for a password
-    #[arg(short = 'w', long = "no-password", global = true, conflicts_with = "password")]
+    #[arg(
+        short = 'w',
+        long = "no-password",
+        global = true,
+        conflicts_with = "password"
+    )]
     pub no_password: bool,
 
     /// Prompt for a password before connecting
@@ -405,7 +410,11 @@ fn parse_regex(s: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(s).map_err(|e| {
         // regex's message is several lines with a caret diagram; keep the last line.
         let msg = e.to_string();
-        let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = msg
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         format!(
             "invalid regular expression: {}",
             last.trim().trim_start_matches("error: ")

@@ -332,10 +332,24 @@ mod tests {
     #[test]
     fn values_travel_only_as_parameters() {
         let f = filter(&[
-            "--db", HOSTILE, "--user", HOSTILE, "--app", HOSTILE, "--exclude-db", HOSTILE,
-            "--exclude-user", HOSTILE, "--exclude-app", HOSTILE, "--backend-type", HOSTILE,
+            "--db",
+            HOSTILE,
+            "--user",
+            HOSTILE,
+            "--app",
+            HOSTILE,
+            "--exclude-db",
+            HOSTILE,
+            "--exclude-user",
+            HOSTILE,
+            "--exclude-app",
+            HOSTILE,
+            "--backend-type",
+            HOSTILE,
         ]);
-        for v in [80400, 90100, 90200, 90500, 90600, 100000, 130000, 140000, 180000] {
+        for v in [
+            80400, 90100, 90200, 90500, 90600, 100000, 130000, 140000, 180000,
+        ] {
             let q = f.select(&Server::version(v));
             assert!(!q.sql.contains("DROP"), "{v}: {}", q.sql);
             let hostile = q
@@ -412,8 +426,16 @@ mod tests {
     #[test]
     fn clients_and_ages() {
         let f = filter(&[
-            "--client", "local", "--client", "10.0.0.0/8", "--query-age", "10m",
-            "--query-age", "5m", "--xact-age", "1h30m",
+            "--client",
+            "local",
+            "--client",
+            "10.0.0.0/8",
+            "--query-age",
+            "10m",
+            "--query-age",
+            "5m",
+            "--xact-age",
+            "1h30m",
         ]);
         let q = f.select(&Server::version(150000));
         assert!(q
@@ -422,9 +444,9 @@ mod tests {
         assert_eq!(q.params[1], Param::TextArray(vec!["10.0.0.0/8".into()]));
         // Repeated ages OR: the shortest wins.
         assert_eq!(q.params[2], Param::Int8(300_000_000));
-        assert!(q.sql.contains(
-            "a.query_start < pg_catalog.now() - $3::int8 * interval '1 microsecond'"
-        ));
+        assert!(q
+            .sql
+            .contains("a.query_start < pg_catalog.now() - $3::int8 * interval '1 microsecond'"));
         assert!(q.sql.contains("a.state IS DISTINCT FROM 'idle'"));
         assert_eq!(q.params[3], Param::Int8(5_400_000_000));
     }

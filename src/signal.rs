@@ -122,7 +122,9 @@ fn targets_table(targets: &[Session], q: &mut Query) -> String {
     let starts = q.bind(Param::TimestamptzArray(
         targets.iter().map(|s| s.backend_start).collect(),
     ));
-    let roles = q.bind(Param::OidArray(targets.iter().map(|s| s.usesysid).collect()));
+    let roles = q.bind(Param::OidArray(
+        targets.iter().map(|s| s.usesysid).collect(),
+    ));
     let query_starts = q.bind(Param::TimestamptzArray(
         targets.iter().map(|s| s.query_start).collect(),
     ));
@@ -274,7 +276,10 @@ pub fn wait(
     while !pending.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         progress(pending.len(), left)?;
-        let targets: Vec<Session> = pending.iter().map(|&i| reports[i].session.clone()).collect();
+        let targets: Vec<Session> = pending
+            .iter()
+            .map(|&i| reports[i].session.clone())
+            .collect();
         let slice = left.min(Duration::from_secs(1));
         let server_side = server_side && !left.is_zero();
         let q = if server_side {
@@ -401,8 +406,12 @@ mod tests {
     fn signal_functions_are_schema_qualified_and_identity_checked() {
         let q = signal_query(&Server::version(150000), Action::Cancel, &[session(1)]);
         assert!(q.sql.contains("pg_catalog.pg_cancel_backend(a.pid)"));
-        assert!(q.sql.contains("a.backend_start IS NOT DISTINCT FROM t.backend_start"));
-        assert!(q.sql.contains("pg_catalog.pg_has_role('pg_signal_backend', 'USAGE')"));
+        assert!(q
+            .sql
+            .contains("a.backend_start IS NOT DISTINCT FROM t.backend_start"));
+        assert!(q
+            .sql
+            .contains("pg_catalog.pg_has_role('pg_signal_backend', 'USAGE')"));
         let q = signal_query(&Server::version(90100), Action::Terminate, &[session(1)]);
         assert!(q.sql.contains("pg_catalog.pg_terminate_backend(a.procpid)"));
         assert!(!q.sql.contains("pg_signal_backend"));
@@ -414,7 +423,9 @@ mod tests {
     fn cancel_wait_checks_the_query_not_just_the_session() {
         let q = still_there_query(&Server::version(150000), Action::Cancel, &[session(1)]);
         assert!(q.sql.contains("a.state = 'active'"));
-        assert!(q.sql.contains("a.query_start IS NOT DISTINCT FROM t.query_start"));
+        assert!(q
+            .sql
+            .contains("a.query_start IS NOT DISTINCT FROM t.query_start"));
         let q = still_there_query(&Server::version(150000), Action::Terminate, &[session(1)]);
         assert!(!q.sql.contains("'active'"));
     }
@@ -426,8 +437,13 @@ mod tests {
             &[session(1)],
             Duration::from_millis(800),
         );
-        assert!(q.sql.contains("SELECT t.i, pg_catalog.pg_terminate_backend(a.pid, GREATEST(1, $5::int8"));
-        assert!(!q.sql.contains("WHERE"), "the call must stay in the select list");
+        assert!(q
+            .sql
+            .contains("SELECT t.i, pg_catalog.pg_terminate_backend(a.pid, GREATEST(1, $5::int8"));
+        assert!(
+            !q.sql.contains("WHERE"),
+            "the call must stay in the select list"
+        );
         assert_eq!(q.params[4], Param::Int8(800));
     }
 }

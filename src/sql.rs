@@ -63,7 +63,6 @@ impl Query {
     }
 }
 
-
 impl Query {
     /// The statement as `--dry-run` shows it: the text, then each parameter's value.
     pub fn display(&self) -> String {
@@ -74,7 +73,10 @@ impl Query {
         out
     }
 
-    pub fn run(&self, client: &mut postgres::Client) -> Result<Vec<postgres::Row>, postgres::Error> {
+    pub fn run(
+        &self,
+        client: &mut postgres::Client,
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
         client.query_typed(&self.sql, &self.typed_params())
     }
 }

@@ -60,7 +60,13 @@ fn list_filters_select_exactly_the_matching_sessions() {
     let _bystander = Session::idle(server, &other_db, &s.alice, "rails");
     let db = s.db.as_str();
 
-    let all = set(&[s.idle.pid, s.in_xact.pid, s.aborted.pid, s.active.pid, s.tcp.pid]);
+    let all = set(&[
+        s.idle.pid,
+        s.in_xact.pid,
+        s.aborted.pid,
+        s.active.pid,
+        s.tcp.pid,
+    ]);
     assert_eq!(pids(&list(server, &["--db", db])), all);
 
     let (idle_pid, tcp_pid, active_pid) = (
@@ -71,23 +77,57 @@ fn list_filters_select_exactly_the_matching_sessions() {
     let cases: Vec<(Vec<&str>, Vec<i32>)> = vec![
         (vec!["--user", &s.alice], vec![s.idle.pid, s.active.pid]),
         (vec!["--app", "sidekiq"], vec![s.in_xact.pid, s.aborted.pid]),
-        (vec!["--app", "sidekiq", "--app", "worker"], vec![s.in_xact.pid, s.aborted.pid, s.active.pid]),
+        (
+            vec!["--app", "sidekiq", "--app", "worker"],
+            vec![s.in_xact.pid, s.aborted.pid, s.active.pid],
+        ),
         (vec!["--state", "idle"], vec![s.idle.pid, s.tcp.pid]),
         (vec!["--state", "idle-in-transaction"], vec![s.in_xact.pid]),
-        (vec!["--state", "idle-in-transaction-aborted"], vec![s.aborted.pid]),
+        (
+            vec!["--state", "idle-in-transaction-aborted"],
+            vec![s.aborted.pid],
+        ),
         (vec!["--state", "active"], vec![s.active.pid]),
-        (vec!["--client", "local", "--state", "idle"], vec![s.idle.pid]),
+        (
+            vec!["--client", "local", "--state", "idle"],
+            vec![s.idle.pid],
+        ),
         (vec!["--client", "127.0.0.1"], vec![s.tcp.pid]),
-        (vec!["--client", "127.0.0.0/8", "--client", "local", "--user", &s.bob], vec![s.in_xact.pid, s.aborted.pid, s.tcp.pid]),
+        (
+            vec![
+                "--client",
+                "127.0.0.0/8",
+                "--client",
+                "local",
+                "--user",
+                &s.bob,
+            ],
+            vec![s.in_xact.pid, s.aborted.pid, s.tcp.pid],
+        ),
         (vec!["--client", "10.0.0.0/8"], vec![]),
-        (vec!["--pid", &idle_pid, "--pid", &tcp_pid], vec![s.idle.pid, s.tcp.pid]),
+        (
+            vec!["--pid", &idle_pid, "--pid", &tcp_pid],
+            vec![s.idle.pid, s.tcp.pid],
+        ),
         (vec!["--query", "pg_sleep\\(\\d+\\)"], vec![s.active.pid]),
         (vec!["--query", "(?i)^select 1/0"], vec![s.aborted.pid]),
-        (vec!["--exclude-user", &s.bob], vec![s.idle.pid, s.active.pid]),
-        (vec!["--exclude-app", "rails", "--exclude-app", "worker"], vec![s.in_xact.pid, s.aborted.pid]),
-        (vec!["--exclude-pid", &active_pid, "--user", &s.alice], vec![s.idle.pid]),
+        (
+            vec!["--exclude-user", &s.bob],
+            vec![s.idle.pid, s.active.pid],
+        ),
+        (
+            vec!["--exclude-app", "rails", "--exclude-app", "worker"],
+            vec![s.in_xact.pid, s.aborted.pid],
+        ),
+        (
+            vec!["--exclude-pid", &active_pid, "--user", &s.alice],
+            vec![s.idle.pid],
+        ),
         (vec!["--exclude-db", db], vec![]),
-        (vec!["--user", &s.alice, "--state", "idle-in-transaction"], vec![]),
+        (
+            vec!["--user", &s.alice, "--state", "idle-in-transaction"],
+            vec![],
+        ),
         (vec!["--backend-age", "1h"], vec![]),
         (vec!["--xact-age", "1h"], vec![]),
     ];
@@ -116,13 +156,23 @@ fn list_ages_compare_with_the_server_clock() {
     };
     assert_eq!(only(&["--xact-age", "1s"]), set(&[in_xact.pid, active.pid]));
     // An idle session's last query is not a current query.
-    assert_eq!(only(&["--query-age", "1s"]), set(&[in_xact.pid, active.pid]));
-    assert_eq!(only(&["--state-age", "1s", "--state", "idle"]), set(&[idle.pid]));
+    assert_eq!(
+        only(&["--query-age", "1s"]),
+        set(&[in_xact.pid, active.pid])
+    );
+    assert_eq!(
+        only(&["--state-age", "1s", "--state", "idle"]),
+        set(&[idle.pid])
+    );
     assert_eq!(
         only(&["--backend-age", "1s"]),
         set(&[in_xact.pid, active.pid, idle.pid])
     );
-    assert_eq!(only(&["--backend-age", "1h", "--backend-age", "1s"]).len(), 3, "repeated ages OR");
+    assert_eq!(
+        only(&["--backend-age", "1h", "--backend-age", "1s"]).len(),
+        3,
+        "repeated ages OR"
+    );
     assert!(!only(&[]).is_empty() && only(&["--pid", &fresh.pid.to_string()]).len() == 1);
 }
 
@@ -133,16 +183,26 @@ fn list_never_shows_its_own_session_null_datname_rows_or_parallel_workers() {
     assert_eq!(pids(&list(&server, &["--app", "pgkick"])), set(&[]));
     // Background processes without a database (checkpointer, walwriter, ...).
     if server.version_num() >= 100000 {
-        for kind in ["checkpointer", "walwriter", "autovacuum launcher", "background writer"] {
-            assert_eq!(pids(&list(&server, &["--backend-type", kind])), set(&[]), "{kind}");
+        for kind in [
+            "checkpointer",
+            "walwriter",
+            "autovacuum launcher",
+            "background writer",
+        ] {
+            assert_eq!(
+                pids(&list(&server, &["--backend-type", kind])),
+                set(&[]),
+                "{kind}"
+            );
         }
     }
 
     // A real parallel query: the leader is listed, its workers never are.
     let db = server.create_db("parallel");
-    server.connect(&db).batch_execute(
-        "CREATE TABLE t AS SELECT g FROM generate_series(1, 400) g; ANALYZE t;",
-    ).unwrap();
+    server
+        .connect(&db)
+        .batch_execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 400) g; ANALYZE t;")
+        .unwrap();
     let leader = Session::active(
         &server,
         &db,
@@ -167,7 +227,10 @@ fn list_never_shows_its_own_session_null_datname_rows_or_parallel_workers() {
     assert!(workers_seen, "the parallel query started no worker");
     assert_eq!(pids(&list(&server, &["--db", &db])), set(&[leader.pid]));
     assert_eq!(
-        pids(&list(&server, &["--db", &db, "--backend-type", "parallel worker"])),
+        pids(&list(
+            &server,
+            &["--db", &db, "--backend-type", "parallel worker"]
+        )),
         set(&[])
     );
 }
@@ -182,11 +245,29 @@ fn list_output_formats() {
     let json = list(server, &["--db", &db]).json();
     let row = &json[0];
     let fields = [
-        "pid", "datname", "usename", "application_name", "client_addr", "client_port",
-        "backend_start", "xact_start", "query_start", "state_change", "wait_event_type",
-        "wait_event", "state", "backend_type", "leader_pid", "query",
+        "pid",
+        "datname",
+        "usename",
+        "application_name",
+        "client_addr",
+        "client_port",
+        "backend_start",
+        "xact_start",
+        "query_start",
+        "state_change",
+        "wait_event_type",
+        "wait_event",
+        "state",
+        "backend_type",
+        "leader_pid",
+        "query",
     ];
-    let keys: Vec<&str> = row.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let keys: Vec<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
     for f in fields {
         assert!(keys.contains(&f), "missing {f} in {row}");
     }
@@ -201,7 +282,9 @@ fn list_output_formats() {
     let parsed = chrono::DateTime::parse_from_rfc3339(start).expect("RFC 3339");
     assert_eq!(parsed, idle.backend_start());
 
-    let jsonl = run(server.pgkick().args(["list", "--output", "jsonl", "--db", &db]));
+    let jsonl = run(server
+        .pgkick()
+        .args(["list", "--output", "jsonl", "--db", &db]));
     assert_eq!(jsonl.code, 0);
     let lines = jsonl.jsonl();
     assert_eq!(lines.len(), 1);
@@ -214,7 +297,9 @@ fn list_output_formats() {
     assert!(table.stdout.contains("(1 session)"));
 
     // Nothing matched: an empty result, exit 0.
-    let none = run(server.pgkick().args(["list", "--json", "--db", "no_such_db_here"]));
+    let none = run(server
+        .pgkick()
+        .args(["list", "--json", "--db", "no_such_db_here"]));
     assert_eq!((none.code, none.stdout.trim()), (0, "[]"));
     let none = run(server.pgkick().args(["list", "--db", "no_such_db_here"]));
     assert_eq!(none.code, 0);
@@ -238,7 +323,12 @@ fn list_bad_input_is_a_usage_error_before_connecting() {
             .args(args));
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stderr.starts_with("pgkick: "), "{}", out.stderr);
-        assert_eq!(out.stderr.trim_end().lines().count(), 1, "one line: {}", out.stderr);
+        assert_eq!(
+            out.stderr.trim_end().lines().count(),
+            1,
+            "one line: {}",
+            out.stderr
+        );
         assert!(out.stdout.is_empty());
     }
 }

@@ -42,7 +42,14 @@ fn terminate_ends_exactly_the_matched_sessions() {
 
     // No terminal: no prompt, even without --yes.
     let out = run(server.pgkick().args([
-        "terminate", "--json", "--db", &db, "--state", "idle-in-transaction", "--user", &role,
+        "terminate",
+        "--json",
+        "--db",
+        &db,
+        "--state",
+        "idle-in-transaction",
+        "--user",
+        &role,
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(outcomes(&out), expect(&[(in_xact.pid, "terminated")]));
@@ -52,7 +59,9 @@ fn terminate_ends_exactly_the_matched_sessions() {
     }
 
     // --wait returns once they are gone.
-    let out = run(server.pgkick().args(["terminate", "--json", "--wait", "--db", &db]));
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--json", "--wait", "--db", &db]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         outcomes(&out),
@@ -84,7 +93,10 @@ fn cancel_stops_the_query_and_keeps_the_connection() {
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(outcomes(&out), expect(&[(active.pid, "cancelled")]));
-    assert_eq!(active.query_result(Duration::from_secs(5)), Some(Err("57014".into())));
+    assert_eq!(
+        active.query_result(Duration::from_secs(5)),
+        Some(Err("57014".into()))
+    );
     assert!(active.alive(server), "cancel must keep the connection");
     assert!(idle.alive(server));
 }
@@ -97,26 +109,50 @@ fn guards_refuse_and_change_nothing() {
     let b = Session::idle(server, &db, SUPERUSER, "app");
 
     // No filter at all (exclusions alone do not count): refused before anything happens.
-    for args in [&["terminate"][..], &["cancel"], &["terminate", "--exclude-user", "x"]] {
+    for args in [
+        &["terminate"][..],
+        &["cancel"],
+        &["terminate", "--exclude-user", "x"],
+    ] {
         let out = run(server.pgkick().args(args));
         assert_eq!(out.code, 4, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains("--all"), "{}", out.stderr);
     }
     // More than --max.
-    let out = run(server.pgkick().args(["terminate", "--db", &db, "--max", "1"]));
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--db", &db, "--max", "1"]));
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(out.stderr.contains("--max 1"), "{}", out.stderr);
     // --max at the count is fine in a dry run; the dry run shows targets and SQL.
-    let out = run(server.pgkick().args(["terminate", "--db", &db, "--max", "2", "--dry-run"]));
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--db", &db, "--max", "2", "--dry-run"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("would_terminate"), "{}", out.stdout);
-    assert!(out.stdout.contains("pg_catalog.pg_terminate_backend"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("pg_catalog.pg_terminate_backend"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains(&a.pid.to_string()) && out.stdout.contains(&b.pid.to_string()));
     // JSON dry run: stdout stays JSON, the SQL goes to stderr.
-    let out = run(server.pgkick().args(["cancel", "--json", "-n", "--db", &db]));
-    assert_eq!(outcomes(&out), expect(&[(a.pid, "would_cancel"), (b.pid, "would_cancel")]));
-    assert!(out.stderr.contains("pg_catalog.pg_cancel_backend"), "{}", out.stderr);
-    assert!(a.alive(server) && b.alive(server), "a guard or dry run changed something");
+    let out = run(server
+        .pgkick()
+        .args(["cancel", "--json", "-n", "--db", &db]));
+    assert_eq!(
+        outcomes(&out),
+        expect(&[(a.pid, "would_cancel"), (b.pid, "would_cancel")])
+    );
+    assert!(
+        out.stderr.contains("pg_catalog.pg_cancel_backend"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        a.alive(server) && b.alive(server),
+        "a guard or dry run changed something"
+    );
 }
 
 #[test]
@@ -125,13 +161,19 @@ fn terminate_all_spares_its_own_session_and_non_client_backends() {
     let db = server.create_db("all");
     let s1 = Session::idle(&server, &db, SUPERUSER, "x");
     let s2 = Session::idle_in_transaction(&server, "postgres", SUPERUSER, "y");
-    let out = run(server.pgkick().args(["terminate", "--all", "--yes", "--wait", "--json"]));
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--all", "--yes", "--wait", "--json"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         outcomes(&out),
         expect(&[(s1.pid, "terminated"), (s2.pid, "terminated")])
     );
-    assert!(!out.stdout.contains("pgkick\""), "pgkick terminated itself: {}", out.stdout);
+    assert!(
+        !out.stdout.contains("pgkick\""),
+        "pgkick terminated itself: {}",
+        out.stdout
+    );
     // Background processes still run: the server still accepts connections and has them.
     let mut c = server.connect("postgres");
     if server.version_num() >= 100000 {
@@ -161,8 +203,16 @@ fn cancel_first_terminates_a_session_that_swallows_cancel_and_spares_one_that_st
     );
     let polite = Session::active(server, &db, SUPERUSER, "polite", "SELECT pg_sleep(60)");
     let out = run(server.pgkick().args([
-        "terminate", "--json", "--db", &db, "--state", "active", "--cancel-first", "--grace",
-        "1s", "--wait",
+        "terminate",
+        "--json",
+        "--db",
+        &db,
+        "--state",
+        "active",
+        "--cancel-first",
+        "--grace",
+        "1s",
+        "--wait",
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
@@ -170,8 +220,14 @@ fn cancel_first_terminates_a_session_that_swallows_cancel_and_spares_one_that_st
         expect(&[(stubborn.pid, "terminated"), (polite.pid, "cancelled")])
     );
     assert!(!stubborn.alive(server), "the stubborn session survived");
-    assert_eq!(polite.query_result(Duration::from_secs(5)), Some(Err("57014".into())));
-    assert!(polite.alive(server), "the session whose query stopped lost its connection");
+    assert_eq!(
+        polite.query_result(Duration::from_secs(5)),
+        Some(Err("57014".into()))
+    );
+    assert!(
+        polite.alive(server),
+        "the session whose query stopped lost its connection"
+    );
 }
 
 #[test]
@@ -187,12 +243,20 @@ fn cancel_wait_reports_a_query_that_keeps_running() {
          EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$",
     );
     let out = run(server.pgkick().args([
-        "cancel", "--json", "--db", &db, "--wait", "--wait-timeout", "1s",
+        "cancel",
+        "--json",
+        "--db",
+        &db,
+        "--wait",
+        "--wait-timeout",
+        "1s",
     ]));
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(outcomes(&out), expect(&[(stubborn.pid, "still_running")]));
     assert!(stubborn.alive(server));
-    let out = run(server.pgkick().args(["terminate", "--db", &db, "--wait", "-q"]));
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--db", &db, "--wait", "-q"]));
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
     assert!(!stubborn.alive(server));
 }
@@ -208,7 +272,9 @@ fn pg_signal_backend_member_terminates_all_but_superuser_sessions() {
     let a = Session::idle_in_transaction(server, &db, &alice, "app");
     let b = Session::active(server, &db, &bob, "app", "SELECT pg_sleep(60)");
 
-    let out = run(server.pgkick_as(&kicker).args(["terminate", "--json", "--db", &db, "--wait"]));
+    let out = run(server
+        .pgkick_as(&kicker)
+        .args(["terminate", "--json", "--db", &db, "--wait"]));
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(
         outcomes(&out),
@@ -219,7 +285,10 @@ fn pg_signal_backend_member_terminates_all_but_superuser_sessions() {
         ])
     );
     assert!(su.alive(server), "the superuser's session must survive");
-    assert!(!a.alive(server) && !b.alive(server), "the others must be gone");
+    assert!(
+        !a.alive(server) && !b.alive(server),
+        "the others must be gone"
+    );
     // Without pg_read_all_stats the details are hidden; pgkick says so.
     assert!(out.stderr.contains("pg_read_all_stats"), "{}", out.stderr);
 }
@@ -232,7 +301,9 @@ fn plain_role_signals_only_its_own_sessions() {
     let other = server.create_role("other", "");
     let mine = Session::idle(server, &db, &me, "app");
     let theirs = Session::idle(server, &db, &other, "app");
-    let out = run(server.pgkick_as(&me).args(["terminate", "--json", "--db", &db]));
+    let out = run(server
+        .pgkick_as(&me)
+        .args(["terminate", "--json", "--db", &db]));
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(
         outcomes(&out),
@@ -242,7 +313,9 @@ fn plain_role_signals_only_its_own_sessions() {
     assert!(theirs.alive(server));
     // Its own sessions' query text is visible; others' is not, and --query never matches it.
     let theirs_active = Session::active(server, &db, &other, "app", "SELECT pg_sleep(60)");
-    let out = run(server.pgkick_as(&me).args(["list", "--json", "--db", &db, "--query", "."]));
+    let out = run(server
+        .pgkick_as(&me)
+        .args(["list", "--json", "--db", &db, "--query", "."]));
     assert_eq!(pids(&out), set(&[]));
     assert!(out.stderr.contains("pg_read_all_stats"), "{}", out.stderr);
     let out = run(server.pgkick_as(&me).args(["list", "--json", "--db", &db]));
@@ -259,8 +332,16 @@ fn a_session_that_ended_is_reported_not_an_error() {
     drop(s);
     // The pid was matched by nobody; pgkick with --pid sees nothing and exits 0.
     assert!(wait_until(Duration::from_secs(5), || {
-        pids(&run(server.pgkick().args(["list", "--json", "--pid", &pid.to_string()]))).is_empty()
+        pids(&run(server.pgkick().args([
+            "list",
+            "--json",
+            "--pid",
+            &pid.to_string(),
+        ])))
+        .is_empty()
     }));
-    let out = run(server.pgkick().args(["terminate", "--json", "--pid", &pid.to_string()]));
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--json", "--pid", &pid.to_string()]));
     assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
 }
