@@ -125,7 +125,10 @@ impl Columns {
             "a.datname IS NOT NULL".to_string(),
         ];
         if server.has_backend_type() {
-            conds.push("a.backend_type IS DISTINCT FROM 'parallel worker'".into());
+            conds.push(format!(
+                "a.backend_type IS DISTINCT FROM '{}'",
+                server.parallel_worker_type()
+            ));
         }
         if server.has_leader_pid() {
             conds.push("(a.leader_pid IS NULL OR a.leader_pid = a.pid)".into());
@@ -178,6 +181,15 @@ impl Filter {
         if !self.backend_types.is_empty() && !server.has_backend_type() {
             return Err(format!(
                 "--backend-type needs PostgreSQL 10 or later; the server is {}",
+                server.version_text()
+            ));
+        }
+        if !server.has_parallel_worker_type()
+            && self.backend_types.iter().any(|t| t == "background worker")
+        {
+            return Err(format!(
+                "PostgreSQL {} lists parallel workers as 'background worker', and pgkick never \
+                 targets parallel workers; from PostgreSQL 11 the two are told apart",
                 server.version_text()
             ));
         }
@@ -461,6 +473,17 @@ mod tests {
         assert!(q.sql.contains("NOT (a.pid = ANY($3::int4[]))"));
         assert!(f.selects_everything(), "exclusions alone do not narrow");
         assert!(!filter(&["--db", "x"]).selects_everything());
+    }
+
+    #[test]
+    fn parallel_workers_on_10_are_background_workers() {
+        let q = filter(&[]).select(&Server::version(100023));
+        assert!(q
+            .sql
+            .contains("a.backend_type IS DISTINCT FROM 'background worker'"));
+        let f = filter(&["--backend-type", "background worker"]);
+        assert!(f.check_server(&Server::version(100023)).is_err());
+        assert!(f.check_server(&Server::version(110000)).is_ok());
     }
 
     #[test]

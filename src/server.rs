@@ -66,6 +66,18 @@ impl Server {
     pub fn has_backend_type(&self) -> bool {
         self.version_num >= 100000
     }
+    /// Parallel workers have their own backend_type from 11; on 10 they are 'background
+    /// worker', like every other background worker.
+    pub fn has_parallel_worker_type(&self) -> bool {
+        self.version_num >= 110000
+    }
+    pub fn parallel_worker_type(&self) -> &'static str {
+        if self.has_parallel_worker_type() {
+            "parallel worker"
+        } else {
+            "background worker"
+        }
+    }
     /// `leader_pid` from 13.
     pub fn has_leader_pid(&self) -> bool {
         self.version_num >= 130000
