@@ -155,9 +155,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 true,
                 plan.lock_timeout,
             )?;
-            for change in &changes {
-                printer.dry_run_sql(&change.statements.join("\n"))?;
-            }
+            print_statements(printer, &changes)?;
         }
         let reports = with_outcome(&targets, action.would());
         printer.print(&reports)?;
@@ -329,6 +327,9 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
         args.lock_timeout,
     )?;
     printer.print(&changes)?;
+    if args.dry_run {
+        print_statements(printer, &changes)?;
+    }
     Ok(code::SUCCESS)
 }
 
@@ -347,5 +348,16 @@ fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockAr
         args.lock_timeout,
     )?;
     printer.print(&changes)?;
+    if args.dry_run {
+        print_statements(printer, &changes)?;
+    }
     Ok(code::SUCCESS)
+}
+
+/// --dry-run of lock, unlock and terminate --lock: the statements each change would run.
+fn print_statements(printer: &Printer, changes: &[lock::Change]) -> Result<()> {
+    for change in changes.iter().filter(|c| !c.statements.is_empty()) {
+        printer.dry_run_sql(&change.statements.join("\n"))?;
+    }
+    Ok(())
 }

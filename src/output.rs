@@ -122,7 +122,8 @@ impl Printer {
         if self.quiet {
             return Ok(());
         }
-        let text = format!("-- dry run: nothing was changed. The statement that would run:\n{sql}\n");
+        let text =
+            format!("-- dry run: nothing was changed. The statement that would run:\n{sql}\n");
         if self.is_json() {
             io::stderr().write_all(text.as_bytes())
         } else {
@@ -157,7 +158,11 @@ impl Printer {
             self.clear_progress();
             return;
         }
-        let noun = if remaining == 1 { "session" } else { "sessions" };
+        let noun = if remaining == 1 {
+            "session"
+        } else {
+            "sessions"
+        };
         eprint!(
             "\r\x1b[2Kpgkick: {what}: {remaining} {noun} remaining, {} left",
             format_duration(left)
@@ -224,7 +229,15 @@ fn text(v: &Option<String>) -> String {
 impl Tabular for Session {
     fn headers() -> Vec<&'static str> {
         vec![
-            "pid", "database", "user", "application", "client", "state", "for", "wait", "query",
+            "pid",
+            "database",
+            "user",
+            "application",
+            "client",
+            "state",
+            "for",
+            "wait",
+            "query",
         ]
     }
 
@@ -276,20 +289,34 @@ impl Tabular for Report {
 impl Tabular for crate::lock::Change {
     const NOUN: (&'static str, &'static str) = ("object", "objects");
     fn headers() -> Vec<&'static str> {
-        vec!["kind", "name", "status"]
+        vec!["kind", "name", "method", "status"]
     }
     fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
-        vec![self.kind.to_string(), self.name.clone(), self.status.clone()]
+        vec![
+            self.kind.to_string(),
+            self.name.clone(),
+            text(&self.method),
+            self.status.clone(),
+        ]
     }
 }
 
 impl Tabular for crate::lock::Record {
     const NOUN: (&'static str, &'static str) = ("lock", "locks");
     fn headers() -> Vec<&'static str> {
-        vec!["kind", "name"]
+        vec!["kind", "name", "method", "locked_by", "locked_at", "for"]
     }
-    fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
-        vec![self.kind.to_string(), self.name.clone()]
+    fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
+        vec![
+            self.kind.to_string(),
+            self.name.clone(),
+            text(&self.method),
+            text(&self.locked_by),
+            self.locked_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+                .unwrap_or_default(),
+            since(now, self.locked_at),
+        ]
     }
 }
 
@@ -309,6 +336,9 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(35)), "35s");
         assert_eq!(format_duration(Duration::from_secs(62)), "1m02s");
         assert_eq!(format_duration(Duration::from_secs(3720)), "1h02m");
-        assert_eq!(format_duration(Duration::from_secs(2 * 86400 + 4 * 3600)), "2d04h");
+        assert_eq!(
+            format_duration(Duration::from_secs(2 * 86400 + 4 * 3600)),
+            "2d04h"
+        );
     }
 }
