@@ -19,7 +19,6 @@
 //! 5. Defaults: the unix socket directory, port 5432, the OS user name, database `postgres`
 //!    (the maintenance database, as dropdb uses, rather than libpq's "same as the user").
 
-
 use std::collections::BTreeMap;
 use std::ffi::{CStr, OsStr};
 use std::io::IsTerminal;
@@ -33,8 +32,8 @@ use anyhow::{anyhow, bail, Result};
 use postgres::config::{ChannelBinding, SslMode as PgSslMode, SslNegotiation};
 use postgres::error::SqlState;
 
-use crate::tls::{Attempt, SslMode, TlsConnector, TlsSettings};
 use crate::cli::ConnArgs;
+use crate::tls::{Attempt, RootCert, SslMode, TlsConnector, TlsSettings};
 
 /// The name pgkick's sessions carry in pg_stat_activity unless the user sets
 /// application_name (libpq's fallback_application_name).
@@ -1278,6 +1277,19 @@ impl Settings {
             if cause.contains("server does not support TLS") {
                 return format!(
                     "server does not support SSL, but SSL was required (sslmode={})",
+                    self.tls.mode
+                );
+            }
+            if cause.contains("UnknownIssuer") {
+                let roots = match &self.tls.root_cert {
+                    RootCert::File(path) => {
+                        format!("the root certificate file \"{}\"", path.display())
+                    }
+                    RootCert::System => "the system's trusted roots".to_string(),
+                };
+                return format!(
+                    "SSL error: the server's certificate was not issued by a CA in {roots}; \
+                     point sslrootcert/PGSSLROOTCERT at the CA that signed it (sslmode={})",
                     self.tls.mode
                 );
             }

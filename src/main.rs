@@ -5,6 +5,8 @@
 mod cli;
 mod commands;
 mod conn;
+#[cfg(test)]
+mod docs;
 mod error;
 mod filter;
 mod interrupt;

@@ -3,7 +3,10 @@
 //! `harness` starts throwaway PostgreSQL servers and holds client sessions in chosen states;
 //! each feature file below tests pgkick's behaviour against them.
 
+mod completions;
+mod conn;
 mod harness;
 mod list;
-mod signal;
 mod lock;
+mod signal;
+mod tls;

@@ -1,0 +1,263 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'pgkick'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'pgkick' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('--no-password', '--no-password', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the sessions that match the filters')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel the current query of the matching sessions (pg_cancel_backend)')
+            [CompletionResult]::new('terminate', 'terminate', [CompletionResultType]::ParameterValue, 'Terminate the matching sessions (pg_terminate_backend)')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Keep new connections out of databases, or stop roles from logging in')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Undo exactly what `pgkick lock` changed')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'pgkick;list' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database name')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User (role) name')
+            [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Exact application_name')
+            [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Regular expression (Rust regex syntax) searched for in the query text')
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Process ID')
+            [CompletionResult]::new('--query-age', '--query-age', [CompletionResultType]::ParameterName, 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m')
+            [CompletionResult]::new('--xact-age', '--xact-age', [CompletionResultType]::ParameterName, 'Transaction open for longer than DURATION')
+            [CompletionResult]::new('--state-age', '--state-age', [CompletionResultType]::ParameterName, 'In its current state for longer than DURATION (e.g. idle for an hour)')
+            [CompletionResult]::new('--backend-age', '--backend-age', [CompletionResultType]::ParameterName, 'Connected for longer than DURATION')
+            [CompletionResult]::new('--backend-type', '--backend-type', [CompletionResultType]::ParameterName, 'Backend type, as pg_stat_activity.backend_type names it [default: client backend]')
+            [CompletionResult]::new('--exclude-db', '--exclude-db', [CompletionResultType]::ParameterName, 'Leave out sessions in this database')
+            [CompletionResult]::new('--exclude-user', '--exclude-user', [CompletionResultType]::ParameterName, 'Leave out sessions of this user')
+            [CompletionResult]::new('--exclude-app', '--exclude-app', [CompletionResultType]::ParameterName, 'Leave out sessions with this application_name')
+            [CompletionResult]::new('--exclude-pid', '--exclude-pid', [CompletionResultType]::ParameterName, 'Leave out this process ID')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('--no-password', '--no-password', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'pgkick;cancel' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database name')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User (role) name')
+            [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Exact application_name')
+            [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Regular expression (Rust regex syntax) searched for in the query text')
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Process ID')
+            [CompletionResult]::new('--query-age', '--query-age', [CompletionResultType]::ParameterName, 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m')
+            [CompletionResult]::new('--xact-age', '--xact-age', [CompletionResultType]::ParameterName, 'Transaction open for longer than DURATION')
+            [CompletionResult]::new('--state-age', '--state-age', [CompletionResultType]::ParameterName, 'In its current state for longer than DURATION (e.g. idle for an hour)')
+            [CompletionResult]::new('--backend-age', '--backend-age', [CompletionResultType]::ParameterName, 'Connected for longer than DURATION')
+            [CompletionResult]::new('--backend-type', '--backend-type', [CompletionResultType]::ParameterName, 'Backend type, as pg_stat_activity.backend_type names it [default: client backend]')
+            [CompletionResult]::new('--exclude-db', '--exclude-db', [CompletionResultType]::ParameterName, 'Leave out sessions in this database')
+            [CompletionResult]::new('--exclude-user', '--exclude-user', [CompletionResultType]::ParameterName, 'Leave out sessions of this user')
+            [CompletionResult]::new('--exclude-app', '--exclude-app', [CompletionResultType]::ParameterName, 'Leave out sessions with this application_name')
+            [CompletionResult]::new('--exclude-pid', '--exclude-pid', [CompletionResultType]::ParameterName, 'Leave out this process ID')
+            [CompletionResult]::new('--max', '--max', [CompletionResultType]::ParameterName, 'Refuse (exit 4, nothing signalled) when more than N sessions match')
+            [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'How long --wait waits before reporting the sessions still there')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Act on every session when no filter is given (otherwise refused, exit 4)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation on a terminal')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation on a terminal')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show the matched sessions and the SQL that would run; change nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show the matched sessions and the SQL that would run; change nothing')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('--no-password', '--no-password', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'pgkick;terminate' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database name')
+            [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User (role) name')
+            [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Exact application_name')
+            [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state')
+            [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Regular expression (Rust regex syntax) searched for in the query text')
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Process ID')
+            [CompletionResult]::new('--query-age', '--query-age', [CompletionResultType]::ParameterName, 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m')
+            [CompletionResult]::new('--xact-age', '--xact-age', [CompletionResultType]::ParameterName, 'Transaction open for longer than DURATION')
+            [CompletionResult]::new('--state-age', '--state-age', [CompletionResultType]::ParameterName, 'In its current state for longer than DURATION (e.g. idle for an hour)')
+            [CompletionResult]::new('--backend-age', '--backend-age', [CompletionResultType]::ParameterName, 'Connected for longer than DURATION')
+            [CompletionResult]::new('--backend-type', '--backend-type', [CompletionResultType]::ParameterName, 'Backend type, as pg_stat_activity.backend_type names it [default: client backend]')
+            [CompletionResult]::new('--exclude-db', '--exclude-db', [CompletionResultType]::ParameterName, 'Leave out sessions in this database')
+            [CompletionResult]::new('--exclude-user', '--exclude-user', [CompletionResultType]::ParameterName, 'Leave out sessions of this user')
+            [CompletionResult]::new('--exclude-app', '--exclude-app', [CompletionResultType]::ParameterName, 'Leave out sessions with this application_name')
+            [CompletionResult]::new('--exclude-pid', '--exclude-pid', [CompletionResultType]::ParameterName, 'Leave out this process ID')
+            [CompletionResult]::new('--max', '--max', [CompletionResultType]::ParameterName, 'Refuse (exit 4, nothing signalled) when more than N sessions match')
+            [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'How long --wait waits before reporting the sessions still there')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'How long --cancel-first waits between cancel and terminate')
+            [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How --lock keeps new connections out')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Give up a lock whose DDL waits this long behind other transactions')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Act on every session when no filter is given (otherwise refused, exit 4)')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation on a terminal')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation on a terminal')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show the matched sessions and the SQL that would run; change nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show the matched sessions and the SQL that would run; change nothing')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)')
+            [CompletionResult]::new('--cancel-first', '--cancel-first', [CompletionResultType]::ParameterName, 'Cancel the sessions'' queries first, wait --grace, then terminate only the sessions that still match the filters')
+            [CompletionResult]::new('--lock', '--lock', [CompletionResultType]::ParameterName, 'Lock the --db databases against new connections before terminating their sessions')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('--no-password', '--no-password', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'pgkick;lock' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database to lock (repeatable)')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role to stop from logging in: ALTER ROLE ... NOLOGIN (repeatable)')
+            [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How databases are locked')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Give up when the DDL waits this long behind other transactions')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show the statements; change nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show the statements; change nothing')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Show what pgkick has locked in this cluster: what, how, by whom, since when')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('--no-password', '--no-password', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'pgkick;unlock' {
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'Database to unlock (repeatable)')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role to unlock (repeatable)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Give up when the DDL waits this long behind other transactions')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show the statements; change nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show the statements; change nothing')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('--no-password', '--no-password', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'pgkick;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the sessions that match the filters')
+            [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel the current query of the matching sessions (pg_cancel_backend)')
+            [CompletionResult]::new('terminate', 'terminate', [CompletionResultType]::ParameterValue, 'Terminate the matching sessions (pg_terminate_backend)')
+            [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Keep new connections out of databases, or stop roles from logging in')
+            [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Undo exactly what `pgkick lock` changed')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'pgkick;help;list' {
+            break
+        }
+        'pgkick;help;cancel' {
+            break
+        }
+        'pgkick;help;terminate' {
+            break
+        }
+        'pgkick;help;lock' {
+            break
+        }
+        'pgkick;help;unlock' {
+            break
+        }
+        'pgkick;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,205 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_pgkick_global_optspecs
+    string join \n h/host= p/port= U/username= d/dbname= w/no-password W/password output= json q/quiet help V/version
+end
+
+function __fish_pgkick_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_pgkick_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_pgkick_using_subcommand
+    set -l cmd (__fish_pgkick_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c pgkick -n "__fish_pgkick_needs_command" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
+complete -c pgkick -n "__fish_pgkick_needs_command" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_needs_command" -s U -l username -d 'Database user name [env: PGUSER]' -r
+complete -c pgkick -n "__fish_pgkick_needs_command" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_needs_command" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
+json\t'One JSON array'
+jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_needs_command" -s w -l no-password -d 'Never prompt for a password'
+complete -c pgkick -n "__fish_pgkick_needs_command" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_needs_command" -l json -d 'Shorthand for --output json'
+complete -c pgkick -n "__fish_pgkick_needs_command" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
+complete -c pgkick -n "__fish_pgkick_needs_command" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_needs_command" -s V -l version -d 'Print version'
+complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "list" -d 'List the sessions that match the filters'
+complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "cancel" -d 'Cancel the current query of the matching sessions (pg_cancel_backend)'
+complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "terminate" -d 'Terminate the matching sessions (pg_terminate_backend)'
+complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "lock" -d 'Keep new connections out of databases, or stop roles from logging in'
+complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "unlock" -d 'Undo exactly what `pgkick lock` changed'
+complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l db -d 'Database name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l user -d 'User (role) name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l app -d 'Exact application_name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l client -d 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l state -d 'Session state' -r -f -a "active\t''
+idle\t''
+idle-in-transaction\t''
+idle-in-transaction-aborted\t''
+fastpath\t''
+disabled\t''"
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l query -d 'Regular expression (Rust regex syntax) searched for in the query text' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l pid -d 'Process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l query-age -d 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l xact-age -d 'Transaction open for longer than DURATION' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l state-age -d 'In its current state for longer than DURATION (e.g. idle for an hour)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l backend-age -d 'Connected for longer than DURATION' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l backend-type -d 'Backend type, as pg_stat_activity.backend_type names it [default: client backend]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-db -d 'Leave out sessions in this database' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-user -d 'Leave out sessions of this user' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-app -d 'Leave out sessions with this application_name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-pid -d 'Leave out this process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s U -l username -d 'Database user name [env: PGUSER]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
+json\t'One JSON array'
+jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s w -l no-password -d 'Never prompt for a password'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l json -d 'Shorthand for --output json'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l db -d 'Database name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l user -d 'User (role) name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l app -d 'Exact application_name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l client -d 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l state -d 'Session state' -r -f -a "active\t''
+idle\t''
+idle-in-transaction\t''
+idle-in-transaction-aborted\t''
+fastpath\t''
+disabled\t''"
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l query -d 'Regular expression (Rust regex syntax) searched for in the query text' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l pid -d 'Process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l query-age -d 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l xact-age -d 'Transaction open for longer than DURATION' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l state-age -d 'In its current state for longer than DURATION (e.g. idle for an hour)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l backend-age -d 'Connected for longer than DURATION' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l backend-type -d 'Backend type, as pg_stat_activity.backend_type names it [default: client backend]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-db -d 'Leave out sessions in this database' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-user -d 'Leave out sessions of this user' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-app -d 'Leave out sessions with this application_name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-pid -d 'Leave out this process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l max -d 'Refuse (exit 4, nothing signalled) when more than N sessions match' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l wait-timeout -d 'How long --wait waits before reporting the sessions still there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s U -l username -d 'Database user name [env: PGUSER]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
+json\t'One JSON array'
+jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l all -d 'Act on every session when no filter is given (otherwise refused, exit 4)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s y -l yes -d 'Do not ask for confirmation on a terminal'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s n -l dry-run -d 'Show the matched sessions and the SQL that would run; change nothing'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l wait -d 'Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s w -l no-password -d 'Never prompt for a password'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l json -d 'Shorthand for --output json'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l db -d 'Database name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l user -d 'User (role) name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l app -d 'Exact application_name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l client -d 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l state -d 'Session state' -r -f -a "active\t''
+idle\t''
+idle-in-transaction\t''
+idle-in-transaction-aborted\t''
+fastpath\t''
+disabled\t''"
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l query -d 'Regular expression (Rust regex syntax) searched for in the query text' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pid -d 'Process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l query-age -d 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l xact-age -d 'Transaction open for longer than DURATION' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l state-age -d 'In its current state for longer than DURATION (e.g. idle for an hour)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l backend-age -d 'Connected for longer than DURATION' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l backend-type -d 'Backend type, as pg_stat_activity.backend_type names it [default: client backend]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-db -d 'Leave out sessions in this database' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-user -d 'Leave out sessions of this user' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-app -d 'Leave out sessions with this application_name' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-pid -d 'Leave out this process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l max -d 'Refuse (exit 4, nothing signalled) when more than N sessions match' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l wait-timeout -d 'How long --wait waits before reporting the sessions still there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l grace -d 'How long --cancel-first waits between cancel and terminate' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l method -d 'How --lock keeps new connections out' -r -f -a "allow-connections\t'ALTER DATABASE ... ALLOW_CONNECTIONS false: keeps everyone out, superusers included'
+connection-limit\t'ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers'
+revoke-connect\t'REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock-timeout -d 'Give up a lock whose DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s U -l username -d 'Database user name [env: PGUSER]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
+json\t'One JSON array'
+jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l all -d 'Act on every session when no filter is given (otherwise refused, exit 4)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s y -l yes -d 'Do not ask for confirmation on a terminal'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s n -l dry-run -d 'Show the matched sessions and the SQL that would run; change nothing'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l wait -d 'Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l cancel-first -d 'Cancel the sessions\' queries first, wait --grace, then terminate only the sessions that still match the filters'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock -d 'Lock the --db databases against new connections before terminating their sessions'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s w -l no-password -d 'Never prompt for a password'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l json -d 'Shorthand for --output json'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l db -d 'Database to lock (repeatable)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l role -d 'Role to stop from logging in: ALTER ROLE ... NOLOGIN (repeatable)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l method -d 'How databases are locked' -r -f -a "allow-connections\t'ALTER DATABASE ... ALLOW_CONNECTIONS false: keeps everyone out, superusers included'
+connection-limit\t'ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers'
+revoke-connect\t'REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l lock-timeout -d 'Give up when the DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s U -l username -d 'Database user name [env: PGUSER]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
+json\t'One JSON array'
+jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s n -l dry-run -d 'Show the statements; change nothing'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l list -d 'Show what pgkick has locked in this cluster: what, how, by whom, since when'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s w -l no-password -d 'Never prompt for a password'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l json -d 'Shorthand for --output json'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l db -d 'Database to unlock (repeatable)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l role -d 'Role to unlock (repeatable)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l lock-timeout -d 'Give up when the DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s U -l username -d 'Database user name [env: PGUSER]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
+json\t'One JSON array'
+jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s n -l dry-run -d 'Show the statements; change nothing'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s w -l no-password -d 'Never prompt for a password'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l json -d 'Shorthand for --output json'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "list" -d 'List the sessions that match the filters'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "cancel" -d 'Cancel the current query of the matching sessions (pg_cancel_backend)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "terminate" -d 'Terminate the matching sessions (pg_terminate_backend)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "lock" -d 'Keep new connections out of databases, or stop roles from logging in'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "unlock" -d 'Undo exactly what `pgkick lock` changed'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

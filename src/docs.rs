@@ -1,0 +1,561 @@
+//! The committed shell completions (`completions/`) and man page (`man/pgkick.1`), generated
+//! from the clap definitions in `cli.rs`.
+//!
+//! Compiled only for tests. `cargo test docs` renders every file and fails when the committed
+//! copy differs from what the code produces, so CI catches a flag added without regenerating;
+//! `PGKICK_UPDATE_DOCS=1 cargo test docs` writes them. The prose the man page needs beyond the
+//! flags (JSON fields, environment, files, exit status) lives here, next to the code that
+//! renders it.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Command, CommandFactory};
+use clap_complete::Shell;
+use clap_mangen::Man;
+use roff::{bold, italic, roman, Inline, Roff};
+
+use crate::cli::Cli;
+
+/// The environment variable that makes the test rewrite the files instead of comparing.
+const UPDATE_VAR: &str = "PGKICK_UPDATE_DOCS";
+
+/// Each shell's completion script, relative to the repository root.
+const COMPLETIONS: [(Shell, &str); 5] = [
+    (Shell::Bash, "completions/pgkick.bash"),
+    (Shell::Zsh, "completions/_pgkick"),
+    (Shell::Fish, "completions/pgkick.fish"),
+    (Shell::Elvish, "completions/pgkick.elv"),
+    (Shell::PowerShell, "completions/_pgkick.ps1"),
+];
+
+const MAN_PAGE: &str = "man/pgkick.1";
+
+/// The help heading `cli.rs` gives the filter flags; they get one FILTERS section of their own
+/// rather than a copy under each of list, cancel and terminate.
+const FILTERS_HEADING_PREFIX: &str = "Filters";
+
+const DESCRIPTION: &[&str] = &[
+    "pgkick lists the sessions of a PostgreSQL server (pg_stat_activity), cancels their \
+     queries (pg_cancel_backend) or terminates them (pg_terminate_backend), chosen by filters. \
+     It can also keep new connections out of databases and stop roles from logging in \
+     (lock), and undo exactly that (unlock).",
+    "pgkick connects the way psql does: the same -h, -p, -U, -d and -w/-W flags, a -d value \
+     that may be a key=value connection string or a postgresql:// URI, the PG* environment \
+     variables, the connection service file, the password file and TLS with libpq's sslmode \
+     meanings. It never acts on its own session, on sessions without a database (background \
+     workers) or on parallel workers.",
+    "cancel and terminate refuse to act on every session unless --all is given, refuse when \
+     more sessions match than --max allows, ask for confirmation on a terminal unless -y is \
+     given, and with -n only show what they would do.",
+];
+
+const JSON_OUTPUT: &[&str] = &[
+    "With --json (or --output json) pgkick prints one JSON array; with --output jsonl one \
+     JSON object per line. Each object is one session, with pg_stat_activity's column names:",
+];
+
+/// (field, meaning) of each session object.
+const JSON_FIELDS: &[(&str, &str)] = &[
+    ("pid", "process ID of the backend"),
+    ("datname", "database"),
+    ("usename", "role"),
+    ("application_name", "application_name the client set"),
+    (
+        "client_addr",
+        "client IP address; null for unix-socket sessions",
+    ),
+    (
+        "client_port",
+        "client TCP port; -1 for unix-socket sessions",
+    ),
+    ("backend_start", "when the session connected"),
+    (
+        "xact_start",
+        "when the current transaction started; null outside a transaction",
+    ),
+    ("query_start", "when the current (or last) query started"),
+    ("state_change", "when the state last changed"),
+    (
+        "wait_event_type",
+        "what kind of event the session waits for",
+    ),
+    ("wait_event", "the event the session waits for"),
+    (
+        "state",
+        "active, idle, idle in transaction, idle in transaction (aborted), fastpath function \
+         call or disabled",
+    ),
+    (
+        "backend_type",
+        "e.g. client backend (PostgreSQL 10 and later)",
+    ),
+    (
+        "leader_pid",
+        "the parallel group leader (PostgreSQL 13 and later)",
+    ),
+    ("query", "text of the current (or last) query"),
+];
+
+const JSON_NOTES: &[&str] = &[
+    "Timestamps are RFC 3339 in UTC. A field is null when the server has no value for it: an \
+     older server without the column, or a session whose details the server hides from \
+     pgkick's role.",
+    "cancel and terminate print the same objects with one more field, outcome:",
+];
+
+const OUTCOMES: &[(&str, &str)] = &[
+    ("cancelled", "the query was cancelled"),
+    ("terminated", "the session was terminated"),
+    (
+        "already_gone",
+        "the session ended before pgkick could signal it",
+    ),
+    (
+        "permission_denied",
+        "pgkick's role may not signal this session",
+    ),
+    (
+        "still_present",
+        "terminated, but still there when --wait gave up",
+    ),
+    (
+        "still_running",
+        "cancelled, but its query still ran when --wait gave up",
+    ),
+    ("would_cancel", "-n: the session would be cancelled"),
+    ("would_terminate", "-n: the session would be terminated"),
+];
+
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "PGHOST",
+        "host name, IP address or unix socket directory (a comma-separated list is tried in \
+         order)",
+    ),
+    ("PGPORT", "port number (default 5432)"),
+    (
+        "PGUSER",
+        "role name (default: the operating-system user name)",
+    ),
+    (
+        "PGPASSWORD",
+        "password (prefer the password file: other users may see the environment)",
+    ),
+    (
+        "PGDATABASE",
+        "database to connect to (default postgres); pgkick's filters choose the sessions of \
+         every database whatever this is",
+    ),
+    (
+        "PGCONNECT_TIMEOUT",
+        "seconds to wait for each host (default 30; 0 waits indefinitely)",
+    ),
+    ("PGPASSFILE", "the password file (default ~/.pgpass)"),
+    ("PGSERVICE", "the connection service to use"),
+    (
+        "PGSERVICEFILE",
+        "the service file (default ~/.pg_service.conf)",
+    ),
+    (
+        "PGSYSCONFDIR",
+        "directory holding the system-wide pg_service.conf",
+    ),
+    (
+        "PGAPPNAME",
+        "application_name of pgkick's session (default pgkick)",
+    ),
+    (
+        "PGSSLMODE",
+        "disable, allow, prefer (default), require, verify-ca or verify-full, as libpq means \
+         them: require encrypts but verifies nothing (unless a root certificate file exists), \
+         verify-ca also checks the certificate chain, verify-full also the host name",
+    ),
+    (
+        "PGSSLROOTCERT",
+        "file of trusted root certificates (default ~/.postgresql/root.crt), or system for the \
+         operating system's",
+    ),
+    (
+        "PGSSLCERT",
+        "client certificate (default ~/.postgresql/postgresql.crt)",
+    ),
+    (
+        "PGSSLKEY",
+        "its private key (default ~/.postgresql/postgresql.key)",
+    ),
+    (
+        "NO_COLOR",
+        "when set to a non-empty value, no colours in the output",
+    ),
+];
+
+const ENVIRONMENT_NOTE: &str = "The other variables libpq reads (PGOPTIONS, PGSSLNEGOTIATION, \
+     PGTARGETSESSIONATTRS, ...) are honoured too. Options given with -d, -h, -p and -U take \
+     precedence over the service file, which takes precedence over the environment.";
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "~/.pgpass",
+        "passwords, one hostname:port:database:username:password line each; ignored with a \
+         warning unless its permissions are u=rw (0600) or less",
+    ),
+    (
+        "~/.pg_service.conf",
+        "connection services: [name] sections of keyword=value lines",
+    ),
+    (
+        "$PGSYSCONFDIR/pg_service.conf",
+        "system-wide connection services (default directory /etc/postgresql-common)",
+    ),
+    (
+        "~/.postgresql/root.crt",
+        "trusted root certificates for verifying the server",
+    ),
+    (
+        "~/.postgresql/postgresql.crt, ~/.postgresql/postgresql.key",
+        "client certificate and key, sent when the certificate file exists; the key must not \
+         be readable by group or others",
+    ),
+];
+
+const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "success, including: nothing matched"),
+    (
+        "1",
+        "runtime error: cannot connect, SQL error, unknown database or role, permission denied",
+    ),
+    (
+        "2",
+        "usage error: unknown flag, malformed duration, invalid regular expression, ...",
+    ),
+    (
+        "3",
+        "partial: some matched sessions could not be signalled, or were still present after \
+         --wait",
+    ),
+    (
+        "4",
+        "refused by a guard: no filter without --all, --max exceeded, confirmation declined",
+    ),
+    ("130, 143", "interrupted by SIGINT or SIGTERM"),
+];
+
+/// The completion script for `shell`.
+pub fn completion(shell: Shell) -> String {
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "pgkick", &mut out);
+    String::from_utf8(out).expect("completion scripts are UTF-8")
+}
+
+/// Roff text of a part clap_mangen renders, with roff's apostrophe preamble removed (the page
+/// has it once, at the top).
+fn part(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut out = Vec::new();
+    render(&mut out).expect("rendering to memory cannot fail");
+    let text = String::from_utf8(out).expect("roff output is UTF-8");
+    text.lines()
+        .filter(|l| !l.starts_with(".ie \\n(.g .ds Aq") && !l.starts_with(".el .ds Aq"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn roff_part(roff: &Roff) -> String {
+    part(|w| roff.to_writer(w))
+}
+
+/// `.SH` sections of an options rendering, split: (heading as clap_mangen wrote it, body).
+fn option_sections(man: &Man) -> Vec<(String, String)> {
+    let text = part(|w| man.render_options_section(w));
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix(".SH ") {
+            sections.push((heading.trim_matches('"').to_string(), String::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    sections
+}
+
+/// The help heading whose upper-case form clap_mangen printed, or `None` for OPTIONS.
+fn heading_of<'a>(cmd: &'a Command, printed: &str) -> Option<&'a str> {
+    cmd.get_arguments()
+        .filter_map(|a| a.get_help_heading())
+        .find(|h| h.to_uppercase() == printed)
+}
+
+/// A definition list: `.TP`, the term in bold, its description.
+fn definitions(roff: &mut Roff, items: &[(&str, &str)]) {
+    for (term, text) in items {
+        roff.control("TP", []);
+        roff.text([bold(*term)]);
+        roff.text([roman(*text)]);
+    }
+}
+
+fn paragraphs(roff: &mut Roff, texts: &[&str]) {
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            roff.control("PP", []);
+        }
+        roff.text([roman(*text)]);
+    }
+}
+
+/// A subcommand as its own page would see it: named `pgkick NAME`, without clap's automatic
+/// help flag (pgkick's --help is global).
+fn subcommand(root: &Command, name: &str) -> Command {
+    root.find_subcommand(name)
+        .unwrap_or_else(|| panic!("no subcommand {name}"))
+        .clone()
+        .bin_name(format!("pgkick {name}"))
+        .disable_help_flag(true)
+}
+
+/// The whole man page: pgkick's options, a section per subcommand with its options, one
+/// FILTERS section, then JSON OUTPUT, ENVIRONMENT, FILES and EXIT STATUS.
+pub fn man_page() -> String {
+    let root = Cli::command();
+    let man = Man::new(root.clone()).title("PGKICK");
+    // roff's definition of \*(Aq, which its text uses for apostrophes; once, at the top.
+    let mut page = String::from(".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n");
+    page.push_str(&part(|w| man.render_title(w)));
+    page.push_str(&part(|w| man.render_name_section(w)));
+    page.push_str(&part(|w| man.render_synopsis_section(w)));
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["DESCRIPTION"]);
+    paragraphs(&mut roff, DESCRIPTION);
+    page.push_str(&roff_part(&roff));
+
+    for (heading, body) in option_sections(&man) {
+        page.push_str(&roff_part(Roff::new().control("SH", [heading.as_str()])));
+        page.push_str(&body);
+    }
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["COMMANDS"]);
+    let names: Vec<String> = root
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for sub in root.get_subcommands() {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        roff.control("TP", []);
+        roff.text([bold(format!("pgkick {}", sub.get_name()))]);
+        roff.text([roman(about)]);
+    }
+    roff.control("PP", []);
+    roff.text([roman(
+        "Each is described in its own section below. Connection and output options may \
+         be given before or after the command name.",
+    )]);
+    page.push_str(&roff_part(&roff));
+
+    let mut filters: Option<(String, String)> = None;
+    for name in &names {
+        let sub = subcommand(&root, name);
+        let sub_man = Man::new(sub.clone());
+        let title = format!("PGKICK {}", name.to_uppercase());
+        let mut roff = Roff::new();
+        roff.control("SH", [title.as_str()]);
+        page.push_str(&roff_part(&roff));
+        // clap_mangen's synopsis, without its SYNOPSIS heading.
+        page.push_str(
+            &part(|w| sub_man.render_synopsis_section(w))
+                .lines()
+                .filter(|l| !l.starts_with(".SH"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        );
+        let mut roff = Roff::new();
+        roff.control("PP", []);
+        let about = sub
+            .get_long_about()
+            .or_else(|| sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        roff.text([roman(about)]);
+        page.push_str(&roff_part(&roff));
+        for (printed, body) in option_sections(&sub_man) {
+            let heading = heading_of(&sub, &printed).unwrap_or("Options");
+            if heading.starts_with(FILTERS_HEADING_PREFIX) {
+                let mut roff = Roff::new();
+                roff.control("PP", []);
+                roff.text([
+                    roman("Takes the filters described under "),
+                    bold("FILTERS"),
+                    roman("."),
+                ]);
+                page.push_str(&roff_part(&roff));
+                filters.get_or_insert((heading.to_string(), body));
+                continue;
+            }
+            page.push_str(&roff_part(Roff::new().control("SS", [heading])));
+            page.push_str(&body);
+        }
+    }
+
+    let (filters_heading, filters_body) =
+        filters.expect("list, cancel and terminate take the filters");
+    let mut roff = Roff::new();
+    roff.control("SH", ["FILTERS"]);
+    roff.text([roman(format!(
+        "{filters_heading}. Durations are written like 90s, 10m, 1h30m or 2days; a bare \
+         number means seconds."
+    ))]);
+    page.push_str(&roff_part(&roff));
+    page.push_str(&filters_body);
+
+    let mut roff = Roff::new();
+    roff.control("SH", ["JSON OUTPUT"]);
+    paragraphs(&mut roff, JSON_OUTPUT);
+    definitions(&mut roff, JSON_FIELDS);
+    roff.control("PP", []);
+    paragraphs(&mut roff, JSON_NOTES);
+    definitions(&mut roff, OUTCOMES);
+
+    roff.control("SH", ["ENVIRONMENT"]);
+    definitions(&mut roff, ENVIRONMENT);
+    roff.control("PP", []);
+    roff.text([roman(ENVIRONMENT_NOTE)]);
+
+    roff.control("SH", ["FILES"]);
+    definitions(&mut roff, FILES);
+
+    roff.control("SH", ["EXIT STATUS"]);
+    definitions(&mut roff, EXIT_STATUS);
+
+    roff.control("SH", ["SEE ALSO"]);
+    let see_also: Vec<Inline> = vec![
+        bold("psql"),
+        roman("(1), "),
+        bold("pg_terminate_backend"),
+        roman(" and "),
+        bold("pg_stat_activity"),
+        roman(" in the PostgreSQL documentation, "),
+        italic("https://www.postgresql.org/docs/current/libpq-envars.html"),
+    ];
+    roff.text(see_also);
+    page.push_str(&roff_part(&roff));
+    page
+}
+
+/// Every generated file: (path relative to the repository root, contents).
+pub fn generated_files() -> Vec<(&'static str, String)> {
+    let mut files: Vec<(&'static str, String)> = COMPLETIONS
+        .iter()
+        .map(|(shell, path)| (*path, completion(*shell)))
+        .collect();
+    files.push((MAN_PAGE, man_page()));
+    files
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes `files` under `root` when updating; otherwise lists the ones whose committed copy
+/// differs or is missing.
+fn check_or_update(root: &Path, files: &[(&str, String)], update: bool) -> Vec<String> {
+    let mut stale = Vec::new();
+    for (path, contents) in files {
+        let full = root.join(path);
+        if update {
+            if let Some(dir) = full.parent() {
+                std::fs::create_dir_all(dir)
+                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+            }
+            std::fs::write(&full, contents)
+                .unwrap_or_else(|e| panic!("write {}: {e}", full.display()));
+        } else if std::fs::read_to_string(&full).ok().as_deref() != Some(contents.as_str()) {
+            stale.push(path.to_string());
+        }
+    }
+    stale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_committed_files_match_the_clap_definitions() {
+        let update = std::env::var_os(UPDATE_VAR).is_some_and(|v| !v.is_empty() && v != "0");
+        let stale = check_or_update(&repo_root(), &generated_files(), update);
+        assert!(
+            stale.is_empty(),
+            "{} differ from the clap definitions: run {UPDATE_VAR}=1 cargo test docs to \
+             regenerate",
+            stale.join(", ")
+        );
+    }
+
+    #[test]
+    fn docs_man_page_has_every_subcommand_filter_and_section() {
+        let page = man_page();
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "COMMANDS",
+            "FILTERS",
+            "\"JSON OUTPUT\"",
+            "ENVIRONMENT",
+            "FILES",
+            "\"EXIT STATUS\"",
+        ] {
+            assert!(page.contains(&format!("\n.SH {section}\n")), "{section}");
+        }
+        let root = Cli::command();
+        for sub in root.get_subcommands() {
+            let title = format!(".SH \"PGKICK {}\"", sub.get_name().to_uppercase());
+            assert!(page.contains(&title), "{title}");
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(long) = arg.get_long() {
+                    // roff escapes dashes.
+                    let flag = format!("\\-\\-{}", long.replace('-', "\\-"));
+                    assert!(page.contains(&flag), "{} {flag}", sub.get_name());
+                }
+            }
+        }
+        for arg in root.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                let flag = format!("\\-\\-{}", long.replace('-', "\\-"));
+                assert!(page.contains(&flag), "{flag}");
+            }
+        }
+        for (field, _) in JSON_FIELDS {
+            assert!(page.contains(field), "{field}");
+        }
+        for var in ["PGSSLROOTCERT", "PGSERVICEFILE", "NO_COLOR", "~/.pgpass"] {
+            assert!(page.contains(var), "{var}");
+        }
+        // One page: no references to per-subcommand pages.
+        assert!(!page.contains("pgkick\\-list(1)"));
+    }
+
+    #[test]
+    fn docs_every_shell_completes_every_subcommand() {
+        for (shell, _) in COMPLETIONS {
+            let script = completion(shell);
+            for sub in ["list", "cancel", "terminate", "lock", "unlock"] {
+                assert!(script.contains(sub), "{shell} lacks {sub}");
+            }
+            assert!(script.contains("cancel-first"), "{shell}");
+        }
+    }
+
+    #[test]
+    fn docs_stale_files_are_reported_and_rewritten() {
+        let dir = std::env::temp_dir().join(format!("pgkick-docs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let files = vec![("man/x.1", "new\n".to_string())];
+        assert_eq!(check_or_update(&dir, &files, false), vec!["man/x.1"]);
+        assert!(check_or_update(&dir, &files, true).is_empty());
+        assert!(check_or_update(&dir, &files, false).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
