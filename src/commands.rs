@@ -13,7 +13,7 @@ use crate::error::{code, Refused, Usage};
 use crate::filter::Filter;
 use crate::output::Printer;
 use crate::server::Server;
-use crate::session::{self, Matched};
+use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
 use crate::{conn, interrupt, lock};
 
@@ -204,49 +204,55 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         }
     };
 
-    let mut reports = match cancel_first {
-        None => signal::signal(&mut client, &server, action, &targets)?,
-        Some(grace) => {
-            cancel_then_terminate(&mut client, &server, &filter, &targets, grace, printer)?
-        }
+    let first = if cancel_first.is_some() {
+        Action::Cancel
+    } else {
+        action
     };
-    if wait.wait {
-        let what = format!(
-            "waiting for sessions to {}",
-            if action == Action::Terminate {
-                "end"
-            } else {
-                "stop their queries"
-            }
-        );
-        signal::wait(
-            &mut client,
-            &server,
-            action,
-            &mut reports,
-            wait.wait_timeout,
-            &mut |remaining, left| {
-                interrupt::check()?;
-                printer.progress(&what, remaining, left);
-                Ok(())
-            },
-        )?;
-    }
+    let mut reports = signal::signal(&mut client, &server, first, &targets)?;
+    // From here on signals have been sent: whatever stops the run (an interrupt, the server
+    // going away) still reports what was already done before the error.
+    let finished = (|| -> Result<()> {
+        if let Some(grace) = cancel_first {
+            terminate_after_grace(&mut client, &server, &filter, &mut reports, grace, printer)?;
+        }
+        if wait.wait {
+            let what = match action {
+                Action::Terminate => "waiting for sessions to end",
+                Action::Cancel => "waiting for queries to stop",
+            };
+            signal::wait(
+                &mut client,
+                &server,
+                action,
+                &mut reports,
+                wait.wait_timeout,
+                &mut |remaining, left| {
+                    interrupt::check()?;
+                    printer.progress(what, remaining, left);
+                    Ok(())
+                },
+            )?;
+        }
+        Ok(())
+    })();
+    printer.progress("", 0, Duration::ZERO);
     printer.print(&reports)?;
+    finished?;
     Ok(exit_status(&reports))
 }
 
-/// --cancel-first: cancel every target, wait the grace period, then terminate the targets
-/// that still match the filter; the others keep their connection.
-fn cancel_then_terminate(
+/// --cancel-first, after the cancel: wait the grace period, then terminate the cancelled
+/// sessions that still match the filter; the others keep their connection (and their
+/// `cancelled` outcome).
+fn terminate_after_grace(
     client: &mut postgres::Client,
     server: &Server,
     filter: &Filter,
-    targets: &[crate::session::Session],
+    reports: &mut [Report],
     grace: Duration,
     printer: &Printer,
-) -> Result<Vec<Report>> {
-    let mut reports = signal::signal(client, server, Action::Cancel, targets)?;
+) -> Result<()> {
     let deadline = Instant::now() + grace;
     loop {
         interrupt::check()?;
@@ -254,35 +260,31 @@ fn cancel_then_terminate(
         if left.is_zero() {
             break;
         }
-        printer.progress("grace period after cancel", targets.len(), left);
+        printer.progress("grace period after cancel", reports.len(), left);
         std::thread::sleep(left.min(Duration::from_millis(100)));
     }
     printer.progress("", 0, Duration::ZERO);
 
     let still_matching = session::find(client, server, filter)?.sessions;
-    let same = |a: &crate::session::Session, b: &crate::session::Session| {
-        a.pid == b.pid && a.backend_start == b.backend_start && a.usesysid == b.usesysid
-    };
-    let to_terminate: Vec<_> = reports
+    let to_terminate: Vec<Session> = reports
         .iter()
         .filter(|r| r.outcome == Outcome::Cancelled)
-        .filter(|r| still_matching.iter().any(|s| same(s, &r.session)))
+        .filter(|r| still_matching.iter().any(|s| s.same_backend(&r.session)))
         .map(|r| r.session.clone())
         .collect();
     let terminated = signal::signal(client, server, Action::Terminate, &to_terminate)?;
-    for report in &mut reports {
-        if report.outcome != Outcome::Cancelled {
-            continue;
+    for t in terminated {
+        if let Some(report) = reports
+            .iter_mut()
+            .find(|r| r.session.same_backend(&t.session))
+        {
+            report.outcome = t.outcome;
         }
-        report.outcome = terminated
-            .iter()
-            .find(|t| same(&t.session, &report.session))
-            .map_or(Outcome::Cancelled, |t| t.outcome);
     }
-    Ok(reports)
+    Ok(())
 }
 
-fn with_outcome(sessions: &[crate::session::Session], outcome: Outcome) -> Vec<Report> {
+fn with_outcome(sessions: &[Session], outcome: Outcome) -> Vec<Report> {
     sessions
         .iter()
         .map(|s| Report {

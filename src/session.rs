@@ -62,6 +62,14 @@ impl Session {
     pub fn details_visible(&self) -> bool {
         self.backend_start.is_some()
     }
+
+    /// The same backend: pid, start time and role all equal (a reused pid has a later
+    /// backend_start).
+    pub fn same_backend(&self, other: &Session) -> bool {
+        self.pid == other.pid
+            && self.backend_start == other.backend_start
+            && self.usesysid == other.usesysid
+    }
 }
 
 /// The sessions a filter matches, and how many the `--query` filter could not judge because
