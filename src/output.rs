@@ -15,6 +15,9 @@ use crate::cli::{OutputArgs, OutputFormat};
 use crate::session::Session;
 use crate::signal::Report;
 
+/// Narrowest terminal a table is fitted to; below it, the width is taken as unknown.
+const MIN_FIT_WIDTH: u16 = 40;
+
 /// Longest query text shown in a table when the width is unknown (output not a terminal).
 const PIPED_QUERY_CHARS: usize = 80;
 
@@ -97,6 +100,9 @@ impl Printer {
         }
         table.load_style(PSQL_STYLE);
         table.set_header(T::headers());
+        // A terminal that reports no useful width (a pty without a window size says 0) is
+        // treated like a pipe.
+        let fit = fit && table.width().is_some_and(|w| w >= MIN_FIT_WIDTH);
         if fit {
             table.set_content_arrangement(ContentArrangement::Dynamic);
         } else {
