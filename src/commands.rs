@@ -129,7 +129,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     if hidden > 0 {
         printer.warn(&format!(
             "{hidden} matched session(s) hide their details from this role: their state, \
-             backend type and query are unknown to pgkick; grant pg_read_all_stats to see them"
+             query and backend type are unknown to pgkick (one could be another role's \
+             parallel worker); grant pg_read_all_stats to pgkick's role to see them"
         ));
     }
 

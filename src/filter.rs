@@ -210,9 +210,13 @@ impl Filter {
             };
             // The server hides backend_type (with everything but datname, usename,
             // application_name) from roles without pg_read_all_stats; such a session with a
-            // role is taken to be a client backend rather than silently dropped.
+            // role is taken to be a client backend rather than silently dropped, unless it is
+            // a walsender: a logical replication connection has a database and a role, and
+            // pg_stat_get_wal_senders() shows every walsender's pid to every role.
             let hidden = if types.iter().any(|t| t == DEFAULT_BACKEND_TYPE) {
-                " OR (a.backend_type IS NULL AND a.backend_start IS NULL AND a.usesysid IS NOT NULL)"
+                " OR (a.backend_type IS NULL AND a.backend_start IS NULL AND a.usesysid IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders() w \
+                 WHERE w.pid = a.pid))"
             } else {
                 ""
             };
@@ -386,7 +390,9 @@ mod tests {
             .contains("(a.leader_pid IS NULL OR a.leader_pid = a.pid)"));
         assert!(q.sql.contains(
             "(a.backend_type = ANY($1::text[]) OR (a.backend_type IS NULL \
-             AND a.backend_start IS NULL AND a.usesysid IS NOT NULL))"
+             AND a.backend_start IS NULL AND a.usesysid IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders() w \
+             WHERE w.pid = a.pid)))"
         ));
         assert_eq!(
             q.params,

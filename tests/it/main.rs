@@ -3,10 +3,12 @@
 //! `harness` starts throwaway PostgreSQL servers and holds client sessions in chosen states;
 //! each feature file below tests pgkick's behaviour against them.
 
+mod backends;
 mod completions;
 mod conn;
 mod harness;
 mod list;
 mod lock;
+mod privileges;
 mod signal;
 mod tls;

@@ -1,0 +1,605 @@
+//! Processes that are not client sessions: background processes, walsenders (a real physical
+//! standby, and physical and logical replication connections), autovacuum workers. pgkick never
+//! targets them by default, whatever the server version (types added in 17 and 18 included);
+//! `--backend-type` targets the ones that have a database on purpose, with the same permission
+//! reporting as client sessions.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::list::{pids, set};
+
+/// pid -> outcome from a JSON report of cancel or terminate.
+fn outcomes(out: &Output) -> BTreeMap<i64, String> {
+    out.json()
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {}\n{}", out.stdout, out.stderr))
+        .iter()
+        .map(|r| {
+            (
+                r["pid"].as_i64().unwrap(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
+    pairs
+        .iter()
+        .map(|&(p, o)| (i64::from(p), o.to_string()))
+        .collect()
+}
+
+/// Every process the superuser sees that is not a client backend: pid -> backend_type.
+fn non_client_backends(server: &Server) -> BTreeMap<i32, String> {
+    server
+        .connect("postgres")
+        .query(
+            "SELECT pid, backend_type FROM pg_stat_activity \
+             WHERE backend_type IS DISTINCT FROM 'client backend'",
+            &[],
+        )
+        .expect("read pg_stat_activity")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Is `pid` still in pg_stat_activity with this backend type?
+fn still_there(server: &Server, pid: i32, backend_type: &str) -> bool {
+    server
+        .connect("postgres")
+        .query_opt(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND backend_type = $2",
+            &[&pid, &backend_type],
+        )
+        .expect("read pg_stat_activity")
+        .is_some()
+}
+
+#[test]
+fn terminate_all_leaves_every_background_process_running() {
+    let server = Server::start();
+    let db = server.create_db("bg");
+    let client = Session::idle(&server, &db, SUPERUSER, "client");
+    // Autovacuum workers come and go on their own; the other processes live as long as the
+    // server.
+    let before: BTreeMap<i32, String> = non_client_backends(&server)
+        .into_iter()
+        .filter(|(_, t)| t != "autovacuum worker")
+        .collect();
+    let types: Vec<&str> = before.values().map(String::as_str).collect();
+    for expected in [
+        "checkpointer",
+        "walwriter",
+        "background writer",
+        "autovacuum launcher",
+    ] {
+        assert!(types.contains(&expected), "no {expected}: {before:?}");
+    }
+    if server.version_num() >= 180000 {
+        // io_method = worker is the default from 18.
+        assert!(types.contains(&"io worker"), "no io worker: {before:?}");
+    }
+
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--all", "--yes", "--wait", "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(client.pid, "terminated")]));
+    assert!(!client.alive(&server));
+
+    // Even asked for by type, a process without a database is never a target. (PostgreSQL 10
+    // calls its logical replication launcher 'background worker', like its parallel workers,
+    // and pgkick refuses that type there: covered in list.rs.)
+    let mut asked = server.pgkick();
+    asked.args(["terminate", "--all", "--yes", "--wait", "--json"]);
+    for t in before.values() {
+        if t != "background worker" || server.version_num() >= 110000 {
+            asked.args(["--backend-type", t]);
+        }
+    }
+    let out = run(&mut asked);
+    assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
+
+    for (pid, backend_type) in &before {
+        assert!(
+            still_there(&server, *pid, backend_type),
+            "{backend_type} {pid} is gone; now: {:?}",
+            non_client_backends(&server)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walsenders
+// ---------------------------------------------------------------------------------------------
+
+/// The unprivileged OS user's uid and gid when we are root (the harness runs servers as that
+/// user; a standby's files must belong to it too).
+fn os_user_ids() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let name = std::env::var("PGKICK_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .arg(flag)
+            .arg(&name)
+            .output()
+            .expect("run id");
+        assert!(out.status.success(), "no OS user {name}");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    Some((id("-u"), id("-g")))
+}
+
+/// A server binary run as the unprivileged OS user when we are root, PG* variables removed.
+fn as_os_user(program: &Path) -> Command {
+    let mut cmd = match os_user_ids() {
+        None => Command::new(program),
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--init-groups")
+                .arg("--")
+                .arg(program);
+            c
+        }
+    };
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A physical standby of `primary`, made with pg_basebackup and run by a watchdog as the
+/// harness runs its servers: when the pipe to the watchdog closes (drop, or the test process
+/// dies) the standby is shut down fast and its dir deleted.
+struct Standby {
+    watchdog: Child,
+    keepalive: Option<ChildStdin>,
+    /// The primary's walsender for this standby.
+    walsender_pid: i32,
+}
+
+impl Standby {
+    /// `None` when this build has no pg_basebackup (the npm builds).
+    fn start(primary: &Server) -> Option<Standby> {
+        let basebackup = primary.bindir().join("pg_basebackup");
+        if !basebackup.is_file() {
+            return None;
+        }
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "pgkick-it-{}-standby-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        if let Some((uid, gid)) = os_user_ids() {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.join("data");
+        let postgres = as_os_user(&primary.bindir().join("postgres"));
+        let mut watchdog = Command::new("bash");
+        watchdog
+            .arg("-c")
+            .arg(
+                r#"trap '' PIPE; dir=$1; shift
+                if ! read -r _; then rm -rf -- "$dir"; exit; fi
+                "$@" </dev/null >>"$dir/server.log" 2>&1 & pg=$!
+                echo "$pg"; exec >/dev/null
+                read -r _
+                kill -INT "$pg" 2>/dev/null; wait "$pg"
+                rm -rf -- "$dir""#,
+            )
+            .arg("pgkick-it-standby")
+            .arg(&dir)
+            .arg(postgres.get_program())
+            .args(postgres.get_args())
+            .arg("-D")
+            .arg(&data)
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.display()))
+            .arg("-c")
+            .arg("listen_addresses=")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0);
+        for (key, _) in postgres.get_envs() {
+            watchdog.env_remove(key);
+        }
+        let mut watchdog = watchdog.spawn().expect("cannot start bash");
+        let mut keepalive = watchdog.stdin.take();
+
+        let backup = as_os_user(&basebackup)
+            .arg("-D")
+            .arg(&data)
+            .args(["-R", "-X", "stream", "-c", "fast", "-h"])
+            .arg(primary.sock_dir())
+            .arg("-p")
+            .arg(primary.port().to_string())
+            .args(["-U", SUPERUSER])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pg_basebackup");
+        assert!(
+            backup.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&backup.stderr)
+        );
+
+        writeln!(keepalive.as_mut().unwrap(), "go").expect("start the standby's watchdog");
+        let mut line = String::new();
+        BufReader::new(watchdog.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the standby watchdog's report");
+        let mut standby = Standby {
+            watchdog,
+            keepalive,
+            walsender_pid: 0,
+        };
+        let mut watcher = primary.connect("postgres");
+        let streaming = wait_until(Duration::from_secs(20), || {
+            let row = watcher
+                .query_opt(
+                    "SELECT pid FROM pg_stat_replication WHERE state = 'streaming'",
+                    &[],
+                )
+                .expect("read pg_stat_replication");
+            if let Some(row) = row {
+                standby.walsender_pid = row.get(0);
+            }
+            standby.walsender_pid != 0
+        });
+        assert!(
+            streaming,
+            "the standby never streamed; its log:\n{}",
+            fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        Some(standby)
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        drop(self.keepalive.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match self.watchdog.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+/// The psql that opens replication connections: on PATH, else beside the server binaries.
+fn psql() -> PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("psql"))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        panic!("no psql on PATH to open replication connections: run scripts/test, which installs postgresql-client")
+    })
+}
+
+/// A replication connection held open by psql (whose stdin is a pipe we hold): a walsender
+/// on the server. `database` makes it a logical replication connection (`replication=database`),
+/// whose walsender has a datname; otherwise a physical one (`replication=true`), which has none.
+struct ReplicationConn {
+    psql: Child,
+    stdin: Option<ChildStdin>,
+    /// The walsender's pid.
+    pid: i32,
+}
+
+impl ReplicationConn {
+    fn open(server: &Server, user: &str, database: Option<&str>) -> ReplicationConn {
+        let app = unique_name("walsender");
+        let replication = match database {
+            Some(db) => format!("replication=database dbname={db}"),
+            None => "replication=true".to_string(),
+        };
+        let conninfo = format!(
+            "host={} port={} user={user} application_name={app} {replication}",
+            server.sock_dir().display(),
+            server.port()
+        );
+        let mut cmd = Command::new(psql());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PG") {
+                cmd.env_remove(key);
+            }
+        }
+        let mut psql = cmd
+            .args(["-X", "-q", &conninfo])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start psql");
+        let stdin = psql.stdin.take();
+        let mut watcher = server.connect("postgres");
+        let mut pid = 0;
+        let shown = wait_until(Duration::from_secs(10), || {
+            if let Some(row) = watcher
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity \
+                     WHERE application_name = $1 AND backend_type = 'walsender'",
+                    &[&app],
+                )
+                .expect("read pg_stat_activity")
+            {
+                pid = row.get(0);
+            }
+            pid != 0 || matches!(psql.try_wait(), Ok(Some(_)))
+        });
+        if pid == 0 {
+            let _ = psql.kill();
+            let out = psql.wait_with_output().expect("psql's output");
+            panic!(
+                "no walsender for {conninfo:?} (shown: {shown}); psql said: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        ReplicationConn { psql, stdin, pid }
+    }
+}
+
+impl Drop for ReplicationConn {
+    fn drop(&mut self) {
+        // End of input ends psql; kill it only if it does not go.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !matches!(self.psql.try_wait(), Ok(None)) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.psql.kill();
+        let _ = self.psql.wait();
+    }
+}
+
+#[test]
+fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
+    let server = Server::start();
+    let db = server.create_db("wal");
+    // A non-superuser replication role, so that a non-superuser may signal its walsender.
+    let replicator = server.create_role("replicator", "REPLICATION");
+    let standby = Standby::start(&server);
+    let physical = ReplicationConn::open(&server, SUPERUSER, None);
+    let logical_su = ReplicationConn::open(&server, SUPERUSER, Some(&db));
+    let logical_rep = ReplicationConn::open(&server, &replicator, Some(&db));
+    let client = Session::idle(&server, &db, SUPERUSER, "client");
+
+    let mut walsenders = vec![physical.pid, logical_su.pid, logical_rep.pid];
+    walsenders.extend(standby.as_ref().map(|s| s.walsender_pid));
+    let all_alive = |what: &str| {
+        for &pid in &walsenders {
+            assert!(
+                still_there(&server, pid, "walsender"),
+                "{what}: walsender {pid} is gone"
+            );
+        }
+    };
+
+    // Not targeted by default: not by --db (the logical ones have that datname), not by --all.
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--db", &db, "--yes", "--wait", "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(client.pid, "terminated")]));
+    all_alive("terminate --db");
+    let out = run(server
+        .pgkick()
+        .args(["terminate", "--all", "--yes", "--wait", "--json"]));
+    assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
+    all_alive("terminate --all");
+
+    // A pg_signal_backend member without pg_read_all_stats sees no backend_type at all: the
+    // walsender of a non-superuser must still not be taken for a client session.
+    let kicker = server.create_role("kicker", "IN ROLE pg_signal_backend");
+    let out =
+        run(server
+            .pgkick_as(&kicker)
+            .args(["terminate", "--all", "--yes", "--wait", "--json"]));
+    assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
+    all_alive("terminate --all by a pg_signal_backend member");
+
+    // Asked for by type: the logical walsenders are listed (they have a database); the
+    // physical ones never are (no database).
+    let out = run(server
+        .pgkick()
+        .args(["list", "--json", "--backend-type", "walsender"]));
+    assert_eq!(pids(&out), set(&[logical_su.pid, logical_rep.pid]));
+    for row in out.json().as_array().unwrap() {
+        assert_eq!(row["backend_type"], "walsender");
+        assert_eq!(row["datname"], db.as_str());
+    }
+
+    // On purpose, as a non-superuser who may signal non-superuser sessions and sees their
+    // types: the superuser's walsender is permission_denied (exit 3), the replicator's goes.
+    let watcher = server.create_role(
+        "kicker_stats",
+        "IN ROLE pg_signal_backend, pg_read_all_stats",
+    );
+    let out = run(server.pgkick_as(&watcher).args([
+        "terminate",
+        "--backend-type",
+        "walsender",
+        "--db",
+        &db,
+        "--yes",
+        "--wait",
+        "--json",
+    ]));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        outcomes(&out),
+        expect(&[
+            (logical_su.pid, "permission_denied"),
+            (logical_rep.pid, "terminated")
+        ])
+    );
+    assert!(still_there(&server, logical_su.pid, "walsender"));
+    assert!(!still_there(&server, logical_rep.pid, "walsender"));
+
+    // And as the superuser: exit 0, terminated.
+    let out = run(server.pgkick().args([
+        "terminate",
+        "--backend-type",
+        "walsender",
+        "--db",
+        &db,
+        "--yes",
+        "--wait",
+        "--json",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(logical_su.pid, "terminated")]));
+    assert!(!still_there(&server, logical_su.pid, "walsender"));
+
+    // The physical walsenders were never touched, and the standby still streams.
+    assert!(still_there(&server, physical.pid, "walsender"));
+    if let Some(standby) = &standby {
+        assert!(still_there(&server, standby.walsender_pid, "walsender"));
+        let streaming: i64 = server
+            .connect("postgres")
+            .query_one(
+                "SELECT count(*) FROM pg_stat_replication WHERE pid = $1 AND state = 'streaming'",
+                &[&standby.walsender_pid],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(streaming, 1, "the standby stopped streaming");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autovacuum workers
+// ---------------------------------------------------------------------------------------------
+
+/// A server whose autovacuum wakes every second and then crawls (cost limit 1, 100 ms delay),
+/// and a table with enough dead rows to need it: an autovacuum worker shows up within seconds
+/// and stays. Returns the worker's pid and its database, or `None` if none appeared in 20 s.
+fn slow_autovacuum_worker(server: &Server) -> Option<(i32, String)> {
+    let db = server.create_db("autovac");
+    server
+        .connect(&db)
+        .batch_execute(
+            "CREATE TABLE dead AS SELECT g AS id, 0 AS n FROM generate_series(1, 20000) g; \
+             UPDATE dead SET n = n + 1; UPDATE dead SET n = n + 1; UPDATE dead SET n = n + 1;",
+        )
+        .unwrap();
+    let mut watcher = server.connect("postgres");
+    let mut found = None;
+    wait_until(Duration::from_secs(20), || {
+        found = watcher
+            .query(
+                "SELECT pid, datname::text FROM pg_stat_activity \
+                 WHERE backend_type = 'autovacuum worker' AND datname = $1 ORDER BY pid LIMIT 1",
+                &[&db],
+            )
+            .expect("read pg_stat_activity")
+            .first()
+            .map(|r| (r.get(0), r.get(1)));
+        found.is_some()
+    });
+    found
+}
+
+const SLOW_AUTOVACUUM: [(&str, &str); 5] = [
+    ("autovacuum_naptime", "1"),
+    ("autovacuum_vacuum_cost_delay", "100"),
+    ("autovacuum_vacuum_cost_limit", "1"),
+    ("autovacuum_vacuum_threshold", "50"),
+    ("autovacuum_vacuum_scale_factor", "0.01"),
+];
+
+/// An autovacuum worker has a database (and, from 18, a permission of its own,
+/// pg_signal_autovacuum_worker), so only the backend_type filter keeps it out.
+///
+/// Whether the server starts a worker within 20 s is up to its scheduler, not pgkick: if none
+/// appears the test says so and asserts nothing about workers (it has, on every version so far;
+/// the server being unreachable still fails the test).
+#[test]
+fn autovacuum_workers_are_never_targeted_by_default() {
+    let server = Server::start_with(&SLOW_AUTOVACUUM);
+    let Some((worker, db)) = slow_autovacuum_worker(&server) else {
+        eprintln!(
+            "no autovacuum worker appeared within 20 s on {}: nothing to assert",
+            server.version_num()
+        );
+        return;
+    };
+    let client = Session::idle(&server, &db, SUPERUSER, "client");
+    for args in [
+        &["terminate", "--all", "--yes", "--wait", "--json"][..],
+        &["terminate", "--db", &db, "--yes", "--wait", "--json"],
+    ] {
+        let out = run(server.pgkick().args(args));
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(
+            !outcomes(&out).contains_key(&i64::from(worker)),
+            "{args:?} targeted the autovacuum worker: {}",
+            out.stdout
+        );
+        assert!(
+            still_there(&server, worker, "autovacuum worker"),
+            "{args:?}: autovacuum worker {worker} is gone"
+        );
+    }
+    assert!(!client.alive(&server));
+
+    // On purpose: a non-superuser pg_signal_backend member may not (it has no role; from 18
+    // it takes pg_signal_autovacuum_worker); the superuser may.
+    let kicker = server.create_role("kicker", "IN ROLE pg_signal_backend, pg_read_all_stats");
+    let on_purpose = ["terminate", "--backend-type", "autovacuum worker", "--db"];
+    let out = run(server
+        .pgkick_as(&kicker)
+        .args(on_purpose)
+        .args([&db, "--yes", "--json"]));
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(worker, "permission_denied")]));
+    assert!(still_there(&server, worker, "autovacuum worker"));
+    if server.version_num() >= 180000 {
+        server.sql(&format!(
+            "GRANT pg_signal_autovacuum_worker TO \"{kicker}\""
+        ));
+        let out = run(server
+            .pgkick_as(&kicker)
+            .args(on_purpose)
+            .args([&db, "--yes", "--wait", "--json"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(outcomes(&out), expect(&[(worker, "terminated")]));
+    } else {
+        let out = run(server
+            .pgkick()
+            .args(on_purpose)
+            .args([&db, "--yes", "--wait", "--json"]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(outcomes(&out), expect(&[(worker, "terminated")]));
+    }
+    assert!(!still_there(&server, worker, "autovacuum worker"));
+}
