@@ -197,33 +197,26 @@ fn list_never_shows_its_own_session_null_datname_rows_or_parallel_workers() {
         }
     }
 
-    // A real parallel query: the leader is listed, its workers never are.
+    // A real parallel query: the leader is listed, its workers never are. Forcing a
+    // single-copy Gather makes a worker run the whole (sleeping) plan, so it lives for as long
+    // as the query, whatever the planner's costs.
     let db = server.create_db("parallel");
-    server
-        .connect(&db)
-        .batch_execute(
-            "CREATE TABLE t AS SELECT g FROM generate_series(1, 400) g; ANALYZE t; \
-             CREATE FUNCTION slow(int) RETURNS boolean LANGUAGE plpgsql PARALLEL SAFE \
-             AS 'BEGIN PERFORM pg_sleep(0.1); RETURN true; END';",
-        )
-        .unwrap();
-    // Set for the database: some versions plan a multi-statement query string serially.
+    let force = if server.version_num() >= 160000 {
+        "debug_parallel_query"
+    } else {
+        "force_parallel_mode"
+    };
     server
         .connect(&db)
         .batch_execute(&format!(
-            "ALTER DATABASE {db} SET max_parallel_workers_per_gather = 2; \
+            "CREATE FUNCTION nap(float8) RETURNS boolean LANGUAGE plpgsql PARALLEL SAFE \
+             AS 'BEGIN PERFORM pg_sleep($1); RETURN true; END'; \
+             ALTER DATABASE {db} SET {force} = on; \
              ALTER DATABASE {db} SET parallel_setup_cost = 0; \
-             ALTER DATABASE {db} SET parallel_tuple_cost = 0; \
-             ALTER DATABASE {db} SET min_parallel_table_scan_size = 0;"
+             ALTER DATABASE {db} SET parallel_tuple_cost = 0;"
         ))
         .unwrap();
-    let leader = Session::active(
-        &server,
-        &db,
-        SUPERUSER,
-        "leader",
-        "SELECT count(*) FROM t WHERE slow(g)",
-    );
+    let leader = Session::active(&server, &db, SUPERUSER, "leader", "SELECT nap(60)");
     // PostgreSQL 10 calls its parallel workers 'background worker'.
     let worker_type = if server.version_num() >= 110000 {
         "parallel worker"
@@ -244,7 +237,8 @@ fn list_never_shows_its_own_session_null_datname_rows_or_parallel_workers() {
     });
     assert!(
         workers_seen,
-        "the parallel query started no worker; server log:\n{}",
+        "the parallel query started no worker; leader: {:?}; server log:\n{}",
+        leader.query_result(Duration::ZERO),
         server.log()
     );
     assert_eq!(pids(&list(&server, &["--db", &db])), set(&[leader.pid]));
