@@ -14,13 +14,17 @@ pub struct Server {
 impl Server {
     /// One statement: version and superuser status.
     pub fn detect(client: &mut postgres::Client) -> Result<Server> {
-        let row = client
-            .query_one(
+        // query_typed: one round trip (query_one would prepare first: two).
+        let rows = client
+            .query_typed(
                 "SELECT pg_catalog.current_setting('server_version_num')::int4, \
                         pg_catalog.current_setting('is_superuser') = 'on'",
                 &[],
             )
             .context("could not read the server version")?;
+        let row = rows
+            .first()
+            .context("could not read the server version: no row")?;
         Ok(Server {
             version_num: row.get(0),
             is_superuser: row.get(1),

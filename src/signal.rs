@@ -250,6 +250,9 @@ fn read_outcomes(rows: &[postgres::Row], expected: usize) -> Result<Vec<Outcome>
     Ok(outcomes)
 }
 
+/// How many times `wait` polls before it lets the server wait (PostgreSQL 14+).
+const POLLS_BEFORE_SERVER_WAIT: usize = 2;
+
 /// How a wait is going, for progress display: sessions remaining, time left.
 pub type Progress<'a> = dyn FnMut(usize, Duration) -> Result<()> + 'a;
 
@@ -272,9 +275,19 @@ pub fn wait(
         .filter(|&i| reports[i].outcome == action.done())
         .collect();
     let server_side = action == Action::Terminate && server.has_terminate_timeout();
-    let mut pause = Duration::from_millis(10);
+    // pg_terminate_backend(pid, timeout) looks at a backend only every 100 ms, while an idle
+    // backend is gone a few milliseconds after its signal: look twice (after 5 and 15 ms)
+    // before leaving the wait to the server.
+    let mut polls = 0;
+    let mut pause = Duration::from_millis(5);
+    if !pending.is_empty() {
+        std::thread::sleep(pause.min(timeout));
+        pause *= 2;
+    }
     while !pending.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
+        let server_side = server_side && polls >= POLLS_BEFORE_SERVER_WAIT;
+        polls += 1;
         progress(pending.len(), left)?;
         let targets: Vec<Session> = pending
             .iter()
@@ -287,12 +300,17 @@ pub fn wait(
         } else {
             still_there_query(server, action, &targets)
         };
+        let asked = Instant::now();
         let rows = q
             .run(client)
             .context("lost the server while waiting for sessions to end")?;
+        // A server-side wait that returned before its slice ran out timed nobody out: its
+        // `false` rows are backends that exited after the statement's snapshot ("PID is not a
+        // PostgreSQL backend process"), so they are gone too.
+        let within_slice = server_side && asked.elapsed() + Duration::from_millis(5) < slice;
         let mut still = Vec::with_capacity(rows.len());
         for row in rows {
-            let ended = server_side && row.try_get::<_, bool>(1)?;
+            let ended = server_side && (within_slice || row.try_get::<_, bool>(1)?);
             if !ended {
                 let i: i32 = row.try_get(0)?;
                 still.push(pending[usize::try_from(i - 1)?]);
