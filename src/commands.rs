@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
@@ -70,16 +70,36 @@ struct LockFirst {
     lock_timeout: Duration,
 }
 
-/// Connects and detects the server: the first statement of every run.
-fn connect(args: &ConnArgs, filter: Option<&Filter>) -> Result<(postgres::Client, Server)> {
+/// Connects and detects the server: the first statement of lock and unlock.
+fn connect(args: &ConnArgs) -> Result<(postgres::Client, Server)> {
     let mut client = conn::connect(args)?;
     let server = Server::detect(&mut client)?;
-    if let Some(filter) = filter {
-        filter.check_server(&server).map_err(Usage)?;
-    }
     Ok((client, server))
 }
 
+/// Connects and finds the filter's sessions. On PostgreSQL 13 and later one statement finds
+/// them and tells the server's version (the rows carry it); an older server rejects that
+/// statement, and is then detected first.
+fn connect_and_find(
+    args: &ConnArgs,
+    filter: &Filter,
+    printer: &Printer,
+) -> Result<(postgres::Client, Server, Matched)> {
+    let mut client = conn::connect(args)?;
+    let (server, matched) = match session::probe(&mut client, filter)? {
+        Some(matched) => (matched.server.unwrap_or_else(Server::probe), matched),
+        None => {
+            let server = Server::detect(&mut client)?;
+            filter.check_server(&server).map_err(Usage)?;
+            let matched = session::find(&mut client, &server, filter)?;
+            (server, matched)
+        }
+    };
+    warn_hidden_from_query(&matched, printer);
+    Ok((client, server, matched))
+}
+
+/// Finds the filter's sessions again, later in a run.
 fn find(
     client: &mut postgres::Client,
     server: &Server,
@@ -87,6 +107,11 @@ fn find(
     printer: &Printer,
 ) -> Result<Matched> {
     let matched = session::find(client, server, filter)?;
+    warn_hidden_from_query(&matched, printer);
+    Ok(matched)
+}
+
+fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     if matched.hidden_from_query_filter > 0 {
         printer.warn(&format!(
             "{} session(s) hide their query text from this role, so --query cannot match \
@@ -94,13 +119,11 @@ fn find(
             matched.hidden_from_query_filter
         ));
     }
-    Ok(matched)
 }
 
 fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
     let filter = Filter::from_args(args);
-    let (mut client, server) = connect(conn, Some(&filter))?;
-    let matched = find(&mut client, &server, &filter, printer)?;
+    let (_client, _server, matched) = connect_and_find(conn, &filter, printer)?;
     printer.print(&matched.sessions)?;
     Ok(code::SUCCESS)
 }
@@ -123,8 +146,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         ))
         .into());
     }
-    let (mut client, server) = connect(conn, Some(&filter))?;
-    let targets = find(&mut client, &server, &filter, printer)?.sessions;
+    let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
+    let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
     if hidden > 0 {
         printer.warn(&format!(
@@ -201,7 +224,9 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             for change in &changes {
                 printer.note(&format!("database {}: {}", change.name, change.status));
             }
-            find(&mut client, &server, &filter, printer)?.sessions
+            let matched = find(&mut client, &server, &filter, printer)?;
+            server = matched.server.unwrap_or(server);
+            matched.sessions
         }
     };
 
@@ -255,11 +280,19 @@ fn terminate_after_grace(
     printer: &Printer,
 ) -> Result<()> {
     let deadline = Instant::now() + grace;
+    let mut next_check = Instant::now() + Duration::from_secs(1);
     loop {
         interrupt::check()?;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
+        }
+        // A server that goes away is noticed now, not at the end of the grace period.
+        if Instant::now() >= next_check {
+            client
+                .is_valid(Duration::from_secs(5))
+                .context("lost the server during the grace period")?;
+            next_check = Instant::now() + Duration::from_secs(1);
         }
         printer.progress("grace period after cancel", reports.len(), left);
         std::thread::sleep(left.min(Duration::from_millis(100)));
@@ -311,7 +344,7 @@ fn capitalized(word: &str) -> String {
 }
 
 fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) -> Result<u8> {
-    let (mut client, server) = connect(conn, None)?;
+    let (mut client, server) = connect(conn)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
         return Ok(code::SUCCESS);
@@ -337,7 +370,7 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
 }
 
 fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockArgs) -> Result<u8> {
-    let (mut client, server) = connect(conn, None)?;
+    let (mut client, server) = connect(conn)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
         roles: args.role.clone(),

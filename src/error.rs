@@ -75,8 +75,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     code::RUNTIME
 }
 
-/// True when the error is a closed stdout (`pgkick list | head`): not an error at all.
+/// True when the error is a closed stdout (`pgkick list | head`): not an error at all. A broken
+/// pipe to the server (it went away) is a lost connection, not this.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    if err.chain().any(|c| c.is::<postgres::Error>()) {
+        return false;
+    }
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)

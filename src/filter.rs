@@ -16,6 +16,14 @@ use crate::server::Server;
 use crate::session::Session;
 use crate::sql::{Param, Query};
 
+/// Appended to every row of `Filter::select`: the server's version and whether pgkick's role is
+/// a superuser (`Server::from_row` reads them), so the rows carry what detection would ask.
+const SERVER_FACTS: &str = "pg_catalog.current_setting('server_version_num')::int4 \
+     AS server_version_num, pg_catalog.current_setting('is_superuser') = 'on' AS is_superuser";
+
+/// Ages longer than this (1000 years) are taken as this: every session is younger.
+const MAX_AGE_MICROS: i64 = 1000 * 36525 * 24 * 3600 * 10_000;
+
 /// The backend type considered when no --backend-type is given.
 pub const DEFAULT_BACKEND_TYPE: &str = "client backend";
 
@@ -225,7 +233,7 @@ impl Filter {
         }
         self.push_conditions(server, &cols, &mut q, &mut conds);
         q.sql = format!(
-            "SELECT {} FROM pg_catalog.pg_stat_activity a WHERE {} ORDER BY 1",
+            "SELECT {}, {SERVER_FACTS} FROM pg_catalog.pg_stat_activity a WHERE {} ORDER BY 1",
             cols.select_list(),
             conds.join(" AND ")
         );
@@ -285,7 +293,11 @@ impl Filter {
         }
 
         let older_than = |q: &mut Query, conds: &mut Vec<String>, col: &str, d: Duration| {
-            let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+            // Capped at 1000 years, which no session is older than: beyond some 6000 years
+            // `now() - interval` leaves timestamptz's range and the server fails the statement.
+            let micros = i64::try_from(d.as_micros())
+                .unwrap_or(i64::MAX)
+                .min(MAX_AGE_MICROS);
             let p = q.bind(Param::Int8(micros));
             conds.push(format!(
                 "{col} < pg_catalog.now() - {p}::int8 * interval '1 microsecond'"

@@ -12,6 +12,8 @@ mod filter;
 mod interrupt;
 mod lock;
 mod output;
+#[cfg(test)]
+mod proptests;
 mod server;
 mod session;
 mod signal;

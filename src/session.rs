@@ -2,9 +2,12 @@
 
 use std::net::IpAddr;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::filter::Filter;
+use crate::server::Server;
 
 /// A session, with pg_stat_activity's own column names. Fields the server does not have (older
 /// versions) or hides (insufficient privilege) are `None` and serialize as `null`.
@@ -78,21 +81,40 @@ impl Session {
 pub struct Matched {
     pub sessions: Vec<Session>,
     pub hidden_from_query_filter: usize,
+    /// The server's facts, read from the rows (None when no row came back).
+    pub server: Option<Server>,
 }
 
+/// The columns `Session::from_row` reads; the server's facts follow them.
+const SESSION_COLUMNS: usize = 17;
+
 /// Runs the filter's SELECT (one statement) and applies its `--query` part.
-pub fn find(
-    client: &mut postgres::Client,
-    server: &crate::server::Server,
-    filter: &crate::filter::Filter,
-) -> Result<Matched> {
-    use anyhow::Context;
+pub fn find(client: &mut postgres::Client, server: &Server, filter: &Filter) -> Result<Matched> {
     let rows = filter
         .select(server)
         .run(client)
         .context("could not read pg_stat_activity")?;
+    matched(filter, &rows)
+}
+
+/// The first statement of a run, before the server's version is known: finds the sessions as
+/// if the server were 13 or later, whose SQL is the same up to the newest version, and learns
+/// the server from the rows. `None` when the server is older and rejected the statement (a
+/// column it lacks): then detect the server and `find`.
+pub fn probe(client: &mut postgres::Client, filter: &Filter) -> Result<Option<Matched>> {
+    match filter.select(&Server::probe()).run(client) {
+        Ok(rows) => matched(filter, &rows).map(Some),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_COLUMN) => Ok(None),
+        Err(e) => Err(e).context("could not read pg_stat_activity"),
+    }
+}
+
+fn matched(filter: &Filter, rows: &[postgres::Row]) -> Result<Matched> {
     let mut matched = Matched::default();
-    for row in &rows {
+    for row in rows {
+        if matched.server.is_none() {
+            matched.server = Some(Server::from_row(row, SESSION_COLUMNS)?);
+        }
         let session = Session::from_row(row)?;
         if filter.matches_query(&session) {
             matched.sessions.push(session);

@@ -303,7 +303,7 @@ pub fn wait(
         let asked = Instant::now();
         let rows = q
             .run(client)
-            .context("lost the server while waiting for sessions to end")?;
+            .context("lost the server while waiting")?;
         // A server-side wait that returned before its slice ran out timed nobody out: its
         // `false` rows are backends that exited after the statement's snapshot ("PID is not a
         // PostgreSQL backend process"), so they are gone too.
