@@ -523,21 +523,8 @@ mod tests {
         let mut s = Session {
             pid: 1,
             datname: Some("d".into()),
-            usename: None,
-            application_name: None,
-            client_addr: None,
-            client_port: None,
-            backend_start: None,
-            xact_start: None,
-            query_start: None,
-            state_change: None,
-            wait_event_type: None,
-            wait_event: None,
-            state: None,
-            backend_type: None,
-            leader_pid: None,
             query: Some("<insufficient privilege>".into()),
-            usesysid: None,
+            ..Default::default()
         };
         assert!(!f.matches_query(&s));
         s.backend_start = Some(chrono::DateTime::from_str("2026-01-01T00:00:00Z").unwrap());

@@ -359,22 +359,7 @@ fn session() -> impl Strategy<Value = Session> {
 fn neutral_session() -> Session {
     Session {
         pid: 1,
-        datname: None,
-        usename: None,
-        application_name: None,
-        client_addr: None,
-        client_port: None,
-        backend_start: None,
-        xact_start: None,
-        query_start: None,
-        state_change: None,
-        wait_event_type: None,
-        wait_event: None,
-        state: None,
-        backend_type: None,
-        leader_pid: None,
-        query: None,
-        usesysid: None,
+        ..Default::default()
     }
 }
 

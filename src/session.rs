@@ -11,7 +11,7 @@ use crate::server::Server;
 
 /// A session, with pg_stat_activity's own column names. Fields the server does not have (older
 /// versions) or hides (insufficient privilege) are `None` and serialize as `null`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Session {
     pub pid: i32,
     pub datname: Option<String>,

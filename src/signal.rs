@@ -301,9 +301,7 @@ pub fn wait(
             still_there_query(server, action, &targets)
         };
         let asked = Instant::now();
-        let rows = q
-            .run(client)
-            .context("lost the server while waiting")?;
+        let rows = q.run(client).context("lost the server while waiting")?;
         // A server-side wait that returned before its slice ran out timed nobody out: its
         // `false` rows are backends that exited after the statement's snapshot ("PID is not a
         // PostgreSQL backend process"), so they are gone too.
@@ -390,20 +388,8 @@ mod tests {
             pid,
             datname: Some("d".into()),
             usename: Some("u".into()),
-            application_name: None,
-            client_addr: None,
-            client_port: None,
-            backend_start: None,
-            xact_start: None,
-            query_start: None,
-            state_change: None,
-            wait_event_type: None,
-            wait_event: None,
-            state: None,
-            backend_type: None,
-            leader_pid: None,
-            query: None,
             usesysid: Some(10),
+            ..Default::default()
         }
     }
 

@@ -15,29 +15,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::list::{pids, set};
-
-/// pid -> outcome from a JSON report of cancel or terminate.
-fn outcomes(out: &Output) -> BTreeMap<i64, String> {
-    out.json()
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {}\n{}", out.stdout, out.stderr))
-        .iter()
-        .map(|r| {
-            (
-                r["pid"].as_i64().unwrap(),
-                r["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
-    pairs
-        .iter()
-        .map(|&(p, o)| (i64::from(p), o.to_string()))
-        .collect()
-}
 
 /// Every process the superuser sees that is not a client backend: pid -> backend_type.
 fn non_client_backends(server: &Server) -> BTreeMap<i32, String> {

@@ -17,7 +17,6 @@
 //!
 //! Everything connects over the unix socket or 127.0.0.1 only.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -47,29 +46,6 @@ fn end(server: &Server, session: Session) {
 
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// pid -> outcome from a JSON report.
-fn outcomes(stdout: &str) -> BTreeMap<i64, String> {
-    let json: serde_json::Value = serde_json::from_str(stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout:?}"));
-    json.as_array()
-        .unwrap_or_else(|| panic!("not an array: {stdout}"))
-        .iter()
-        .map(|r| {
-            (
-                r["pid"].as_i64().unwrap(),
-                r["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
-    pairs
-        .iter()
-        .map(|&(p, o)| (i64::from(p), o.to_string()))
-        .collect()
 }
 
 /// The pids of a successful `list --json`.
@@ -357,7 +333,10 @@ fn hardening_hostile_names_through_list_cancel_and_terminate() {
             .pgkick()
             .args(["cancel", "--json", "--wait", &db, &user]));
         assert_eq!(out.code, 0, "{name:?}: {}", out.stderr);
-        assert_eq!(outcomes(&out.stdout), expect(&[(victim.pid, "cancelled")]));
+        assert_eq!(
+            outcomes_of(&out.stdout),
+            expect(&[(victim.pid, "cancelled")])
+        );
         assert_eq!(
             victim.query_result(Duration::from_secs(5)),
             Some(Err("57014".into())),
@@ -367,7 +346,10 @@ fn hardening_hostile_names_through_list_cancel_and_terminate() {
             .pgkick()
             .args(["terminate", "--json", "--wait", &db, &user]));
         assert_eq!(out.code, 0, "{name:?}: {}", out.stderr);
-        assert_eq!(outcomes(&out.stdout), expect(&[(victim.pid, "terminated")]));
+        assert_eq!(
+            outcomes_of(&out.stdout),
+            expect(&[(victim.pid, "terminated")])
+        );
         assert!(!victim.alive(server), "{name:?}");
 
         assert!(bystander_session.alive(server), "{name:?}");
@@ -658,7 +640,7 @@ fn hardening_server_stops_during_cancel_wait() {
     assert!(after_stop < Duration::from_secs(5), "{after_stop:?}");
     // What was already done is reported.
     assert_eq!(
-        outcomes(&done.stdout),
+        outcomes_of(&done.stdout),
         expect(&[(stubborn.pid, "cancelled")])
     );
 }
@@ -696,7 +678,7 @@ fn hardening_server_stops_during_the_cancel_first_grace_period() {
     );
     assert_one_line(&done.stderr, &["lost the server during the grace period"]);
     assert_eq!(
-        outcomes(&done.stdout),
+        outcomes_of(&done.stdout),
         expect(&[(stubborn.pid, "cancelled")])
     );
     // Noticed within a couple of seconds, not at the end of the 10 s grace period.
@@ -824,7 +806,7 @@ fn hardening_interrupt_during_cancel_wait() {
         wait_for_statement(server, &app, POLL_PREFIX, false);
         let done = interrupt(running, sig);
         assert_eq!(
-            outcomes(&done.stdout),
+            outcomes_of(&done.stdout),
             expect(&[(stubborn.pid, "cancelled")]),
             "{}",
             signal_name(sig)
@@ -854,7 +836,7 @@ fn hardening_interrupt_during_the_grace_period_terminates_nothing() {
         wait_for_statement(server, &app, SIGNAL_PREFIX, true);
         let done = interrupt(running, sig);
         assert_eq!(
-            outcomes(&done.stdout),
+            outcomes_of(&done.stdout),
             expect(&[(stubborn.pid, "cancelled")])
         );
         assert!(stubborn.alive(server), "terminated although interrupted");
@@ -885,7 +867,7 @@ fn hardening_interrupt_after_lock_keeps_the_lock_recorded_for_unlock() {
         wait_for_statement(server, &app, SIGNAL_PREFIX, true);
         let done = interrupt(running, sig);
         assert_eq!(
-            outcomes(&done.stdout),
+            outcomes_of(&done.stdout),
             expect(&[(stubborn.pid, "cancelled")])
         );
         assert!(stubborn.alive(server));
@@ -1061,7 +1043,7 @@ fn hardening_a_stale_identity_never_signals_the_live_session() {
         .arg(first.pid.to_string()));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
-        outcomes(&out.stdout),
+        outcomes_of(&out.stdout),
         expect(&[(first.pid, "would_terminate")])
     );
     assert!(out.stderr.contains(&format!("-- $1 = '{{{}}}'", first.pid)));
@@ -1197,7 +1179,7 @@ fn hardening_load_1000_sessions_and_50_reconnecting_clients() {
         .pgkick()
         .args(["terminate", "--json", "--db", &db, "--wait", "--yes"]));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let got = outcomes(&out.stdout);
+    let got = outcomes_of(&out.stdout);
     assert_eq!(got.len(), LOAD_SESSIONS);
     assert!(got.values().all(|o| o == "terminated"), "{got:?}");
     assert_eq!(sessions_in(&server, &db), 0);

@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -705,6 +706,54 @@ impl Output {
             })
             .collect()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading pgkick's JSON
+// ---------------------------------------------------------------------------------------------
+
+/// The pids in a successful `--json` array of sessions or reports.
+pub fn pids(out: &Output) -> BTreeSet<i64> {
+    assert_eq!(out.code, 0, "exit {}: {}", out.code, out.stderr);
+    out.json()
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {}", out.stdout))
+        .iter()
+        .map(|s| s["pid"].as_i64().expect("pid"))
+        .collect()
+}
+
+pub fn set(pids: &[i32]) -> BTreeSet<i64> {
+    pids.iter().map(|&p| i64::from(p)).collect()
+}
+
+/// pid -> outcome from the JSON report of cancel or terminate on `stdout`.
+pub fn outcomes_of(stdout: &str) -> BTreeMap<i64, String> {
+    let json: serde_json::Value = serde_json::from_str(stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout:?}"));
+    json.as_array()
+        .unwrap_or_else(|| panic!("not an array: {stdout}"))
+        .iter()
+        .map(|r| {
+            (
+                r["pid"].as_i64().unwrap(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// pid -> outcome from the JSON report of cancel or terminate.
+pub fn outcomes(out: &Output) -> BTreeMap<i64, String> {
+    outcomes_of(&out.stdout)
+}
+
+/// The outcomes a test expects, in the form `outcomes` returns.
+pub fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
+    pairs
+        .iter()
+        .map(|&(p, o)| (i64::from(p), o.to_string()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

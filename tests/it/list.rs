@@ -1,24 +1,8 @@
 //! `pgkick list`: filters, exclusions that always hold, output formats, usage errors.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::harness::*;
-
-/// The pids in a JSON array of sessions.
-pub fn pids(out: &Output) -> BTreeSet<i64> {
-    assert_eq!(out.code, 0, "exit {}: {}", out.code, out.stderr);
-    out.json()
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {}", out.stdout))
-        .iter()
-        .map(|s| s["pid"].as_i64().expect("pid"))
-        .collect()
-}
-
-pub fn set(pids: &[i32]) -> BTreeSet<i64> {
-    pids.iter().map(|&p| i64::from(p)).collect()
-}
 
 fn list(server: &Server, args: &[&str]) -> Output {
     run(server.pgkick().arg("list").arg("--json").args(args))

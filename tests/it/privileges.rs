@@ -7,33 +7,9 @@
 //! and a plain role terminating its own sessions (`signal.rs`); a database owner locking and
 //! unlocking its database (`lock.rs`); walsenders and autovacuum workers (`backends.rs`).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::harness::*;
-use crate::list::{pids, set};
-
-/// pid -> outcome from a JSON report of cancel or terminate.
-fn outcomes(out: &Output) -> BTreeMap<i64, String> {
-    out.json()
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {}\n{}", out.stdout, out.stderr))
-        .iter()
-        .map(|r| {
-            (
-                r["pid"].as_i64().unwrap(),
-                r["outcome"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
-    pairs
-        .iter()
-        .map(|&(p, o)| (i64::from(p), o.to_string()))
-        .collect()
-}
 
 const SLEEP: &str = "SELECT pg_sleep(60)";
 
