@@ -5,12 +5,8 @@
 //! reporting as client sessions.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -101,170 +97,22 @@ fn terminate_all_leaves_every_background_process_running() {
 // Walsenders
 // ---------------------------------------------------------------------------------------------
 
-/// The unprivileged OS user's uid and gid when we are root (the harness runs servers as that
-/// user; a standby's files must belong to it too).
-fn os_user_ids() -> Option<(u32, u32)> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let name = std::env::var("PGKICK_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
-    let id = |flag: &str| -> u32 {
-        let out = Command::new("id")
-            .arg(flag)
-            .arg(&name)
-            .output()
-            .expect("run id");
-        assert!(out.status.success(), "no OS user {name}");
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
-    Some((id("-u"), id("-g")))
-}
-
-/// A server binary run as the unprivileged OS user when we are root, PG* variables removed.
-fn as_os_user(program: &Path) -> Command {
-    let mut cmd = match os_user_ids() {
-        None => Command::new(program),
-        Some((uid, gid)) => {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={gid}"))
-                .arg("--init-groups")
-                .arg("--")
-                .arg(program);
-            c
-        }
-    };
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PG") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-/// A physical standby of `primary`, made with pg_basebackup and run by a watchdog as the
-/// harness runs its servers: when the pipe to the watchdog closes (drop, or the test process
-/// dies) the standby is shut down fast and its dir deleted.
-struct Standby {
-    watchdog: Child,
-    keepalive: Option<ChildStdin>,
-    /// The primary's walsender for this standby.
-    walsender_pid: i32,
-}
-
-impl Standby {
-    /// `None` when this build has no pg_basebackup (the npm builds).
-    fn start(primary: &Server) -> Option<Standby> {
-        let basebackup = primary.bindir().join("pg_basebackup");
-        if !basebackup.is_file() {
-            return None;
-        }
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pgkick-it-{}-standby-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        if let Some((uid, gid)) = os_user_ids() {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-        }
-        let data = dir.join("data");
-        let postgres = as_os_user(&primary.bindir().join("postgres"));
-        let mut watchdog = Command::new("bash");
-        watchdog
-            .arg("-c")
-            .arg(
-                r#"trap '' PIPE; dir=$1; shift
-                if ! read -r _; then rm -rf -- "$dir"; exit; fi
-                "$@" </dev/null >>"$dir/server.log" 2>&1 & pg=$!
-                echo "$pg"; exec >/dev/null
-                read -r _
-                kill -INT "$pg" 2>/dev/null; wait "$pg"
-                rm -rf -- "$dir""#,
+/// The pid of the primary's walsender for its standby, once the standby streams.
+fn streaming_walsender(primary: &Server) -> i32 {
+    let mut watcher = primary.connect("postgres");
+    let mut pid = None;
+    let streaming = wait_until(Duration::from_secs(20), || {
+        pid = watcher
+            .query_opt(
+                "SELECT pid FROM pg_stat_replication WHERE state = 'streaming'",
+                &[],
             )
-            .arg("pgkick-it-standby")
-            .arg(&dir)
-            .arg(postgres.get_program())
-            .args(postgres.get_args())
-            .arg("-D")
-            .arg(&data)
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", dir.display()))
-            .arg("-c")
-            .arg("listen_addresses=")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0);
-        for (key, _) in postgres.get_envs() {
-            watchdog.env_remove(key);
-        }
-        let mut watchdog = watchdog.spawn().expect("cannot start bash");
-        let mut keepalive = watchdog.stdin.take();
-
-        let backup = as_os_user(&basebackup)
-            .arg("-D")
-            .arg(&data)
-            .args(["-R", "-X", "stream", "-c", "fast", "-h"])
-            .arg(primary.sock_dir())
-            .arg("-p")
-            .arg(primary.port().to_string())
-            .args(["-U", SUPERUSER])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pg_basebackup");
-        assert!(
-            backup.status.success(),
-            "pg_basebackup failed: {}",
-            String::from_utf8_lossy(&backup.stderr)
-        );
-
-        writeln!(keepalive.as_mut().unwrap(), "go").expect("start the standby's watchdog");
-        let mut line = String::new();
-        BufReader::new(watchdog.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the standby watchdog's report");
-        let mut standby = Standby {
-            watchdog,
-            keepalive,
-            walsender_pid: 0,
-        };
-        let mut watcher = primary.connect("postgres");
-        let streaming = wait_until(Duration::from_secs(20), || {
-            let row = watcher
-                .query_opt(
-                    "SELECT pid FROM pg_stat_replication WHERE state = 'streaming'",
-                    &[],
-                )
-                .expect("read pg_stat_replication");
-            if let Some(row) = row {
-                standby.walsender_pid = row.get(0);
-            }
-            standby.walsender_pid != 0
-        });
-        assert!(
-            streaming,
-            "the standby never streamed; its log:\n{}",
-            fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        );
-        Some(standby)
-    }
-}
-
-impl Drop for Standby {
-    fn drop(&mut self) {
-        drop(self.keepalive.take());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match self.watchdog.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
+            .expect("read pg_stat_replication")
+            .map(|row| row.get(0));
+        pid.is_some()
+    });
+    assert!(streaming, "the standby never streamed");
+    pid.unwrap()
 }
 
 /// The psql that opens replication connections: on PATH, else beside the server binaries.
@@ -364,14 +212,17 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
     let db = server.create_db("wal");
     // A non-superuser replication role, so that a non-superuser may signal its walsender.
     let replicator = server.create_role("replicator", "REPLICATION");
-    let standby = Standby::start(&server);
+    // A real physical standby where this build has pg_basebackup; replication connections
+    // (below) make walsenders on every version.
+    let standby = server.start_standby();
+    let standby_walsender = standby.as_ref().map(|_| streaming_walsender(&server));
     let physical = ReplicationConn::open(&server, SUPERUSER, None);
     let logical_su = ReplicationConn::open(&server, SUPERUSER, Some(&db));
     let logical_rep = ReplicationConn::open(&server, &replicator, Some(&db));
     let client = Session::idle(&server, &db, SUPERUSER, "client");
 
     let mut walsenders = vec![physical.pid, logical_su.pid, logical_rep.pid];
-    walsenders.extend(standby.as_ref().map(|s| s.walsender_pid));
+    walsenders.extend(standby_walsender);
     let all_alive = |what: &str| {
         for &pid in &walsenders {
             assert!(
@@ -459,13 +310,13 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
 
     // The physical walsenders were never touched, and the standby still streams.
     assert!(still_there(&server, physical.pid, "walsender"));
-    if let Some(standby) = &standby {
-        assert!(still_there(&server, standby.walsender_pid, "walsender"));
+    if let Some(walsender_pid) = standby_walsender {
+        assert!(still_there(&server, walsender_pid, "walsender"));
         let streaming: i64 = server
             .connect("postgres")
             .query_one(
                 "SELECT count(*) FROM pg_stat_replication WHERE pid = $1 AND state = 'streaming'",
-                &[&standby.walsender_pid],
+                &[&walsender_pid],
             )
             .unwrap()
             .get(0);

@@ -312,6 +312,14 @@ pub struct Server {
     keepalive: Option<ChildStdin>,
 }
 
+/// Where a new server's data directory comes from.
+enum DataSource {
+    /// A copy of the initdb template made once per test process.
+    Template,
+    /// A base backup of a running server, set up to stream from it.
+    BaseBackup { sock_dir: PathBuf, port: u16 },
+}
+
 enum StartError {
     PortTaken(String),
     Other(String),
@@ -332,12 +340,31 @@ impl Server {
 
     /// A private server with extra `postgresql.conf` settings (they win over the defaults).
     pub fn start_with(conf: &[(&str, &str)]) -> Server {
+        Server::start_from(&DataSource::Template, conf)
+    }
+
+    /// A physical standby of this server (pg_basebackup -R, streaming), run and cleaned up like
+    /// any other; it is ready once it accepts connections. `None` when this build of the
+    /// server binaries has no pg_basebackup (the npm builds).
+    pub fn start_standby(&self) -> Option<Server> {
+        bindir().join("pg_basebackup").is_file().then(|| {
+            Server::start_from(
+                &DataSource::BaseBackup {
+                    sock_dir: self.dir.clone(),
+                    port: self.port,
+                },
+                &[],
+            )
+        })
+    }
+
+    fn start_from(source: &DataSource, conf: &[(&str, &str)]) -> Server {
         static N: AtomicUsize = AtomicUsize::new(0);
         let mut last = String::new();
         for _attempt in 0..5 {
             let n = N.fetch_add(1, Ordering::Relaxed);
             let dir = std::env::temp_dir().join(format!("pgkick-it-{}-{n}", std::process::id()));
-            match Server::try_start(dir, conf) {
+            match Server::try_start(dir, source, conf) {
                 Ok(server) => return server,
                 Err(StartError::PortTaken(log)) => last = log,
                 Err(StartError::Other(msg)) => panic!("{msg}"),
@@ -346,7 +373,11 @@ impl Server {
         panic!("PostgreSQL could not bind a TCP port after 5 attempts; last log:\n{last}");
     }
 
-    fn try_start(dir: PathBuf, conf: &[(&str, &str)]) -> Result<Server, StartError> {
+    fn try_start(
+        dir: PathBuf,
+        source: &DataSource,
+        conf: &[(&str, &str)],
+    ) -> Result<Server, StartError> {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let data = dir.join("data");
@@ -390,13 +421,26 @@ impl Server {
 
         fs::create_dir_all(dir.join("home")).expect("mkdir home");
         chown_to_os_user(&dir);
-        run_checked(
-            Command::new("cp")
-                .arg("-a")
-                .arg(template_data_dir())
-                .arg(&data),
-            "copying the initdb template",
-        );
+        match source {
+            DataSource::Template => run_checked(
+                Command::new("cp")
+                    .arg("-a")
+                    .arg(template_data_dir())
+                    .arg(&data),
+                "copying the initdb template",
+            ),
+            DataSource::BaseBackup { sock_dir, port } => run_checked(
+                server_command(&bindir().join("pg_basebackup"))
+                    .arg("-D")
+                    .arg(&data)
+                    .args(["-R", "-X", "stream", "-c", "fast", "-h"])
+                    .arg(sock_dir)
+                    .arg("-p")
+                    .arg(port.to_string())
+                    .args(["-U", SUPERUSER]),
+                "pg_basebackup of the primary",
+            ),
+        }
         let mut settings: Vec<(String, String)> = [
             ("listen_addresses", "127.0.0.1".to_string()),
             (
