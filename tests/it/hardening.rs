@@ -34,10 +34,6 @@ use postgres::NoTls;
 
 use crate::harness::*;
 
-/// A PL/pgSQL loop that swallows cancels: only terminate ends it.
-const STUBBORN: &str = "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
-                        EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$";
-
 /// Ends a stubborn session (its Drop would otherwise wait for the swallowed cancel).
 fn end(server: &Server, session: Session) {
     server.sql(&format!("SELECT pg_terminate_backend({})", session.pid));
@@ -75,14 +71,6 @@ fn assert_one_line(stderr: &str, needles: &[&str]) {
     }
 }
 
-fn db_exists(server: &Server, db: &str) -> bool {
-    server
-        .connect(SUPERUSER)
-        .query_opt("SELECT 1 FROM pg_database WHERE datname::text = $1", &[&db])
-        .unwrap()
-        .is_some()
-}
-
 /// (datallowconn, datconnlimit, comment) of a database.
 fn db_state(server: &Server, db: &str) -> (bool, i32, Option<String>) {
     let row = server
@@ -94,19 +82,6 @@ fn db_state(server: &Server, db: &str) -> (bool, i32, Option<String>) {
         )
         .unwrap_or_else(|e| panic!("state of database {db:?}: {e}"));
     (row.get(0), row.get(1), row.get(2))
-}
-
-/// (rolcanlogin, comment) of a role.
-fn role_state(server: &Server, role: &str) -> (bool, Option<String>) {
-    let row = server
-        .connect(SUPERUSER)
-        .query_one(
-            "SELECT rolcanlogin, shobj_description(oid, 'pg_authid') \
-               FROM pg_roles WHERE rolname::text = $1",
-            &[&role],
-        )
-        .unwrap_or_else(|e| panic!("state of role {role:?}: {e}"));
-    (row.get(0), row.get(1))
 }
 
 fn sessions_in(server: &Server, db: &str) -> i64 {
@@ -619,7 +594,7 @@ fn hardening_huge_ages_match_nothing_rather_than_fail() {
 fn hardening_server_stops_during_cancel_wait() {
     let server = Server::start();
     let db = server.create_db("hf_wait");
-    let stubborn = Session::active(&server, &db, SUPERUSER, "stubborn", STUBBORN);
+    let stubborn = Session::active(&server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
     let (mut cmd, app) = tagged_pgkick(&server);
     let running = spawn(cmd.args([
         "cancel",
@@ -649,7 +624,7 @@ fn hardening_server_stops_during_cancel_wait() {
 fn hardening_server_stops_during_the_cancel_first_grace_period() {
     let server = Server::start();
     let db = server.create_db("hf_grace");
-    let stubborn = Session::active(&server, &db, SUPERUSER, "stubborn", STUBBORN);
+    let stubborn = Session::active(&server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
     let (mut cmd, app) = tagged_pgkick(&server);
     let running = spawn(cmd.args([
         "terminate",
@@ -791,7 +766,7 @@ fn interrupt(running: Running, sig: i32) -> Finished {
 fn hardening_interrupt_during_cancel_wait() {
     let server = Server::shared();
     let db = server.create_db("hi_wait");
-    let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", STUBBORN);
+    let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let (mut cmd, app) = tagged_pgkick(server);
         let running = spawn(cmd.args([
@@ -820,7 +795,7 @@ fn hardening_interrupt_during_cancel_wait() {
 fn hardening_interrupt_during_the_grace_period_terminates_nothing() {
     let server = Server::shared();
     let db = server.create_db("hi_grace");
-    let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", STUBBORN);
+    let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let (mut cmd, app) = tagged_pgkick(server);
         let running = spawn(cmd.args([
@@ -850,7 +825,7 @@ fn hardening_interrupt_after_lock_keeps_the_lock_recorded_for_unlock() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let db = server.create_db("hi_lock");
         let before = db_state(server, &db);
-        let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", STUBBORN);
+        let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
         let (mut cmd, app) = tagged_pgkick(server);
         let running = spawn(cmd.args([
             "terminate",

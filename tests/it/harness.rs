@@ -801,6 +801,35 @@ pub fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Catalog state
+// ---------------------------------------------------------------------------------------------
+
+/// A PL/pgSQL loop that swallows cancels: only terminate ends it.
+pub const SWALLOWS_CANCEL: &str = "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
+     EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$";
+
+pub fn db_exists(server: &Server, db: &str) -> bool {
+    server
+        .connect(SUPERUSER)
+        .query_opt("SELECT 1 FROM pg_database WHERE datname::text = $1", &[&db])
+        .unwrap()
+        .is_some()
+}
+
+/// (rolcanlogin, comment) of a role.
+pub fn role_state(server: &Server, role: &str) -> (bool, Option<String>) {
+    let row = server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT rolcanlogin, shobj_description(oid, 'pg_authid') \
+               FROM pg_roles WHERE rolname::text = $1",
+            &[&role],
+        )
+        .unwrap_or_else(|e| panic!("read state of role {role:?}: {e}"));
+    (row.get(0), row.get(1))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sessions
 // ---------------------------------------------------------------------------------------------
 

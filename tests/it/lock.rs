@@ -58,27 +58,6 @@ fn db_state(server: &Server, db: &str) -> DbState {
     }
 }
 
-/// (rolcanlogin, comment)
-fn role_state(server: &Server, role: &str) -> (bool, Option<String>) {
-    let row = server
-        .connect(SUPERUSER)
-        .query_one(
-            "SELECT rolcanlogin, shobj_description(oid, 'pg_authid') \
-               FROM pg_roles WHERE rolname::text = $1",
-            &[&role],
-        )
-        .unwrap_or_else(|e| panic!("read state of role {role:?}: {e}"));
-    (row.get(0), row.get(1))
-}
-
-fn db_exists(server: &Server, db: &str) -> bool {
-    server
-        .connect(SUPERUSER)
-        .query_opt("SELECT 1 FROM pg_database WHERE datname::text = $1", &[&db])
-        .unwrap()
-        .is_some()
-}
-
 /// Can `user` open a new connection to `db`?
 fn can_connect(server: &Server, db: &str, user: &str) -> bool {
     let mut config = postgres::Config::new();

@@ -169,14 +169,7 @@ fn terminate_all_spares_its_own_session_and_non_client_backends() {
 fn cancel_first_terminates_a_session_that_swallows_cancel_and_spares_one_that_stopped() {
     let server = Server::shared();
     let db = server.create_db("cancel_first");
-    let stubborn = Session::active(
-        server,
-        &db,
-        SUPERUSER,
-        "stubborn",
-        "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
-         EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$",
-    );
+    let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
     let polite = Session::active(server, &db, SUPERUSER, "polite", "SELECT pg_sleep(60)");
     let out = run(server.pgkick().args([
         "terminate",
@@ -210,14 +203,7 @@ fn cancel_first_terminates_a_session_that_swallows_cancel_and_spares_one_that_st
 fn cancel_wait_reports_a_query_that_keeps_running() {
     let server = Server::shared();
     let db = server.create_db("cancel_stubborn");
-    let stubborn = Session::active(
-        server,
-        &db,
-        SUPERUSER,
-        "stubborn",
-        "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
-         EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$",
-    );
+    let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
     let out = run(server.pgkick().args([
         "cancel",
         "--json",
