@@ -362,10 +362,7 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
         args.dry_run,
         args.lock_timeout,
     )?;
-    printer.print(&changes)?;
-    if args.dry_run {
-        print_statements(printer, &changes)?;
-    }
+    print_changes(printer, &changes, args.dry_run)?;
     Ok(code::SUCCESS)
 }
 
@@ -383,11 +380,17 @@ fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockAr
         args.dry_run,
         args.lock_timeout,
     )?;
-    printer.print(&changes)?;
-    if args.dry_run {
-        print_statements(printer, &changes)?;
-    }
+    print_changes(printer, &changes, args.dry_run)?;
     Ok(code::SUCCESS)
+}
+
+/// What lock or unlock did; with --dry-run, also the statements each change would run.
+fn print_changes(printer: &Printer, changes: &[lock::Change], dry_run: bool) -> Result<()> {
+    printer.print(changes)?;
+    if dry_run {
+        print_statements(printer, changes)?;
+    }
+    Ok(())
 }
 
 /// --dry-run of lock, unlock and terminate --lock: the statements each change would run.
