@@ -46,16 +46,7 @@ fn ident(name: &str) -> String {
 
 /// The pids of a successful `list --json`.
 fn listed(out: &Output) -> Vec<i64> {
-    assert_eq!(out.code, 0, "exit {}: {}", out.code, out.stderr);
-    let mut pids: Vec<i64> = out
-        .json()
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {}", out.stdout))
-        .iter()
-        .map(|s| s["pid"].as_i64().unwrap())
-        .collect();
-    pids.sort();
-    pids
+    pids(out).into_iter().collect()
 }
 
 /// stderr is one line, `pgkick: ...`, containing every needle.
