@@ -165,9 +165,18 @@ pub struct TerminateArgs {
           requires = "cancel_first", help_heading = "Action options")]
     pub grace: Duration,
 
-    /// Lock the --db databases against new connections before terminating their sessions
+    /// Lock the --db databases against new connections before terminating their sessions;
+    /// then report everything else that keeps DROP DATABASE from succeeding (prepared
+    /// transactions, active logical slots, subscriptions, other backends): exit 0 only when
+    /// nothing is left
     #[arg(long, requires = "db", help_heading = "Action options")]
     pub lock: bool,
+
+    /// With --lock: roll back the prepared transactions of the locked databases (each in its
+    /// own database, through a connection opened before the lock), so that DROP DATABASE can
+    /// succeed; without it they are only reported
+    #[arg(long, requires = "lock", help_heading = "Action options")]
+    pub rollback_prepared: bool,
 
     /// How --lock keeps new connections out
     #[arg(long, value_enum, default_value_t = LockMethod::AllowConnections, requires = "lock",

@@ -2,9 +2,11 @@
 //! hands their results to the printer. Returns the exit code for outcomes that are not errors
 //! (0, or 3 for partial); errors carry their own (see `error`).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use postgres_protocol::escape::escape_identifier;
 
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
@@ -15,7 +17,7 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, interrupt, lock};
+use crate::{conn, holders, interrupt, lock};
 
 pub fn run(cli: Cli) -> Result<u8> {
     let printer = Printer::new(&cli.output);
@@ -45,6 +47,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 lock_first: args.lock.then_some(LockFirst {
                     method: args.method,
                     lock_timeout: args.lock_timeout,
+                    rollback_prepared: args.rollback_prepared,
                 }),
             },
         ),
@@ -68,6 +71,8 @@ struct SignalPlan<'a> {
 struct LockFirst {
     method: LockMethod,
     lock_timeout: Duration,
+    /// --rollback-prepared.
+    rollback_prepared: bool,
 }
 
 /// Connects and detects the server: the first statement of lock and unlock.
@@ -123,8 +128,9 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
 
 fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
     let filter = Filter::from_args(args);
-    let (_client, _server, matched) = connect_and_find(conn, &filter, printer)?;
+    let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
     printer.print(&matched.sessions)?;
+    note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
     Ok(code::SUCCESS)
 }
 
@@ -167,7 +173,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         }
     }
     if guard.dry_run {
+        let mut holders = Vec::new();
         if let Some(plan) = &lock_first {
+            let exclude = holders::Exclude {
+                pids: targets.iter().map(|s| s.pid).collect(),
+            };
+            holders = holders::find(&mut client, &server, &filter.dbs, &exclude)?;
+            if plan.rollback_prepared {
+                for h in &mut holders {
+                    if h.outcome == holders::Kind::PreparedTransaction {
+                        h.outcome = holders::Kind::WouldRollBack;
+                    }
+                }
+            }
             let changes = lock::lock(
                 &mut client,
                 &server,
@@ -182,14 +200,31 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             print_statements(printer, &changes)?;
         }
         let reports = with_outcome(&targets, action.would());
-        printer.print(&reports)?;
+        if lock_first.is_some() {
+            printer.print(&holders::entries(reports, holders.clone()))?;
+        } else {
+            printer.print(&reports)?;
+        }
         let first = if cancel_first.is_some() {
             Action::Cancel
         } else {
             action
         };
         printer.dry_run_sql(&signal::signal_query(&server, first, &targets).display())?;
+        for h in holders
+            .iter()
+            .filter(|h| h.outcome == holders::Kind::WouldRollBack)
+        {
+            printer.dry_run_sql(&format!(
+                "-- in database {}:\n{};",
+                escape_identifier(&h.datname),
+                holders::rollback_statement(h.gid.as_deref().unwrap_or_default())
+            ))?;
+        }
         return Ok(code::SUCCESS);
+    }
+    if lock_first.is_none() {
+        note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
     }
     if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
@@ -205,6 +240,23 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         }
     }
     interrupt::install()?;
+    // --rollback-prepared: into each database with prepared transactions before the lock
+    // keeps everyone out; these connections are neither targets nor holders until closed.
+    let mut filter = filter;
+    let mut rollback = None;
+    if lock_first.as_ref().is_some_and(|p| p.rollback_prepared) {
+        let prepared = holders::find(&mut client, &server, &filter.dbs, &Default::default())?;
+        let dbs: BTreeSet<String> = prepared
+            .iter()
+            .filter(|h| h.outcome == holders::Kind::PreparedTransaction)
+            .map(|h| h.datname.clone())
+            .collect();
+        let opened = holders::PreparedRollback::open(&dbs.into_iter().collect::<Vec<_>>(), |db| {
+            conn::connect_to_database(conn, db)
+        })?;
+        filter.exclude_pids.extend(opened.pids());
+        rollback = Some(opened);
+    }
     let targets = match &lock_first {
         None => targets,
         Some(plan) => {
@@ -263,9 +315,144 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         Ok(())
     })();
     printer.progress("", 0, Duration::ZERO);
-    printer.print(&reports)?;
-    finished?;
-    Ok(exit_status(&reports))
+    if lock_first.is_none() {
+        printer.print(&reports)?;
+        finished?;
+        return Ok(exit_status(&reports));
+    }
+    // terminate --lock: what else keeps the databases from being dropped.
+    let held = match finished {
+        Ok(()) => drop_holders(
+            &mut client,
+            &server,
+            &filter.dbs,
+            &reports,
+            rollback,
+            wait,
+            printer,
+        ),
+        Err(e) => {
+            if let Some(r) = rollback {
+                r.close();
+            }
+            printer.print(&reports)?;
+            return Err(e);
+        }
+    };
+    let held = match held {
+        Ok(held) => held,
+        Err(e) => {
+            printer.print(&reports)?;
+            return Err(e);
+        }
+    };
+    for r in reports
+        .iter()
+        .filter(|r| r.outcome == Outcome::StillPresent)
+    {
+        printer.warn(&format!(
+            "database \"{}\" is still held by {} pid {}: it did not exit within --wait-timeout",
+            r.session.datname.as_deref().unwrap_or_default(),
+            r.session
+                .backend_type
+                .as_deref()
+                .unwrap_or(crate::filter::DEFAULT_BACKEND_TYPE),
+            r.session.pid
+        ));
+    }
+    for h in &held {
+        if h.holds() {
+            printer.warn(&h.line());
+        } else {
+            printer.note(&h.line());
+        }
+    }
+    let status = if held.iter().any(holders::Holder::holds) {
+        code::PARTIAL
+    } else {
+        exit_status(&reports)
+    };
+    printer.print(&holders::entries(reports, held))?;
+    Ok(status)
+}
+
+/// After terminate --lock: rolls back prepared transactions (--rollback-prepared), closes
+/// pgkick's connections into the databases, and reads what still holds them. With --wait,
+/// waits up to --wait-timeout for holders that are on their way out (backends pgkick
+/// signalled or closed, workers of disabled subscriptions); pgkick's own closed connections
+/// are waited for in any case.
+fn drop_holders(
+    client: &mut postgres::Client,
+    server: &Server,
+    dbs: &[String],
+    reports: &[Report],
+    rollback: Option<holders::PreparedRollback>,
+    wait: &WaitArgs,
+    printer: &Printer,
+) -> Result<Vec<holders::Holder>> {
+    let reported: BTreeSet<i32> = reports.iter().map(|r| r.session.pid).collect();
+    let mut rolled_back = Vec::new();
+    let mut own = BTreeSet::new();
+    if let Some(mut rollback) = rollback {
+        own = rollback.pids();
+        let exclude = holders::Exclude {
+            pids: reported.union(&own).copied().collect(),
+        };
+        let mut found = holders::find(client, server, dbs, &exclude)?;
+        rollback.rollback(&mut found);
+        rollback.close();
+        rolled_back = found.into_iter().filter(|h| !h.holds()).collect();
+    }
+    let exclude = holders::Exclude { pids: reported };
+    let deadline = Instant::now()
+        + if wait.wait {
+            wait.wait_timeout
+        } else {
+            Duration::from_secs(5)
+        };
+    let signalled: BTreeSet<i32> = reports
+        .iter()
+        .filter(|r| r.outcome == Outcome::Terminated || r.outcome == Outcome::Cancelled)
+        .map(|r| r.session.pid)
+        .collect();
+    let mut pause = Duration::from_millis(5);
+    let held = loop {
+        let held = holders::find(client, server, dbs, &exclude)?;
+        let leaving = held.iter().filter(|h| {
+            h.pid.is_some_and(|p| own.contains(&p))
+                || (wait.wait && (h.exiting || h.pid.is_some_and(|p| signalled.contains(&p))))
+        });
+        let leaving = leaving.count();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if leaving == 0 || left.is_zero() {
+            break held;
+        }
+        interrupt::check()?;
+        printer.progress("waiting for what holds the databases", leaving, left);
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(200));
+    };
+    printer.progress("", 0, Duration::ZERO);
+    rolled_back.extend(held);
+    Ok(rolled_back)
+}
+
+/// list, cancel and terminate with --db (without --lock): a note on stderr for what no
+/// session row shows but holds the databases: prepared transactions (they keep their locks
+/// and hold back VACUUM), active logical slots and subscriptions.
+fn note_hidden_holders(
+    client: &mut postgres::Client,
+    server: &Server,
+    dbs: &[String],
+    printer: &Printer,
+) -> Result<()> {
+    if dbs.is_empty() {
+        return Ok(());
+    }
+    for h in holders::find_without_backends(client, server, dbs)? {
+        printer.note(&h.note());
+    }
+    Ok(())
 }
 
 /// --cancel-first, after the cancel: wait the grace period, then terminate the cancelled
@@ -363,6 +550,7 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
         args.lock_timeout,
     )?;
     print_changes(printer, &changes, args.dry_run)?;
+    note_hidden_holders(&mut client, &server, &args.db, printer)?;
     Ok(code::SUCCESS)
 }
 

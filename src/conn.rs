@@ -983,7 +983,20 @@ fn home_dir() -> Option<PathBuf> {
 /// and stdin is a terminal, as psql does), and connects to the first host that accepts.
 /// Warnings (an unsafe password file) go to stderr, as libpq prints them.
 pub fn connect(args: &ConnArgs) -> Result<postgres::Client> {
-    let settings = Settings::resolve(args)?;
+    connect_with(args, Settings::resolve(args)?)
+}
+
+/// Connects as `connect` does, but to the database `dbname` whatever the command line names
+/// (the password file is looked up for that database).
+pub fn connect_to_database(args: &ConnArgs, dbname: &str) -> Result<postgres::Client> {
+    let env = |k: &str| std::env::var(k).ok();
+    let home = home_dir();
+    let mut opts = collect_options(args, &env, home.as_deref())?;
+    opts.insert("dbname".to_string(), dbname.to_string());
+    connect_with(args, Settings::from_options(&opts, home.as_deref())?)
+}
+
+fn connect_with(args: &ConnArgs, settings: Settings) -> Result<postgres::Client> {
     for w in &settings.warnings {
         eprintln!("pgkick: warning: {w}");
     }

@@ -9,6 +9,7 @@ mod conn;
 mod docs;
 mod error;
 mod filter;
+mod holders;
 mod interrupt;
 mod lock;
 mod output;

@@ -292,6 +292,31 @@ impl Tabular for Report {
     }
 }
 
+impl Tabular for crate::holders::Entry {
+    fn headers() -> Vec<&'static str> {
+        Report::headers()
+    }
+
+    /// A holder fills the columns it has: outcome, pid, database, the owner of a prepared
+    /// transaction as user, the backend type as state, what it is as the last column.
+    fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
+        match self {
+            crate::holders::Entry::Session(r) => r.cells(now),
+            crate::holders::Entry::Holder(h) => vec![
+                h.outcome.as_str().to_string(),
+                h.pid.map(|p| p.to_string()).unwrap_or_default(),
+                h.datname.clone(),
+                text(&h.owner),
+                String::new(),
+                text(&h.backend_type),
+                String::new(),
+                String::new(),
+                h.detail(),
+            ],
+        }
+    }
+}
+
 impl Tabular for crate::lock::Change {
     const NOUN: (&'static str, &'static str) = ("object", "objects");
     fn headers() -> Vec<&'static str> {

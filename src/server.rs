@@ -100,6 +100,10 @@ impl Server {
             "background worker"
         }
     }
+    /// Logical replication subscriptions (`pg_subscription`) from 10.
+    pub fn has_subscriptions(&self) -> bool {
+        self.version_num >= 100000
+    }
     /// `leader_pid` from 13.
     pub fn has_leader_pid(&self) -> bool {
         self.version_num >= 130000

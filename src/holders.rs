@@ -1,0 +1,624 @@
+//! What keeps a database from being dropped, besides the sessions pgkick terminates.
+//!
+//! `DROP DATABASE` (`dropdb()` in PostgreSQL's `src/backend/commands/dbcommands.c`, the same
+//! checks from 10 to 18) refuses while any of these is left, in this order:
+//! - an *active* logical replication slot of the database (inactive ones it drops itself;
+//!   before 10, any logical slot);
+//! - a subscription defined in the database (`pg_subscription.subdbid`, from 10);
+//! - another backend connected to it (`CountOtherDBBackends`): client sessions, and also
+//!   walsenders serving a logical slot in it, logical replication apply and tablesync workers,
+//!   parallel and other background workers. Autovacuum workers it signals itself, so they do
+//!   not count;
+//! - a prepared transaction in it (`pg_prepared_xacts.database`), counted by the same
+//!   function.
+//!
+//! [`find`] reads all of them for a set of databases in one statement, whatever their number.
+//! A part of the catalog that pgkick's role may not read is reported as a [`Holder`] of kind
+//! `not_visible`: what cannot be seen is never taken as absent.
+//!
+//! [`PreparedRollback`] handles `--rollback-prepared`: `ROLLBACK PREPARED` must run in the
+//! prepared transaction's own database, and once `ALLOW_CONNECTIONS false` is set nobody can
+//! connect to it, so its connections are opened before the lock and closed at the end.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result};
+use postgres::error::SqlState;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use serde::Serialize;
+
+use crate::server::Server;
+use crate::signal::Report;
+use crate::sql::{Param, Query};
+
+/// What a holder is, and its `outcome` in the JSON report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// An active logical replication slot of the database.
+    ReplicationSlot,
+    /// A subscription defined in the database.
+    Subscription,
+    /// A backend other than the sessions pgkick signalled (`backend_type` says which).
+    #[serde(rename = "still_present")]
+    Backend,
+    /// A prepared transaction in the database.
+    PreparedTransaction,
+    /// A prepared transaction that `--rollback-prepared` rolled back: no longer a holder.
+    RolledBack,
+    /// --dry-run with --rollback-prepared: a prepared transaction it would roll back.
+    WouldRollBack,
+    /// A part of the catalog pgkick's role may not read: whether it holds the database is
+    /// unknown.
+    NotVisible,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::ReplicationSlot => "replication_slot",
+            Kind::Subscription => "subscription",
+            Kind::Backend => "still_present",
+            Kind::PreparedTransaction => "prepared_transaction",
+            Kind::RolledBack => "rolled_back",
+            Kind::WouldRollBack => "would_roll_back",
+            Kind::NotVisible => "not_visible",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "replication_slot" => Some(Kind::ReplicationSlot),
+            "subscription" => Some(Kind::Subscription),
+            "backend" => Some(Kind::Backend),
+            "prepared_transaction" => Some(Kind::PreparedTransaction),
+            _ => None,
+        }
+    }
+}
+
+/// One thing that keeps a database from being dropped. Every field is present in JSON (null
+/// when it does not apply), so `jq` filters need not test for keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub outcome: Kind,
+    pub datname: String,
+    /// The backend's pid; for a slot, the pid of the walsender that keeps it active.
+    pub pid: Option<i32>,
+    /// For a backend: pg_stat_activity.backend_type (null when hidden from pgkick's role).
+    pub backend_type: Option<String>,
+    /// For a prepared transaction: its global transaction id.
+    pub gid: Option<String>,
+    /// For a prepared transaction: the role that prepared it.
+    pub owner: Option<String>,
+    pub slot_name: Option<String>,
+    pub subname: Option<String>,
+    /// For a subscription: whether it is enabled (its apply worker runs).
+    #[serde(skip)]
+    pub subenabled: Option<bool>,
+    /// For a logical replication worker: its subscription is disabled, so it is on its way out.
+    #[serde(skip)]
+    pub exiting: bool,
+    /// What to do about it, in words a person can follow.
+    pub fix: String,
+}
+
+impl Holder {
+    /// Still in the way of DROP DATABASE.
+    pub fn holds(&self) -> bool {
+        self.outcome != Kind::RolledBack
+    }
+
+    /// What it is, for people: `prepared transaction 'tx1'`.
+    fn what(&self) -> String {
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
+        match self.outcome {
+            Kind::PreparedTransaction | Kind::RolledBack | Kind::WouldRollBack => {
+                format!("prepared transaction '{}'", s(&self.gid))
+            }
+            Kind::ReplicationSlot => format!(
+                "active logical replication slot \"{}\"{}",
+                s(&self.slot_name),
+                self.pid
+                    .map(|p| format!(" (walsender pid {p})"))
+                    .unwrap_or_default()
+            ),
+            Kind::Subscription => format!("subscription \"{}\"", s(&self.subname)),
+            Kind::Backend => format!(
+                "{} pid {}",
+                self.backend_type
+                    .as_deref()
+                    .unwrap_or("backend of unknown type"),
+                self.pid.unwrap_or_default()
+            ),
+            Kind::NotVisible => "what pgkick's role cannot see".to_string(),
+        }
+    }
+
+    /// A short description for the table's last column.
+    pub fn detail(&self) -> String {
+        self.what()
+    }
+
+    /// A note for list, cancel and terminate without --lock: something no session row shows.
+    pub fn note(&self) -> String {
+        let why = match self.outcome {
+            Kind::PreparedTransaction => {
+                "; no session shows it, yet it keeps its locks, holds back VACUUM and keeps \
+                 the database from being dropped"
+            }
+            _ => "; it keeps the database from being dropped",
+        };
+        format!(
+            "database \"{}\" has {}{why}: {}",
+            self.datname,
+            self.what(),
+            self.fix
+        )
+    }
+
+    /// One line for stderr: what it is and how to clear it.
+    pub fn line(&self) -> String {
+        match self.outcome {
+            Kind::RolledBack => format!(
+                "database \"{}\": {} was rolled back",
+                self.datname,
+                self.what()
+            ),
+            _ => format!(
+                "database \"{}\" is still held by {}: {}",
+                self.datname,
+                self.what(),
+                self.fix
+            ),
+        }
+    }
+}
+
+/// One object of terminate --lock's report: a session, or something else that holds a
+/// database. Both serialize flat, told apart by `outcome`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Entry {
+    Session(Report),
+    Holder(Holder),
+}
+
+/// The sessions' reports, then the holders.
+pub fn entries(reports: Vec<Report>, holders: Vec<Holder>) -> Vec<Entry> {
+    reports
+        .into_iter()
+        .map(Entry::Session)
+        .chain(holders.into_iter().map(Entry::Holder))
+        .collect()
+}
+
+/// The backends [`find`] leaves out: pgkick's own connections and the sessions it already
+/// reports on.
+#[derive(Debug, Default, Clone)]
+pub struct Exclude {
+    pub pids: BTreeSet<i32>,
+}
+
+/// Which parts of the catalog one statement reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    PreparedTransactions,
+    ReplicationSlots,
+    Subscriptions,
+    Backends,
+}
+
+impl Part {
+    const ALL: [Part; 4] = [
+        Part::PreparedTransactions,
+        Part::ReplicationSlots,
+        Part::Subscriptions,
+        Part::Backends,
+    ];
+
+    fn catalog(self) -> &'static str {
+        match self {
+            Part::PreparedTransactions => "pg_prepared_xacts",
+            Part::ReplicationSlots => "pg_replication_slots",
+            Part::Subscriptions => "pg_subscription",
+            Part::Backends => "pg_stat_activity",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Part::PreparedTransactions => "prepared transactions",
+            Part::ReplicationSlots => "logical replication slots",
+            Part::Subscriptions => "subscriptions",
+            Part::Backends => "backends",
+        }
+    }
+
+    /// One branch of the UNION: kind, datname, pid, backend_type, gid, owner, slot_name,
+    /// subname, subenabled, exiting. `d` is the set of databases; `$2` the excluded pids.
+    fn select(self, server: &Server) -> Option<String> {
+        Some(match self {
+            Part::PreparedTransactions => "SELECT 'prepared_transaction', d.datname, NULL::int4, \
+                 NULL::text, p.gid, p.owner::text, NULL::text, NULL::text, NULL::bool, false \
+                 FROM pg_catalog.pg_prepared_xacts p JOIN d ON p.database::text = d.datname"
+                .to_string(),
+            Part::ReplicationSlots => {
+                // From 10 only active slots stop DROP DATABASE (it drops the others); before,
+                // any logical slot did. active_pid exists from 9.5.
+                let active = if server.version_num >= 100000 {
+                    " WHERE s.active"
+                } else {
+                    ""
+                };
+                format!(
+                    "SELECT 'replication_slot', d.datname, s.active_pid, NULL::text, NULL::text, \
+                     NULL::text, s.slot_name::text, NULL::text, NULL::bool, false \
+                     FROM pg_catalog.pg_replication_slots s JOIN d ON s.datoid = d.oid{active}"
+                )
+            }
+            Part::Subscriptions => {
+                if !server.has_subscriptions() {
+                    return None;
+                }
+                // Only columns granted to PUBLIC (subconninfo is not).
+                "SELECT 'subscription', d.datname, NULL::int4, NULL::text, NULL::text, \
+                 NULL::text, NULL::text, s.subname::text, s.subenabled, false \
+                 FROM pg_catalog.pg_subscription s JOIN d ON s.subdbid = d.oid"
+                    .to_string()
+            }
+            Part::Backends => {
+                let (backend_type, not_autovacuum) = if server.has_backend_type() {
+                    (
+                        "a.backend_type",
+                        " AND a.backend_type IS DISTINCT FROM 'autovacuum worker'",
+                    )
+                } else {
+                    ("NULL::text", "")
+                };
+                // A logical replication worker whose subscription is disabled exits by itself.
+                let exiting = if server.has_subscriptions() {
+                    "COALESCE((SELECT NOT s.subenabled FROM pg_catalog.pg_stat_subscription w \
+                     JOIN pg_catalog.pg_subscription s ON s.oid = w.subid \
+                     WHERE w.pid = a.pid LIMIT 1), false)"
+                } else {
+                    "false"
+                };
+                format!(
+                    "SELECT 'backend', d.datname, a.pid, {backend_type}, NULL::text, NULL::text, \
+                     NULL::text, NULL::text, NULL::bool, {exiting} \
+                     FROM pg_catalog.pg_stat_activity a JOIN d ON a.datid = d.oid \
+                     WHERE a.pid <> pg_catalog.pg_backend_pid() \
+                     AND NOT (a.pid = ANY($2::int4[])){not_autovacuum}"
+                )
+            }
+        })
+    }
+}
+
+/// The statement that reads `parts` for the databases `dbs`.
+fn query(server: &Server, dbs: &[String], exclude: &Exclude, parts: &[Part]) -> Query {
+    let mut q = Query::default();
+    let d = q.bind(Param::TextArray(dbs.to_vec()));
+    // Always $2, which the backends' branch names (unused parameters are allowed).
+    q.bind(Param::Int4Array(exclude.pids.iter().copied().collect()));
+    let branches: Vec<String> = parts.iter().filter_map(|p| p.select(server)).collect();
+    let branches = branches.join(" UNION ALL ");
+    q.sql = format!(
+        "WITH d AS (SELECT oid, datname::text AS datname FROM pg_catalog.pg_database \
+         WHERE datname::text = ANY({d}::text[])) \
+         SELECT * FROM ({branches}) AS h ORDER BY 2, 1, 3, 5, 7, 8"
+    );
+    q
+}
+
+/// What holds the databases `dbs` besides backends (prepared transactions, slots,
+/// subscriptions), in one statement.
+pub fn find_without_backends(
+    client: &mut postgres::Client,
+    server: &Server,
+    dbs: &[String],
+) -> Result<Vec<Holder>> {
+    find_parts(
+        client,
+        server,
+        dbs,
+        &Exclude::default(),
+        &[
+            Part::PreparedTransactions,
+            Part::ReplicationSlots,
+            Part::Subscriptions,
+        ],
+    )
+}
+
+/// Everything that holds the databases `dbs` now, in one statement. Backends in `exclude` are
+/// left out. Parts of the catalog the role may not read become `not_visible` holders (then one
+/// statement per part).
+pub fn find(
+    client: &mut postgres::Client,
+    server: &Server,
+    dbs: &[String],
+    exclude: &Exclude,
+) -> Result<Vec<Holder>> {
+    find_parts(client, server, dbs, exclude, &Part::ALL)
+}
+
+fn find_parts(
+    client: &mut postgres::Client,
+    server: &Server,
+    dbs: &[String],
+    exclude: &Exclude,
+    parts: &[Part],
+) -> Result<Vec<Holder>> {
+    if dbs.is_empty() {
+        return Ok(Vec::new());
+    }
+    match query(server, dbs, exclude, parts).run(client) {
+        Ok(rows) => return read(&rows),
+        Err(e) if e.code() != Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            return Err(e).context("could not read what holds the databases");
+        }
+        Err(_) => {}
+    }
+    let mut holders = Vec::new();
+    for &part in parts {
+        if part.select(server).is_none() {
+            continue;
+        }
+        match query(server, dbs, exclude, &[part]).run(client) {
+            Ok(rows) => holders.extend(read(&rows)?),
+            Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+                holders.extend(dbs.iter().map(|db| not_visible(db, part)))
+            }
+            Err(e) => return Err(e).context("could not read what holds the databases"),
+        }
+    }
+    Ok(holders)
+}
+
+fn not_visible(db: &str, part: Part) -> Holder {
+    Holder {
+        outcome: Kind::NotVisible,
+        datname: db.to_string(),
+        pid: None,
+        backend_type: None,
+        gid: None,
+        owner: None,
+        slot_name: None,
+        subname: None,
+        subenabled: None,
+        exiting: false,
+        fix: format!(
+            "pgkick's role may not read {}, so it cannot tell whether {} hold the database; \
+             connect as a superuser or grant SELECT on it",
+            Part::catalog(part),
+            part.what()
+        ),
+    }
+}
+
+fn read(rows: &[postgres::Row]) -> Result<Vec<Holder>> {
+    rows.iter()
+        .map(|row| {
+            let kind: String = row.try_get(0)?;
+            let mut h = Holder {
+                outcome: Kind::parse(&kind).with_context(|| format!("unknown holder {kind:?}"))?,
+                datname: row.try_get(1)?,
+                pid: row.try_get(2)?,
+                backend_type: row.try_get(3)?,
+                gid: row.try_get(4)?,
+                owner: row.try_get(5)?,
+                slot_name: row.try_get(6)?,
+                subname: row.try_get(7)?,
+                subenabled: row.try_get(8)?,
+                exiting: row.try_get(9)?,
+                fix: String::new(),
+            };
+            h.fix = fix(&h);
+            Ok(h)
+        })
+        .collect()
+}
+
+/// How to clear a holder, naming the statement or the pgkick flag.
+fn fix(h: &Holder) -> String {
+    let db = &h.datname;
+    match h.outcome {
+        Kind::PreparedTransaction => format!(
+            "run {} in database \"{db}\" (or COMMIT PREPARED; pgkick terminate --lock \
+             --rollback-prepared does the rollback){}",
+            rollback_statement(h.gid.as_deref().unwrap_or_default()),
+            h.owner
+                .as_deref()
+                .map(|o| format!("; it was prepared by role \"{o}\""))
+                .unwrap_or_default()
+        ),
+        Kind::ReplicationSlot => format!(
+            "stop the consumer of slot \"{}\" (on a subscriber: ALTER SUBSCRIPTION ... DISABLE), \
+             or end its walsender with pgkick terminate --db {} --backend-type walsender; \
+             DROP DATABASE drops inactive slots itself",
+            h.slot_name.as_deref().unwrap_or_default(),
+            shell_word(db)
+        ),
+        Kind::Subscription => {
+            let name = escape_identifier(h.subname.as_deref().unwrap_or_default());
+            format!(
+                "in database \"{db}\": ALTER SUBSCRIPTION {name} DISABLE; ALTER SUBSCRIPTION \
+                 {name} SET (slot_name = NONE); DROP SUBSCRIPTION {name} (or just DROP \
+                 SUBSCRIPTION {name}, which also drops its slot on the publisher)"
+            )
+        }
+        Kind::Backend => match h.backend_type.as_deref() {
+            None => "pgkick's role cannot see what this backend is (grant it \
+                     pg_read_all_stats); a superuser can end it"
+                .to_string(),
+            Some(t) if t.starts_with("logical replication") => format!(
+                "a worker of a subscription in \"{db}\": disable or drop the subscription \
+                 (ALTER SUBSCRIPTION ... DISABLE), or end it with --backend-type '{t}'"
+            ),
+            Some(t) if t == crate::filter::DEFAULT_BACKEND_TYPE => {
+                "a session the filters did not match: widen them, or terminate it".to_string()
+            }
+            Some(t) => format!("not a target by default: add --backend-type '{t}' to end it"),
+        },
+        Kind::RolledBack | Kind::WouldRollBack => String::new(),
+        Kind::NotVisible => h.fix.clone(),
+    }
+}
+
+/// `ROLLBACK PREPARED 'gid'`: a utility statement, so the gid (read from the catalog) is
+/// quoted as a literal; it cannot be a bind parameter.
+pub fn rollback_statement(gid: &str) -> String {
+    format!("ROLLBACK PREPARED {}", escape_literal(gid).trim_start())
+}
+
+/// A database name as a shell word, for the commands a fix names.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.,/:@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Connections opened into databases for `--rollback-prepared`, before the lock closes them.
+pub struct PreparedRollback {
+    /// Database name, its connection and that connection's backend pid.
+    conns: Vec<(String, postgres::Client, i32)>,
+}
+
+impl PreparedRollback {
+    /// Opens one connection into each of `dbs` with `connect`.
+    pub fn open(
+        dbs: &[String],
+        mut connect: impl FnMut(&str) -> Result<postgres::Client>,
+    ) -> Result<PreparedRollback> {
+        let mut conns = Vec::new();
+        for db in dbs {
+            let mut client = connect(db).with_context(|| {
+                format!(
+                    "--rollback-prepared: could not connect to database \"{db}\" to roll back \
+                     its prepared transactions; nothing was changed"
+                )
+            })?;
+            let pid: i32 = client
+                .query_one("SELECT pg_catalog.pg_backend_pid()", &[])?
+                .get(0);
+            conns.push((db.clone(), client, pid));
+        }
+        Ok(PreparedRollback { conns })
+    }
+
+    /// The backends of these connections, to leave out of the targets and the holders.
+    pub fn pids(&self) -> BTreeSet<i32> {
+        self.conns.iter().map(|c| c.2).collect()
+    }
+
+    /// Rolls back each prepared transaction in `holders` whose database has a connection here,
+    /// turning it into `rolled_back`. One that fails (another role's, it was finished meanwhile)
+    /// stays a holder with the server's message in its fix.
+    pub fn rollback(&mut self, holders: &mut [Holder]) {
+        for h in holders
+            .iter_mut()
+            .filter(|h| h.outcome == Kind::PreparedTransaction)
+        {
+            let Some((_, client, _)) = self.conns.iter_mut().find(|c| c.0 == h.datname) else {
+                continue;
+            };
+            let gid = h.gid.clone().unwrap_or_default();
+            match client.batch_execute(&rollback_statement(&gid)) {
+                Ok(()) => {
+                    h.outcome = Kind::RolledBack;
+                    h.fix = String::new();
+                }
+                Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => {
+                    // Committed or rolled back by someone else in the meantime: gone too.
+                    h.outcome = Kind::RolledBack;
+                    h.fix = "it was finished by someone else meanwhile".into();
+                }
+                Err(e) => {
+                    let why = e
+                        .as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_else(|| e.to_string());
+                    h.fix = format!("ROLLBACK PREPARED failed ({why}); {}", h.fix);
+                }
+            }
+        }
+    }
+
+    /// Closes the connections; their backends leave the databases a moment later.
+    pub fn close(self) {
+        for (_, client, _) in self.conns {
+            let _ = client.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_statement_for_every_part_with_values_as_parameters() {
+        let exclude = Exclude {
+            pids: [7, 9].into_iter().collect(),
+        };
+        let dbs = vec!["shop".to_string(), "it's".to_string()];
+        let q = query(&Server::version(150000), &dbs, &exclude, &Part::ALL);
+        assert_eq!(q.params[0], Param::TextArray(dbs.clone()));
+        assert_eq!(q.params[1], Param::Int4Array(vec![7, 9]));
+        assert!(!q.sql.contains("shop") && !q.sql.contains("it's"));
+        for catalog in [
+            "pg_catalog.pg_prepared_xacts",
+            "pg_catalog.pg_replication_slots",
+            "pg_catalog.pg_subscription",
+            "pg_catalog.pg_stat_activity",
+        ] {
+            assert!(q.sql.contains(catalog), "{catalog}: {}", q.sql);
+        }
+        assert!(q.sql.contains("WHERE s.active"));
+        assert!(q.sql.contains("'autovacuum worker'"));
+    }
+
+    #[test]
+    fn before_10_every_logical_slot_holds_and_there_are_no_subscriptions() {
+        let q = query(
+            &Server::version(90624),
+            &["x".into()],
+            &Exclude::default(),
+            &Part::ALL,
+        );
+        assert!(!q.sql.contains("WHERE s.active"));
+        assert!(!q.sql.contains("pg_subscription"));
+        assert!(!q.sql.contains("backend_type"));
+    }
+
+    #[test]
+    fn the_rollback_statement_quotes_the_gid() {
+        assert_eq!(rollback_statement("tx1"), "ROLLBACK PREPARED 'tx1'");
+        assert_eq!(rollback_statement("a'b"), "ROLLBACK PREPARED 'a''b'");
+        assert_eq!(rollback_statement(r"a\b"), r"ROLLBACK PREPARED E'a\\b'");
+    }
+
+    #[test]
+    fn fixes_name_the_statement_or_the_flag() {
+        let mut h = not_visible("shop", Part::Subscriptions);
+        h.outcome = Kind::Subscription;
+        h.subname = Some("Sub".into());
+        assert!(fix(&h).contains("ALTER SUBSCRIPTION \"Sub\" DISABLE"));
+        assert!(fix(&h).contains("SET (slot_name = NONE)"));
+        h.outcome = Kind::Backend;
+        h.backend_type = Some("walsender".into());
+        assert!(fix(&h).contains("--backend-type 'walsender'"));
+        h.outcome = Kind::PreparedTransaction;
+        h.gid = Some("g".into());
+        assert!(fix(&h).contains("ROLLBACK PREPARED 'g'"));
+        assert_eq!(shell_word("shop"), "shop");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+}
