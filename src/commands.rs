@@ -2,6 +2,7 @@
 //! hands their results to the printer. Returns the exit code for outcomes that are not errors
 //! (0, or 3 for partial); errors carry their own (see `error`).
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -70,9 +71,29 @@ struct LockFirst {
     lock_timeout: Duration,
 }
 
+/// Resolves the connection settings, shows their warnings (an unsafe password file) and
+/// connects, asking for a password on the terminal as psql would.
+fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
+    let settings = conn::Settings::resolve(args)?;
+    for w in &settings.warnings {
+        printer.warn(w);
+    }
+    let mut read = |user: &str| printer.read_password(user);
+    let prompt = if args.password {
+        conn::Prompt::Before(&mut read)
+    } else if args.no_password {
+        conn::Prompt::Never
+    } else if std::io::stdin().is_terminal() {
+        conn::Prompt::WhenNeeded(&mut read)
+    } else {
+        conn::Prompt::NoTerminal
+    };
+    conn::connect(&settings, prompt)
+}
+
 /// Connects and detects the server: the first statement of lock and unlock.
-fn connect(args: &ConnArgs) -> Result<(postgres::Client, Server)> {
-    let mut client = conn::connect(args)?;
+fn connect(args: &ConnArgs, printer: &Printer) -> Result<(postgres::Client, Server)> {
+    let mut client = open(args, printer)?.client;
     let server = Server::detect(&mut client)?;
     Ok((client, server))
 }
@@ -85,7 +106,7 @@ fn connect_and_find(
     filter: &Filter,
     printer: &Printer,
 ) -> Result<(postgres::Client, Server, Matched)> {
-    let mut client = conn::connect(args)?;
+    let mut client = open(args, printer)?.client;
     let (server, matched) = match session::probe(&mut client, filter)? {
         Some(matched) => (matched.server.unwrap_or_else(Server::probe), matched),
         None => {
@@ -344,7 +365,7 @@ fn capitalized(word: &str) -> String {
 }
 
 fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) -> Result<u8> {
-    let (mut client, server) = connect(conn)?;
+    let (mut client, server) = connect(conn, printer)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
         return Ok(code::SUCCESS);
@@ -367,7 +388,7 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
 }
 
 fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockArgs) -> Result<u8> {
-    let (mut client, server) = connect(conn)?;
+    let (mut client, server) = connect(conn, printer)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
         roles: args.role.clone(),

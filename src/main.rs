@@ -18,7 +18,6 @@ mod server;
 mod session;
 mod signal;
 mod sql;
-mod tls;
 
 use std::process::ExitCode;
 

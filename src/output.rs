@@ -188,6 +188,13 @@ impl Printer {
         io::stdin().is_terminal() && self.stderr_tty
     }
 
+    /// Asks for `user`'s password on the terminal, without echo (psql's prompt).
+    pub fn read_password(&self, user: &str) -> anyhow::Result<String> {
+        self.clear_progress();
+        rpassword::prompt_password(format!("Password for user {user}: "))
+            .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))
+    }
+
     /// Shows `items` on stderr and asks `question`; true only for an explicit yes.
     pub fn confirm<T: Tabular>(&self, items: &[T], question: &str) -> io::Result<bool> {
         let table = self.table(items, true, true);
