@@ -204,4 +204,19 @@ mod tests {
             "a URI without dbname leaves PGDATABASE in force"
         );
     }
+
+    #[test]
+    fn an_empty_uri_port_leaves_the_flag_env_or_default() {
+        let uri = Some("postgresql://urihost:/db");
+        let s = resolve(&args(None, Some("6001"), None, uri), &[], None).unwrap();
+        assert_eq!(s.targets[0].port, 6001, "-p");
+        let s = resolve(&args(None, None, None, uri), &[("PGPORT", "6002")], None).unwrap();
+        assert_eq!(s.targets[0].port, 6002, "PGPORT");
+        let s = resolve(&args(None, None, None, uri), &[], None).unwrap();
+        assert_eq!(s.targets[0].port, 5432, "the default");
+        assert_eq!(s.targets[0].host, Host::Tcp("urihost".into()));
+        // A conninfo "port=" is a value, empty: libpq then uses the default, not -p.
+        let s = resolve(&args(None, Some("6001"), None, Some("port=")), &[], None).unwrap();
+        assert_eq!(s.targets[0].port, 5432);
+    }
 }

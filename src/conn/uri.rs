@@ -74,7 +74,6 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
     // Host list: netloc[:port] separated by commas.
     let mut hosts = Vec::new();
     let mut ports = Vec::new();
-    let mut any_port = false;
     let bytes = rest.as_bytes();
     let mut i = 0;
     let terminator;
@@ -119,7 +118,6 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
                 i += 1;
             }
             port = &rest[start..i];
-            any_port = true;
         }
         ports.push(port);
         if bytes.get(i) != Some(&b',') {
@@ -132,8 +130,11 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
     if !host_list.is_empty() {
         opts.insert("host".into(), percent_decode(&host_list)?);
     }
-    if any_port {
-        opts.insert("port".into(), percent_decode(&ports.join(","))?);
+    // As libpq stores host and port: only when the list has any text, so `host:/db` leaves
+    // the port to -p, PGPORT or the default, while `a:,b:5433` keeps the empty first entry.
+    let port_list = ports.join(",");
+    if !port_list.is_empty() {
+        opts.insert("port".into(), percent_decode(&port_list)?);
     }
 
     let mut query = None;
@@ -154,27 +155,38 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
         _ => {}
     }
     if let Some(query) = query {
-        for param in query.split('&') {
-            let mut parts = param.splitn(3, '=');
-            let (key, value) = match (parts.next(), parts.next(), parts.next()) {
-                (_, _, Some(_)) => {
-                    bail!("extra key/value separator \"=\" in URI query parameter: \"{param}\"")
-                }
-                (Some(k), Some(v), None) => (k, v),
-                _ => bail!("missing key/value separator \"=\" in URI query parameter: \"{param}\""),
-            };
-            let key = percent_decode(key)?;
-            let value = percent_decode(value)?;
-            let (key, value) = if key == "ssl" && value == "true" {
-                ("sslmode".to_string(), "require".to_string())
-            } else {
-                (key, value)
-            };
-            store(&mut opts, &key, value)
-                .map_err(|_| anyhow!("invalid URI query parameter: \"{key}\""))?;
-        }
+        parse_query(query, &mut opts)?;
     }
     Ok(opts)
+}
+
+/// The `key=value&...` query of a URI, as libpq's `conninfo_uri_parse_params` reads it: an
+/// empty query and one trailing `&` end the list; any other parameter without `=`, including
+/// an empty one (`?&`, `a=1&&b=2`), is an error naming its keyword.
+fn parse_query(query: &str, opts: &mut Options) -> Result<()> {
+    let mut params: Vec<&str> = query.split('&').collect();
+    if query.is_empty() || (params.len() > 1 && params.last() == Some(&"")) {
+        params.pop();
+    }
+    for param in params {
+        let mut parts = param.splitn(3, '=');
+        let (key, value) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(k), Some(_), Some(_)) => {
+                bail!("extra key/value separator \"=\" in URI query parameter: \"{k}\"")
+            }
+            (Some(k), Some(v), None) => (k, v),
+            _ => bail!("missing key/value separator \"=\" in URI query parameter: \"{param}\""),
+        };
+        let key = percent_decode(key)?;
+        let value = percent_decode(value)?;
+        let (key, value) = if key == "ssl" && value == "true" {
+            ("sslmode".to_string(), "require".to_string())
+        } else {
+            (key, value)
+        };
+        store(opts, &key, value).map_err(|_| anyhow!("invalid URI query parameter: \"{key}\""))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -247,5 +259,48 @@ mod tests {
         assert!(err("postgresql:///db?port=1=2").contains("extra key/value separator"));
         assert!(err("postgresql:///d%zz").contains("invalid percent-encoded token"));
         assert!(err("postgresql:///d%00").contains("forbidden value %00"));
+    }
+
+    #[test]
+    fn uri_empty_query_and_trailing_ampersand_like_libpq() {
+        let h = opts(&[("host", "127.0.0.1"), ("port", "5432")]);
+        assert_eq!(parse_uri("postgresql://127.0.0.1:5432?").unwrap(), h);
+        assert_eq!(parse_uri("postgresql://127.0.0.1:5432/?").unwrap(), h);
+        let with_user = opts(&[("host", "h"), ("user", "u")]);
+        assert_eq!(parse_uri("postgresql://h?user=u&").unwrap(), with_user);
+        assert_eq!(parse_uri("postgresql://h/?user=u&").unwrap(), with_user);
+        let err = |s| parse_uri(s).unwrap_err().to_string();
+        // Only one trailing '&' ends the list; an empty parameter anywhere else is an error.
+        assert_eq!(
+            err("postgresql://h?&"),
+            "missing key/value separator \"=\" in URI query parameter: \"\""
+        );
+        assert_eq!(
+            err("postgresql://h?user=u&&"),
+            "missing key/value separator \"=\" in URI query parameter: \"\""
+        );
+        assert_eq!(
+            err("postgresql://h?user=u&&port=1"),
+            "missing key/value separator \"=\" in URI query parameter: \"\""
+        );
+        // libpq names the keyword, not the whole parameter.
+        assert_eq!(
+            err("postgresql://host?key=key=value"),
+            "extra key/value separator \"=\" in URI query parameter: \"key\""
+        );
+    }
+
+    #[test]
+    fn uri_empty_port_is_left_to_the_other_sources() {
+        assert_eq!(
+            parse_uri("postgresql://host:/db").unwrap(),
+            opts(&[("host", "host"), ("dbname", "db")])
+        );
+        assert_eq!(parse_uri("postgres://:/").unwrap(), Options::new());
+        // In a list, the empty entry keeps its place so the ports still pair with the hosts.
+        assert_eq!(
+            parse_uri("postgresql://a:,b:5433").unwrap(),
+            opts(&[("host", "a,b"), ("port", ",5433")])
+        );
     }
 }
