@@ -16,7 +16,7 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, interrupt, lock};
+use crate::{conn, conninfo, interrupt, lock};
 
 pub fn run(cli: Cli) -> Result<u8> {
     let printer = Printer::new(&cli.output);
@@ -51,6 +51,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         ),
         Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
         Command::Unlock(args) => unlock_databases_or_roles(&cli.conn, &printer, args),
+        Command::Conninfo(args) => conninfo(&cli.conn, &printer, args.connect),
     }
 }
 
@@ -78,6 +79,15 @@ fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
     for w in &settings.warnings {
         printer.warn(w);
     }
+    connect_with(&settings, args, printer)
+}
+
+/// Connects with resolved settings, asking for a password as -W/-w and the terminal allow.
+fn connect_with(
+    settings: &conn::Settings,
+    args: &ConnArgs,
+    printer: &Printer,
+) -> Result<conn::Connected> {
     let mut read = |user: &str| printer.read_password(user);
     let prompt = if args.password {
         conn::Prompt::Before(&mut read)
@@ -88,7 +98,28 @@ fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
     } else {
         conn::Prompt::NoTerminal
     };
-    conn::connect(&settings, prompt)
+    conn::connect(settings, prompt)
+}
+
+/// pgkick conninfo: the settings and their sources; with `connect`, the session too. When
+/// connecting fails, the report is still printed before the error.
+fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<u8> {
+    let settings = conn::Settings::resolve(args)?;
+    let mut report = conninfo::Report::new(&settings, args);
+    let mut failure = None;
+    if connect {
+        match connect_with(&settings, args, printer)
+            .and_then(|mut connected| conninfo::Session::query(&mut connected))
+        {
+            Ok(session) => report.connection = Some(session),
+            Err(e) => failure = Some(e),
+        }
+    }
+    printer.print_report(&report, &report.settings, &report.lines())?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(code::SUCCESS),
+    }
 }
 
 /// Connects and detects the server: the first statement of lock and unlock.

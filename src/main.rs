@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod conn;
+mod conninfo;
 #[cfg(test)]
 mod docs;
 mod error;

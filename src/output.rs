@@ -122,6 +122,37 @@ impl Printer {
         table
     }
 
+    /// Prints one report on stdout: one JSON object (one line with jsonl), or in table format
+    /// `rows` as a table followed by `lines` of text. Nothing with --quiet.
+    pub fn print_report<T: Serialize, R: Tabular>(
+        &self,
+        report: &T,
+        rows: &[R],
+        lines: &[String],
+    ) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        match self.format {
+            OutputFormat::Table => {
+                writeln!(out, "{}", self.table(rows, self.stdout_tty, false))?;
+                for line in lines {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            OutputFormat::Json if self.stdout_tty => {
+                serde_json::to_writer_pretty(&mut out, report)?;
+                writeln!(out)?;
+            }
+            OutputFormat::Json | OutputFormat::Jsonl => {
+                serde_json::to_writer(&mut out, report)?;
+                writeln!(out)?;
+            }
+        }
+        out.flush()
+    }
+
     /// The SQL a --dry-run would send: after the table on stdout, or on stderr with JSON
     /// output so that stdout stays valid JSON.
     pub fn dry_run_sql(&self, sql: &str) -> io::Result<()> {

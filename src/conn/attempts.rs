@@ -28,9 +28,16 @@ pub enum Failure {
     Other(String),
 }
 
-/// A session that is up.
+/// A session that is up, and which target and address it went to.
 pub struct Connected {
     pub client: postgres::Client,
+    /// The host list entry that accepted.
+    pub target: Target,
+    /// The address connected to: hostaddr, or the address of the host name that accepted;
+    /// `None` for a unix socket.
+    pub addr: Option<IpAddr>,
+    /// The "connection to server ..." phrase naming them.
+    pub place: String,
 }
 
 /// One failed try of one address.
@@ -90,7 +97,14 @@ impl Settings {
                 for addr in addrs {
                     let place = describe_target(target, addr);
                     match self.try_address(target, addr, password, *attrs, connector.as_ref()) {
-                        Ok(client) => return Ok(Connected { client }),
+                        Ok(client) => {
+                            return Ok(Connected {
+                                client,
+                                target: (*target).clone(),
+                                addr,
+                                place,
+                            })
+                        }
                         Err(TryError::Pg(e)) if is_password_missing(&e) => {
                             need_password.get_or_insert(place);
                         }

@@ -30,6 +30,8 @@ pub struct Target {
     pub port: u16,
     /// The password from the password file for this host, and the file it came from.
     pub pgpass: Option<(String, PathBuf)>,
+    /// The line of the password file that matched (from 1).
+    pub pgpass_line: Option<usize>,
 }
 
 impl std::fmt::Debug for Target {
@@ -39,6 +41,7 @@ impl std::fmt::Debug for Target {
             .field("hostaddr", &self.hostaddr)
             .field("port", &self.port)
             .field("pgpass", &self.pgpass.as_ref().map(|(_, file)| file))
+            .field("pgpass_line", &self.pgpass_line)
             .finish()
     }
 }
@@ -105,6 +108,7 @@ pub(super) fn parse_hosts(
             hostaddr,
             port,
             pgpass: None,
+            pgpass_line: None,
         });
     }
     Ok(targets)
@@ -189,6 +193,7 @@ mod tests {
             hostaddr: None,
             port: 5433,
             pgpass: None,
+            pgpass_line: None,
         };
         assert_eq!(
             describe_target(&t(Host::Socket("/tmp".into())), None),

@@ -50,6 +50,8 @@ use anyhow::{anyhow, bail, Result};
 
 pub use attempts::{Connected, Failure};
 
+pub use hosts::{Host, Target};
+pub use options::{Given, Origin, KEYWORDS};
 pub use settings::Settings;
 
 /// The name pgkick's sessions carry in pg_stat_activity unless the user sets

@@ -7,7 +7,7 @@
 //! `settings.rs`'s job.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
@@ -19,7 +19,7 @@ use super::uri::{parse_uri, uri_prefix_len};
 
 /// Every keyword libpq accepts (PostgreSQL 17), with its environment variable. Keywords
 /// pgkick does not act on are accepted and ignored, except those in [`UNSUPPORTED`].
-pub(super) const KEYWORDS: &[(&str, Option<&str>)] = &[
+pub const KEYWORDS: &[(&str, Option<&str>)] = &[
     ("service", Some("PGSERVICE")),
     ("user", Some("PGUSER")),
     ("password", Some("PGPASSWORD")),
@@ -79,38 +79,70 @@ pub type Options = BTreeMap<String, String>;
 /// Marker key recording that `password` came from the expanded `-d` string.
 pub(super) const FROM_DBNAME_PASSWORD: &str = " password from dbname";
 
+/// Where a raw option's value came from, for `pgkick conninfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag: `-h`, `-p`, `-U`, or `-d` with a plain database name.
+    Flag(&'static str),
+    /// The `-d` value, a `key=value` conninfo string.
+    Conninfo,
+    /// The `-d` value, a `postgresql://` URI.
+    Uri,
+    /// A section of a connection service file.
+    Service { name: String, file: PathBuf },
+    /// A PG* environment variable.
+    Env(&'static str),
+}
+
+/// The origin of each key of an [`Options`].
+pub type Origins = BTreeMap<String, Origin>;
+
+/// One option that was set, and where: what `pgkick conninfo` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given {
+    /// The raw value; always empty for `password`, whose value is never copied here.
+    pub value: String,
+    pub origin: Origin,
+}
+
 /// Gathers the raw options in libpq's order (see the module comment).
 pub(super) fn collect_options(
     args: &ConnArgs,
     env: &dyn Fn(&str) -> Option<String>,
     home: Option<&Path>,
-) -> Result<Options> {
+) -> Result<(Options, Origins)> {
     let mut opts = Options::new();
+    let mut origins = Origins::new();
     // PQconnectdbParams skips NULL and empty values in its arrays.
     let flags = [
-        ("host", &args.host),
-        ("port", &args.port),
-        ("user", &args.username),
+        ("host", "-h", &args.host),
+        ("port", "-p", &args.port),
+        ("user", "-U", &args.username),
     ];
-    for (k, v) in flags {
+    for (k, flag, v) in flags {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             opts.insert(k.to_string(), v.to_string());
+            origins.insert(k.to_string(), Origin::Flag(flag));
         }
     }
     if let Some(db) = args.dbname.as_deref().filter(|v| !v.is_empty()) {
         if is_connection_string(db) {
-            let expanded = if uri_prefix_len(db) > 0 {
-                parse_uri(db)?
+            let (expanded, origin) = if uri_prefix_len(db) > 0 {
+                (parse_uri(db)?, Origin::Uri)
             } else {
-                parse_conninfo(db)?
+                (parse_conninfo(db)?, Origin::Conninfo)
             };
             if expanded.contains_key("password") {
                 opts.insert(FROM_DBNAME_PASSWORD.to_string(), String::new());
             }
             // The expanded string overrides -h/-p/-U.
+            for k in expanded.keys() {
+                origins.insert(k.clone(), origin.clone());
+            }
             opts.extend(expanded);
         } else {
             opts.insert("dbname".to_string(), db.to_string());
+            origins.insert("dbname".to_string(), Origin::Flag("-d"));
         }
     }
 
@@ -119,17 +151,26 @@ pub(super) fn collect_options(
         None => env("PGSERVICE"),
     };
     if let Some(service) = service {
-        apply_service(&mut opts, &service, env, home)?;
+        let before: Vec<String> = opts.keys().cloned().collect();
+        let file = apply_service(&mut opts, &service, env, home)?;
+        for k in opts.keys().filter(|k| !before.contains(k)) {
+            let origin = Origin::Service {
+                name: service.clone(),
+                file: file.clone(),
+            };
+            origins.insert(k.clone(), origin);
+        }
     }
 
     for (k, var) in KEYWORDS {
         if let (false, Some(var)) = (opts.contains_key(*k), var) {
             if let Some(v) = env(var) {
                 opts.insert(k.to_string(), v);
+                origins.insert(k.to_string(), Origin::Env(var));
             }
         }
     }
-    Ok(opts)
+    Ok((opts, origins))
 }
 
 /// libpq's `recognized_connection_string`: a URI, or anything containing `=`.

@@ -47,9 +47,8 @@ pub fn read_pgpass(path: &Path) -> (Option<String>, Option<String>) {
     (std::fs::read_to_string(path).ok(), None)
 }
 
-/// The password of the first line of a .pgpass file matching
-/// `hostname:port:database:username`. `*` matches anything; `\` escapes `:` and `\`;
-/// lines starting with `#` are comments.
+/// The password alone of [`pgpass_find`]'s line.
+#[cfg(test)]
 pub fn pgpass_lookup(
     contents: &str,
     host: &str,
@@ -57,6 +56,19 @@ pub fn pgpass_lookup(
     dbname: &str,
     user: &str,
 ) -> Option<String> {
+    pgpass_find(contents, host, port, dbname, user).map(|(pw, _)| pw)
+}
+
+/// The password of the first line of a .pgpass file matching
+/// `hostname:port:database:username`, and that line's number (from 1). `*` matches anything;
+/// `\` escapes `:` and `\`; lines starting with `#` are comments.
+pub fn pgpass_find(
+    contents: &str,
+    host: &str,
+    port: &str,
+    dbname: &str,
+    user: &str,
+) -> Option<(String, usize)> {
     /// libpq's pwdfMatchesString: the rest of the line after a matching field.
     fn field<'a>(line: &'a str, token: &str) -> Option<&'a str> {
         if let Some(rest) = line.strip_prefix("*:") {
@@ -86,7 +98,7 @@ pub fn pgpass_lookup(
         }
         None
     }
-    for line in contents.lines() {
+    for (n, line) in contents.lines().enumerate() {
         let line = line.trim_end_matches('\r');
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -109,7 +121,7 @@ pub fn pgpass_lookup(
                     c => pw.push(c),
                 }
             }
-            return Some(pw);
+            return Some((pw, n + 1));
         }
     }
     None
@@ -179,6 +191,7 @@ localhost:5432:postgres:carol:sock
             hostaddr: None,
             port: 5432,
             pgpass: None,
+            pgpass_line: None,
         };
         assert_eq!(
             pgpass_host(&t(Host::Socket("/var/run/postgresql".into()))),
@@ -232,5 +245,15 @@ localhost:5432:postgres:carol:sock
         .unwrap();
         assert_eq!(s.targets[0].pgpass, None);
         assert_eq!(s.password, Some(("env".to_string(), PasswordSource::Other)));
+    }
+
+    #[test]
+    fn pgpass_reports_the_matching_line() {
+        let file = "# comment\n\nother:*:*:*:x\n*:*:*:alice:pw\n";
+        assert_eq!(
+            pgpass_find(file, "h", "5432", "d", "alice"),
+            Some(("pw".to_string(), 4))
+        );
+        assert_eq!(pgpass_find(file, "h", "5432", "d", "bob"), None);
     }
 }

@@ -14,13 +14,14 @@ use super::options::{Options, KEYWORDS};
 const SYSCONFDIR: &str = "/etc/postgresql-common";
 
 /// Fills unset options from the service's section: `PGSERVICEFILE` or `~/.pg_service.conf`
-/// first, then `$PGSYSCONFDIR/pg_service.conf`. An unknown service is an error.
+/// first, then `$PGSYSCONFDIR/pg_service.conf`, and returns the file that defined it. An
+/// unknown service is an error.
 pub(super) fn apply_service(
     opts: &mut Options,
     service: &str,
     env: &dyn Fn(&str) -> Option<String>,
     home: Option<&Path>,
-) -> Result<()> {
+) -> Result<PathBuf> {
     let user_file = match env("PGSERVICEFILE") {
         Some(f) => Some(PathBuf::from(f)),
         None => home.map(|h| h.join(".pg_service.conf")),
@@ -37,7 +38,7 @@ pub(super) fn apply_service(
             for (k, v) in section {
                 opts.entry(k).or_insert(v);
             }
-            return Ok(());
+            return Ok(file);
         }
     }
     bail!(

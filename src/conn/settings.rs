@@ -5,6 +5,7 @@
 //! password file for each host when no password was given. Where the raw values come from is
 //! `options.rs`; connecting with the result is `attempts.rs`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,9 +15,9 @@ use postgres::config::ChannelBinding;
 use crate::cli::ConnArgs;
 
 use super::hosts::{parse_hosts, Target};
-use super::options::{collect_options, Options, FROM_DBNAME_PASSWORD, UNSUPPORTED};
+use super::options::{collect_options, Given, Options, FROM_DBNAME_PASSWORD, UNSUPPORTED};
 use super::os_user::{home_dir, os_user};
-use super::pgpass::{pgpass_host, pgpass_lookup, read_pgpass};
+use super::pgpass::{pgpass_find, pgpass_host, read_pgpass};
 use super::tls::{SslMode, TlsSettings};
 use super::{APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DBNAME};
 
@@ -68,6 +69,9 @@ pub struct Settings {
     /// Things the user should hear about (an unsafe password file), without the
     /// `pgkick: warning: ` prefix.
     pub warnings: Vec<String>,
+    /// Each option that was set, with where it came from (flag, `-d` string, service file,
+    /// environment); an option missing here has its default.
+    pub given: BTreeMap<String, Given>,
 }
 
 impl Settings {
@@ -86,8 +90,19 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
         home: Option<&Path>,
     ) -> Result<Settings> {
-        let opts = collect_options(args, env, home)?;
-        Settings::from_options(&opts, home)
+        let (opts, origins) = collect_options(args, env, home)?;
+        let mut settings = Settings::from_options(&opts, home)?;
+        settings.given = origins
+            .into_iter()
+            .map(|(key, origin)| {
+                let value = match key.as_str() {
+                    "password" => String::new(),
+                    k => opts.get(k).cloned().unwrap_or_default(),
+                };
+                (key, Given { value, origin })
+            })
+            .collect();
+        Ok(settings)
     }
 
     fn from_options(opts: &Options, home: Option<&Path>) -> Result<Settings> {
@@ -207,8 +222,11 @@ impl Settings {
                     for t in &mut targets {
                         let host = pgpass_host(t);
                         let port = t.port.to_string();
-                        if let Some(pw) = pgpass_lookup(&contents, &host, &port, &dbname, &user) {
+                        if let Some((pw, line)) =
+                            pgpass_find(&contents, &host, &port, &dbname, &user)
+                        {
                             t.pgpass = Some((pw, passfile.clone()));
+                            t.pgpass_line = Some(line);
                         }
                     }
                 }
@@ -235,6 +253,7 @@ impl Settings {
             target_session_attrs,
             load_balance,
             warnings,
+            given: BTreeMap::new(),
         })
     }
 }
