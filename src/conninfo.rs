@@ -365,6 +365,8 @@ fn describe(
 
 impl Tabular for Setting {
     const NOUN: (&'static str, &'static str) = ("setting", "settings");
+    /// Where a setting came from is the point of the report: never cut short.
+    const CUT_LAST_WHEN_PIPED: bool = false;
 
     fn headers() -> Vec<&'static str> {
         vec!["setting", "value", "source"]

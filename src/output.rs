@@ -31,6 +31,8 @@ const PSQL_STYLE: TableStyle = TableStyle::new()
 pub trait Tabular: Serialize {
     /// Singular and plural of what a row is, for the table's footer.
     const NOUN: (&'static str, &'static str) = ("session", "sessions");
+    /// Whether a table not fitted to a terminal cuts the last column (query text) short.
+    const CUT_LAST_WHEN_PIPED: bool = true;
     fn headers() -> Vec<&'static str>;
     fn cells(&self, now: DateTime<Utc>) -> Vec<String>;
 }
@@ -110,7 +112,7 @@ impl Printer {
         }
         for item in items {
             let mut cells = item.cells(now);
-            if !fit {
+            if !fit && T::CUT_LAST_WHEN_PIPED {
                 if let Some(last) = cells.last_mut() {
                     *last = shorten(last, PIPED_QUERY_CHARS);
                 }
