@@ -49,8 +49,10 @@ pub(super) fn percent_decode(s: &str) -> Result<String> {
 pub fn parse_uri(uri: &str) -> Result<Options> {
     let mut opts = Options::new();
     let rest = &uri[uri_prefix_len(uri)..];
+    // Error messages quote the URI as libpq's do, but never its password.
+    let shown = redacted(uri);
     if uri_prefix_len(uri) == 0 {
-        bail!("invalid URI: \"{uri}\"");
+        bail!("invalid URI: \"{shown}\"");
     }
 
     // Credentials: an '@' before the first '/'.
@@ -66,7 +68,10 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
             opts.insert("user".into(), percent_decode(user)?);
         }
         if let Some(p) = password.filter(|p| !p.is_empty()) {
-            opts.insert("password".into(), percent_decode(p)?);
+            let p = percent_decode(p).map_err(|_| {
+                anyhow!("invalid percent-encoding in the password of URI: \"{shown}\"")
+            })?;
+            opts.insert("password".into(), p);
         }
         rest = &rest[at + 1..];
     }
@@ -84,11 +89,11 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
             let close = rest[start..].find(']').map(|j| start + j).ok_or_else(|| {
                 anyhow!(
                     "end of string reached when looking for matching \"]\" in IPv6 host \
-                     address in URI: \"{uri}\""
+                     address in URI: \"{shown}\""
                 )
             })?;
             if close == start {
-                bail!("IPv6 host address may not be empty in URI: \"{uri}\"");
+                bail!("IPv6 host address may not be empty in URI: \"{shown}\"");
             }
             host = &rest[start..close];
             i = close + 1;
@@ -96,7 +101,7 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
                 if !matches!(c, b':' | b'/' | b'?' | b',') {
                     bail!(
                         "unexpected character \"{}\" at position {} in URI (expected \":\" or \
-                         \"/\"): \"{uri}\"",
+                         \"/\"): \"{shown}\"",
                         c as char,
                         uri.len() - rest.len() + i + 1
                     );
@@ -160,6 +165,28 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
     Ok(opts)
 }
 
+/// `uri` with the password of its credentials (`user:password@`) replaced by as many `*`, so
+/// that positions in an error message still count in the original.
+fn redacted(uri: &str) -> String {
+    let start = uri_prefix_len(uri);
+    let rest = &uri[start..];
+    let Some(at) = rest
+        .find(['@', '/'])
+        .filter(|&i| rest.as_bytes()[i] == b'@')
+    else {
+        return uri.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}{}",
+            &uri[..start + colon + 1],
+            "*".repeat(at - colon - 1),
+            &uri[start + at..]
+        ),
+        None => uri.to_string(),
+    }
+}
+
 /// The `key=value&...` query of a URI, as libpq's `conninfo_uri_parse_params` reads it: an
 /// empty query and one trailing `&` end the list; any other parameter without `=`, including
 /// an empty one (`?&`, `a=1&&b=2`), is an error naming its keyword.
@@ -178,7 +205,11 @@ fn parse_query(query: &str, opts: &mut Options) -> Result<()> {
             _ => bail!("missing key/value separator \"=\" in URI query parameter: \"{param}\""),
         };
         let key = percent_decode(key)?;
-        let value = percent_decode(value)?;
+        let value = match key.as_str() {
+            "password" => percent_decode(value)
+                .map_err(|_| anyhow!("invalid percent-encoding in the URI's password parameter"))?,
+            _ => percent_decode(value)?,
+        };
         let (key, value) = if key == "ssl" && value == "true" {
             ("sslmode".to_string(), "require".to_string())
         } else {
@@ -302,5 +333,24 @@ mod tests {
             parse_uri("postgresql://a:,b:5433").unwrap(),
             opts(&[("host", "a,b"), ("port", ",5433")])
         );
+    }
+
+    #[test]
+    fn uri_errors_never_show_the_password() {
+        let err = |s| parse_uri(s).unwrap_err().to_string();
+        assert_eq!(
+            err("postgresql://u:secret@[::1"),
+            "end of string reached when looking for matching \"]\" in IPv6 host address in \
+             URI: \"postgresql://u:******@[::1\""
+        );
+        assert_eq!(
+            err("postgres://u:secret@[::1]z"),
+            "unexpected character \"z\" at position 26 in URI (expected \":\" or \"/\"): \
+             \"postgres://u:******@[::1]z\""
+        );
+        assert!(!err("postgresql://u:se%zzcret@h").contains("se%zz"));
+        assert!(!err("postgresql://h?password=se%zzcret").contains("se%zz"));
+        assert_eq!(redacted("postgresql://u@h/db"), "postgresql://u@h/db");
+        assert_eq!(redacted("postgresql://h/a:b@c"), "postgresql://h/a:b@c");
     }
 }

@@ -590,6 +590,20 @@ fn conninfo_never_prints_a_password() {
 }
 
 #[test]
+fn conninfo_errors_never_print_a_password() {
+    for uri in [
+        "postgresql://u:pw-secret@[::1",
+        "postgresql://u:pw-secret%zz@h",
+        "postgresql://h?password=pw-secret%zz",
+    ] {
+        let out = conninfo(uri, &[]);
+        assert_eq!(out.code, 1, "{uri}: {}", out.stderr);
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
+        assert!(!out.stderr.contains("pw-secret"), "{uri}: {}", out.stderr);
+    }
+}
+
+#[test]
 fn conninfo_refuses_bad_input_in_one_line() {
     let out = run(clean_pgkick(&[]).args(["conninfo", "--bogus"]));
     assert_eq!(out.code, 2, "{}", out.stderr);
