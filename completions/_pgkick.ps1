@@ -45,6 +45,7 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('terminate', 'terminate', [CompletionResultType]::ParameterValue, 'Terminate the matching sessions (pg_terminate_backend)')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Keep new connections out of databases, or stop roles from logging in')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Undo exactly what `pgkick lock` changed')
+            [CompletionResult]::new('conninfo', 'conninfo', [CompletionResultType]::ParameterValue, 'Show where pgkick would connect and where each setting comes from, without connecting')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -229,12 +230,34 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'pgkick;conninfo' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--dbname', '--dbname', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--connect', '--connect', [CompletionResultType]::ParameterName, 'Also connect, and report the server version, the address used, whether TLS is in use and the authenticated user')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('--no-password', '--no-password', [CompletionResultType]::ParameterName, 'Never prompt for a password')
+            [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--password', '--password', [CompletionResultType]::ParameterName, 'Prompt for a password before connecting')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'pgkick;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the sessions that match the filters')
             [CompletionResult]::new('cancel', 'cancel', [CompletionResultType]::ParameterValue, 'Cancel the current query of the matching sessions (pg_cancel_backend)')
             [CompletionResult]::new('terminate', 'terminate', [CompletionResultType]::ParameterValue, 'Terminate the matching sessions (pg_terminate_backend)')
             [CompletionResult]::new('lock', 'lock', [CompletionResultType]::ParameterValue, 'Keep new connections out of databases, or stop roles from logging in')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Undo exactly what `pgkick lock` changed')
+            [CompletionResult]::new('conninfo', 'conninfo', [CompletionResultType]::ParameterValue, 'Show where pgkick would connect and where each setting comes from, without connecting')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -251,6 +274,9 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             break
         }
         'pgkick;help;unlock' {
+            break
+        }
+        'pgkick;help;conninfo' {
             break
         }
         'pgkick;help;help' {

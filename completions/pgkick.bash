@@ -19,6 +19,9 @@ _pgkick() {
             pgkick,cancel)
                 cmd="pgkick__subcmd__cancel"
                 ;;
+            pgkick,conninfo)
+                cmd="pgkick__subcmd__conninfo"
+                ;;
             pgkick,help)
                 cmd="pgkick__subcmd__help"
                 ;;
@@ -36,6 +39,9 @@ _pgkick() {
                 ;;
             pgkick__subcmd__help,cancel)
                 cmd="pgkick__subcmd__help__subcmd__cancel"
+                ;;
+            pgkick__subcmd__help,conninfo)
+                cmd="pgkick__subcmd__help__subcmd__conninfo"
                 ;;
             pgkick__subcmd__help,help)
                 cmd="pgkick__subcmd__help__subcmd__help"
@@ -59,7 +65,7 @@ _pgkick() {
 
     case "${cmd}" in
         pgkick)
-            opts="-h -p -U -d -w -W -q -V --host --port --username --dbname --no-password --password --output --json --quiet --help --version list cancel terminate lock unlock help"
+            opts="-h -p -U -d -w -W -q -V --host --port --username --dbname --no-password --password --output --json --quiet --help --version list cancel terminate lock unlock conninfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,8 +236,58 @@ _pgkick() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgkick__subcmd__conninfo)
+            opts="-h -p -U -d -w -W -q --connect --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -h)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -U)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgkick__subcmd__help)
-            opts="list cancel terminate lock unlock help"
+            opts="list cancel terminate lock unlock conninfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,6 +301,20 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__help__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgkick__subcmd__help__subcmd__conninfo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -42,6 +42,7 @@ set edit:completion:arg-completer[pgkick] = {|@words|
             cand terminate 'Terminate the matching sessions (pg_terminate_backend)'
             cand lock 'Keep new connections out of databases, or stop roles from logging in'
             cand unlock 'Undo exactly what `pgkick lock` changed'
+            cand conninfo 'Show where pgkick would connect and where each setting comes from, without connecting'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'pgkick;list'= {
@@ -220,12 +221,33 @@ set edit:completion:arg-completer[pgkick] = {|@words|
             cand --quiet 'Print nothing but errors (the exit status tells the outcome)'
             cand --help 'Print help'
         }
+        &'pgkick;conninfo'= {
+            cand -h 'Database server host or socket directory [env: PGHOST]'
+            cand --host 'Database server host or socket directory [env: PGHOST]'
+            cand -p 'Database server port [env: PGPORT]'
+            cand --port 'Database server port [env: PGPORT]'
+            cand -U 'Database user name [env: PGUSER]'
+            cand --username 'Database user name [env: PGUSER]'
+            cand -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]'
+            cand --dbname 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]'
+            cand --output 'Output format'
+            cand --connect 'Also connect, and report the server version, the address used, whether TLS is in use and the authenticated user'
+            cand -w 'Never prompt for a password'
+            cand --no-password 'Never prompt for a password'
+            cand -W 'Prompt for a password before connecting'
+            cand --password 'Prompt for a password before connecting'
+            cand --json 'Shorthand for --output json'
+            cand -q 'Print nothing but errors (the exit status tells the outcome)'
+            cand --quiet 'Print nothing but errors (the exit status tells the outcome)'
+            cand --help 'Print help'
+        }
         &'pgkick;help'= {
             cand list 'List the sessions that match the filters'
             cand cancel 'Cancel the current query of the matching sessions (pg_cancel_backend)'
             cand terminate 'Terminate the matching sessions (pg_terminate_backend)'
             cand lock 'Keep new connections out of databases, or stop roles from logging in'
             cand unlock 'Undo exactly what `pgkick lock` changed'
+            cand conninfo 'Show where pgkick would connect and where each setting comes from, without connecting'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'pgkick;help;list'= {
@@ -237,6 +259,8 @@ set edit:completion:arg-completer[pgkick] = {|@words|
         &'pgkick;help;lock'= {
         }
         &'pgkick;help;unlock'= {
+        }
+        &'pgkick;help;conninfo'= {
         }
         &'pgkick;help;help'= {
         }

@@ -42,6 +42,7 @@ complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "cancel" -d 'Cancel th
 complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "terminate" -d 'Terminate the matching sessions (pg_terminate_backend)'
 complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "lock" -d 'Keep new connections out of databases, or stop roles from logging in'
 complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "unlock" -d 'Undo exactly what `pgkick lock` changed'
+complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "conninfo" -d 'Show where pgkick would connect and where each setting comes from, without connecting'
 complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l db -d 'Database name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l user -d 'User (role) name' -r
@@ -197,9 +198,23 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s W -l password -
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l help -d 'Print help'
-complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "list" -d 'List the sessions that match the filters'
-complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "cancel" -d 'Cancel the current query of the matching sessions (pg_cancel_backend)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "terminate" -d 'Terminate the matching sessions (pg_terminate_backend)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "lock" -d 'Keep new connections out of databases, or stop roles from logging in'
-complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "unlock" -d 'Undo exactly what `pgkick lock` changed'
-complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s U -l username -d 'Database user name [env: PGUSER]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
+json\t'One JSON array'
+jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l connect -d 'Also connect, and report the server version, the address used, whether TLS is in use and the authenticated user'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s w -l no-password -d 'Never prompt for a password'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l json -d 'Shorthand for --output json'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "list" -d 'List the sessions that match the filters'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "cancel" -d 'Cancel the current query of the matching sessions (pg_cancel_backend)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "terminate" -d 'Terminate the matching sessions (pg_terminate_backend)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "lock" -d 'Keep new connections out of databases, or stop roles from logging in'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "unlock" -d 'Undo exactly what `pgkick lock` changed'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "conninfo" -d 'Show where pgkick would connect and where each setting comes from, without connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

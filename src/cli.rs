@@ -128,6 +128,24 @@ pub enum Command {
     Lock(LockArgs),
     /// Undo exactly what `pgkick lock` changed
     Unlock(UnlockArgs),
+    /// Show where pgkick would connect and where each setting comes from, without connecting
+    ///
+    /// Resolves the connection exactly as the other commands do (flags, the -d conninfo string
+    /// or URI, the PG* variables, the service file, the defaults) and prints each setting with
+    /// its source, the hosts in the order they are tried, and whether a password was found and
+    /// where (PGPASSWORD, a .pgpass line, the connection string). The password itself is never
+    /// printed. With --json, one object: settings (name, value, source, from, file), hosts,
+    /// password (found, source, from, file, line, prompt), warnings and, with --connect,
+    /// connection.
+    Conninfo(ConninfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConninfoArgs {
+    /// Also connect, and report the server version, the address used, whether TLS is in use
+    /// and the authenticated user
+    #[arg(long)]
+    pub connect: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! (0, or 3 for partial); errors carry their own (see `error`).
 
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -17,7 +18,7 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, holders, interrupt, lock};
+use crate::{conn, conninfo, holders, interrupt, lock};
 
 pub fn run(cli: Cli) -> Result<u8> {
     let printer = Printer::new(&cli.output);
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         ),
         Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
         Command::Unlock(args) => unlock_databases_or_roles(&cli.conn, &printer, args),
+        Command::Conninfo(args) => conninfo(&cli.conn, &printer, args.connect),
     }
 }
 
@@ -75,9 +77,59 @@ struct LockFirst {
     rollback_prepared: bool,
 }
 
+/// Resolves the connection settings, shows their warnings (an unsafe password file) and
+/// connects, asking for a password on the terminal as psql would.
+fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
+    let settings = conn::Settings::resolve(args)?;
+    for w in &settings.warnings {
+        printer.warn(w);
+    }
+    connect_with(&settings, args, printer)
+}
+
+/// Connects with resolved settings, asking for a password as -W/-w and the terminal allow.
+fn connect_with(
+    settings: &conn::Settings,
+    args: &ConnArgs,
+    printer: &Printer,
+) -> Result<conn::Connected> {
+    let mut read = |user: &str| printer.read_password(user);
+    let prompt = if args.password {
+        conn::Prompt::Before(&mut read)
+    } else if args.no_password {
+        conn::Prompt::Never
+    } else if std::io::stdin().is_terminal() {
+        conn::Prompt::WhenNeeded(&mut read)
+    } else {
+        conn::Prompt::NoTerminal
+    };
+    conn::connect(settings, prompt)
+}
+
+/// pgkick conninfo: the settings and their sources; with `connect`, the session too. When
+/// connecting fails, the report is still printed before the error.
+fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<u8> {
+    let settings = conn::Settings::resolve(args)?;
+    let mut report = conninfo::Report::new(&settings, args);
+    let mut failure = None;
+    if connect {
+        match connect_with(&settings, args, printer)
+            .and_then(|mut connected| conninfo::Session::query(&mut connected))
+        {
+            Ok(session) => report.connection = Some(session),
+            Err(e) => failure = Some(e),
+        }
+    }
+    printer.print_report(&report, &report.settings, &report.lines())?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(code::SUCCESS),
+    }
+}
+
 /// Connects and detects the server: the first statement of lock and unlock.
-fn connect(args: &ConnArgs) -> Result<(postgres::Client, Server)> {
-    let mut client = conn::connect(args)?;
+fn connect(args: &ConnArgs, printer: &Printer) -> Result<(postgres::Client, Server)> {
+    let mut client = open(args, printer)?.client;
     let server = Server::detect(&mut client)?;
     Ok((client, server))
 }
@@ -90,7 +142,7 @@ fn connect_and_find(
     filter: &Filter,
     printer: &Printer,
 ) -> Result<(postgres::Client, Server, Matched)> {
-    let mut client = conn::connect(args)?;
+    let mut client = open(args, printer)?.client;
     let (server, matched) = match session::probe(&mut client, filter)? {
         Some(matched) => (matched.server.unwrap_or_else(Server::probe), matched),
         None => {
@@ -252,7 +304,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             .map(|h| h.datname.clone())
             .collect();
         let opened = holders::PreparedRollback::open(&dbs.into_iter().collect::<Vec<_>>(), |db| {
-            conn::connect_to_database(conn, db)
+            let settings = conn::Settings::resolve_for_database(conn, db)?;
+            Ok(connect_with(&settings, conn, printer)?.client)
         })?;
         filter.exclude_pids.extend(opened.pids());
         rollback = Some(opened);
@@ -531,7 +584,7 @@ fn capitalized(word: &str) -> String {
 }
 
 fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) -> Result<u8> {
-    let (mut client, server) = connect(conn)?;
+    let (mut client, server) = connect(conn, printer)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
         return Ok(code::SUCCESS);
@@ -555,7 +608,7 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
 }
 
 fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockArgs) -> Result<u8> {
-    let (mut client, server) = connect(conn)?;
+    let (mut client, server) = connect(conn, printer)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
         roles: args.role.clone(),

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod conn;
+mod conninfo;
 #[cfg(test)]
 mod docs;
 mod error;
@@ -19,7 +20,6 @@ mod server;
 mod session;
 mod signal;
 mod sql;
-mod tls;
 
 use std::process::ExitCode;
 

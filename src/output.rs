@@ -31,6 +31,8 @@ const PSQL_STYLE: TableStyle = TableStyle::new()
 pub trait Tabular: Serialize {
     /// Singular and plural of what a row is, for the table's footer.
     const NOUN: (&'static str, &'static str) = ("session", "sessions");
+    /// Whether a table not fitted to a terminal cuts the last column (query text) short.
+    const CUT_LAST_WHEN_PIPED: bool = true;
     fn headers() -> Vec<&'static str>;
     fn cells(&self, now: DateTime<Utc>) -> Vec<String>;
 }
@@ -110,7 +112,7 @@ impl Printer {
         }
         for item in items {
             let mut cells = item.cells(now);
-            if !fit {
+            if !fit && T::CUT_LAST_WHEN_PIPED {
                 if let Some(last) = cells.last_mut() {
                     *last = shorten(last, PIPED_QUERY_CHARS);
                 }
@@ -120,6 +122,37 @@ impl Printer {
             table.add_row(row);
         }
         table
+    }
+
+    /// Prints one report on stdout: one JSON object (one line with jsonl), or in table format
+    /// `rows` as a table followed by `lines` of text. Nothing with --quiet.
+    pub fn print_report<T: Serialize, R: Tabular>(
+        &self,
+        report: &T,
+        rows: &[R],
+        lines: &[String],
+    ) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        match self.format {
+            OutputFormat::Table => {
+                writeln!(out, "{}", self.table(rows, self.stdout_tty, false))?;
+                for line in lines {
+                    writeln!(out, "{line}")?;
+                }
+            }
+            OutputFormat::Json if self.stdout_tty => {
+                serde_json::to_writer_pretty(&mut out, report)?;
+                writeln!(out)?;
+            }
+            OutputFormat::Json | OutputFormat::Jsonl => {
+                serde_json::to_writer(&mut out, report)?;
+                writeln!(out)?;
+            }
+        }
+        out.flush()
     }
 
     /// The SQL a --dry-run would send: after the table on stdout, or on stderr with JSON
@@ -186,6 +219,13 @@ impl Printer {
     /// True when a person can answer a prompt: stdin and stderr are terminals.
     pub fn interactive(&self) -> bool {
         io::stdin().is_terminal() && self.stderr_tty
+    }
+
+    /// Asks for `user`'s password on the terminal, without echo (psql's prompt).
+    pub fn read_password(&self, user: &str) -> anyhow::Result<String> {
+        self.clear_progress();
+        rpassword::prompt_password(format!("Password for user {user}: "))
+            .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))
     }
 
     /// Shows `items` on stderr and asks `question`; true only for an explicit yes.

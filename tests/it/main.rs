@@ -6,6 +6,7 @@
 mod backends;
 mod completions;
 mod conn;
+mod conninfo;
 mod hardening;
 mod harness;
 mod list;

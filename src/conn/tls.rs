@@ -3,7 +3,7 @@
 //!
 //! This file owns the sslmode/sslrootcert/sslcert/sslkey settings and the rustls client
 //! configuration they turn into. Which attempts to make (`allow` and `prefer` may need two
-//! connections) is decided by `conn.rs`, which asks [`TlsSettings::attempts`].
+//! connections) is decided by `attempts.rs`, which asks [`TlsSettings::attempts`].
 //!
 //! libpq rules reproduced here:
 //! - `require`, `prefer` and `allow` verify nothing, except that when the root certificate file

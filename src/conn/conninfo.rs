@@ -1,0 +1,102 @@
+//! libpq's `key=value` connection strings (`-d "host=db1 port=5433"`).
+//!
+//! This file owns their syntax: whitespace, single quotes and backslash escapes. Each keyword
+//! is checked against the table in `options.rs`.
+
+use anyhow::{bail, Result};
+
+use super::options::{store, Options};
+
+/// Parses a `key=value` conninfo string with libpq's rules: values may be single-quoted;
+/// a backslash escapes the next character, quoted or not.
+pub fn parse_conninfo(s: &str) -> Result<Options> {
+    let mut opts = Options::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(opts);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_ascii_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            bail!("missing \"=\" after \"{key}\" in connection info string");
+        }
+        while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    None => bail!("unterminated quoted string in connection info string"),
+                    Some('\\') => {
+                        if let Some(c) = chars.next() {
+                            value.push(c);
+                        }
+                    }
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next() {
+                match c {
+                    c if c.is_ascii_whitespace() => break,
+                    '\\' => {
+                        if let Some(c) = chars.next() {
+                            value.push(c);
+                        }
+                    }
+                    c => value.push(c),
+                }
+            }
+        }
+        store(&mut opts, &key, value)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::testutil::*;
+
+    #[test]
+    fn conninfo_quoting_and_escapes() {
+        let o = parse_conninfo(
+            r"host=db1  port = 5433 dbname='my db' password='it\'s' user=a\ b options='-c x=\\y'",
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            opts(&[
+                ("host", "db1"),
+                ("port", "5433"),
+                ("dbname", "my db"),
+                ("password", "it's"),
+                ("user", "a b"),
+                ("options", r"-c x=\y"),
+            ])
+        );
+        assert_eq!(
+            parse_conninfo("dbname=''").unwrap(),
+            opts(&[("dbname", "")])
+        );
+        assert_eq!(parse_conninfo("  ").unwrap(), Options::new());
+        let err = |s| parse_conninfo(s).unwrap_err().to_string();
+        assert_eq!(
+            err("host"),
+            "missing \"=\" after \"host\" in connection info string"
+        );
+        assert_eq!(
+            err("host='x"),
+            "unterminated quoted string in connection info string"
+        );
+        assert_eq!(err("hots=x"), "invalid connection option \"hots\"");
+        assert_eq!(
+            parse_conninfo("requiressl=1").unwrap(),
+            opts(&[("sslmode", "require")])
+        );
+    }
+}

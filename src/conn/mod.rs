@@ -1,0 +1,120 @@
+//! Connection settings the way libpq reads them, turned into a connected `postgres::Client`.
+//!
+//! This module owns everything between the connection flags and a live session. DBAs run
+//! pgkick from cron and scripts next to psql, so every rule here follows libpq (fe-connect.c)
+//! unless a comment says otherwise. One file per libpq feature:
+//!
+//! - `options.rs`: the keyword table and the precedence of the sources (below);
+//! - `conninfo.rs` and `uri.rs`: the two syntaxes of a `-d` connection string;
+//! - `service.rs`: the connection service file; `pgpass.rs`: the password file;
+//! - `os_user.rs`: the default user name and the home directory;
+//! - `settings.rs`: raw values to typed [`Settings`], with libpq's defaults and checks;
+//! - `hosts.rs`: the host/hostaddr/port lists; `attempts.rs`: trying each host and address,
+//!   with the sslmode retries; `timeout.rs`: connect_timeout over a whole attempt;
+//! - `explain.rs`: one-line failure messages; `tls.rs`: sslmode and its rustls configuration.
+//!
+//! Nothing here prints or reads the terminal: resolving returns its warnings in
+//! [`Settings::warnings`] and [`connect`] asks its caller for a password through a [`Prompt`].
+//!
+//! Precedence, per connection option, highest first (libpq `PQconnectdbParams` with
+//! `expand_dbname`, called the way psql and dropdb call it: host, port, user, then dbname):
+//! 1. A `-d` value that is a conninfo string or URI: with expand_dbname, the options of the
+//!    expanded dbname string override any keyword processed before it, and psql passes
+//!    `-h/-p/-U` before dbname. So `pgkick -h a -d "host=b"` connects to `b`, as psql does.
+//! 2. `-h`, `-p`, `-U` (and a plain `-d` name).
+//! 3. The service file entry (`service=` or PGSERVICE): it fills only options still unset,
+//!    and it overrides the environment (libpq `conninfo_add_defaults` reads the service file
+//!    before the environment variables).
+//! 4. The PG* environment variables.
+//! 5. Defaults: the unix socket directory, port 5432, the OS user name, database `postgres`
+//!    (the maintenance database, as dropdb uses, rather than libpq's "same as the user").
+
+mod attempts;
+mod conninfo;
+mod explain;
+mod hosts;
+mod options;
+mod os_user;
+mod pgpass;
+mod service;
+mod settings;
+#[cfg(test)]
+mod testutil;
+mod timeout;
+pub mod tls;
+mod uri;
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+
+pub use attempts::{Connected, Failure};
+
+pub use hosts::{Host, Target};
+pub use options::{Given, Origin, KEYWORDS};
+pub use settings::Settings;
+
+/// The name pgkick's sessions carry in pg_stat_activity unless the user sets
+/// application_name (libpq's fallback_application_name).
+pub const APPLICATION_NAME: &str = "pgkick";
+/// The database pgkick connects to when neither -d nor PGDATABASE names one.
+pub const DEFAULT_DBNAME: &str = "postgres";
+pub const DEFAULT_PORT: u16 = 5432;
+/// pgkick runs unattended (cron, scripts), so unlike libpq it does not wait forever for an
+/// unreachable server: without connect_timeout/PGCONNECT_TIMEOUT each host gets 30 seconds.
+/// `connect_timeout=0` restores libpq's "wait indefinitely".
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Socket directories tried in order when no host is given: Debian's libpq default, then
+/// upstream's. The first one holding `.s.PGSQL.<port>` is used; if neither does, the first,
+/// so the error names it.
+pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+
+/// Reads a password for a user (the argument) from a person.
+pub type ReadPassword<'a> = &'a mut dyn FnMut(&str) -> Result<String>;
+
+/// Whether and when [`connect`] may ask for a password: psql's `-W`, `-w`, or neither.
+pub enum Prompt<'a> {
+    /// `-W`: ask before the first attempt.
+    Before(ReadPassword<'a>),
+    /// Neither flag, stdin a terminal: ask when a server wants a password none was found for.
+    WhenNeeded(ReadPassword<'a>),
+    /// Neither flag, and no terminal on stdin to ask on.
+    NoTerminal,
+    /// `-w`: never ask.
+    Never,
+}
+
+/// Connects to the first host that accepts, asking for a password through `prompt` when it
+/// allows (as psql does: once, after a server asked for one that was not known). The caller
+/// has resolved `settings` and shown their warnings.
+pub fn connect(settings: &Settings, prompt: Prompt<'_>) -> Result<Connected> {
+    let why_not_asked = match &prompt {
+        Prompt::Never => " and -w forbids prompting",
+        Prompt::NoTerminal => " and stdin is not a terminal to prompt on",
+        Prompt::Before(_) | Prompt::WhenNeeded(_) => "",
+    };
+    let (mut read, mut typed) = match prompt {
+        Prompt::Before(read) => (None, Some(read(&settings.user)?)),
+        Prompt::WhenNeeded(read) => (Some(read), None),
+        Prompt::NoTerminal | Prompt::Never => (None, None),
+    };
+    loop {
+        match settings.connect(typed.as_deref()) {
+            Ok(connected) => return Ok(connected),
+            Err(Failure::NeedPassword(where_)) => {
+                if let (None, Some(read)) = (&typed, read.take()) {
+                    typed = Some(read(&settings.user)?);
+                    continue;
+                }
+                let why = if typed.is_some() { "" } else { why_not_asked };
+                bail!(
+                    "{where_} failed: the server requires a password for user \"{}\", none was \
+                     supplied{why}; put it in ~/.pgpass (or the file PGPASSFILE names) or \
+                     PGPASSWORD, or use -W on a terminal",
+                    settings.user
+                );
+            }
+            Err(Failure::Other(msg)) => return Err(anyhow!(msg)),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The connection keywords libpq knows and the order in which their sources are applied.
+//!
+//! This file owns the keyword table (with each keyword's PG* variable), the keywords pgkick
+//! refuses, and [`collect_options`], which merges flags, the `-d` conninfo string or URI, the
+//! service file and the environment into one raw keyword/value map, remembering where each
+//! value came from (for `pgkick conninfo`). Turning the raw values into typed settings is
+//! `settings.rs`'s job.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::cli::ConnArgs;
+
+use super::conninfo::parse_conninfo;
+use super::service::apply_service;
+use super::uri::{parse_uri, uri_prefix_len};
+
+/// Every keyword libpq accepts (PostgreSQL 17), with its environment variable. Keywords
+/// pgkick does not act on are accepted and ignored, except those in [`UNSUPPORTED`].
+pub const KEYWORDS: &[(&str, Option<&str>)] = &[
+    ("service", Some("PGSERVICE")),
+    ("user", Some("PGUSER")),
+    ("password", Some("PGPASSWORD")),
+    ("passfile", Some("PGPASSFILE")),
+    ("channel_binding", Some("PGCHANNELBINDING")),
+    ("connect_timeout", Some("PGCONNECT_TIMEOUT")),
+    ("dbname", Some("PGDATABASE")),
+    ("host", Some("PGHOST")),
+    ("hostaddr", Some("PGHOSTADDR")),
+    ("port", Some("PGPORT")),
+    ("client_encoding", Some("PGCLIENTENCODING")),
+    ("options", Some("PGOPTIONS")),
+    ("application_name", Some("PGAPPNAME")),
+    ("fallback_application_name", None),
+    ("keepalives", None),
+    ("keepalives_idle", None),
+    ("keepalives_interval", None),
+    ("keepalives_count", None),
+    ("tcp_user_timeout", None),
+    ("sslmode", Some("PGSSLMODE")),
+    ("sslnegotiation", Some("PGSSLNEGOTIATION")),
+    ("sslcompression", Some("PGSSLCOMPRESSION")),
+    ("sslcert", Some("PGSSLCERT")),
+    ("sslkey", Some("PGSSLKEY")),
+    ("sslcertmode", Some("PGSSLCERTMODE")),
+    ("sslpassword", None),
+    ("sslrootcert", Some("PGSSLROOTCERT")),
+    ("sslcrl", Some("PGSSLCRL")),
+    ("sslcrldir", Some("PGSSLCRLDIR")),
+    ("sslsni", Some("PGSSLSNI")),
+    ("requirepeer", Some("PGREQUIREPEER")),
+    ("require_auth", Some("PGREQUIREAUTH")),
+    ("ssl_min_protocol_version", Some("PGSSLMINPROTOCOLVERSION")),
+    ("ssl_max_protocol_version", Some("PGSSLMAXPROTOCOLVERSION")),
+    ("gssencmode", Some("PGGSSENCMODE")),
+    ("krbsrvname", Some("PGKRBSRVNAME")),
+    ("gsslib", Some("PGGSSLIB")),
+    ("gssdelegation", Some("PGGSSDELEGATION")),
+    ("replication", None),
+    ("target_session_attrs", Some("PGTARGETSESSIONATTRS")),
+    ("load_balance_hosts", Some("PGLOADBALANCEHOSTS")),
+];
+
+/// Security-relevant keywords pgkick cannot honour: refusing is safer than ignoring them.
+pub(super) const UNSUPPORTED: &[&str] = &[
+    "requirepeer",
+    "require_auth",
+    "sslpassword",
+    "sslcrl",
+    "sslcrldir",
+    "replication",
+];
+
+/// Raw keyword/value options, as libpq's PQconninfoOption array holds them.
+pub type Options = BTreeMap<String, String>;
+
+/// Marker key recording that `password` came from the expanded `-d` string.
+pub(super) const FROM_DBNAME_PASSWORD: &str = " password from dbname";
+
+/// Where a raw option's value came from, for `pgkick conninfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag: `-h`, `-p`, `-U`, or `-d` with a plain database name.
+    Flag(&'static str),
+    /// The `-d` value, a `key=value` conninfo string.
+    Conninfo,
+    /// The `-d` value, a `postgresql://` URI.
+    Uri,
+    /// A section of a connection service file.
+    Service { name: String, file: PathBuf },
+    /// A PG* environment variable.
+    Env(&'static str),
+}
+
+/// The origin of each key of an [`Options`].
+pub type Origins = BTreeMap<String, Origin>;
+
+/// One option that was set, and where: what `pgkick conninfo` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Given {
+    /// The raw value; always empty for `password`, whose value is never copied here.
+    pub value: String,
+    pub origin: Origin,
+}
+
+/// Gathers the raw options in libpq's order (see the module comment).
+pub(super) fn collect_options(
+    args: &ConnArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&Path>,
+) -> Result<(Options, Origins)> {
+    let mut opts = Options::new();
+    let mut origins = Origins::new();
+    // PQconnectdbParams skips NULL and empty values in its arrays.
+    let flags = [
+        ("host", "-h", &args.host),
+        ("port", "-p", &args.port),
+        ("user", "-U", &args.username),
+    ];
+    for (k, flag, v) in flags {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            opts.insert(k.to_string(), v.to_string());
+            origins.insert(k.to_string(), Origin::Flag(flag));
+        }
+    }
+    if let Some(db) = args.dbname.as_deref().filter(|v| !v.is_empty()) {
+        if is_connection_string(db) {
+            let (expanded, origin) = if uri_prefix_len(db) > 0 {
+                (parse_uri(db)?, Origin::Uri)
+            } else {
+                (parse_conninfo(db)?, Origin::Conninfo)
+            };
+            if expanded.contains_key("password") {
+                opts.insert(FROM_DBNAME_PASSWORD.to_string(), String::new());
+            }
+            // The expanded string overrides -h/-p/-U.
+            for k in expanded.keys() {
+                origins.insert(k.clone(), origin.clone());
+            }
+            opts.extend(expanded);
+        } else {
+            opts.insert("dbname".to_string(), db.to_string());
+            origins.insert("dbname".to_string(), Origin::Flag("-d"));
+        }
+    }
+
+    let service = match opts.get("service") {
+        Some(s) => Some(s.clone()),
+        None => env("PGSERVICE"),
+    };
+    if let Some(service) = service {
+        let before: Vec<String> = opts.keys().cloned().collect();
+        let file = apply_service(&mut opts, &service, env, home)?;
+        for k in opts.keys().filter(|k| !before.contains(k)) {
+            let origin = Origin::Service {
+                name: service.clone(),
+                file: file.clone(),
+            };
+            origins.insert(k.clone(), origin);
+        }
+    }
+
+    for (k, var) in KEYWORDS {
+        if let (false, Some(var)) = (opts.contains_key(*k), var) {
+            if let Some(v) = env(var) {
+                opts.insert(k.to_string(), v);
+                origins.insert(k.to_string(), Origin::Env(var));
+            }
+        }
+    }
+    Ok((opts, origins))
+}
+
+/// libpq's `recognized_connection_string`: a URI, or anything containing `=`.
+pub fn is_connection_string(s: &str) -> bool {
+    uri_prefix_len(s) > 0 || s.contains('=')
+}
+
+pub(super) fn store(opts: &mut Options, key: &str, value: String) -> Result<()> {
+    let (key, value) = match key {
+        // libpq still accepts the pre-7.4 keyword.
+        "requiressl" => (
+            "sslmode",
+            if value.starts_with('1') {
+                "require"
+            } else {
+                "prefer"
+            }
+            .to_string(),
+        ),
+        k => (k, value),
+    };
+    if !KEYWORDS.iter().any(|(k, _)| *k == key) {
+        bail!("invalid connection option \"{key}\"");
+    }
+    opts.insert(key.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::hosts::Host;
+    use crate::conn::testutil::*;
+
+    #[test]
+    fn connection_string_detection() {
+        assert!(is_connection_string("host=x"));
+        assert!(is_connection_string("postgresql://x"));
+        assert!(is_connection_string("postgres://x"));
+        assert!(!is_connection_string("mydb"));
+        assert!(!is_connection_string("postgresql:/x"));
+    }
+
+    #[test]
+    fn dbname_conninfo_overrides_flags_like_psql() {
+        let a = args(
+            Some("flaghost"),
+            Some("1111"),
+            Some("flaguser"),
+            Some("host=connhost dbname=d"),
+        );
+        let s = resolve(&a, &[], None).unwrap();
+        assert_eq!(s.targets[0].host, Host::Tcp("connhost".into()));
+        assert_eq!(
+            s.targets[0].port, 1111,
+            "flags still apply where conninfo is silent"
+        );
+        assert_eq!(s.user, "flaguser");
+        assert_eq!(s.dbname, "d");
+        let a = args(
+            Some("flaghost"),
+            None,
+            Some("flaguser"),
+            Some("postgresql://uriuser@urihost:2222"),
+        );
+        let s = resolve(&a, &[("PGDATABASE", "envdb")], None).unwrap();
+        assert_eq!(s.targets[0].host, Host::Tcp("urihost".into()));
+        assert_eq!(s.targets[0].port, 2222);
+        assert_eq!(s.user, "uriuser");
+        assert_eq!(
+            s.dbname, "envdb",
+            "a URI without dbname leaves PGDATABASE in force"
+        );
+    }
+
+    #[test]
+    fn an_empty_uri_port_leaves_the_flag_env_or_default() {
+        let uri = Some("postgresql://urihost:/db");
+        let s = resolve(&args(None, Some("6001"), None, uri), &[], None).unwrap();
+        assert_eq!(s.targets[0].port, 6001, "-p");
+        let s = resolve(&args(None, None, None, uri), &[("PGPORT", "6002")], None).unwrap();
+        assert_eq!(s.targets[0].port, 6002, "PGPORT");
+        let s = resolve(&args(None, None, None, uri), &[], None).unwrap();
+        assert_eq!(s.targets[0].port, 5432, "the default");
+        assert_eq!(s.targets[0].host, Host::Tcp("urihost".into()));
+        // A conninfo "port=" is a value, empty: libpq then uses the default, not -p.
+        let s = resolve(&args(None, Some("6001"), None, Some("port=")), &[], None).unwrap();
+        assert_eq!(s.targets[0].port, 5432);
+    }
+}

@@ -1,0 +1,387 @@
+//! Typed connection settings: the raw keyword values after libpq's defaults and checks.
+//!
+//! This file owns [`Settings`] and how each keyword's text becomes a value (integers,
+//! enumerations, the connect timeout's minimum, unsupported keywords refused), and reads the
+//! password file for each host when no password was given. Where the raw values come from is
+//! `options.rs`; connecting with the result is `attempts.rs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use postgres::config::ChannelBinding;
+
+use crate::cli::ConnArgs;
+
+use super::hosts::{parse_hosts, Target};
+use super::options::{collect_options, Given, Options, FROM_DBNAME_PASSWORD, UNSUPPORTED};
+use super::os_user::{home_dir, os_user};
+use super::pgpass::{pgpass_find, pgpass_host, read_pgpass};
+use super::tls::{SslMode, TlsSettings};
+use super::{APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DBNAME};
+
+/// libpq's target_session_attrs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionAttrs {
+    Any,
+    ReadWrite,
+    ReadOnly,
+    Primary,
+    Standby,
+    PreferStandby,
+}
+
+/// Where the explicit password came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// The `-d` conninfo string or URI: beats even a -W prompt (it is expanded after psql's
+    /// password keyword).
+    Dbname,
+    /// The service file or PGPASSWORD.
+    Other,
+}
+
+/// Resolved connection settings (after flags, conninfo/URI, service file, env, defaults,
+/// pgpass).
+pub struct Settings {
+    /// Hosts in the order they are tried.
+    pub targets: Vec<Target>,
+    pub user: String,
+    pub dbname: String,
+    /// Password given in the connection string, service file or PGPASSWORD.
+    pub password: Option<(String, PasswordSource)>,
+    pub application_name: String,
+    /// Server options (`-c name=value ...`), from options=/PGOPTIONS.
+    pub options: Option<String>,
+    /// Per host; `None` waits indefinitely.
+    pub connect_timeout: Option<Duration>,
+    pub keepalives: bool,
+    pub keepalives_idle: Option<Duration>,
+    pub keepalives_interval: Option<Duration>,
+    pub keepalives_count: Option<u32>,
+    pub tls: TlsSettings,
+    pub ssl_negotiation_direct: bool,
+    pub channel_binding: ChannelBinding,
+    pub target_session_attrs: SessionAttrs,
+    /// load_balance_hosts=random: try the hosts in random order.
+    pub load_balance: bool,
+    /// Things the user should hear about (an unsafe password file), without the
+    /// `pgkick: warning: ` prefix.
+    pub warnings: Vec<String>,
+    /// Each option that was set, with where it came from (flag, `-d` string, service file,
+    /// environment); an option missing here has its default.
+    pub given: BTreeMap<String, Given>,
+}
+
+impl Settings {
+    /// Resolves with the process environment and the user's home directory.
+    pub fn resolve(args: &ConnArgs) -> Result<Settings> {
+        let env = |k: &str| std::env::var(k).ok();
+        let home = home_dir();
+        Settings::resolve_with(args, &env, home.as_deref())
+    }
+
+    /// Resolves as `resolve` does, but for the database `dbname` whatever the command line
+    /// names (the password file is looked up for that database): a second connection of the
+    /// same run, into another database of the same server.
+    pub fn resolve_for_database(args: &ConnArgs, dbname: &str) -> Result<Settings> {
+        let env = |k: &str| std::env::var(k).ok();
+        let home = home_dir();
+        let (mut opts, _) = collect_options(args, &env, home.as_deref())?;
+        opts.insert("dbname".to_string(), dbname.to_string());
+        Settings::from_options(&opts, home.as_deref())
+    }
+
+    /// Resolves with `env` as the environment and `home` as the home directory (for
+    /// `~/.pgpass`, `~/.pg_service.conf` and `~/.postgresql/`). Reads the service and
+    /// password files; nothing else leaves the process.
+    pub fn resolve_with(
+        args: &ConnArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        home: Option<&Path>,
+    ) -> Result<Settings> {
+        let (opts, origins) = collect_options(args, env, home)?;
+        let mut settings = Settings::from_options(&opts, home)?;
+        settings.given = origins
+            .into_iter()
+            .map(|(key, origin)| {
+                let value = match key.as_str() {
+                    "password" => String::new(),
+                    k => opts.get(k).cloned().unwrap_or_default(),
+                };
+                (key, Given { value, origin })
+            })
+            .collect();
+        Ok(settings)
+    }
+
+    fn from_options(opts: &Options, home: Option<&Path>) -> Result<Settings> {
+        // Empty values mean "default", as in libpq.
+        let get = |k: &str| opts.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        for k in UNSUPPORTED {
+            if get(k).is_some() {
+                bail!("connection option \"{k}\" is not supported by pgkick");
+            }
+        }
+        match get("gssencmode") {
+            None | Some("disable" | "prefer") => {}
+            Some("require") => bail!("gssencmode=require is not supported by pgkick (no GSSAPI)"),
+            Some(v) => bail!("invalid gssencmode value: \"{v}\""),
+        }
+
+        let user = match get("user") {
+            Some(u) => u.to_string(),
+            None => os_user().ok_or_else(|| {
+                anyhow!("could not determine the local user name; use -U or PGUSER")
+            })?,
+        };
+        let dbname = get("dbname").unwrap_or(DEFAULT_DBNAME).to_string();
+        let password = get("password").map(|p| {
+            let source = if opts.contains_key(FROM_DBNAME_PASSWORD) {
+                PasswordSource::Dbname
+            } else {
+                PasswordSource::Other
+            };
+            (p.to_string(), source)
+        });
+
+        let connect_timeout = match get("connect_timeout") {
+            None => Some(DEFAULT_CONNECT_TIMEOUT),
+            Some(v) => match parse_int(v, "connect_timeout")? {
+                n if n <= 0 => None,
+                // libpq: the minimum is 2 seconds.
+                1 => Some(Duration::from_secs(2)),
+                n => Some(Duration::from_secs(n as u64)),
+            },
+        };
+        let keepalives = match get("keepalives") {
+            None => true,
+            Some(v) => parse_int(v, "keepalives")? != 0,
+        };
+        let secs = |k: &str| -> Result<Option<Duration>> {
+            Ok(match get(k) {
+                None => None,
+                Some(v) => Some(Duration::from_secs(parse_int(v, k)?.max(0) as u64)),
+            })
+        };
+        let keepalives_idle = secs("keepalives_idle")?;
+        let keepalives_interval = secs("keepalives_interval")?;
+        let keepalives_count = match get("keepalives_count") {
+            None => None,
+            Some(v) => Some(parse_int(v, "keepalives_count")?.max(0) as u32),
+        };
+
+        let tls = TlsSettings::new(
+            get("sslmode"),
+            get("sslrootcert"),
+            get("sslcert"),
+            get("sslkey"),
+            home,
+        )?;
+        let ssl_negotiation_direct = match get("sslnegotiation") {
+            None | Some("postgres") => false,
+            Some("direct") => {
+                if matches!(
+                    tls.mode,
+                    SslMode::Disable | SslMode::Allow | SslMode::Prefer
+                ) {
+                    bail!(
+                        "weak sslmode \"{}\" may not be used with sslnegotiation=direct (use \
+                         \"require\", \"verify-ca\", or \"verify-full\")",
+                        tls.mode
+                    );
+                }
+                true
+            }
+            Some(v) => bail!("invalid sslnegotiation value: \"{v}\""),
+        };
+        let channel_binding = match get("channel_binding") {
+            None | Some("prefer") => ChannelBinding::Prefer,
+            Some("disable") => ChannelBinding::Disable,
+            Some("require") => ChannelBinding::Require,
+            Some(v) => bail!("invalid channel_binding value: \"{v}\""),
+        };
+        let target_session_attrs = match get("target_session_attrs") {
+            None | Some("any") => SessionAttrs::Any,
+            Some("read-write") => SessionAttrs::ReadWrite,
+            Some("read-only") => SessionAttrs::ReadOnly,
+            Some("primary") => SessionAttrs::Primary,
+            Some("standby") => SessionAttrs::Standby,
+            Some("prefer-standby") => SessionAttrs::PreferStandby,
+            Some(v) => bail!("invalid target_session_attrs value: \"{v}\""),
+        };
+        let load_balance = match get("load_balance_hosts") {
+            None | Some("disable") => false,
+            Some("random") => true,
+            Some(v) => bail!("invalid load_balance_hosts value: \"{v}\""),
+        };
+
+        let mut targets = parse_hosts(get("host"), get("hostaddr"), get("port"))?;
+
+        // The password file is read only when no password was given (libpq: per host).
+        let mut warnings = Vec::new();
+        if password.is_none() {
+            let passfile = match get("passfile") {
+                Some(p) => Some(PathBuf::from(p)),
+                None => home.map(|h| h.join(".pgpass")),
+            };
+            if let Some(passfile) = passfile {
+                let (contents, warning) = read_pgpass(&passfile);
+                warnings.extend(warning);
+                if let Some(contents) = contents {
+                    for t in &mut targets {
+                        let host = pgpass_host(t);
+                        let port = t.port.to_string();
+                        if let Some((pw, line)) =
+                            pgpass_find(&contents, &host, &port, &dbname, &user)
+                        {
+                            t.pgpass = Some((pw, passfile.clone()));
+                            t.pgpass_line = Some(line);
+                        }
+                    }
+                }
+            }
+        }
+
+        Ok(Settings {
+            targets,
+            user,
+            dbname,
+            password,
+            application_name: get("application_name")
+                .unwrap_or(APPLICATION_NAME)
+                .to_string(),
+            options: get("options").map(str::to_string),
+            connect_timeout,
+            keepalives,
+            keepalives_idle,
+            keepalives_interval,
+            keepalives_count,
+            tls,
+            ssl_negotiation_direct,
+            channel_binding,
+            target_session_attrs,
+            load_balance,
+            warnings,
+            given: BTreeMap::new(),
+        })
+    }
+}
+
+fn parse_int(v: &str, key: &str) -> Result<i64> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| anyhow!("invalid integer value \"{v}\" for connection option \"{key}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ConnArgs;
+    use crate::conn::hosts::Host;
+    use crate::conn::testutil::*;
+    use crate::conn::DEFAULT_SOCKET_DIRS;
+
+    #[test]
+    fn defaults() {
+        let s = resolve(&ConnArgs::default(), &[], None).unwrap();
+        assert_eq!(s.user, os_user().unwrap());
+        assert_eq!(s.dbname, "postgres");
+        assert_eq!(s.application_name, "pgkick");
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(30)));
+        assert!(s.keepalives);
+        assert_eq!(s.tls.mode, SslMode::Prefer);
+        assert_eq!(s.targets.len(), 1);
+        assert_eq!(s.targets[0].port, 5432);
+        match &s.targets[0].host {
+            Host::Socket(d) => assert!(DEFAULT_SOCKET_DIRS.iter().any(|x| Path::new(x) == d)),
+            h => panic!("{h:?}"),
+        }
+        // No socket on this odd port anywhere: the first default directory is named.
+        let s = resolve(&args(None, Some("65001"), None, None), &[], None).unwrap();
+        assert_eq!(
+            s.targets[0].host,
+            Host::Socket("/var/run/postgresql".into())
+        );
+    }
+
+    #[test]
+    fn flags_override_env_and_env_overrides_defaults() {
+        let env = [
+            ("PGHOST", "envhost"),
+            ("PGPORT", "3333"),
+            ("PGUSER", "envuser"),
+            ("PGDATABASE", "envdb"),
+            ("PGAPPNAME", "mine"),
+            ("PGCONNECT_TIMEOUT", "0"),
+            ("PGSSLMODE", "disable"),
+            ("PGOPTIONS", "-c x=1"),
+        ];
+        let s = resolve(&ConnArgs::default(), &env, None).unwrap();
+        assert_eq!(s.targets[0].host, Host::Tcp("envhost".into()));
+        assert_eq!(s.targets[0].port, 3333);
+        assert_eq!(s.user, "envuser");
+        assert_eq!(s.dbname, "envdb");
+        assert_eq!(s.application_name, "mine");
+        assert_eq!(s.connect_timeout, None);
+        assert_eq!(s.tls.mode, SslMode::Disable);
+        assert_eq!(s.options.as_deref(), Some("-c x=1"));
+        let s = resolve(
+            &args(Some("h"), Some("4444"), Some("u"), Some("db")),
+            &env,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.targets[0].host, Host::Tcp("h".into()));
+        assert_eq!(s.targets[0].port, 4444);
+        assert_eq!((s.user.as_str(), s.dbname.as_str()), ("u", "db"));
+        let s = resolve(
+            &args(None, None, None, Some("connect_timeout=1")),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(2)));
+        assert!(resolve(
+            &args(None, None, None, Some("connect_timeout=x")),
+            &[],
+            None
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn application_name_falls_back_to_pgkick() {
+        let s = resolve(
+            &args(None, None, None, Some("application_name=etl")),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.application_name, "etl");
+        let s = resolve(
+            &args(None, None, None, Some("fallback_application_name=x")),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.application_name, "pgkick");
+    }
+
+    #[test]
+    fn unsupported_options_are_refused() {
+        for c in ["requirepeer=postgres", "gssencmode=require", "sslcrl=/x"] {
+            assert!(
+                resolve(&args(None, None, None, Some(c)), &[], None).is_err(),
+                "{c}"
+            );
+        }
+        assert!(resolve(
+            &args(None, None, None, Some("gssencmode=prefer")),
+            &[],
+            None
+        )
+        .is_ok());
+    }
+}
