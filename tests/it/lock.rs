@@ -2,7 +2,6 @@
 //! in the cluster, exact restoration, hostile names, concurrency, lock_timeout, the drop
 //! workflow.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -92,12 +91,6 @@ fn statuses(out: &Output) -> Vec<String> {
         .iter()
         .map(|c| c["status"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn temp_home() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("pgkick_other_home"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The ACL shapes every method is tried on. Returns (database, a role that could connect
@@ -203,7 +196,7 @@ fn every_shape_with(method: &str) {
         // Undone from "another machine": nothing local is needed.
         let out = run(server
             .pgkick()
-            .env("HOME", temp_home())
+            .env("HOME", TempDir::new("pgkick_other_home").path())
             .args(["unlock", "--json", "--db", &db]));
         assert_eq!(statuses(&out), ["unlocked"], "{method} on {shape}");
         assert_eq!(db_state(server, &db), before, "{method} on {shape}");
@@ -249,7 +242,7 @@ fn lock_role_nologin_and_back() {
     assert!(!can_connect(server, &db, &role));
     let out = run(server
         .pgkick()
-        .env("HOME", temp_home())
+        .env("HOME", TempDir::new("pgkick_other_home").path())
         .args(["unlock", "--json", "--role", &role]));
     assert_eq!(statuses(&out), ["unlocked"]);
     assert_eq!(role_state(server, &role), before);
