@@ -248,6 +248,22 @@ pub fn completion(shell: Shell) -> String {
     String::from_utf8(out).expect("completion scripts are UTF-8")
 }
 
+/// Whether `script`, clap_complete's script for `shell`, offers `sub` as a subcommand of
+/// pgkick: the line each shell's generator writes for it, not a mere substring (`--list` and
+/// `unlock` contain `list` and `lock`).
+#[cfg(test)]
+fn offers_subcommand(shell: Shell, script: &str, sub: &str) -> bool {
+    let line = match shell {
+        Shell::Bash => format!("pgkick,{sub})"),
+        Shell::Zsh => format!("'{sub}:"),
+        Shell::Fish => format!("__fish_pgkick_needs_command\" -f -a \"{sub}\""),
+        Shell::Elvish => format!("cand {sub} '"),
+        Shell::PowerShell => format!("[CompletionResult]::new('{sub}', '{sub}'"),
+        _ => unreachable!("no completion file for {shell}"),
+    };
+    script.contains(&line)
+}
+
 /// Roff text of a part clap_mangen renders, with roff's apostrophe preamble removed (the page
 /// has it once, at the top).
 fn part(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
@@ -537,17 +553,65 @@ mod tests {
         assert!(!page.contains("pgkick\\-list(1)"));
     }
 
+    /// The subcommands a user types (clap's own `help` included), from the clap definitions.
+    fn subcommand_names(root: &Command) -> Vec<String> {
+        root.get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| s.get_name().to_string())
+            .collect()
+    }
+
+    /// pgkick's definitions without the subcommand `name`.
+    fn without_subcommand(name: &str) -> Command {
+        let root = Cli::command();
+        let others: Vec<Command> = root
+            .get_subcommands()
+            .filter(|s| s.get_name() != name)
+            .cloned()
+            .collect();
+        Command::new("pgkick")
+            .disable_help_flag(true)
+            .args(root.get_arguments().cloned())
+            .subcommands(others)
+    }
+
     #[test]
     fn docs_every_shell_completes_every_subcommand() {
+        let root = Cli::command();
+        let names = subcommand_names(&root);
+        assert!(names.iter().any(|n| n == "conninfo"), "{names:?}");
         for (shell, _) in COMPLETIONS {
             let script = completion(shell);
-            for sub in ["list", "cancel", "terminate", "lock", "unlock"] {
-                assert!(script.contains(sub), "{shell} lacks {sub}");
+            for sub in &names {
+                assert!(
+                    offers_subcommand(shell, &script, sub),
+                    "{shell} lacks {sub}"
+                );
             }
             assert!(script.contains("cancel-first"), "{shell}");
         }
     }
 
+    /// The check above is not fooled by `--list`, `unlock` or a description: a script made
+    /// without one subcommand fails it for that subcommand.
+    #[test]
+    fn docs_a_missing_subcommand_is_noticed() {
+        for sub in subcommand_names(&Cli::command()) {
+            if sub == "help" {
+                continue;
+            }
+            for (shell, _) in COMPLETIONS {
+                let mut cmd = without_subcommand(&sub);
+                let mut out = Vec::new();
+                clap_complete::generate(shell, &mut cmd, "pgkick", &mut out);
+                let script = String::from_utf8(out).unwrap();
+                assert!(
+                    !offers_subcommand(shell, &script, &sub),
+                    "{shell} still seems to offer {sub} without it"
+                );
+            }
+        }
+    }
     #[test]
     fn docs_stale_files_are_reported_and_rewritten() {
         let dir = std::env::temp_dir().join(format!("pgkick-docs-{}", std::process::id()));
