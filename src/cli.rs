@@ -10,15 +10,6 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_STATUS: &str = "\
-Exit status:
-  0  success (including: nothing matched)
-  1  runtime error: cannot connect, SQL error, unknown database or role, permission denied
-  2  usage error: unknown flag, malformed duration, invalid regex, ...
-  3  partial: some matched sessions could not be signalled, or were still present after --wait
-  4  refused by a guard: no filter without --all, --max exceeded, confirmation declined
-  130, 143  interrupted by SIGINT or SIGTERM";
-
 /// List, cancel and terminate PostgreSQL sessions; lock databases and roles against new
 /// connections.
 #[derive(Debug, Parser)]
@@ -26,7 +17,7 @@ Exit status:
     name = "pgkick",
     version,
     disable_help_flag = true,
-    after_help = EXIT_STATUS,
+    after_help = crate::error::ExitStatus::help_text(),
     max_term_width = 100
 )]
 pub struct Cli {

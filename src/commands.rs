@@ -1,6 +1,6 @@
 //! One function per subcommand: turns the parsed command line into calls to the actions and
-//! hands their results to the printer. Returns the exit code for outcomes that are not errors
-//! (0, or 3 for partial); errors carry their own (see `error`).
+//! hands their results to the printer. Returns the exit status for outcomes that are not
+//! errors (success, or partial); errors carry their own (see `error`).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -12,7 +12,7 @@ use postgres_protocol::escape::escape_identifier;
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
 };
-use crate::error::{code, Refused, Usage};
+use crate::error::{ExitStatus, Refused, Usage};
 use crate::filter::Filter;
 use crate::output::Printer;
 use crate::server::Server;
@@ -20,7 +20,7 @@ use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
 use crate::{conn, conninfo, holders, interrupt, lock};
 
-pub fn run(cli: Cli) -> Result<u8> {
+pub fn run(cli: Cli) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
         Command::List(args) => list(&cli.conn, &printer, &args.filter),
@@ -108,7 +108,7 @@ fn connect_with(
 
 /// pgkick conninfo: the settings and their sources; with `connect`, the session too. When
 /// connecting fails, the report is still printed before the error.
-fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<u8> {
+fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<ExitStatus> {
     let settings = conn::Settings::resolve(args)?;
     let mut report = conninfo::Report::new(&settings, args);
     let mut failure = None;
@@ -123,7 +123,7 @@ fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<u8> {
     printer.print_report(&report, &report.settings, &report.lines())?;
     match failure {
         Some(e) => Err(e),
-        None => Ok(code::SUCCESS),
+        None => Ok(ExitStatus::Success),
     }
 }
 
@@ -178,15 +178,15 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
+fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<ExitStatus> {
     let filter = Filter::from_args(args);
     let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
     printer.print(&matched.sessions)?;
     note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
-    Ok(code::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<u8> {
+fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<ExitStatus> {
     let SignalPlan {
         action,
         filter: args,
@@ -273,14 +273,14 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 holders::rollback_statement(h.gid.as_deref().unwrap_or_default())
             ))?;
         }
-        return Ok(code::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     if lock_first.is_none() {
         note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
     }
     if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
-        return Ok(code::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = match targets.len() {
@@ -421,7 +421,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         }
     }
     let status = if held.iter().any(holders::Holder::holds) {
-        code::PARTIAL
+        ExitStatus::Partial
     } else {
         exit_status(&reports)
     };
@@ -568,11 +568,11 @@ fn with_outcome(sessions: &[Session], outcome: Outcome) -> Vec<Report> {
         .collect()
 }
 
-fn exit_status(reports: &[Report]) -> u8 {
+fn exit_status(reports: &[Report]) -> ExitStatus {
     if reports.iter().any(|r| r.outcome.is_failure()) {
-        code::PARTIAL
+        ExitStatus::Partial
     } else {
-        code::SUCCESS
+        ExitStatus::Success
     }
 }
 
@@ -583,11 +583,15 @@ fn capitalized(word: &str) -> String {
         .unwrap_or_default()
 }
 
-fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) -> Result<u8> {
+fn lock_databases_or_roles(
+    conn: &ConnArgs,
+    printer: &Printer,
+    args: &LockArgs,
+) -> Result<ExitStatus> {
     let (mut client, server) = connect(conn, printer)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
-        return Ok(code::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let targets = lock::Targets {
         dbs: args.db.clone(),
@@ -604,10 +608,14 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
     )?;
     print_changes(printer, &changes, args.dry_run)?;
     note_hidden_holders(&mut client, &server, &args.db, printer)?;
-    Ok(code::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
-fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockArgs) -> Result<u8> {
+fn unlock_databases_or_roles(
+    conn: &ConnArgs,
+    printer: &Printer,
+    args: &UnlockArgs,
+) -> Result<ExitStatus> {
     let (mut client, server) = connect(conn, printer)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
@@ -622,7 +630,7 @@ fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockAr
         args.lock_timeout,
     )?;
     print_changes(printer, &changes, args.dry_run)?;
-    Ok(code::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// What lock or unlock did; with --dry-run, also the statements each change would run.

@@ -15,6 +15,9 @@ use clap_mangen::Man;
 use roff::{bold, italic, roman, Inline, Roff};
 
 use crate::cli::Cli;
+use crate::error::ExitStatus;
+use crate::session::Session;
+use crate::signal::Outcome;
 
 /// The environment variable that makes the test rewrite the files instead of comparing.
 const UPDATE_VAR: &str = "PGKICK_UPDATE_DOCS";
@@ -29,6 +32,9 @@ const COMPLETIONS: [(Shell, &str); 5] = [
 ];
 
 const MAN_PAGE: &str = "man/pgkick.1";
+
+/// The README: its outcome and exit-status tables are rendered from code (the rest is prose).
+const README: &str = "README.md";
 
 /// The help heading `cli.rs` gives the filter flags; they get one FILTERS section of their own
 /// rather than a copy under each of list, cancel and terminate.
@@ -103,28 +109,114 @@ const JSON_NOTES: &[&str] = &[
     "cancel and terminate print the same objects with one more field, outcome:",
 ];
 
-const OUTCOMES: &[(&str, &str)] = &[
-    ("cancelled", "the query was cancelled"),
-    ("terminated", "the session was terminated"),
-    (
-        "already_gone",
-        "the session ended before pgkick could signal it",
-    ),
-    (
-        "permission_denied",
-        "pgkick's role may not signal this session",
-    ),
-    (
-        "still_present",
-        "terminated, but still there when --wait gave up",
-    ),
-    (
-        "still_running",
-        "cancelled, but its query still ran when --wait gave up",
-    ),
-    ("would_cancel", "-n: the session would be cancelled"),
-    ("would_terminate", "-n: the session would be terminated"),
+/// Every outcome, in the order the documentation lists them.
+const OUTCOMES: [Outcome; 8] = [
+    Outcome::Cancelled,
+    Outcome::Terminated,
+    Outcome::AlreadyGone,
+    Outcome::PermissionDenied,
+    Outcome::StillPresent,
+    Outcome::StillRunning,
+    Outcome::WouldCancel,
+    Outcome::WouldTerminate,
 ];
+
+/// What an outcome means, for the man page and the README (flag names in backticks). A new
+/// outcome fails to compile here until it is documented.
+fn outcome_meaning(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Cancelled => {
+            "the query was cancelled (with `--cancel-first`: the session no longer matched \
+             after the grace period and kept its connection)"
+        }
+        Outcome::Terminated => "the session was terminated",
+        Outcome::AlreadyGone => "the session ended before pgkick could signal it",
+        Outcome::PermissionDenied => "pgkick's role may not signal this session",
+        Outcome::StillPresent => "terminated, but still there when `--wait` timed out",
+        Outcome::StillRunning => {
+            "cancelled, but the same query was still running when `--wait` timed out"
+        }
+        Outcome::WouldCancel => "dry run (`-n`): the query would be cancelled",
+        Outcome::WouldTerminate => "dry run (`-n`): the session would be terminated",
+    }
+}
+
+/// (outcome, meaning) for the man page.
+fn outcome_definitions() -> Vec<(String, String)> {
+    OUTCOMES
+        .iter()
+        .map(|o| (o.as_str().to_string(), outcome_meaning(*o).replace('`', "")))
+        .collect()
+}
+
+/// (code, meaning) for the man page.
+fn exit_status_definitions() -> Vec<(String, String)> {
+    ExitStatus::ALL
+        .iter()
+        .map(|s| (s.code().to_string(), s.meaning().replace('`', "")))
+        .collect()
+}
+
+/// A Markdown table with a header row.
+fn markdown_table(header: [&str; 2], rows: impl IntoIterator<Item = (String, String)>) -> String {
+    let mut table = format!("| {} | {} |\n| --- | --- |\n", header[0], header[1]);
+    for (term, text) in rows {
+        table.push_str(&format!("| {term} | {text} |\n"));
+    }
+    table
+}
+
+/// The README's outcome table.
+fn readme_outcomes() -> String {
+    markdown_table(
+        ["outcome", "meaning"],
+        OUTCOMES
+            .iter()
+            .map(|o| (format!("`{}`", o.as_str()), outcome_meaning(*o).to_string())),
+    )
+}
+
+/// The README's exit-status table.
+fn readme_exit_status() -> String {
+    markdown_table(
+        ["code", "meaning"],
+        ExitStatus::ALL
+            .iter()
+            .map(|s| (s.code().to_string(), s.meaning().to_string())),
+    )
+}
+
+/// The README tables rendered from code, each found as the first table after a line that
+/// starts with its marker.
+fn readme_tables() -> [(&'static str, String); 2] {
+    [
+        ("`cancel` and `terminate` add `outcome`", readme_outcomes()),
+        ("## Exit status", readme_exit_status()),
+    ]
+}
+
+/// `readme` with the table after each marker replaced by the rendered one.
+fn splice_readme(readme: &str) -> String {
+    let mut lines: Vec<String> = readme.lines().map(str::to_string).collect();
+    for (marker, table) in readme_tables() {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(marker))
+            .unwrap_or_else(|| panic!("README.md has no line starting with {marker:?}"));
+        let start = at
+            + lines[at..]
+                .iter()
+                .position(|l| l.starts_with('|'))
+                .unwrap_or_else(|| panic!("README.md has no table after {marker:?}"));
+        let end = start
+            + lines[start..]
+                .iter()
+                .position(|l| !l.starts_with('|'))
+                .unwrap_or(lines.len() - start);
+        lines.splice(start..end, table.lines().map(str::to_string));
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
 
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
@@ -218,28 +310,6 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "success, including: nothing matched"),
-    (
-        "1",
-        "runtime error: cannot connect, SQL error, unknown database or role, permission denied",
-    ),
-    (
-        "2",
-        "usage error: unknown flag, malformed duration, invalid regular expression, ...",
-    ),
-    (
-        "3",
-        "partial: some matched sessions could not be signalled, or were still present after \
-         --wait",
-    ),
-    (
-        "4",
-        "refused by a guard: no filter without --all, --max exceeded, confirmation declined",
-    ),
-    ("130, 143", "interrupted by SIGINT or SIGTERM"),
-];
-
 /// The completion script for `shell`.
 pub fn completion(shell: Shell) -> String {
     let mut cmd = Cli::command();
@@ -303,11 +373,11 @@ fn heading_of<'a>(cmd: &'a Command, printed: &str) -> Option<&'a str> {
 }
 
 /// A definition list: `.TP`, the term in bold, its description.
-fn definitions(roff: &mut Roff, items: &[(&str, &str)]) {
+fn definitions(roff: &mut Roff, items: &[(impl AsRef<str>, impl AsRef<str>)]) {
     for (term, text) in items {
         roff.control("TP", []);
-        roff.text([bold(*term)]);
-        roff.text([roman(*text)]);
+        roff.text([bold(term.as_ref())]);
+        roff.text([roman(text.as_ref())]);
     }
 }
 
@@ -431,7 +501,7 @@ pub fn man_page() -> String {
     definitions(&mut roff, JSON_FIELDS);
     roff.control("PP", []);
     paragraphs(&mut roff, JSON_NOTES);
-    definitions(&mut roff, OUTCOMES);
+    definitions(&mut roff, &outcome_definitions());
 
     roff.control("SH", ["ENVIRONMENT"]);
     definitions(&mut roff, ENVIRONMENT);
@@ -442,7 +512,7 @@ pub fn man_page() -> String {
     definitions(&mut roff, FILES);
 
     roff.control("SH", ["EXIT STATUS"]);
-    definitions(&mut roff, EXIT_STATUS);
+    definitions(&mut roff, &exit_status_definitions());
 
     roff.control("SH", ["SEE ALSO"]);
     let see_also: Vec<Inline> = vec![
@@ -466,6 +536,8 @@ pub fn generated_files() -> Vec<(&'static str, String)> {
         .map(|(shell, path)| (*path, completion(*shell)))
         .collect();
     files.push((MAN_PAGE, man_page()));
+    let readme = std::fs::read_to_string(repo_root().join(README)).expect("read README.md");
+    files.push((README, splice_readme(&readme)));
     files
 }
 
@@ -503,8 +575,8 @@ mod tests {
         let stale = check_or_update(&repo_root(), &generated_files(), update);
         assert!(
             stale.is_empty(),
-            "{} differ from the clap definitions: run {UPDATE_VAR}=1 cargo test docs to \
-             regenerate",
+            "{} differ from the clap definitions and the contracts in code: run \
+             {UPDATE_VAR}=1 cargo test docs to regenerate",
             stale.join(", ")
         );
     }
@@ -612,6 +684,64 @@ mod tests {
             }
         }
     }
+    /// The keys a session serializes to, in order.
+    fn session_keys() -> Vec<String> {
+        let text = serde_json::to_string(&Session::default()).unwrap();
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap();
+        // The map is sorted by key; the text keeps the struct's order.
+        let mut keys: Vec<String> = object.keys().cloned().collect();
+        keys.sort_by_key(|k| text.find(&format!("\"{k}\":")));
+        keys
+    }
+
+    #[test]
+    fn docs_the_man_page_lists_every_json_field_of_a_session() {
+        let documented: Vec<&str> = JSON_FIELDS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(documented, session_keys());
+    }
+
+    #[test]
+    fn docs_the_readme_lists_every_json_field_of_a_session() {
+        let readme = std::fs::read_to_string(repo_root().join(README)).unwrap();
+        let schema = readme
+            .split_once("### JSON schema")
+            .expect("README.md has a JSON schema section")
+            .1;
+        let mut documented: Vec<String> = Vec::new();
+        for row in schema
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+        {
+            let first = row.split('|').nth(1).unwrap_or_default();
+            documented.extend(
+                first
+                    .split(',')
+                    .map(|f| f.trim().trim_matches('`').to_string()),
+            );
+        }
+        assert_eq!(documented, session_keys(), "README.md's JSON schema table");
+    }
+
+    #[test]
+    fn docs_the_readme_tables_are_spliced_in_place() {
+        let readme = "# x\n`cancel` and `terminate` add `outcome`, one of:\n\n| old |\n\ntext\n\
+                      ## Exit status\n\n| a |\n| b |\nafter\n";
+        let spliced = splice_readme(readme);
+        assert!(spliced.contains(&format!("one of:\n\n{}\ntext", readme_outcomes())));
+        assert!(spliced.contains(&format!(
+            "## Exit status\n\n{}after\n",
+            readme_exit_status()
+        )));
+        assert!(
+            spliced.contains("| 143 | interrupted by SIGTERM |"),
+            "{spliced}"
+        );
+        assert_eq!(splice_readme(&spliced), spliced);
+    }
+
     #[test]
     fn docs_stale_files_are_reported_and_rewritten() {
         let dir = std::env::temp_dir().join(format!("pgkick-docs-{}", std::process::id()));
