@@ -367,7 +367,7 @@ impl Tabular for crate::lock::Change {
             self.kind.to_string(),
             self.name.clone(),
             text(&self.method),
-            self.status.clone(),
+            self.status.to_string(),
         ]
     }
 }
