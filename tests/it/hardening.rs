@@ -18,7 +18,7 @@
 //! Everything connects over the unix socket or 127.0.0.1 only.
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -38,28 +38,6 @@ use crate::harness::*;
 fn end(server: &Server, session: Session) {
     server.sql(&format!("SELECT pg_terminate_backend({})", session.pid));
     assert!(wait_until(Duration::from_secs(10), || !session.alive(server)));
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// The pids of a successful `list --json`.
-fn listed(out: &Output) -> Vec<i64> {
-    pids(out).into_iter().collect()
-}
-
-/// stderr is one line, `pgkick: ...`, containing every needle.
-fn assert_one_line(stderr: &str, needles: &[&str]) {
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr:?}"
-    );
-    assert!(stderr.starts_with("pgkick: "), "{stderr:?}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
-    }
 }
 
 /// (datallowconn, datconnlimit, comment) of a database.
@@ -666,7 +644,7 @@ fn hardening_connection_refused_fails_fast() {
         &["lock", "--db", "x"],
     ] {
         let started = Instant::now();
-        let out = run(crate::conn::bare_pgkick(server)
+        let out = run(bare_pgkick(server)
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(args));
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
@@ -695,7 +673,7 @@ fn hardening_connect_timeout_bounds_every_subcommand() {
     ]
     .into_iter()
     .map(|args| {
-        let mut cmd = crate::conn::bare_pgkick(server);
+        let mut cmd = bare_pgkick(server);
         cmd.args(["-h", "127.0.0.1", "-p", &port, "-d", "connect_timeout=2"])
             .args(args);
         (args, spawn(&mut cmd))
@@ -861,79 +839,6 @@ fn hardening_interrupt_after_lock_keeps_the_lock_recorded_for_unlock() {
     }
 }
 
-/// A shell word for `script -c`.
-fn sh_quote(arg: &OsStr) -> String {
-    format!("'{}'", arg.to_string_lossy().replace('\'', "'\\''"))
-}
-
-/// Runs `cmd` on a pseudo-terminal (util-linux `script`), so pgkick asks for confirmation.
-/// Returns the `script` child with stdin (the keyboard) and stdout (the screen) piped.
-fn on_terminal(cmd: &Command) -> (Child, mpsc::Receiver<String>) {
-    let mut line = String::from("stty cols 250 rows 50; exec env");
-    for (key, value) in cmd.get_envs() {
-        if let Some(value) = value {
-            line.push_str(&format!(" {}={}", key.to_string_lossy(), sh_quote(value)));
-        }
-    }
-    line.push(' ');
-    line.push_str(&sh_quote(cmd.get_program()));
-    for arg in cmd.get_args() {
-        line.push(' ');
-        line.push_str(&sh_quote(arg));
-    }
-    let mut child = Command::new("script")
-        .args(["-qefc", &line, "/dev/null"])
-        .env("SHELL", "/bin/sh")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("util-linux `script` is needed for the prompt test");
-    // The screen, as it arrives, chunk by chunk.
-    let mut screen = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = screen.read(&mut buf) {
-            if n == 0
-                || tx
-                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
-                    .is_err()
-            {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-fn wait_for_text(screen: &mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = String::new();
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match screen.recv_timeout(left) {
-            Ok(chunk) => seen.push_str(&chunk),
-            Err(_) => panic!("{needle:?} never shown; screen:\n{seen}"),
-        }
-    }
-    seen
-}
-
-fn wait_child(child: &mut Child, deadline: Duration) -> ExitStatus {
-    let limit = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= limit {
-            let _ = child.kill();
-            panic!("still running after {deadline:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn hardening_ctrl_c_at_the_confirmation_prompt_signals_nothing() {
     let server = Server::shared();
@@ -943,28 +848,28 @@ fn hardening_ctrl_c_at_the_confirmation_prompt_signals_nothing() {
     cmd.args(["terminate", "--db", &db]);
 
     // Ctrl-C: the terminal sends SIGINT; nothing was done yet, so pgkick just ends (130).
-    let (mut child, screen) = on_terminal(&cmd);
-    let shown = wait_for_text(&screen, "[y/N]");
+    let mut terminal = Terminal::start(&cmd);
+    let shown = terminal.wait_for("[y/N]");
     assert!(shown.contains(&victim.pid.to_string()), "{shown}");
-    child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(5));
-    assert_eq!(status.code(), Some(130), "{status:?}");
+    terminal.type_keys(b"\x03");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 130, "{}", out.stdout);
     assert!(victim.alive(server), "signalled after Ctrl-C at the prompt");
 
     // "n": refused, exit 4, nothing signalled.
-    let (mut child, screen) = on_terminal(&cmd);
-    wait_for_text(&screen, "[y/N]");
-    child.stdin.as_mut().unwrap().write_all(b"n\r").unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(5));
-    assert_eq!(status.code(), Some(4), "{status:?}");
+    let mut terminal = Terminal::start(&cmd);
+    terminal.wait_for("[y/N]");
+    terminal.type_keys(b"n\r");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 4, "{}", out.stdout);
     assert!(victim.alive(server));
 
     // "y": terminated.
-    let (mut child, screen) = on_terminal(&cmd);
-    wait_for_text(&screen, "[y/N]");
-    child.stdin.as_mut().unwrap().write_all(b"y\r").unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(5));
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    let mut terminal = Terminal::start(&cmd);
+    terminal.wait_for("[y/N]");
+    terminal.type_keys(b"y\r");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(wait_until(Duration::from_secs(5), || !victim.alive(server)));
 }
 

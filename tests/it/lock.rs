@@ -13,16 +13,6 @@ use crate::harness::*;
 
 const METHODS: [&str; 3] = ["allow-connections", "connection-limit", "revoke-connect"];
 
-/// An identifier in SQL text (tests build their fixtures with it).
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A string literal (standard_conforming_strings is on).
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 /// Everything lock may touch on a database, as the superuser sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DbState {
