@@ -46,15 +46,11 @@ fn conn_too_many_clients_explains_the_reserved_slots() {
     let held: Vec<Session> = (0..3)
         .map(|i| Session::idle(&server, "postgres", &role, &format!("filler-{i}")))
         .collect();
-    let out = run(server.pgkick_as(&role).args(["list", "--json"]));
-    assert_fails_with(
-        &out,
-        &[
-            "reserved",
-            "superuser_reserved_connections",
-            "pgkick needs one",
-        ],
-    );
+    server.kick(["list", "--json"]).user(&role).fails_with(&[
+        "reserved",
+        "superuser_reserved_connections",
+        "pgkick needs one",
+    ]);
     // The superuser still gets the reserved slot, and sees the sessions that fill the server.
     let out = run(server.pgkick().args(["list", "--json", "--user", &role]));
     let mut pids = listed(&out);
@@ -66,15 +62,11 @@ fn conn_too_many_clients_explains_the_reserved_slots() {
     // Every slot taken: even the superuser is turned away, with the same advice.
     wait_for_client_backends(&mut watcher, 3);
     let _last = Session::idle(&server, "postgres", SUPERUSER, "filler-su");
-    let out = run(server.pgkick().args(["list", "--json"]));
-    assert_fails_with(
-        &out,
-        &[
-            "too many clients already",
-            "superuser_reserved_connections",
-            "pgkick needs one",
-        ],
-    );
+    server.kick(["list", "--json"]).fails_with(&[
+        "too many clients already",
+        "superuser_reserved_connections",
+        "pgkick needs one",
+    ]);
 }
 
 #[test]
@@ -84,20 +76,15 @@ fn conn_missing_socket_names_the_path_tried() {
         .sock_dir()
         .join(format!(".s.PGSQL.{}", server.port()));
     server.stop_immediate();
-    let out = run(server.pgkick().args(["list", "--json"]));
-    assert_fails_with(
-        &out,
-        &[
-            &format!("connection to server on socket \"{}\"", socket.display()),
-            "No such file or directory",
-            "Is the server running locally",
-        ],
-    );
+    server.kick(["list", "--json"]).fails_with(&[
+        &format!("connection to server on socket \"{}\"", socket.display()),
+        "No such file or directory",
+        "Is the server running locally",
+    ]);
     // The same through a conninfo host that does not exist at all.
-    let out = run(server
-        .pgkick()
-        .args(["-d", "host=/nonexistent/pgkick port=6543", "list"]));
-    assert_fails_with(&out, &["\"/nonexistent/pgkick/.s.PGSQL.6543\""]);
+    server
+        .kick(["-d", "host=/nonexistent/pgkick port=6543", "list"])
+        .fails_with(&["\"/nonexistent/pgkick/.s.PGSQL.6543\""]);
 }
 
 #[test]

@@ -267,16 +267,16 @@ fn hardening_hostile_names_through_list_cancel_and_terminate() {
 
         // Without `=`, a name starting with '-' is refused as a usage error, not taken as a flag.
         if name.starts_with('-') {
-            let out = run(server.pgkick().args(["terminate", "--db", &name]));
-            assert_eq!(out.code, 2, "{name:?}: {}", out.stderr);
-            assert_one_line(&out.stderr, &["--db"]);
+            server
+                .kick(["terminate", "--db", &name])
+                .status(2)
+                .fails_with(&["--db"]);
             assert!(victim.alive(server));
         }
 
-        let out = run(server
-            .pgkick()
-            .args(["cancel", "--json", "--wait", &db, &user]));
-        assert_eq!(out.code, 0, "{name:?}: {}", out.stderr);
+        let out = server
+            .kick(["cancel", "--json", "--wait", &db, &user])
+            .run();
         assert_eq!(
             outcomes_of(&out.stdout),
             expect(&[(victim.pid, "cancelled")])
@@ -286,10 +286,9 @@ fn hardening_hostile_names_through_list_cancel_and_terminate() {
             Some(Err("57014".into())),
             "{name:?}"
         );
-        let out = run(server
-            .pgkick()
-            .args(["terminate", "--json", "--wait", &db, &user]));
-        assert_eq!(out.code, 0, "{name:?}: {}", out.stderr);
+        let out = server
+            .kick(["terminate", "--json", "--wait", &db, &user])
+            .run();
         assert_eq!(
             outcomes_of(&out.stdout),
             expect(&[(victim.pid, "terminated")])
@@ -350,9 +349,10 @@ fn hardening_names_longer_than_63_bytes_never_reach_the_truncated_object() {
             ("unlock", "--db"),
             ("unlock", "--role"),
         ] {
-            let out = run(server.pgkick().args([verb, flag, &long]));
-            assert_eq!(out.code, 1, "{verb} {flag}: {}", out.stderr);
-            assert_one_line(&out.stderr, &["does not exist", "nothing was changed"]);
+            server
+                .kick([verb, flag, &long])
+                .status(1)
+                .fails_with(&["does not exist", "nothing was changed"]);
         }
         assert!(session.alive(server), "{long:?}");
         assert_eq!(
@@ -400,11 +400,11 @@ fn hardening_invalid_utf8_arguments_are_one_line_usage_errors() {
         // A valid value next to an invalid one: still refused, nothing done.
         let mut value = db.as_bytes().to_vec();
         value.extend_from_slice(bytes);
-        let out = run(server
-            .pgkick()
-            .args(["terminate", "--yes", "--db", &db, "--db"])
-            .arg(OsStr::from_bytes(&value)));
-        assert_eq!(out.code, 2, "{}", out.stderr);
+        server
+            .kick(["terminate", "--yes", "--db", &db, "--db"])
+            .args([OsStr::from_bytes(&value)])
+            .status(2)
+            .run();
     }
     assert!(session.alive(server));
     assert_eq!(db_state(server, &db), before);
@@ -508,8 +508,7 @@ fn hardening_random_filter_values_run_on_the_server_and_match_nothing_else() {
         args.push(format!("--exclude-pid={}", rng.next() as i32));
         // Narrowed to our database: whatever the random values, they must not widen it.
         let narrowed = [&args[..], &["--db".to_string(), db.clone()]].concat();
-        let out = run(server.pgkick().args(&narrowed));
-        assert_eq!(out.code, 0, "round {round} {narrowed:?}: {}", out.stderr);
+        let out = server.kick(&narrowed).run();
         let pids = listed(&out);
         assert!(
             pids.is_empty() || pids == [i64::from(session.pid)],
@@ -520,8 +519,7 @@ fn hardening_random_filter_values_run_on_the_server_and_match_nothing_else() {
         let mut dry = narrowed.clone();
         dry[0] = "terminate".into();
         dry.push("-n".into());
-        let out = run(server.pgkick().args(&dry));
-        assert_eq!(out.code, 0, "round {round} {dry:?}: {}", out.stderr);
+        let out = server.kick(&dry).run();
         assert!(
             out.stderr.contains("pg_catalog.pg_terminate_backend"),
             "{}",
@@ -545,10 +543,9 @@ fn hardening_huge_ages_match_nothing_rather_than_fail() {
     let session = Session::idle_in_transaction(server, &db, SUPERUSER, "old");
     for age in ["18446744073709551615", "10000y", "300000y"] {
         for flag in ["--query-age", "--xact-age", "--state-age", "--backend-age"] {
-            let out = run(server
-                .pgkick()
-                .args(["list", "--json", "--db", &db, flag, age]));
-            assert_eq!(out.code, 0, "{flag} {age}: {}", out.stderr);
+            let out = server
+                .kick(["list", "--json", "--db", &db, flag, age])
+                .run();
             assert!(listed(&out).is_empty(), "{flag} {age}");
         }
     }
@@ -819,8 +816,7 @@ fn hardening_interrupt_after_lock_keeps_the_lock_recorded_for_unlock() {
 
         // The lock committed before the interrupt and is on record.
         assert!(!db_state(server, &db).0, "datallowconn still true");
-        let out = run(server.pgkick().args(["lock", "--list", "--json"]));
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = server.kick(["lock", "--list", "--json"]).run();
         let listed = out.json();
         assert!(
             listed
@@ -832,8 +828,7 @@ fn hardening_interrupt_after_lock_keeps_the_lock_recorded_for_unlock() {
                     && r["method"] == "allow-connections"),
             "{listed}"
         );
-        let out = run(server.pgkick().args(["unlock", "--json", "--db", &db]));
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = server.kick(["unlock", "--json", "--db", &db]).run();
         assert_eq!(out.json()[0]["status"], "unlocked");
         assert_eq!(db_state(server, &db), before);
     }
@@ -908,11 +903,10 @@ fn hardening_a_stale_identity_never_signals_the_live_session() {
         .get(0);
 
     // The exact statement pgkick would send for it.
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "-n", "--json", "--pid"])
-        .arg(first.pid.to_string()));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "-n", "--json", "--pid"])
+        .args([first.pid.to_string()])
+        .run();
     assert_eq!(
         outcomes_of(&out.stdout),
         expect(&[(first.pid, "would_terminate")])
@@ -1046,10 +1040,9 @@ fn hardening_load_1000_sessions_and_50_reconnecting_clients() {
     assert_eq!(clients.len(), LOAD_SESSIONS);
     assert_eq!(sessions_in(&server, &db), LOAD_SESSIONS as i64);
     let started = Instant::now();
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--json", "--db", &db, "--wait", "--yes"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "--json", "--db", &db, "--wait", "--yes"])
+        .run();
     let got = outcomes_of(&out.stdout);
     assert_eq!(got.len(), LOAD_SESSIONS);
     assert!(got.values().all(|o| o == "terminated"), "{got:?}");
