@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-/// Waits until the server has exactly `n` client backends besides `watcher`'s own, then a
-/// little longer: a backend leaves pg_stat_activity just before it frees its slot.
-fn wait_for_client_backends(watcher: &mut postgres::Client, n: i64) {
+/// Waits until the server has exactly `n` client backends besides `watcher`'s own, and
+/// no more client processes than those: a backend leaves pg_stat_activity just before it
+/// frees its slot, and has freed it once its process is gone.
+fn wait_for_client_backends(server: &Server, watcher: &mut postgres::Client, n: i64) {
     let counted = wait_until(Duration::from_secs(10), || {
         let row = watcher
             .query_one(
@@ -21,10 +22,13 @@ fn wait_for_client_backends(watcher: &mut postgres::Client, n: i64) {
                 &[],
             )
             .expect("count client backends");
-        row.get::<_, i64>(0) == n
+        row.get::<_, i64>(0) == n && server.client_processes().len() as i64 == n + 1
     });
-    assert!(counted, "never {n} client backends");
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        counted,
+        "never {n} client backends; client processes: {:?}",
+        server.client_processes()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -41,7 +45,7 @@ fn conn_too_many_clients_explains_the_reserved_slots() {
     ]);
     let role = server.create_role("crowd", "");
     let mut watcher = server.connect(SUPERUSER);
-    wait_for_client_backends(&mut watcher, 0);
+    wait_for_client_backends(&server, &mut watcher, 0);
     // With the watcher, 4 of the 5 slots are taken: only the superusers' reserved one is left.
     let held: Vec<Session> = (0..3)
         .map(|i| Session::idle(&server, "postgres", &role, &format!("filler-{i}")))
@@ -60,7 +64,7 @@ fn conn_too_many_clients_explains_the_reserved_slots() {
     assert_eq!(pids, want);
 
     // Every slot taken: even the superuser is turned away, with the same advice.
-    wait_for_client_backends(&mut watcher, 3);
+    wait_for_client_backends(&server, &mut watcher, 3);
     let _last = Session::idle(&server, "postgres", SUPERUSER, "filler-su");
     server.kick(["list", "--json"]).fails_with(&[
         "too many clients already",

@@ -892,7 +892,7 @@ fn hardening_a_stale_identity_never_signals_the_live_session() {
     let server = Server::shared();
     let db = server.create_db("hrace");
     let role = server.create_role("hrace", "");
-    let first = Session::idle(server, &db, &role, "first");
+    let mut first = Session::idle(server, &db, &role, "first");
     let oid: u32 = server
         .connect(SUPERUSER)
         .query_one(
@@ -950,20 +950,20 @@ fn hardening_a_stale_identity_never_signals_the_live_session() {
         (first.pid, Some(start), None),
     ];
     assert_eq!(signal(&stale), vec!["already_gone"; 5]);
-    thread::sleep(Duration::from_millis(200));
+    assert!(first.answers(), "a stale identity hit the live session");
     assert!(first.alive(server), "a stale identity hit the live session");
 
     // A pid reused by a newer session: the older identity with the new session's pid. (Real
     // pid reuse cannot be forced; this is the identity the statement would be given.)
     let old_start = first.backend_start();
     drop(first);
-    let second = Session::idle(server, &db, &role, "second");
+    let mut second = Session::idle(server, &db, &role, "second");
     assert!(second.backend_start() > old_start);
     assert_eq!(
         signal(&[(second.pid, Some(old_start), Some(oid))]),
         ["already_gone"]
     );
-    thread::sleep(Duration::from_millis(200));
+    assert!(second.answers(), "a reused pid was signalled");
     assert!(second.alive(server), "a reused pid was signalled");
 
     // The right identity, among stale ones: exactly that one is terminated.

@@ -590,6 +590,34 @@ impl Server {
         self.postmaster_pid
     }
     /// The server's stderr (logging_collector is off).
+    /// The server's processes that serve a client connection (their title shows the client:
+    /// `postgres: user db [local] idle`, `... 127.0.0.1(5432) ...`), including backends that
+    /// have left pg_stat_activity but not yet exited, so still hold their connection slot.
+    pub fn client_processes(&self) -> Vec<i32> {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                // "pid (comm) S ppid ...": comm may contain spaces, so look after the last ')'.
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<i32>().ok());
+                if ppid != Some(self.postmaster_pid) {
+                    return false;
+                }
+                let title = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let title = String::from_utf8_lossy(&title);
+                title.contains(" [local] ") || title.contains(" 127.0.0.1(")
+            })
+            .collect()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
     }
@@ -1358,6 +1386,18 @@ impl Session {
             "session {pid} running {sql:?} never showed as active"
         );
         session
+    }
+
+    /// For idle sessions: runs `SELECT 1` on the session's own connection; whether it
+    /// answered. pg_terminate_backend has signalled the backend by the time it returns, and a
+    /// signalled backend ends instead of answering, so this tells at once (no waiting) that a
+    /// session was spared.
+    pub fn answers(&mut self) -> bool {
+        self.client
+            .as_mut()
+            .expect("an idle session holds its client")
+            .batch_execute("SELECT 1")
+            .is_ok()
     }
 
     pub fn backend_start(&self) -> DateTime<Utc> {
