@@ -173,6 +173,23 @@ fn tagged_pgkick(server: &Server) -> (Command, String) {
 
 /// Waits until the session with application_name `app` has last run a statement that starts
 /// with `prefix` (and, with `idle`, has finished it).
+/// Waits until pgkick's session (application_name `app`) has run an empty query, the
+/// liveness check pgkick makes every second of a grace period.
+fn wait_for_liveness_check(server: &Server, app: &str) {
+    let mut watcher = server.connect(SUPERUSER);
+    let seen = wait_until(Duration::from_secs(15), || {
+        watcher
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query = ''",
+                &[&app],
+            )
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    assert!(seen, "pgkick ({app}) never checked the connection");
+}
+
 fn wait_for_statement(server: &Server, app: &str, prefix: &str, idle: bool) {
     let mut watcher = server.connect(SUPERUSER);
     let seen = wait_until(Duration::from_secs(15), || {
@@ -605,6 +622,9 @@ fn hardening_server_stops_during_the_cancel_first_grace_period() {
         "20s",
     ]));
     wait_for_statement(&server, &app, SIGNAL_PREFIX, true);
+    // The session shows idle a moment before pgkick has the cancel's result; its first
+    // liveness check of the grace period proves that it has.
+    wait_for_liveness_check(&server, &app);
     let stopped = Instant::now();
     server.stop_immediate();
     let done = running.finish(Duration::from_secs(20));
