@@ -445,6 +445,7 @@ fn drop_holders(
 ) -> Result<Vec<holders::Holder>> {
     let reported: BTreeSet<i32> = reports.iter().map(|r| r.session.pid).collect();
     let mut rolled_back = Vec::new();
+    let mut failed = Vec::new();
     let mut own = BTreeSet::new();
     if let Some(mut rollback) = rollback {
         own = rollback.pids();
@@ -454,7 +455,10 @@ fn drop_holders(
         let mut found = holders::find(client, server, dbs, &exclude)?;
         rollback.rollback(&mut found);
         rollback.close();
-        rolled_back = found.into_iter().filter(|h| !h.holds()).collect();
+        (failed, rolled_back) = found
+            .into_iter()
+            .filter(|h| h.outcome != holders::Kind::Backend)
+            .partition(holders::Holder::holds);
     }
     let exclude = holders::Exclude { pids: reported };
     let deadline = Instant::now()
@@ -486,6 +490,16 @@ fn drop_holders(
         pause = (pause * 2).min(Duration::from_millis(200));
     };
     printer.progress("", 0, Duration::ZERO);
+    // A prepared transaction whose rollback failed keeps the server's reason in its fix.
+    let held = held.into_iter().map(|h| {
+        failed
+            .iter()
+            .find(|f| f.outcome == h.outcome && f.datname == h.datname && f.gid == h.gid)
+            .map_or(h.clone(), |f| holders::Holder {
+                fix: f.fix.clone(),
+                ..h
+            })
+    });
     rolled_back.extend(held);
     Ok(rolled_back)
 }
