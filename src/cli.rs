@@ -15,7 +15,8 @@ Exit status:
   0  success (including: nothing matched)
   1  runtime error: cannot connect, SQL error, unknown database or role, permission denied
   2  usage error: unknown flag, malformed duration, invalid regex, ...
-  3  partial: some matched sessions could not be signalled, or were still present after --wait
+  3  partial: some matched sessions could not be signalled, or were still present after --wait;
+     or, after terminate --lock, something still keeps a locked database from being dropped
   4  refused by a guard: no filter without --all, --max exceeded, confirmation declined
   130, 143  interrupted by SIGINT or SIGTERM";
 
