@@ -277,10 +277,11 @@ impl Part {
                     ("NULL::text", "")
                 };
                 // A logical replication worker whose subscription is disabled exits by itself.
+                // (Joined by name: before 12, pg_subscription's oid is not granted to PUBLIC.)
                 let exiting = if server.has_subscriptions() {
                     "COALESCE((SELECT NOT s.subenabled FROM pg_catalog.pg_stat_subscription w \
-                     JOIN pg_catalog.pg_subscription s ON s.oid = w.subid \
-                     WHERE w.pid = a.pid LIMIT 1), false)"
+                     JOIN pg_catalog.pg_subscription s ON s.subname = w.subname \
+                     AND s.subdbid = a.datid WHERE w.pid = a.pid LIMIT 1), false)"
                 } else {
                     "false"
                 };

@@ -195,6 +195,102 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     drop_database(server, &db).unwrap();
 
+    // --- A real subscription: its apply worker is a backend in the database ---------------
+    let pubdb = server.create_db("hold_pub");
+    let subdb = server.create_db("hold_subw");
+    let subslot = unique_name("subslot");
+    let mut publisher = server.connect(&pubdb);
+    publisher
+        .batch_execute("CREATE TABLE t (i int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t")
+        .unwrap();
+    // In a statement of its own: a slot cannot be made in a transaction that wrote.
+    publisher
+        .batch_execute(&format!(
+            "SELECT pg_create_logical_replication_slot('{subslot}', 'pgoutput')"
+        ))
+        .unwrap();
+    drop(publisher);
+    // One server as publisher and subscriber: the slot is made first (CREATE SUBSCRIPTION
+    // would wait for itself creating it).
+    let mut subscriber = server.connect(&subdb);
+    subscriber
+        .batch_execute("CREATE TABLE t (i int PRIMARY KEY)")
+        .unwrap();
+    subscriber
+        .batch_execute(&format!(
+            "CREATE SUBSCRIPTION s CONNECTION 'host={} port={} user={SUPERUSER} dbname={pubdb}' \
+             PUBLICATION pub WITH (create_slot = false, slot_name = '{subslot}', \
+             copy_data = false)",
+            server.sock_dir().display(),
+            server.port()
+        ))
+        .unwrap();
+    drop(subscriber);
+    let apply_worker = || -> Option<i32> {
+        server
+            .connect(SUPERUSER)
+            .query_one(
+                "SELECT max(pid) FROM pg_stat_subscription WHERE subname = 's'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || apply_worker().is_some()
+            && slot_active(server, &subslot)),
+        "the subscription's apply worker never started streaming"
+    );
+    let worker = apply_worker().unwrap();
+    let out = drop_workflow(server, SUPERUSER, &subdb, &[]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(with_outcome(&out, "subscription")[0]["subname"], "s");
+    assert!(
+        with_outcome(&out, "still_present")
+            .iter()
+            .any(|b| b["pid"].as_i64() == Some(i64::from(worker))),
+        "the apply worker {worker} is not reported: {}",
+        out.stdout
+    );
+    // The publisher's side: the slot its walsender keeps active.
+    let out = drop_workflow(server, SUPERUSER, &pubdb, &[]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        with_outcome(&out, "replication_slot")[0]["slot_name"],
+        subslot.as_str()
+    );
+    // Disabling the subscription stops its worker: the workflow waits for it to leave, and
+    // only the subscription itself is left.
+    unlock(server, &subdb);
+    server
+        .connect(&subdb)
+        .batch_execute("ALTER SUBSCRIPTION s DISABLE")
+        .unwrap();
+    let out = drop_workflow(server, SUPERUSER, &subdb, &[]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        with_outcome(&out, "still_present").is_empty(),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(with_outcome(&out, "subscription").len(), 1);
+    unlock(server, &subdb);
+    server
+        .connect(&subdb)
+        .batch_execute("ALTER SUBSCRIPTION s SET (slot_name = NONE)")
+        .unwrap();
+    server
+        .connect(&subdb)
+        .batch_execute("DROP SUBSCRIPTION s")
+        .unwrap();
+    let out = drop_workflow(server, SUPERUSER, &subdb, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    drop_database(server, &subdb).unwrap();
+    // The publisher's slot is inactive now: DROP DATABASE drops it.
+    let out = drop_workflow(server, SUPERUSER, &pubdb, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    drop_database(server, &pubdb).unwrap();
+
     // --- A subscription, created without connecting ---------------------------------------
     let db = server.create_db("hold_sub");
     let sub = unique_name("sub");
