@@ -503,7 +503,8 @@ impl PreparedRollback {
             let mut client = connect(db).with_context(|| {
                 format!(
                     "--rollback-prepared: could not connect to database \"{db}\" to roll back \
-                     its prepared transactions; nothing was changed"
+                     its prepared transactions (a database locked already keeps everyone out: \
+                     pgkick unlock --db it first); nothing was changed"
                 )
             })?;
             let pid: i32 = client

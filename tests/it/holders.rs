@@ -361,6 +361,13 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     );
     let err = drop_database(server, &db).unwrap_err();
     assert!(err.contains("prepared transaction"), "{err}");
+    // --rollback-prepared cannot get into a database that is locked already: it says how,
+    // and changes nothing.
+    let out = drop_workflow(server, SUPERUSER, &db, &["--rollback-prepared"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("pgkick unlock --db"), "{}", out.stderr);
+    assert_eq!(prepared_gids(server, &db), [gid]);
     // The fix it names: ROLLBACK PREPARED in that database.
     unlock(server, &db);
     server
