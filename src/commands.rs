@@ -399,12 +399,14 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             return Err(e);
         }
     };
-    for r in reports
-        .iter()
-        .filter(|r| r.outcome == Outcome::StillPresent)
-    {
+    for r in &reports {
+        let why = match r.outcome {
+            Outcome::StillPresent => "it did not exit within --wait-timeout",
+            Outcome::PermissionDenied => "pgkick's role may not terminate it",
+            _ => continue,
+        };
         printer.warn(&format!(
-            "database \"{}\" is still held by {} pid {}: it did not exit within --wait-timeout",
+            "database \"{}\" is still held by {} pid {}: {why}",
             r.session.datname.as_deref().unwrap_or_default(),
             r.session
                 .backend_type
@@ -467,19 +469,20 @@ fn drop_holders(
         } else {
             Duration::from_secs(5)
         };
-    let signalled: BTreeSet<i32> = reports
+    // Without --wait only pgkick's own connections are waited for.
+    let ended: BTreeSet<i32> = reports
         .iter()
-        .filter(|r| r.outcome == Outcome::Terminated || r.outcome == Outcome::Cancelled)
+        .filter(|r| wait.wait && r.outcome == Outcome::Terminated)
         .map(|r| r.session.pid)
+        .chain(own.iter().copied())
         .collect();
     let mut pause = Duration::from_millis(5);
     let held = loop {
         let held = holders::find(client, server, dbs, &exclude)?;
-        let leaving = held.iter().filter(|h| {
-            h.pid.is_some_and(|p| own.contains(&p))
-                || (wait.wait && (h.exiting || h.pid.is_some_and(|p| signalled.contains(&p))))
-        });
-        let leaving = leaving.count();
+        let leaving = held
+            .iter()
+            .filter(|h| h.pid.is_some_and(|p| own.contains(&p)) || (wait.wait && h.leaving(&ended)))
+            .count();
         let left = deadline.saturating_duration_since(Instant::now());
         if leaving == 0 || left.is_zero() {
             break held;
