@@ -415,6 +415,26 @@ class Bench:
         self.settle()
         return res
 
+    def terminate_lock_once(self, n):
+        """The drop workflow (terminate --lock --wait, which also reads what else holds the
+        database) over n idle sessions: its statements, which must not grow with n. Unlocks
+        afterwards."""
+        sessions, _ = self.server.open_idle(n)
+        try:
+            self.log.mark()
+            _, rc, err = run_cmd([self.pgkick, *self.conn(), "terminate", "--db", DB, "--lock",
+                                  "--wait", "--yes", "--json"])
+            if rc:
+                raise SystemExit(f"pgkick terminate --lock: exit {rc}: {err}")
+            stmts = self.log.statements("pgkick")
+        finally:
+            _, rc, err = run_cmd([self.pgkick, *self.conn(), "unlock", "--db", DB])
+            close_all(sessions)
+            self.settle()
+        if rc:
+            raise SystemExit(f"pgkick unlock: exit {rc}: {err}")
+        return stmts
+
     def bench_terminate(self, n, iterations, tcp_port=None, stats_file=None, key=None):
         key = key or f"terminate_{n}"
         rows = []
@@ -488,6 +508,7 @@ class Bench:
                 close_all(sessions)
                 self.settle()
             entry["terminate_wait"] = self.terminate_once("pgkick", n)["statement_ms"]
+            entry["terminate_lock_wait"] = self.terminate_lock_once(n)
             entry["terminate_wait_psql_baseline"] = self.terminate_once("psql", n)["statement_ms"]
             out[str(n)] = entry
         self.results["statements"] = out
@@ -656,7 +677,8 @@ def main():
         st = b.statements_and_rss([10, 300, 1000], 5)
         kinds = lambda stmts: len(stmts)  # noqa: E731
         per = "; ".join(f"{n}: list {kinds(e['list'])}, cancel {kinds(e['cancel'])}, "
-                        f"terminate --wait {kinds(e['terminate_wait'])}"
+                        f"terminate --wait {kinds(e['terminate_wait'])}, "
+                        f"terminate --lock --wait {kinds(e['terminate_lock_wait'])}"
                         f" (psql+poll {kinds(e['terminate_wait_psql_baseline'])})"
                         for n, e in st.items())
         lines.append(("3  statements per pgkick run", "-", per))

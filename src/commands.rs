@@ -399,12 +399,14 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             return Err(e);
         }
     };
-    for r in reports
-        .iter()
-        .filter(|r| r.outcome == Outcome::StillPresent)
-    {
+    for r in &reports {
+        let why = match r.outcome {
+            Outcome::StillPresent => "it did not exit within --wait-timeout",
+            Outcome::PermissionDenied => "pgkick's role may not terminate it",
+            _ => continue,
+        };
         printer.warn(&format!(
-            "database \"{}\" is still held by {} pid {}: it did not exit within --wait-timeout",
+            "database \"{}\" is still held by {} pid {}: {why}",
             r.session.datname.as_deref().unwrap_or_default(),
             r.session
                 .backend_type
@@ -445,6 +447,7 @@ fn drop_holders(
 ) -> Result<Vec<holders::Holder>> {
     let reported: BTreeSet<i32> = reports.iter().map(|r| r.session.pid).collect();
     let mut rolled_back = Vec::new();
+    let mut failed = Vec::new();
     let mut own = BTreeSet::new();
     if let Some(mut rollback) = rollback {
         own = rollback.pids();
@@ -454,7 +457,10 @@ fn drop_holders(
         let mut found = holders::find(client, server, dbs, &exclude)?;
         rollback.rollback(&mut found);
         rollback.close();
-        rolled_back = found.into_iter().filter(|h| !h.holds()).collect();
+        (failed, rolled_back) = found
+            .into_iter()
+            .filter(|h| h.outcome != holders::Kind::Backend)
+            .partition(holders::Holder::holds);
     }
     let exclude = holders::Exclude { pids: reported };
     let deadline = Instant::now()
@@ -463,19 +469,20 @@ fn drop_holders(
         } else {
             Duration::from_secs(5)
         };
-    let signalled: BTreeSet<i32> = reports
+    // Without --wait only pgkick's own connections are waited for.
+    let ended: BTreeSet<i32> = reports
         .iter()
-        .filter(|r| r.outcome == Outcome::Terminated || r.outcome == Outcome::Cancelled)
+        .filter(|r| wait.wait && r.outcome == Outcome::Terminated)
         .map(|r| r.session.pid)
+        .chain(own.iter().copied())
         .collect();
     let mut pause = Duration::from_millis(5);
     let held = loop {
         let held = holders::find(client, server, dbs, &exclude)?;
-        let leaving = held.iter().filter(|h| {
-            h.pid.is_some_and(|p| own.contains(&p))
-                || (wait.wait && (h.exiting || h.pid.is_some_and(|p| signalled.contains(&p))))
-        });
-        let leaving = leaving.count();
+        let leaving = held
+            .iter()
+            .filter(|h| h.pid.is_some_and(|p| own.contains(&p)) || (wait.wait && h.leaving(&ended)))
+            .count();
         let left = deadline.saturating_duration_since(Instant::now());
         if leaving == 0 || left.is_zero() {
             break held;
@@ -486,6 +493,16 @@ fn drop_holders(
         pause = (pause * 2).min(Duration::from_millis(200));
     };
     printer.progress("", 0, Duration::ZERO);
+    // A prepared transaction whose rollback failed keeps the server's reason in its fix.
+    let held = held.into_iter().map(|h| {
+        failed
+            .iter()
+            .find(|f| f.outcome == h.outcome && f.datname == h.datname && f.gid == h.gid)
+            .map_or(h.clone(), |f| holders::Holder {
+                fix: f.fix.clone(),
+                ..h
+            })
+    });
     rolled_back.extend(held);
     Ok(rolled_back)
 }

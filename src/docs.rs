@@ -218,6 +218,46 @@ fn splice_readme(readme: &str) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
+const HOLDER_NOTES: &[&str] = &[
+    "terminate --lock adds, after the sessions, one object for each thing that still keeps a \
+     locked database from being dropped, with the fields outcome, datname, pid, backend_type, \
+     gid, owner, slot_name, subname and fix (null where they do not apply). Its outcome is one \
+     of:",
+];
+
+const HOLDER_OUTCOMES: &[(&str, &str)] = &[
+    (
+        "prepared_transaction",
+        "a prepared transaction (gid, owner): ROLLBACK PREPARED in that database, or \
+         --rollback-prepared",
+    ),
+    (
+        "replication_slot",
+        "an active logical replication slot (slot_name; pid is its walsender)",
+    ),
+    (
+        "subscription",
+        "a subscription defined in the database (subname)",
+    ),
+    (
+        "still_present",
+        "another backend in the database (pid, backend_type): a session the filters did not \
+         match, a walsender, a replication or background worker",
+    ),
+    (
+        "not_visible",
+        "a catalog pgkick's role may not read, so it cannot tell what it holds",
+    ),
+    (
+        "rolled_back",
+        "a prepared transaction --rollback-prepared rolled back",
+    ),
+    (
+        "would_roll_back",
+        "-n: a prepared transaction --rollback-prepared would roll back",
+    ),
+];
+
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "PGHOST",
@@ -502,6 +542,9 @@ pub fn man_page() -> String {
     roff.control("PP", []);
     paragraphs(&mut roff, JSON_NOTES);
     definitions(&mut roff, &outcome_definitions());
+    roff.control("PP", []);
+    paragraphs(&mut roff, HOLDER_NOTES);
+    definitions(&mut roff, HOLDER_OUTCOMES);
 
     roff.control("SH", ["ENVIRONMENT"]);
     definitions(&mut roff, ENVIRONMENT);

@@ -69,7 +69,8 @@ impl ExitStatus {
             }
             ExitStatus::Partial => {
                 "partial: some matched sessions could not be signalled, or were still present \
-                 after `--wait`; with `terminate --lock`, something still holds the databases"
+                 after `--wait`; or, after `terminate --lock`, something still keeps a locked \
+                 database from being dropped"
             }
             ExitStatus::Refused => {
                 "refused by a guard: no filter without `--all`, `--max` exceeded, confirmation \

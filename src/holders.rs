@@ -99,6 +99,9 @@ pub struct Holder {
     /// For a logical replication worker: its subscription is disabled, so it is on its way out.
     #[serde(skip)]
     pub exiting: bool,
+    /// For a parallel worker: its leader (PostgreSQL 13 and later).
+    #[serde(skip)]
+    pub leader_pid: Option<i32>,
     /// What to do about it, in words a person can follow.
     pub fix: String,
 }
@@ -107,6 +110,16 @@ impl Holder {
     /// Still in the way of DROP DATABASE.
     pub fn holds(&self) -> bool {
         self.outcome != Kind::RolledBack
+    }
+
+    /// On its way out once the backends in `ended` are gone: pgkick's own closed connection
+    /// or a backend it terminated, a worker of a disabled subscription, a parallel worker of
+    /// an ended leader (before 13, whose leader is unknown: any parallel worker).
+    pub fn leaving(&self, ended: &BTreeSet<i32>) -> bool {
+        let parallel = self.backend_type.as_deref() == Some("parallel worker")
+            && self.leader_pid.is_none_or(|l| ended.contains(&l));
+        self.outcome == Kind::Backend
+            && (self.exiting || parallel || self.pid.is_some_and(|p| ended.contains(&p)))
     }
 
     /// What it is, for people: `prepared transaction 'tx1'`.
@@ -236,11 +249,11 @@ impl Part {
     }
 
     /// One branch of the UNION: kind, datname, pid, backend_type, gid, owner, slot_name,
-    /// subname, subenabled, exiting. `d` is the set of databases; `$2` the excluded pids.
+    /// subname, subenabled, exiting, leader_pid. `d` is the set of databases; `$2` the excluded pids.
     fn select(self, server: &Server) -> Option<String> {
         Some(match self {
             Part::PreparedTransactions => "SELECT 'prepared_transaction', d.datname, NULL::int4, \
-                 NULL::text, p.gid, p.owner::text, NULL::text, NULL::text, NULL::bool, false \
+                 NULL::text, p.gid, p.owner::text, NULL::text, NULL::text, NULL::bool, false, NULL::int4 \
                  FROM pg_catalog.pg_prepared_xacts p JOIN d ON p.database::text = d.datname"
                 .to_string(),
             Part::ReplicationSlots => {
@@ -253,7 +266,7 @@ impl Part {
                 };
                 format!(
                     "SELECT 'replication_slot', d.datname, s.active_pid, NULL::text, NULL::text, \
-                     NULL::text, s.slot_name::text, NULL::text, NULL::bool, false \
+                     NULL::text, s.slot_name::text, NULL::text, NULL::bool, false, NULL::int4 \
                      FROM pg_catalog.pg_replication_slots s JOIN d ON s.datoid = d.oid{active}"
                 )
             }
@@ -263,7 +276,7 @@ impl Part {
                 }
                 // Only columns granted to PUBLIC (subconninfo is not).
                 "SELECT 'subscription', d.datname, NULL::int4, NULL::text, NULL::text, \
-                 NULL::text, NULL::text, s.subname::text, s.subenabled, false \
+                 NULL::text, NULL::text, s.subname::text, s.subenabled, false, NULL::int4 \
                  FROM pg_catalog.pg_subscription s JOIN d ON s.subdbid = d.oid"
                     .to_string()
             }
@@ -276,17 +289,23 @@ impl Part {
                 } else {
                     ("NULL::text", "")
                 };
+                let leader = if server.has_leader_pid() {
+                    "a.leader_pid"
+                } else {
+                    "NULL::int4"
+                };
                 // A logical replication worker whose subscription is disabled exits by itself.
+                // (Joined by name: before 12, pg_subscription's oid is not granted to PUBLIC.)
                 let exiting = if server.has_subscriptions() {
                     "COALESCE((SELECT NOT s.subenabled FROM pg_catalog.pg_stat_subscription w \
-                     JOIN pg_catalog.pg_subscription s ON s.oid = w.subid \
-                     WHERE w.pid = a.pid LIMIT 1), false)"
+                     JOIN pg_catalog.pg_subscription s ON s.subname = w.subname \
+                     AND s.subdbid = a.datid WHERE w.pid = a.pid LIMIT 1), false)"
                 } else {
                     "false"
                 };
                 format!(
                     "SELECT 'backend', d.datname, a.pid, {backend_type}, NULL::text, NULL::text, \
-                     NULL::text, NULL::text, NULL::bool, {exiting} \
+                     NULL::text, NULL::text, NULL::bool, {exiting}, {leader} \
                      FROM pg_catalog.pg_stat_activity a JOIN d ON a.datid = d.oid \
                      WHERE a.pid <> pg_catalog.pg_backend_pid() \
                      AND NOT (a.pid = ANY($2::int4[])){not_autovacuum}"
@@ -389,6 +408,7 @@ fn not_visible(db: &str, part: Part) -> Holder {
         subname: None,
         subenabled: None,
         exiting: false,
+        leader_pid: None,
         fix: format!(
             "pgkick's role may not read {}, so it cannot tell whether {} hold the database; \
              connect as a superuser or grant SELECT on it",
@@ -413,6 +433,7 @@ fn read(rows: &[postgres::Row]) -> Result<Vec<Holder>> {
                 subname: row.try_get(7)?,
                 subenabled: row.try_get(8)?,
                 exiting: row.try_get(9)?,
+                leader_pid: row.try_get(10)?,
                 fix: String::new(),
             };
             h.fix = fix(&h);
@@ -502,7 +523,8 @@ impl PreparedRollback {
             let mut client = connect(db).with_context(|| {
                 format!(
                     "--rollback-prepared: could not connect to database \"{db}\" to roll back \
-                     its prepared transactions; nothing was changed"
+                     its prepared transactions (a database locked already keeps everyone out: \
+                     pgkick unlock --db it first); nothing was changed"
                 )
             })?;
             let pid: i32 = client

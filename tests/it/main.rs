@@ -9,6 +9,7 @@ mod conn;
 mod conninfo;
 mod hardening;
 mod harness;
+mod holders;
 mod list;
 mod lock;
 mod privileges;
