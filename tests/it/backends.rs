@@ -274,18 +274,19 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
         "kicker_stats",
         "IN ROLE pg_signal_backend, pg_read_all_stats",
     );
+    let terminate_walsenders = [
+        "terminate",
+        "--backend-type",
+        "walsender",
+        "--db",
+        &db,
+        "--yes",
+        "--wait",
+        "--json",
+    ];
     assert_eq!(
         server
-            .kick([
-                "terminate",
-                "--backend-type",
-                "walsender",
-                "--db",
-                &db,
-                "--yes",
-                "--wait",
-                "--json",
-            ])
+            .kick(terminate_walsenders)
             .user(&watcher)
             .status(3)
             .outcomes(),
@@ -299,18 +300,7 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
 
     // And as the superuser: exit 0, terminated.
     assert_eq!(
-        server
-            .kick([
-                "terminate",
-                "--backend-type",
-                "walsender",
-                "--db",
-                &db,
-                "--yes",
-                "--wait",
-                "--json",
-            ])
-            .outcomes(),
+        server.kick(terminate_walsenders).outcomes(),
         expect(&[(logical_su.pid, "terminated")])
     );
     assert!(!still_there(&server, logical_su.pid, "walsender"));
