@@ -16,6 +16,7 @@ use roff::{bold, italic, roman, Inline, Roff};
 
 use crate::cli::Cli;
 use crate::error::ExitStatus;
+use crate::holders;
 use crate::session::Session;
 use crate::signal::Outcome;
 
@@ -225,38 +226,47 @@ const HOLDER_NOTES: &[&str] = &[
      of:",
 ];
 
-const HOLDER_OUTCOMES: &[(&str, &str)] = &[
-    (
-        "prepared_transaction",
-        "a prepared transaction (gid, owner): ROLLBACK PREPARED in that database, or \
-         --rollback-prepared",
-    ),
-    (
-        "replication_slot",
-        "an active logical replication slot (slot_name; pid is its walsender)",
-    ),
-    (
-        "subscription",
-        "a subscription defined in the database (subname)",
-    ),
-    (
-        "still_present",
-        "another backend in the database (pid, backend_type): a session the filters did not \
-         match, a walsender, a replication or background worker",
-    ),
-    (
-        "not_visible",
-        "a catalog pgkick's role may not read, so it cannot tell what it holds",
-    ),
-    (
-        "rolled_back",
-        "a prepared transaction --rollback-prepared rolled back",
-    ),
-    (
-        "would_roll_back",
-        "-n: a prepared transaction --rollback-prepared would roll back",
-    ),
+/// Every holder outcome, in the order the man page lists them.
+const HOLDER_OUTCOMES: [holders::Kind; 7] = [
+    holders::Kind::PreparedTransaction,
+    holders::Kind::ReplicationSlot,
+    holders::Kind::Subscription,
+    holders::Kind::Backend,
+    holders::Kind::NotVisible,
+    holders::Kind::RolledBack,
+    holders::Kind::WouldRollBack,
 ];
+
+/// What a holder outcome means, for the man page. A new kind fails to compile here until it
+/// is documented.
+fn holder_meaning(kind: holders::Kind) -> &'static str {
+    use holders::Kind;
+    match kind {
+        Kind::PreparedTransaction => {
+            "a prepared transaction (gid, owner): ROLLBACK PREPARED in that database, or \
+             --rollback-prepared"
+        }
+        Kind::ReplicationSlot => {
+            "an active logical replication slot (slot_name; pid is its walsender)"
+        }
+        Kind::Subscription => "a subscription defined in the database (subname)",
+        Kind::Backend => {
+            "another backend in the database (pid, backend_type): a session the filters did \
+             not match, a walsender, a replication or background worker"
+        }
+        Kind::NotVisible => "a catalog pgkick's role may not read, so it cannot tell what it holds",
+        Kind::RolledBack => "a prepared transaction --rollback-prepared rolled back",
+        Kind::WouldRollBack => "-n: a prepared transaction --rollback-prepared would roll back",
+    }
+}
+
+/// (outcome, meaning) of each holder, for the man page.
+fn holder_definitions() -> Vec<(&'static str, &'static str)> {
+    HOLDER_OUTCOMES
+        .iter()
+        .map(|k| (k.as_str(), holder_meaning(*k)))
+        .collect()
+}
 
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
@@ -544,7 +554,7 @@ pub fn man_page() -> String {
     definitions(&mut roff, &outcome_definitions());
     roff.control("PP", []);
     paragraphs(&mut roff, HOLDER_NOTES);
-    definitions(&mut roff, HOLDER_OUTCOMES);
+    definitions(&mut roff, &holder_definitions());
 
     roff.control("SH", ["ENVIRONMENT"]);
     definitions(&mut roff, ENVIRONMENT);
@@ -727,15 +737,19 @@ mod tests {
             }
         }
     }
-    /// The keys a session serializes to, in order.
-    fn session_keys() -> Vec<String> {
-        let text = serde_json::to_string(&Session::default()).unwrap();
+    /// The keys `value` serializes to, in order.
+    fn serialized_keys(value: &impl serde::Serialize) -> Vec<String> {
+        let text = serde_json::to_string(value).unwrap();
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&text).unwrap();
         // The map is sorted by key; the text keeps the struct's order.
         let mut keys: Vec<String> = object.keys().cloned().collect();
         keys.sort_by_key(|k| text.find(&format!("\"{k}\":")));
         keys
+    }
+
+    fn session_keys() -> Vec<String> {
+        serialized_keys(&Session::default())
     }
 
     #[test]
@@ -746,26 +760,81 @@ mod tests {
 
     #[test]
     fn docs_the_readme_lists_every_json_field_of_a_session() {
+        let documented = readme_first_column("### JSON schema");
+        assert_eq!(documented, session_keys(), "README.md's JSON schema table");
+    }
+
+    /// The backticked words of the README from the line starting with `start` up to the
+    /// first line after it that ends a sentence, flags left out.
+    fn readme_names_in(start: &str) -> Vec<String> {
         let readme = std::fs::read_to_string(repo_root().join(README)).unwrap();
-        let schema = readme
-            .split_once("### JSON schema")
-            .expect("README.md has a JSON schema section")
+        let from = readme
+            .find(start)
+            .unwrap_or_else(|| panic!("README.md has no {start:?}"));
+        let text = &readme[from + start.len()..];
+        let sentence = &text[..text.find(". ").expect("a sentence")];
+        sentence
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| !w.starts_with('-'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The first column of the README table that follows `marker`, split at commas.
+    fn readme_first_column(marker: &str) -> Vec<String> {
+        let readme = std::fs::read_to_string(repo_root().join(README)).unwrap();
+        let after = readme
+            .split_once(marker)
+            .unwrap_or_else(|| panic!("README.md has no {marker:?}"))
             .1;
-        let mut documented: Vec<String> = Vec::new();
-        for row in schema
+        after
             .lines()
             .skip_while(|l| !l.starts_with('|'))
             .take_while(|l| l.starts_with('|'))
             .skip(2)
-        {
-            let first = row.split('|').nth(1).unwrap_or_default();
-            documented.extend(
+            .flat_map(|row| {
+                let first = row.split('|').nth(1).unwrap_or_default().to_string();
                 first
                     .split(',')
-                    .map(|f| f.trim().trim_matches('`').to_string()),
+                    .map(|f| f.trim().trim_matches('`').to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn docs_the_readme_names_every_holder_outcome_and_field() {
+        let mut named = readme_names_in("told apart by `outcome`:");
+        named.sort();
+        let mut kinds: Vec<&str> = HOLDER_OUTCOMES.iter().map(|k| k.as_str()).collect();
+        kinds.sort();
+        assert_eq!(named, kinds, "README.md's holder outcomes");
+
+        // The fields as the man page lists them. (Holder has no Default to serialize from,
+        // and holders.rs is not this change's to edit; deriving it would anchor both in code.)
+        let listed = HOLDER_NOTES[0]
+            .split_once("with the fields ")
+            .and_then(|(_, rest)| rest.split_once(" (null"))
+            .expect("the man page lists the holder fields")
+            .0;
+        let keys: Vec<String> = listed
+            .replace(" and ", ", ")
+            .split(", ")
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            readme_first_column("Every holder object has all of these fields"),
+            keys,
+            "README.md's holder fields and the man page's"
+        );
+        for key in &keys {
+            assert!(
+                HOLDER_NOTES[0].contains(key.as_str()),
+                "man page lacks {key}"
             );
         }
-        assert_eq!(documented, session_keys(), "README.md's JSON schema table");
     }
 
     #[test]
