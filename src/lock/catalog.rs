@@ -31,7 +31,7 @@ impl AclEntry {
 }
 
 /// A database or role as the catalog shows it now.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Object {
     pub kind: Kind,
     pub name: String,
@@ -41,7 +41,7 @@ pub struct Object {
     pub facts: Facts,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Facts {
     Database {
         owner: String,

@@ -469,27 +469,90 @@ mod tests {
             .collect()
     }
 
-    /// The object as the server leaves it after `plan` (a lock of `object` with `method`).
+    /// The object as the server leaves it after a lock of `object` with `method`.
     fn after_lock(object: &Object, method: LockMethod, server: &Server) -> Object {
         let plan = lock_plan(object, method, server);
-        let saved = Saved::decode(object.comment.as_deref(), object.label()).unwrap();
-        assert!(saved.is_none(), "already locked");
-        let mut locked = object.clone();
-        locked.comment = Some(record_of(&plan).encode());
-        match &mut locked.facts {
-            Facts::Database {
+        assert_eq!(plan.change.status, Status::Locked);
+        apply(object, &plan.change.statements)
+    }
+
+    /// An unquoted identifier.
+    fn unquote(ident: &str) -> String {
+        ident
+            .strip_prefix('"')
+            .and_then(|i| i.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("not a quoted identifier: {ident}"))
+            .replace("\"\"", "\"")
+    }
+
+    /// The text of an escape_literal: '...' with '' for ', or E'...' with \\ for \ too.
+    fn unliteral(literal: &str) -> String {
+        let text = match literal.strip_prefix("E'") {
+            Some(rest) => rest.replace("\\\\", "\\"),
+            None => literal.strip_prefix('\'').unwrap().to_string(),
+        };
+        text.strip_suffix('\'').unwrap().replace("''", "'")
+    }
+
+    /// What the server does with the statements the planner writes: the test's stand-in for
+    /// it, so that lock then unlock can be checked to give back exactly what was there.
+    fn apply(object: &Object, statements: &[String]) -> Object {
+        let mut after = object.clone();
+        let mut role: Option<String> = None;
+        for statement in statements {
+            let sql = statement.strip_suffix(';').expect("statements end with ;");
+            if let Some(text) = sql.split_once(" IS ").map(|(_, v)| v) {
+                after.comment = (text != "NULL").then(|| unliteral(text));
+            } else if let Some(r) = sql.strip_prefix("SET ROLE ") {
+                role = Some(unquote(r));
+            } else if sql == "RESET ROLE" {
+                role = None;
+            } else if let Facts::Role { can_login, .. } = &mut after.facts {
+                *can_login = match sql.rsplit_once(' ').unwrap().1 {
+                    "LOGIN" => true,
+                    "NOLOGIN" => false,
+                    _ => panic!("unknown statement {statement}"),
+                };
+            } else if let Facts::Database {
+                owner,
                 allow_connections,
                 connection_limit,
                 connect_acl,
                 ..
-            } => match method {
-                LockMethod::AllowConnections => *allow_connections = false,
-                LockMethod::ConnectionLimit => *connection_limit = 0,
-                LockMethod::RevokeConnect => connect_acl.clear(),
-            },
-            Facts::Role { can_login, .. } => *can_login = false,
+            } = &mut after.facts
+            {
+                let words: Vec<&str> = sql.split(' ').collect();
+                if sql.contains("ALLOW_CONNECTIONS ") || sql.contains("datallowconn = ") {
+                    *allow_connections = sql.contains(" true");
+                } else if let Some(limit) = sql.split_once("CONNECTION LIMIT ") {
+                    *connection_limit = limit.1.parse().unwrap();
+                } else if let Some(from) = sql.strip_suffix(" CASCADE") {
+                    // Every holder is named, so CASCADE leaves nothing granted.
+                    assert!(
+                        from.starts_with("REVOKE CONNECT ON DATABASE "),
+                        "{statement}"
+                    );
+                    connect_acl.clear();
+                } else if words[..4] == ["GRANT", "CONNECT", "ON", "DATABASE"] {
+                    let grantee = match words[6] {
+                        "PUBLIC" => None,
+                        quoted => Some(unquote(quoted)),
+                    };
+                    let entry = AclEntry {
+                        grantee,
+                        grantor: role.clone().unwrap_or_else(|| owner.clone()),
+                        grant_option: sql.ends_with(" WITH GRANT OPTION"),
+                    };
+                    if !connect_acl.contains(&entry) {
+                        connect_acl.push(entry);
+                        connect_acl.sort();
+                    }
+                } else {
+                    panic!("unknown statement {statement}");
+                }
+            }
         }
-        locked
+        after
     }
 
     /// The record the plan's COMMENT statement writes.
@@ -499,13 +562,7 @@ mod tests {
             .split_once(" IS ")
             .and_then(|(_, v)| v.strip_suffix(';'))
             .unwrap();
-        // escape_literal: '...' with '' for ', or E'...' with \\ too when there is a backslash.
-        let text = match literal.strip_prefix("E'") {
-            Some(rest) => rest.replace("\\\\", "\\"),
-            None => literal.strip_prefix('\'').unwrap().to_string(),
-        };
-        let text = text.strip_suffix('\'').unwrap().replace("''", "'");
-        Saved::decode(Some(&text), plan_label(plan))
+        Saved::decode(Some(&unliteral(literal)), plan_label(plan))
             .unwrap()
             .unwrap()
     }
@@ -718,6 +775,72 @@ mod tests {
     }
 
     // --- unlock -----------------------------------------------------------------------------
+
+    /// Lock then unlock, with nothing changed in between, gives back exactly what was there,
+    /// for every method, prior state and server version (where lock does not refuse).
+    #[test]
+    fn unlock_restores_exactly_what_lock_changed() {
+        let mut commented = chain();
+        commented.comment = Some("keep 'me' \\ please".into());
+        let priors = [
+            db(),
+            with_db(db(), |allow, _, _, _| *allow = false),
+            with_db(db(), |_, limit, _, _| *limit = 7),
+            with_db(db(), |_, limit, _, _| *limit = 0),
+            with_db(db(), |_, _, _, acl| acl.clear()),
+            chain(),
+            commented,
+            role(true),
+            role(false),
+        ];
+        let servers = [
+            server(V9_4, true),
+            server(V9_4, false),
+            server(V9_5, false),
+            server(V15, true),
+        ];
+        let methods = [
+            LockMethod::AllowConnections,
+            LockMethod::ConnectionLimit,
+            LockMethod::RevokeConnect,
+        ];
+        let mut checked = 0;
+        for prior in &priors {
+            for srv in &servers {
+                for method in methods {
+                    let Ok(plan) = lock(prior, method, srv, &me()) else {
+                        continue;
+                    };
+                    let what = format!("{method:?} on {prior:?} at {srv:?}");
+                    let locked = apply(prior, &plan.change.statements);
+                    match &locked.facts {
+                        Facts::Database {
+                            allow_connections,
+                            connection_limit,
+                            connect_acl,
+                            ..
+                        } => assert!(
+                            match method {
+                                LockMethod::AllowConnections => !allow_connections,
+                                LockMethod::ConnectionLimit => *connection_limit == 0,
+                                LockMethod::RevokeConnect => connect_acl.is_empty(),
+                            },
+                            "{what}: still open: {locked:?}"
+                        ),
+                        Facts::Role { can_login, .. } => assert!(!can_login, "{what}"),
+                    }
+                    let unplan = unlock_plan(&locked, srv, ALL_ROLES);
+                    assert_eq!(unplan.change.status, Status::Unlocked { notes: vec![] });
+                    let back = apply(&locked, &unplan.change.statements);
+                    assert_eq!(back, *prior, "{what}");
+                    checked += 1;
+                }
+            }
+        }
+        // Every combination but allow-connections on the six open databases at 9.4 without
+        // superuser, which lock refuses.
+        assert_eq!(checked, priors.len() * servers.len() * methods.len() - 6);
+    }
 
     #[test]
     fn unlock_without_a_record_changes_nothing() {
