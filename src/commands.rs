@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::chain;
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
 };
 use crate::error::{code, Refused, Usage};
-use crate::filter::Filter;
+use crate::filter::{Filter, LockChain};
 use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
@@ -20,7 +21,7 @@ use crate::{conn, interrupt, lock};
 pub fn run(cli: Cli) -> Result<u8> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
-        Command::List(args) => list(&cli.conn, &printer, &args.filter),
+        Command::List(args) => list(&cli.conn, &printer, &args.filter, args.tree),
         Command::Cancel(args) => signal_sessions(
             &cli.conn,
             &printer,
@@ -96,7 +97,36 @@ fn connect_and_find(
         }
     };
     warn_hidden_from_query(&matched, printer);
+    warn_lock_chain_limits(filter, &server, &matched, printer);
     Ok((client, server, matched))
+}
+
+/// What pgkick cannot tell about lock chains on this server or for this role.
+fn warn_lock_chain_limits(filter: &Filter, server: &Server, matched: &Matched, printer: &Printer) {
+    if filter.chain.blocked_for.is_some() && !server.has_waitstart() {
+        printer.note(&format!(
+            "PostgreSQL {} has no pg_locks.waitstart: --blocked-for takes a wait to have \
+             started when the waiting query did (query_start), which can overstate it",
+            server.version_text()
+        ));
+    }
+    let hidden_in_chains = matched
+        .sessions
+        .iter()
+        .filter(|s| !s.details_visible() && (s.is_blocked() || s.is_blocking()))
+        .count();
+    if hidden_in_chains > 0 {
+        let durations = if server.has_waitstart() {
+            ""
+        } else {
+            ", nor how long they have waited"
+        };
+        printer.warn(&format!(
+            "{hidden_in_chains} session(s) in lock chains hide their details from this role: \
+             pgkick sees from the lock manager whom they wait on and hold up, but not their \
+             state or query{durations}; grant pg_read_all_stats to pgkick's role to see them"
+        ));
+    }
 }
 
 /// Finds the filter's sessions again, later in a run.
@@ -121,10 +151,47 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
+fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Result<u8> {
+    if tree && printer.is_json() {
+        return Err(Usage(
+            "--tree is a table view; JSON output already carries blocked_by and blocking".into(),
+        )
+        .into());
+    }
     let filter = Filter::from_args(args);
-    let (_client, _server, matched) = connect_and_find(conn, &filter, printer)?;
-    printer.print(&matched.sessions)?;
+    let (_client, server, matched) = connect_and_find(conn, &filter, printer)?;
+    if tree && !server.has_blocking_pids() {
+        return Err(Usage(format!(
+            "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
+            server.version_text()
+        ))
+        .into());
+    }
+    for p in &matched.prepared {
+        let blocks_listed = p
+            .blocking
+            .iter()
+            .any(|w| matched.sessions.iter().any(|s| s.pid == *w));
+        if p.matched || blocks_listed {
+            printer.note(&crate::output::prepared_message(p));
+        }
+    }
+    if tree {
+        let prepared: Vec<_> = matched
+            .prepared
+            .iter()
+            .filter(|p| {
+                p.matched
+                    || p.blocking
+                        .iter()
+                        .any(|w| matched.sessions.iter().any(|s| s.pid == *w))
+            })
+            .cloned()
+            .collect();
+        printer.print_tree(&chain::forest(&matched.sessions, &prepared, None))?;
+    } else {
+        printer.print(&matched.sessions)?;
+    }
     Ok(code::SUCCESS)
 }
 
@@ -147,6 +214,12 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         .into());
     }
     let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
+    // Prepared transactions the filters select: reported, never signalled (exit 3).
+    let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
+    for p in &unsignallable {
+        printer.warn(&crate::output::prepared_message(p));
+    }
+    let partial_before = !unsignallable.is_empty();
     let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
     if hidden > 0 {
@@ -183,6 +256,9 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         }
         let reports = with_outcome(&targets, action.would());
         printer.print(&reports)?;
+        if !filter.chain.is_empty() {
+            print_chains_to_break(&mut client, &server, &targets, printer)?;
+        }
         let first = if cancel_first.is_some() {
             Action::Cancel
         } else {
@@ -193,7 +269,11 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     }
     if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
-        return Ok(code::SUCCESS);
+        return Ok(if partial_before {
+            code::PARTIAL
+        } else {
+            code::SUCCESS
+        });
     }
     if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = match targets.len() {
@@ -265,7 +345,41 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     printer.progress("", 0, Duration::ZERO);
     printer.print(&reports)?;
     finished?;
-    Ok(exit_status(&reports))
+    let status = exit_status(&reports);
+    Ok(if partial_before {
+        code::PARTIAL
+    } else {
+        status
+    })
+}
+
+/// --dry-run with lock-chain filters: the chains headed by the targets, with the sessions
+/// waiting in them (found by one more statement: every blocked session).
+fn print_chains_to_break(
+    client: &mut postgres::Client,
+    server: &Server,
+    targets: &[Session],
+    printer: &Printer,
+) -> Result<()> {
+    let blocked = Filter {
+        chain: LockChain {
+            blocked: true,
+            ..LockChain::default()
+        },
+        ..Filter::default()
+    };
+    let mut sessions = session::find(client, server, &blocked)?.sessions;
+    for t in targets {
+        if !sessions.iter().any(|s| s.pid == t.pid) {
+            sessions.push(t.clone());
+        }
+    }
+    sessions.sort_by_key(|s| s.pid);
+    let heads: Vec<i32> = targets.iter().map(|t| t.pid).collect();
+    let mut lines = chain::forest(&sessions, &[], Some(&heads));
+    // Targets that hold nobody up (e.g. --blocked alone) make no chain to break.
+    lines.retain(|l| l.depth > 0 || matches!(l.node, chain::Node::Session(s) if s.is_blocking()));
+    Ok(printer.dry_run_chains(&lines)?)
 }
 
 /// --cancel-first, after the cancel: wait the grace period, then terminate the cancelled
