@@ -275,6 +275,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             code::SUCCESS
         });
     }
+    let mut prompted = false;
     if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = match targets.len() {
             1 => format!("{} this session?", capitalized(action.verb())),
@@ -283,9 +284,21 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         if !printer.confirm(&targets, &question)? {
             return Err(Refused("not confirmed; nothing was signalled".into()).into());
         }
+        prompted = true;
     }
     interrupt::install()?;
+    // A person may take a while to answer: what matched then (a lock chain, above all) may
+    // have resolved since. Only the targets that still match are signalled.
+    let mut stale = Vec::new();
     let targets = match &lock_first {
+        None if prompted => {
+            let still = session::find(&mut client, &server, &filter)?.sessions;
+            let (keep, gone): (Vec<Session>, Vec<Session>) = targets
+                .into_iter()
+                .partition(|t| still.iter().any(|s| s.same_backend(t)));
+            stale = with_outcome(&gone, Outcome::NoLongerMatches);
+            keep
+        }
         None => targets,
         Some(plan) => {
             // Locked first, so that clients reconnecting in a loop cannot get back in; then
@@ -343,6 +356,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         Ok(())
     })();
     printer.progress("", 0, Duration::ZERO);
+    reports.extend(stale);
+    reports.sort_by_key(|r| r.session.pid);
     printer.print(&reports)?;
     finished?;
     let status = exit_status(&reports);

@@ -149,6 +149,11 @@ const OUTCOMES: &[(&str, &str)] = &[
         "still_running",
         "cancelled, but its query still ran when --wait gave up",
     ),
+    (
+        "no_longer_matches",
+        "the session matched, but no longer matched the filters once the confirmation prompt \
+         was answered (a lock chain that resolved, for one); it was not signalled",
+    ),
     ("would_cancel", "-n: the session would be cancelled"),
     ("would_terminate", "-n: the session would be terminated"),
 ];
