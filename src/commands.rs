@@ -115,7 +115,7 @@ fn warn_lock_chain_limits(filter: &Filter, server: &Server, matched: &Matched, p
         .iter()
         .filter(|s| !s.details_visible() && (s.is_blocked() || s.is_blocking()))
         .count();
-    if hidden_in_chains > 0 {
+    if hidden_in_chains > 0 && !filter.chain.is_empty() {
         let durations = if server.has_waitstart() {
             ""
         } else {
