@@ -81,21 +81,31 @@ impl LockChain {
     }
 }
 
-/// The lock graph, computed in the statement that finds the sessions. `pg_blocking_pids` takes
-/// the lock manager's partition locks, so it is called only for sessions that wait for a lock
-/// (and for sessions whose wait event the server hides from pgkick's role, when pg_locks, which
-/// every role can read, shows them waiting). pg_locks is read once, and only when someone is
-/// blocked.
-/// - `g(pid, blocked_by, query_start)`: each waiting session and its blockers (sorted, without
-///   duplicates; 0 is a prepared transaction);
+/// The lock graph, computed in the statement that finds the sessions, from the same single
+/// scan of pg_stat_activity (a second scan would cost as much as the rest of the statement).
+/// `pg_blocking_pids` takes the lock manager's partition locks, so it is called only for
+/// sessions that wait for a lock (and for sessions whose wait event the server hides from
+/// pgkick's role, when pg_locks, which every role can read, shows them waiting). pg_locks is
+/// read once, and only when someone is blocked.
+/// - `sa`: every row of pg_stat_activity, with `pgkick_blocked_by` (sorted, without
+///   duplicates; 0 is a prepared transaction), null when the session does not wait;
+/// - `g(pid, blocked_by, query_start)`: the waiting sessions;
 /// - `e(waiter, blocker)`: the edges;
 /// - `wt(pid, wait_start)`: when each blocked session began to wait: pg_locks.waitstart where
 ///   the server has it (14+; read through to_jsonb so that the statement is the same on 13,
-///   where the first statement of a run is written for 13), otherwise its query_start;
+///   for which the first statement of a run is written), otherwise its query_start;
 /// - `pb(gid, database, owner, prepared, waiters)`: the prepared transactions holding a lock
 ///   that a session blocked by pid 0 waits for.
-fn lock_graph(cols: &Columns) -> String {
+///
+/// Each is materialized (explicitly from 12, always before): an inlined `wt` would be
+/// aggregated again for every row that looks it up.
+fn lock_graph(server: &Server, cols: &Columns) -> String {
     let pid = cols.pid;
+    let m = if server.has_materialized_cte() {
+        "MATERIALIZED "
+    } else {
+        ""
+    };
     let lock_object = |l: &str| {
         format!(
             "({l}.locktype, {l}.database, {l}.relation, {l}.page, {l}.tuple, {l}.virtualxid, \
@@ -103,23 +113,25 @@ fn lock_graph(cols: &Columns) -> String {
         )
     };
     format!(
-        "g AS (SELECT {pid} AS pid, ARRAY(SELECT DISTINCT b.pid \
-         FROM pg_catalog.unnest(pg_catalog.pg_blocking_pids({pid})) AS b(pid) ORDER BY 1) \
-         AS blocked_by, a.query_start \
-         FROM pg_catalog.pg_stat_activity a WHERE {wet} = 'Lock' OR (a.backend_start IS NULL \
-         AND {pid} IN (SELECT l.pid FROM pg_catalog.pg_locks l WHERE NOT l.granted))), \
-         e AS (SELECT g.pid AS waiter, b.pid AS blocker \
+        "sa AS {m}(SELECT a.*, CASE WHEN {wet} = 'Lock' OR (a.backend_start IS NULL \
+         AND {pid} IN (SELECT l.pid FROM pg_catalog.pg_locks l WHERE NOT l.granted)) \
+         THEN ARRAY(SELECT DISTINCT b.pid \
+         FROM pg_catalog.unnest(pg_catalog.pg_blocking_pids({pid})) AS b(pid) ORDER BY 1) END \
+         AS pgkick_blocked_by FROM pg_catalog.pg_stat_activity a), \
+         g AS {m}(SELECT a.pid, a.pgkick_blocked_by AS blocked_by, a.query_start FROM sa a \
+         WHERE a.pgkick_blocked_by IS NOT NULL), \
+         e AS {m}(SELECT g.pid AS waiter, b.pid AS blocker \
          FROM g, pg_catalog.unnest(g.blocked_by) AS b(pid)), \
-         lk AS (SELECT l.* FROM pg_catalog.pg_locks l WHERE EXISTS (SELECT 1 FROM e)), \
-         wt AS (SELECT g.pid, CASE \
+         lk AS {m}(SELECT l.* FROM pg_catalog.pg_locks l WHERE EXISTS (SELECT 1 FROM e)), \
+         wt AS {m}(SELECT g.pid, CASE \
          WHEN pg_catalog.bool_or((pg_catalog.to_jsonb(l) -> 'waitstart') IS NOT NULL) \
          THEN COALESCE(pg_catalog.min((pg_catalog.to_jsonb(l) ->> 'waitstart')::timestamptz), \
          pg_catalog.now()) \
          ELSE pg_catalog.min(g.query_start) END AS wait_start \
          FROM g LEFT JOIN lk l ON l.pid = g.pid AND NOT l.granted \
          WHERE pg_catalog.cardinality(g.blocked_by) > 0 GROUP BY g.pid), \
-         pb AS (SELECT p.gid, p.database::text AS database, p.owner::text AS owner, p.prepared, \
-         ARRAY(SELECT DISTINCT w.pid FROM lk w \
+         pb AS {m}(SELECT p.gid, p.database::text AS database, p.owner::text AS owner, \
+         p.prepared, ARRAY(SELECT DISTINCT w.pid FROM lk w \
          JOIN e ON e.waiter = w.pid AND e.blocker = 0 \
          JOIN lk h ON h.virtualtransaction = x.virtualtransaction AND h.granted \
          AND {h} IS NOT DISTINCT FROM {w} \
@@ -353,7 +365,7 @@ impl Filter {
             );
             return q;
         }
-        let mut ctes = lock_graph(&cols);
+        let mut ctes = lock_graph(server, &cols);
         if !self.chain.blocks.is_empty() {
             let p = q.bind(Param::Int4Array(self.chain.blocks.clone()));
             ctes.push_str(&format!(
@@ -365,14 +377,17 @@ impl Filter {
         }
         self.push_chain_conditions(&cols, &mut q, &mut conds);
         let prepared_matched = self.prepared_conditions(&mut q).join(" AND ");
+        // The lookups in e and wt are made only when there is something to find, so that
+        // with nobody waiting the lock-chain columns cost next to nothing per row.
         q.sql = format!(
             "WITH RECURSIVE {ctes} \
-             SELECT {list}, COALESCE(g.blocked_by, ARRAY[]::int4[]) AS blocked_by, \
-             ARRAY(SELECT DISTINCT e.waiter FROM e WHERE e.blocker = {pid} ORDER BY 1) \
-             AS blocking, wt.wait_start AS lock_wait_start, NULL::text AS gid, true AS matched, \
-             {SERVER_FACTS} \
-             FROM pg_catalog.pg_stat_activity a LEFT JOIN g ON g.pid = {pid} \
-             LEFT JOIN wt ON wt.pid = {pid} WHERE {conds} \
+             SELECT {list}, COALESCE(a.pgkick_blocked_by, ARRAY[]::int4[]) AS blocked_by, \
+             CASE WHEN EXISTS (SELECT 1 FROM e) THEN ARRAY(SELECT DISTINCT e.waiter FROM e \
+             WHERE e.blocker = {pid} ORDER BY 1) ELSE ARRAY[]::int4[] END AS blocking, \
+             CASE WHEN pg_catalog.cardinality(a.pgkick_blocked_by) > 0 THEN \
+             (SELECT w.wait_start FROM wt w WHERE w.pid = {pid}) END AS lock_wait_start, \
+             NULL::text AS gid, true AS matched, {SERVER_FACTS} \
+             FROM sa a WHERE {conds} \
              UNION ALL SELECT 0, pb.database, pb.owner, NULL::text, NULL::inet, NULL::int4, \
              NULL::timestamptz, pb.prepared, NULL::timestamptz, NULL::timestamptz, NULL::text, \
              NULL::text, NULL::text, NULL::text, NULL::int4, NULL::text, NULL::oid, \
@@ -385,11 +400,11 @@ impl Filter {
         q
     }
 
-    /// The lock-chain filters as conditions on a session row `a` joined to `g` and `wt`.
+    /// The lock-chain filters as conditions on a session row `a` of `sa`.
     fn push_chain_conditions(&self, cols: &Columns, q: &mut Query, conds: &mut Vec<String>) {
         let pid = cols.pid;
         let chain = &self.chain;
-        let blocked = "pg_catalog.cardinality(g.blocked_by) > 0";
+        let blocked = "pg_catalog.cardinality(a.pgkick_blocked_by) > 0";
         let blocking = format!("EXISTS (SELECT 1 FROM e WHERE e.blocker = {pid})");
         if chain.blocked {
             conds.push(blocked.into());
@@ -399,7 +414,7 @@ impl Filter {
         }
         if chain.root_blocker {
             conds.push(format!(
-                "{blocking} AND COALESCE(pg_catalog.cardinality(g.blocked_by), 0) = 0"
+                "{blocking} AND COALESCE(pg_catalog.cardinality(a.pgkick_blocked_by), 0) = 0"
             ));
         }
         if !chain.blocks.is_empty() {
@@ -410,7 +425,9 @@ impl Filter {
         if let Some(d) = chain.blocked_for {
             if chain.blocked {
                 let since = older_than(q, d);
-                conds.push(format!("wt.wait_start < {since}"));
+                conds.push(format!(
+                    "EXISTS (SELECT 1 FROM wt w WHERE w.pid = {pid} AND w.wait_start < {since})"
+                ));
             }
             if chain.blocker_side() {
                 let since = older_than(q, d);
@@ -750,14 +767,22 @@ mod tests {
         // that pg_locks shows waiting).
         assert_eq!(q.sql.matches("pg_catalog.pg_blocking_pids(").count(), 1);
         assert!(q.sql.contains(
-            "FROM pg_catalog.pg_stat_activity a WHERE a.wait_event_type = 'Lock' OR \
-             (a.backend_start IS NULL AND a.pid IN (SELECT l.pid FROM pg_catalog.pg_locks l \
-             WHERE NOT l.granted))"
+            "CASE WHEN a.wait_event_type = 'Lock' OR (a.backend_start IS NULL \
+             AND a.pid IN (SELECT l.pid FROM pg_catalog.pg_locks l WHERE NOT l.granted)) \
+             THEN ARRAY(SELECT DISTINCT b.pid \
+             FROM pg_catalog.unnest(pg_catalog.pg_blocking_pids(a.pid))"
         ));
         // pg_locks is read only when someone is blocked.
         assert!(q.sql.contains(
-            "lk AS (SELECT l.* FROM pg_catalog.pg_locks l WHERE EXISTS (SELECT 1 FROM e))"
+            "lk AS MATERIALIZED (SELECT l.* FROM pg_catalog.pg_locks l \
+             WHERE EXISTS (SELECT 1 FROM e))"
         ));
+        // One scan of pg_stat_activity serves the sessions and the lock graph.
+        assert_eq!(q.sql.matches("pg_catalog.pg_stat_activity").count(), 1);
+        assert!(!filter(&[])
+            .select(&Server::version(110000))
+            .sql
+            .contains("MATERIALIZED"));
         assert!(q.sql.contains("AS blocked_by") && q.sql.contains("AS blocking"));
         // Without lock-chain flags nothing is added to the sessions' conditions, and no
         // prepared transaction matches.
@@ -790,7 +815,9 @@ mod tests {
             "reach(origin, pid) AS (SELECT o.pid, o.pid FROM pg_catalog.unnest($2::int4[])"
         ));
         assert_eq!(q.params[1], Param::Int4Array(vec![7, 8]));
-        assert!(q.sql.contains("pg_catalog.cardinality(g.blocked_by) > 0"));
+        assert!(q
+            .sql
+            .contains("pg_catalog.cardinality(a.pgkick_blocked_by) > 0"));
         assert!(q
             .sql
             .contains("EXISTS (SELECT 1 FROM reach r WHERE r.pid = a.pid AND r.origin <> a.pid)"));
@@ -798,7 +825,7 @@ mod tests {
         // side for --blocks.
         assert!(q
             .sql
-            .contains("wt.wait_start < pg_catalog.now() - $3::int8"));
+            .contains("w.pid = a.pid AND w.wait_start < pg_catalog.now() - $3::int8"));
         assert!(q
             .sql
             .contains("WHERE e.blocker = a.pid AND w.wait_start < pg_catalog.now() - $4::int8"));
@@ -809,7 +836,7 @@ mod tests {
         let root = filter(&["--root-blocker", "--db", "d"]).select(&Server::version(170000));
         assert!(root.sql.contains(
             "EXISTS (SELECT 1 FROM e WHERE e.blocker = a.pid) AND \
-             COALESCE(pg_catalog.cardinality(g.blocked_by), 0) = 0"
+             COALESCE(pg_catalog.cardinality(a.pgkick_blocked_by), 0) = 0"
         ));
         assert!(root
             .sql

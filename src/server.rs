@@ -80,6 +80,10 @@ impl Server {
     pub fn has_blocking_pids(&self) -> bool {
         self.version_num >= 90600
     }
+    /// `WITH name AS MATERIALIZED (...)` from 12 (before, every CTE is materialized).
+    pub fn has_materialized_cte(&self) -> bool {
+        self.version_num >= 120000
+    }
     /// `pg_locks.waitstart` from 14: when a backend began to wait for its lock.
     pub fn has_waitstart(&self) -> bool {
         self.version_num >= 140000
