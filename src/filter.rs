@@ -147,7 +147,7 @@ fn lock_graph(server: &Server, cols: &Columns) -> String {
 
 /// The lock-chain columns on servers without pg_blocking_pids (before 9.6): unknown.
 const NO_LOCK_COLUMNS: &str = "NULL::int4[] AS blocked_by, NULL::int4[] AS blocking, \
-     NULL::timestamptz AS lock_wait_start, NULL::text AS gid, true AS matched";
+     NULL::timestamptz AS lock_wait_start, NULL::text AS gid, NULL::bool AS matched";
 
 /// Column expressions of pg_stat_activity for one server version family.
 pub struct Columns {
@@ -377,21 +377,24 @@ impl Filter {
         }
         self.push_chain_conditions(&cols, &mut q, &mut conds);
         let prepared_matched = self.prepared_conditions(&mut q).join(" AND ");
-        // The lookups in e and wt are made only when there is something to find, so that
-        // with nobody waiting the lock-chain columns cost next to nothing per row.
+        // The lookups in e and wt are made only when there is something to find, and a
+        // session outside any chain gets nulls (4 bytes each on the wire; `session` reads them
+        // as empty arrays), so that with nobody waiting the lock-chain columns cost next to
+        // nothing per row.
         q.sql = format!(
             "WITH RECURSIVE {ctes} \
-             SELECT {list}, COALESCE(a.pgkick_blocked_by, ARRAY[]::int4[]) AS blocked_by, \
-             CASE WHEN EXISTS (SELECT 1 FROM e) THEN ARRAY(SELECT DISTINCT e.waiter FROM e \
-             WHERE e.blocker = {pid} ORDER BY 1) ELSE ARRAY[]::int4[] END AS blocking, \
+             SELECT {list}, a.pgkick_blocked_by AS blocked_by, \
+             CASE WHEN EXISTS (SELECT 1 FROM e) THEN (SELECT \
+             pg_catalog.array_agg(DISTINCT e.waiter ORDER BY e.waiter) FROM e \
+             WHERE e.blocker = {pid}) END AS blocking, \
              CASE WHEN pg_catalog.cardinality(a.pgkick_blocked_by) > 0 THEN \
              (SELECT w.wait_start FROM wt w WHERE w.pid = {pid}) END AS lock_wait_start, \
-             NULL::text AS gid, true AS matched, {SERVER_FACTS} \
+             NULL::text AS gid, NULL::bool AS matched, {SERVER_FACTS} \
              FROM sa a WHERE {conds} \
              UNION ALL SELECT 0, pb.database, pb.owner, NULL::text, NULL::inet, NULL::int4, \
              NULL::timestamptz, pb.prepared, NULL::timestamptz, NULL::timestamptz, NULL::text, \
              NULL::text, NULL::text, NULL::text, NULL::int4, NULL::text, NULL::oid, \
-             ARRAY[]::int4[], pb.waiters, NULL::timestamptz, pb.gid, {prepared_matched}, \
+             NULL::int4[], pb.waiters, NULL::timestamptz, pb.gid, {prepared_matched}, \
              {SERVER_FACTS} FROM pb WHERE pg_catalog.cardinality(pb.waiters) > 0 ORDER BY 1",
             list = cols.select_list(),
             pid = cols.pid,

@@ -173,7 +173,9 @@ fn matched(filter: &Filter, rows: &[postgres::Row]) -> Result<Matched> {
                 owner: row.try_get(2)?,
                 prepared: row.try_get(7)?,
                 blocking: row.try_get::<_, Option<Vec<i32>>>(18)?.unwrap_or_default(),
-                matched: row.try_get(MATCHED_COLUMN)?,
+                matched: row
+                    .try_get::<_, Option<bool>>(MATCHED_COLUMN)?
+                    .unwrap_or(false),
             });
             continue;
         }
@@ -184,7 +186,14 @@ fn matched(filter: &Filter, rows: &[postgres::Row]) -> Result<Matched> {
             matched.hidden_from_query_filter += 1;
         }
     }
+    // The statement sends null for "in no chain" (it costs less on the wire than an empty
+    // array); before 9.6 null means "cannot tell".
+    let graph = matched.server.is_some_and(|s| s.has_blocking_pids());
     for session in &mut matched.sessions {
+        if graph {
+            session.blocked_by.get_or_insert_with(Vec::new);
+            session.blocking.get_or_insert_with(Vec::new);
+        }
         session.blocked_by_prepared = matched
             .prepared
             .iter()
