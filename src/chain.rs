@@ -57,7 +57,9 @@ pub fn forest<'a>(
 
     if heads.is_none() {
         for p in prepared {
-            if p.blocking.iter().any(|w| listed.contains(w)) {
+            // A prepared transaction the filters chose heads its chain even when none of its
+            // waiters is listed (list --root-blocker).
+            if p.matched || p.blocking.iter().any(|w| listed.contains(w)) {
                 lines.push(Line {
                     depth: 0,
                     node: Node::Prepared(p),

@@ -95,7 +95,9 @@ impl LockChain {
 ///   the server has it (14+; read through to_jsonb so that the statement is the same on 13,
 ///   for which the first statement of a run is written), otherwise its query_start;
 /// - `pb(gid, database, owner, prepared, waiters)`: the prepared transactions holding a lock
-///   that a session blocked by pid 0 waits for.
+///   that a session blocked by pid 0 waits for;
+/// - `nd(pid, blocking, wait_start)`: one row per session in a chain, joined to the sessions
+///   once (a lookup in `e` and `wt` per session would cost rows × waiters).
 ///
 /// Each is materialized (explicitly from 12, always before): an inlined `wt` would be
 /// aggregated again for every row that looks it up.
@@ -138,7 +140,11 @@ fn lock_graph(server: &Server, cols: &Columns) -> String {
          WHERE NOT w.granted ORDER BY 1) AS waiters \
          FROM pg_catalog.pg_prepared_xacts p JOIN lk x ON x.locktype = 'transactionid' \
          AND x.pid IS NULL AND x.transactionid = p.transaction \
-         WHERE EXISTS (SELECT 1 FROM e WHERE e.blocker = 0))",
+         WHERE EXISTS (SELECT 1 FROM e WHERE e.blocker = 0)), \
+         nd AS {m}(SELECT COALESCE(bl.pid, wt.pid) AS pid, bl.blocking, wt.wait_start \
+         FROM (SELECT e.blocker AS pid, \
+         pg_catalog.array_agg(DISTINCT e.waiter ORDER BY e.waiter) AS blocking \
+         FROM e GROUP BY e.blocker) AS bl FULL JOIN wt ON wt.pid = bl.pid)",
         wet = cols.wait_event_type,
         h = lock_object("h"),
         w = lock_object("w"),
@@ -377,43 +383,62 @@ impl Filter {
         }
         self.push_chain_conditions(&cols, &mut q, &mut conds);
         let prepared_matched = self.prepared_conditions(&mut q).join(" AND ");
-        // The lookups in e and wt are made only when there is something to find, and a
-        // session outside any chain gets nulls (4 bytes each on the wire; `session` reads them
-        // as empty arrays), so that with nobody waiting the lock-chain columns cost next to
-        // nothing per row.
-        q.sql = format!(
-            "WITH RECURSIVE {ctes} \
-             SELECT {list}, a.pgkick_blocked_by AS blocked_by, \
-             CASE WHEN EXISTS (SELECT 1 FROM e) THEN (SELECT \
-             pg_catalog.array_agg(DISTINCT e.waiter ORDER BY e.waiter) FROM e \
-             WHERE e.blocker = {pid}) END AS blocking, \
-             CASE WHEN pg_catalog.cardinality(a.pgkick_blocked_by) > 0 THEN \
-             (SELECT w.wait_start FROM wt w WHERE w.pid = {pid}) END AS lock_wait_start, \
-             NULL::text AS gid, NULL::bool AS matched, {SERVER_FACTS} \
-             FROM sa a WHERE {conds} \
-             UNION ALL SELECT 0, pb.database, pb.owner, NULL::text, NULL::inet, NULL::int4, \
+        // A session outside any chain gets nulls (4 bytes each on the wire; `session` reads
+        // them as empty arrays). With nobody blocked, the join to `nd` would still hash every
+        // session, so then (and only when no lock-chain filter asks, since those match nothing
+        // without a chain) a second branch without it serves the rows instead: each branch is
+        // gated by a one-time test of `e`.
+        let conds = conds.join(" AND ");
+        let sessions = |join: &str, columns: &str, gate: &str| {
+            format!(
+                "SELECT {list}, a.pgkick_blocked_by AS blocked_by, {columns}, \
+                 NULL::text AS gid, NULL::bool AS matched, {SERVER_FACTS} \
+                 FROM sa a{join} WHERE {conds}{gate}",
+                list = cols.select_list(),
+            )
+        };
+        let join = format!(" LEFT JOIN nd ON nd.pid = {}", cols.pid);
+        let graph_columns = "nd.blocking AS blocking, nd.wait_start AS lock_wait_start";
+        let mut branches = Vec::new();
+        if self.chain.is_empty() {
+            branches.push(sessions(
+                &join,
+                graph_columns,
+                " AND EXISTS (SELECT 1 FROM e)",
+            ));
+            branches.push(sessions(
+                "",
+                "NULL::int4[] AS blocking, NULL::timestamptz AS lock_wait_start",
+                " AND NOT EXISTS (SELECT 1 FROM e)",
+            ));
+        } else {
+            branches.push(sessions(&join, graph_columns, ""));
+        }
+        branches.push(format!(
+            "SELECT 0, pb.database, pb.owner, NULL::text, NULL::inet, NULL::int4, \
              NULL::timestamptz, pb.prepared, NULL::timestamptz, NULL::timestamptz, NULL::text, \
              NULL::text, NULL::text, NULL::text, NULL::int4, NULL::text, NULL::oid, \
              NULL::int4[], pb.waiters, NULL::timestamptz, pb.gid, {prepared_matched}, \
-             {SERVER_FACTS} FROM pb WHERE pg_catalog.cardinality(pb.waiters) > 0 ORDER BY 1",
-            list = cols.select_list(),
-            pid = cols.pid,
-            conds = conds.join(" AND "),
+             {SERVER_FACTS} FROM pb WHERE pg_catalog.cardinality(pb.waiters) > 0"
+        ));
+        q.sql = format!(
+            "WITH RECURSIVE {ctes} {} ORDER BY 1",
+            branches.join(" UNION ALL ")
         );
         q
     }
 
-    /// The lock-chain filters as conditions on a session row `a` of `sa`.
+    /// The lock-chain filters as conditions on a session row `a` of `sa` joined to `nd`.
     fn push_chain_conditions(&self, cols: &Columns, q: &mut Query, conds: &mut Vec<String>) {
         let pid = cols.pid;
         let chain = &self.chain;
         let blocked = "pg_catalog.cardinality(a.pgkick_blocked_by) > 0";
-        let blocking = format!("EXISTS (SELECT 1 FROM e WHERE e.blocker = {pid})");
+        let blocking = "nd.blocking IS NOT NULL";
         if chain.blocked {
             conds.push(blocked.into());
         }
         if chain.blocking {
-            conds.push(blocking.clone());
+            conds.push(blocking.into());
         }
         if chain.root_blocker {
             conds.push(format!(
@@ -428,14 +453,13 @@ impl Filter {
         if let Some(d) = chain.blocked_for {
             if chain.blocked {
                 let since = older_than(q, d);
-                conds.push(format!(
-                    "EXISTS (SELECT 1 FROM wt w WHERE w.pid = {pid} AND w.wait_start < {since})"
-                ));
+                conds.push(format!("nd.wait_start < {since}"));
             }
             if chain.blocker_side() {
                 let since = older_than(q, d);
                 conds.push(format!(
-                    "EXISTS (SELECT 1 FROM e JOIN wt w ON w.pid = e.waiter \
+                    "nd.blocking IS NOT NULL AND EXISTS (SELECT 1 FROM e \
+                     JOIN wt w ON w.pid = e.waiter \
                      WHERE e.blocker = {pid} AND w.wait_start < {since})"
                 ));
             }
@@ -780,7 +804,20 @@ mod tests {
             "lk AS MATERIALIZED (SELECT l.* FROM pg_catalog.pg_locks l \
              WHERE EXISTS (SELECT 1 FROM e))"
         ));
-        // One scan of pg_stat_activity serves the sessions and the lock graph.
+        // One scan of pg_stat_activity serves the sessions and the lock graph, and the graph
+        // is joined to them once.
+        assert!(q
+            .sql
+            .contains("FROM sa a LEFT JOIN nd ON nd.pid = a.pid WHERE"));
+        // With nobody blocked the rows come from a branch without the join.
+        assert!(q
+            .sql
+            .contains("AND EXISTS (SELECT 1 FROM e) UNION ALL SELECT"));
+        assert!(q
+            .sql
+            .contains("AND NOT EXISTS (SELECT 1 FROM e) UNION ALL SELECT 0,"));
+        let chained = filter(&["--blocked"]).select(&Server::version(150000));
+        assert!(!chained.sql.contains("NOT EXISTS (SELECT 1 FROM e)"));
         assert_eq!(q.sql.matches("pg_catalog.pg_stat_activity").count(), 1);
         assert!(!filter(&[])
             .select(&Server::version(110000))
@@ -828,7 +865,7 @@ mod tests {
         // side for --blocks.
         assert!(q
             .sql
-            .contains("w.pid = a.pid AND w.wait_start < pg_catalog.now() - $3::int8"));
+            .contains("nd.wait_start < pg_catalog.now() - $3::int8"));
         assert!(q
             .sql
             .contains("WHERE e.blocker = a.pid AND w.wait_start < pg_catalog.now() - $4::int8"));
@@ -838,7 +875,7 @@ mod tests {
 
         let root = filter(&["--root-blocker", "--db", "d"]).select(&Server::version(170000));
         assert!(root.sql.contains(
-            "EXISTS (SELECT 1 FROM e WHERE e.blocker = a.pid) AND \
+            "nd.blocking IS NOT NULL AND \
              COALESCE(pg_catalog.cardinality(a.pgkick_blocked_by), 0) = 0"
         ));
         assert!(root
