@@ -149,10 +149,17 @@ pub fn find(client: &mut postgres::Client, server: &Server, filter: &Filter) -> 
 pub fn probe(client: &mut postgres::Client, filter: &Filter) -> Result<Option<Matched>> {
     match filter.select(&Server::probe()).run(client) {
         Ok(rows) => matched(filter, &rows).map(Some),
-        // A column (or, before 9.6, pg_blocking_pids) the server lacks.
+        // What an older server lacks: a column, a function (pg_blocking_pids before 9.6) or
+        // syntax (`AS MATERIALIZED` before 12). Should a newer server reject the statement,
+        // the second attempt fails with the same error, reported as such.
         Err(e)
-            if e.code() == Some(&postgres::error::SqlState::UNDEFINED_COLUMN)
-                || e.code() == Some(&postgres::error::SqlState::UNDEFINED_FUNCTION) =>
+            if [
+                postgres::error::SqlState::UNDEFINED_COLUMN,
+                postgres::error::SqlState::UNDEFINED_FUNCTION,
+                postgres::error::SqlState::SYNTAX_ERROR,
+            ]
+            .iter()
+            .any(|c| e.code() == Some(c)) =>
         {
             Ok(None)
         }
