@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
+use crate::chain;
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
 };
 use crate::error::{ExitStatus, Refused, Usage};
-use crate::filter::Filter;
+use crate::filter::{Filter, LockChain};
 use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
@@ -23,7 +24,7 @@ use crate::{conn, conninfo, holders, interrupt, lock};
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
-        Command::List(args) => list(&cli.conn, &printer, &args.filter),
+        Command::List(args) => list(&cli.conn, &printer, &args.filter, args.tree),
         Command::Cancel(args) => signal_sessions(
             &cli.conn,
             &printer,
@@ -153,7 +154,36 @@ fn connect_and_find(
         }
     };
     warn_hidden_from_query(&matched, printer);
+    warn_lock_chain_limits(filter, &server, &matched, printer);
     Ok((client, server, matched))
+}
+
+/// What pgkick cannot tell about lock chains on this server or for this role.
+fn warn_lock_chain_limits(filter: &Filter, server: &Server, matched: &Matched, printer: &Printer) {
+    if filter.chain.blocked_for.is_some() && !server.has_waitstart() {
+        printer.note(&format!(
+            "PostgreSQL {} has no pg_locks.waitstart: --blocked-for takes a wait to have \
+             started when the waiting query did (query_start), which can overstate it",
+            server.version_text()
+        ));
+    }
+    let hidden_in_chains = matched
+        .sessions
+        .iter()
+        .filter(|s| !s.details_visible() && (s.is_blocked() || s.is_blocking()))
+        .count();
+    if hidden_in_chains > 0 && !filter.chain.is_empty() {
+        let durations = if server.has_waitstart() {
+            ""
+        } else {
+            ", nor how long they have waited"
+        };
+        printer.warn(&format!(
+            "{hidden_in_chains} session(s) in lock chains hide their details from this role: \
+             pgkick sees from the lock manager whom they wait on and hold up, but not their \
+             state or query{durations}; grant pg_read_all_stats to pgkick's role to see them"
+        ));
+    }
 }
 
 /// Finds the filter's sessions again, later in a run.
@@ -178,10 +208,47 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<ExitStatus> {
+fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Result<ExitStatus> {
+    if tree && printer.is_json() {
+        return Err(Usage(
+            "--tree is a table view; JSON output already carries blocked_by and blocking".into(),
+        )
+        .into());
+    }
     let filter = Filter::from_args(args);
     let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
-    printer.print(&matched.sessions)?;
+    if tree && !server.has_blocking_pids() {
+        return Err(Usage(format!(
+            "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
+            server.version_text()
+        ))
+        .into());
+    }
+    for p in &matched.prepared {
+        let blocks_listed = p
+            .blocking
+            .iter()
+            .any(|w| matched.sessions.iter().any(|s| s.pid == *w));
+        if p.matched || blocks_listed {
+            printer.note(&crate::output::prepared_message(p));
+        }
+    }
+    if tree {
+        let prepared: Vec<_> = matched
+            .prepared
+            .iter()
+            .filter(|p| {
+                p.matched
+                    || p.blocking
+                        .iter()
+                        .any(|w| matched.sessions.iter().any(|s| s.pid == *w))
+            })
+            .cloned()
+            .collect();
+        printer.print_tree(&chain::forest(&matched.sessions, &prepared, None))?;
+    } else {
+        printer.print(&matched.sessions)?;
+    }
     note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
     Ok(ExitStatus::Success)
 }
@@ -205,6 +272,12 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         .into());
     }
     let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
+    // Prepared transactions the filters select: reported, never signalled (exit 3).
+    let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
+    for p in &unsignallable {
+        printer.warn(&crate::output::prepared_message(p));
+    }
+    let partial_before = !unsignallable.is_empty();
     let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
     if hidden > 0 {
@@ -257,6 +330,9 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         } else {
             printer.print(&reports)?;
         }
+        if !filter.chain.is_empty() {
+            print_chains_to_break(&mut client, &server, &targets, printer)?;
+        }
         let first = if cancel_first.is_some() {
             Action::Cancel
         } else {
@@ -282,6 +358,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         printer.print::<Report>(&[])?;
         return Ok(ExitStatus::Success);
     }
+    let mut prompted = false;
     if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = match targets.len() {
             1 => format!("{} this session?", capitalized(action.verb())),
@@ -290,6 +367,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         if !printer.confirm(&targets, &question)? {
             return Err(Refused("not confirmed; nothing was signalled".into()).into());
         }
+        prompted = true;
     }
     interrupt::install()?;
     // --rollback-prepared: into each database with prepared transactions before the lock
@@ -310,7 +388,18 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         filter.exclude_pids.extend(opened.pids());
         rollback = Some(opened);
     }
+    // A person may take a while to answer: what matched then (a lock chain, above all) may
+    // have resolved since. Only the targets that still match are signalled.
+    let mut stale = Vec::new();
     let targets = match &lock_first {
+        None if prompted => {
+            let still = session::find(&mut client, &server, &filter)?.sessions;
+            let (keep, gone): (Vec<Session>, Vec<Session>) = targets
+                .into_iter()
+                .partition(|t| still.iter().any(|s| s.same_backend(t)));
+            stale = with_outcome(&gone, Outcome::NoLongerMatches);
+            keep
+        }
         None => targets,
         Some(plan) => {
             // Locked first, so that clients reconnecting in a loop cannot get back in; then
@@ -368,10 +457,16 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         Ok(())
     })();
     printer.progress("", 0, Duration::ZERO);
+    reports.extend(stale);
+    reports.sort_by_key(|r| r.session.pid);
     if lock_first.is_none() {
         printer.print(&reports)?;
         finished?;
-        return Ok(exit_status(&reports));
+        return Ok(if partial_before {
+            ExitStatus::Partial
+        } else {
+            exit_status(&reports)
+        });
     }
     // terminate --lock: what else keeps the databases from being dropped.
     let held = match finished {
@@ -422,7 +517,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             printer.note(&h.line());
         }
     }
-    let status = if held.iter().any(holders::Holder::holds) {
+    let status = if partial_before || held.iter().any(holders::Holder::holds) {
         ExitStatus::Partial
     } else {
         exit_status(&reports)
@@ -523,6 +618,35 @@ fn note_hidden_holders(
         printer.note(&h.note());
     }
     Ok(())
+}
+
+/// --dry-run with lock-chain filters: the chains headed by the targets, with the sessions
+/// waiting in them (found by one more statement: every blocked session).
+fn print_chains_to_break(
+    client: &mut postgres::Client,
+    server: &Server,
+    targets: &[Session],
+    printer: &Printer,
+) -> Result<()> {
+    let blocked = Filter {
+        chain: LockChain {
+            blocked: true,
+            ..LockChain::default()
+        },
+        ..Filter::default()
+    };
+    let mut sessions = session::find(client, server, &blocked)?.sessions;
+    for t in targets {
+        if !sessions.iter().any(|s| s.pid == t.pid) {
+            sessions.push(t.clone());
+        }
+    }
+    sessions.sort_by_key(|s| s.pid);
+    let heads: Vec<i32> = targets.iter().map(|t| t.pid).collect();
+    let mut lines = chain::forest(&sessions, &[], Some(&heads));
+    // Targets that hold nobody up (e.g. --blocked alone) make no chain to break.
+    lines.retain(|l| l.depth > 0 || matches!(l.node, chain::Node::Session(s) if s.is_blocking()));
+    Ok(printer.dry_run_chains(&lines)?)
 }
 
 /// --cancel-first, after the cancel: wait the grace period, then terminate the cancelled

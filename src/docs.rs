@@ -51,6 +51,11 @@ const DESCRIPTION: &[&str] = &[
      variables, the connection service file, the password file and TLS with libpq's sslmode \
      meanings. It never acts on its own session, on sessions without a database (background \
      workers) or on parallel workers.",
+    "The lock-chain filters (--blocked, --blocking, --root-blocker, --blocks, --blocked-for) \
+     follow the server's pg_blocking_pids(), computed in the same statement that finds the \
+     sessions and only for sessions that wait for a lock. A prepared transaction holding a \
+     lock others wait for is reported (its gid, and ROLLBACK PREPARED) but never signalled; \
+     when a filter selects one, cancel and terminate exit 3. list --tree shows the chains.",
     "cancel and terminate refuse to act on every session unless --all is given, refuse when \
      more sessions match than --max allows, ask for confirmation on a terminal unless -y is \
      given, and with -n only show what they would do.",
@@ -101,6 +106,28 @@ const JSON_FIELDS: &[(&str, &str)] = &[
         "the parallel group leader (PostgreSQL 13 and later)",
     ),
     ("query", "text of the current (or last) query"),
+    (
+        "blocked_by",
+        "the pids this session waits on for a lock, as pg_blocking_pids() reports them \
+         (sorted, without duplicates; a parallel group shows as its leader; 0 is a prepared \
+         transaction, see blocked_by_prepared); empty when it does not wait; null before \
+         PostgreSQL 9.6",
+    ),
+    (
+        "blocking",
+        "the pids waiting on this session (the sessions whose blocked_by holds its pid); null \
+         before PostgreSQL 9.6",
+    ),
+    (
+        "lock_wait_start",
+        "when the session began to wait for its lock: pg_locks.waitstart from PostgreSQL 14, \
+         before 14 its query_start (which can be earlier); null when it is not blocked",
+    ),
+    (
+        "blocked_by_prepared",
+        "the gids of the prepared transactions it waits on: they are no sessions, cannot be \
+         signalled and are ended by ROLLBACK PREPARED (or COMMIT PREPARED) in their database",
+    ),
 ];
 
 const JSON_NOTES: &[&str] = &[
@@ -111,13 +138,14 @@ const JSON_NOTES: &[&str] = &[
 ];
 
 /// Every outcome, in the order the documentation lists them.
-const OUTCOMES: [Outcome; 8] = [
+const OUTCOMES: [Outcome; 9] = [
     Outcome::Cancelled,
     Outcome::Terminated,
     Outcome::AlreadyGone,
     Outcome::PermissionDenied,
     Outcome::StillPresent,
     Outcome::StillRunning,
+    Outcome::NoLongerMatches,
     Outcome::WouldCancel,
     Outcome::WouldTerminate,
 ];
@@ -136,6 +164,10 @@ fn outcome_meaning(outcome: Outcome) -> &'static str {
         Outcome::StillPresent => "terminated, but still there when `--wait` timed out",
         Outcome::StillRunning => {
             "cancelled, but the same query was still running when `--wait` timed out"
+        }
+        Outcome::NoLongerMatches => {
+            "the session matched, but no longer matched the filters once the confirmation \
+             prompt was answered (a lock chain that resolved, for one); it was not signalled"
         }
         Outcome::WouldCancel => "dry run (`-n`): the query would be cancelled",
         Outcome::WouldTerminate => "dry run (`-n`): the session would be terminated",

@@ -2,6 +2,7 @@
 //!
 //! The only place that prints errors and picks the process exit code.
 
+mod chain;
 mod cli;
 mod commands;
 mod conn;

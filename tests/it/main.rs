@@ -4,6 +4,7 @@
 //! each feature file below tests pgkick's behaviour against them.
 
 mod backends;
+mod chains;
 mod completions;
 mod conn;
 mod conninfo;
