@@ -356,7 +356,11 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     }
     if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
-        return Ok(ExitStatus::Success);
+        return Ok(if partial_before {
+            ExitStatus::Partial
+        } else {
+            ExitStatus::Success
+        });
     }
     let mut prompted = false;
     if !guard.yes && printer.interactive() && !targets.is_empty() {
