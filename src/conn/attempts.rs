@@ -24,6 +24,8 @@ pub enum Failure {
     /// The server asked for a password and none was known; holds the "connection to server
     /// ..." prefix.
     NeedPassword(String),
+    /// Every host was up but none had the target_session_attrs property; as one line.
+    NotTarget(String),
     /// Everything else, as one line naming each host's problem.
     Other(String),
 }
@@ -72,6 +74,7 @@ impl Settings {
             a => vec![a],
         };
         let mut errors: Vec<String> = Vec::new();
+        let mut only_attrs = true;
         let mut need_password = None;
         for attrs in &passes {
             for target in &order {
@@ -90,6 +93,7 @@ impl Settings {
                             errors.push(format!(
                                 "could not translate host name \"{name}\" to address: {e}"
                             ));
+                            only_attrs = false;
                             continue;
                         }
                     },
@@ -109,6 +113,7 @@ impl Settings {
                             need_password.get_or_insert(place);
                         }
                         Err(e) => {
+                            only_attrs &= matches!(e, TryError::Attrs(_));
                             errors.push(format!("{place} failed: {}", self.explain(&e, target)))
                         }
                     }
@@ -118,6 +123,9 @@ impl Settings {
         // psql prompts when any host asked for a password that was not known.
         if let Some(place) = need_password {
             return Err(Failure::NeedPassword(place));
+        }
+        if only_attrs && !errors.is_empty() {
+            return Err(Failure::NotTarget(errors.join("; ")));
         }
         Err(Failure::Other(errors.join("; ")))
     }

@@ -69,6 +69,18 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// so the error names it.
 pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 
+/// Every host answered, but none has the target_session_attrs property asked for: with
+/// --each-host such a host is skipped, not failed.
+#[derive(Debug)]
+pub struct NotTargetSession(pub String);
+
+impl std::fmt::Display for NotTargetSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for NotTargetSession {}
+
 /// Reads a password for a user (the argument) from a person.
 pub type ReadPassword<'a> = &'a mut dyn FnMut(&str) -> Result<String>;
 
@@ -114,6 +126,7 @@ pub fn connect(settings: &Settings, prompt: Prompt<'_>) -> Result<Connected> {
                     settings.user
                 );
             }
+            Err(Failure::NotTarget(msg)) => return Err(NotTargetSession(msg).into()),
             Err(Failure::Other(msg)) => return Err(anyhow!(msg)),
         }
     }

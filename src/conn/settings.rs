@@ -90,7 +90,17 @@ impl Settings {
         let home = home_dir();
         let (mut opts, _) = collect_options(args, &env, home.as_deref())?;
         opts.insert("dbname".to_string(), dbname.to_string());
-        Settings::from_options(&opts, home.as_deref())
+        let mut settings = Settings::from_options(&opts, home.as_deref())?;
+        settings.keep_only_host(args.only_host);
+        Ok(settings)
+    }
+
+    /// --each-host: this server is one host of the value's list.
+    fn keep_only_host(&mut self, only: Option<usize>) {
+        if let Some(target) = only.and_then(|i| self.targets.get(i).cloned()) {
+            self.targets = vec![target];
+            self.load_balance = false;
+        }
     }
 
     /// Resolves with `env` as the environment and `home` as the home directory (for
@@ -103,6 +113,7 @@ impl Settings {
     ) -> Result<Settings> {
         let (opts, origins) = collect_options(args, env, home)?;
         let mut settings = Settings::from_options(&opts, home)?;
+        settings.keep_only_host(args.only_host);
         settings.given = origins
             .into_iter()
             .map(|(key, origin)| {
