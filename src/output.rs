@@ -4,6 +4,7 @@
 //! Results go to stdout; notes, warnings, progress and prompts go to stderr, so that
 //! `--json | jq` always reads clean JSON.
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -44,7 +45,59 @@ pub struct Printer {
     stdout_tty: bool,
     stderr_tty: bool,
     progress_shown: std::cell::Cell<bool>,
+    /// The server's label: the `server` field of every JSON object.
+    server: Option<String>,
+    /// One server of many: results are kept (see `fleet`) and printed once for all.
+    captured: Option<RefCell<Captured>>,
+    /// Nothing at all is shown, not even warnings (the fleet's counting pass).
+    silent: bool,
 }
+
+/// What one server of many would have printed on stdout, kept to be printed with the others.
+#[derive(Default)]
+pub struct Captured {
+    /// One per `print`.
+    pub tables: Vec<CapturedTable>,
+    /// Dry-run statements, lock-chain trees: shown after the results, under the server's name.
+    pub blocks: Vec<Block>,
+}
+
+pub struct CapturedTable {
+    headers: Vec<&'static str>,
+    noun: (&'static str, &'static str),
+    cut_last: bool,
+    rows: Vec<Vec<String>>,
+    /// Each item as one JSON object, `server` first.
+    json: Vec<String>,
+}
+
+pub struct Block {
+    text: String,
+    /// With JSON output this text goes to stderr, as it would for one server.
+    stderr_with_json: bool,
+}
+
+/// One server's part of a run over many.
+pub struct ServerOutput {
+    pub label: String,
+    pub captured: Captured,
+    /// Why the server failed (unreachable, refused, an error mid-run).
+    pub error: Option<String>,
+    /// Why the server was skipped (--each-host, target_session_attrs).
+    pub skipped: Option<String>,
+}
+
+/// An item with its server's label as its first field.
+#[derive(Serialize)]
+struct WithServer<'a, T: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<&'a str>,
+    #[serde(flatten)]
+    item: &'a T,
+}
+
+/// Password prompts of servers handled in parallel, one at a time.
+static PROMPT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Printer {
     pub fn new(args: &OutputArgs) -> Printer {
@@ -54,6 +107,51 @@ impl Printer {
             stdout_tty: io::stdout().is_terminal(),
             stderr_tty: io::stderr().is_terminal(),
             progress_shown: std::cell::Cell::new(false),
+            server: None,
+            captured: None,
+            silent: false,
+        }
+    }
+
+    /// Labels every JSON object with `server`.
+    pub fn for_server(mut self, label: &str) -> Printer {
+        self.server = Some(label.to_string());
+        self
+    }
+
+    /// One server of many: keeps the results for [`Printer::print_fleet`], names the server in
+    /// notes and warnings, shows no progress and asks nothing.
+    pub fn capturing(args: &OutputArgs, label: &str) -> Printer {
+        let mut p = Printer::new(args).for_server(label);
+        p.captured = Some(RefCell::new(Captured::default()));
+        p
+    }
+
+    /// Shows nothing at all: the fleet's pass that only counts the targets.
+    pub fn silent(args: &OutputArgs) -> Printer {
+        let mut p = Printer::capturing(args, "");
+        p.silent = true;
+        p.quiet = true;
+        p
+    }
+
+    /// What a capturing printer kept.
+    pub fn into_captured(self) -> Captured {
+        self.captured.map(RefCell::into_inner).unwrap_or_default()
+    }
+
+    fn labelled<'a, T: Serialize>(&'a self, item: &'a T) -> WithServer<'a, T> {
+        WithServer {
+            server: self.server.as_deref(),
+            item,
+        }
+    }
+
+    /// `pgkick: ` and, for one server of many, its name.
+    fn prefix(&self) -> String {
+        match (&self.captured, &self.server) {
+            (Some(_), Some(label)) => format!("pgkick: {label}: "),
+            _ => "pgkick: ".to_string(),
         }
     }
 
@@ -66,10 +164,30 @@ impl Printer {
         if self.quiet {
             return Ok(());
         }
+        if let Some(captured) = &self.captured {
+            let now = Utc::now();
+            let json = match self.format {
+                OutputFormat::Table => Vec::new(),
+                _ => items
+                    .iter()
+                    .map(|i| serde_json::to_string(&self.labelled(i)))
+                    .collect::<Result<_, _>>()?,
+            };
+            captured.borrow_mut().tables.push(CapturedTable {
+                headers: T::headers(),
+                noun: T::NOUN,
+                cut_last: T::CUT_LAST_WHEN_PIPED,
+                rows: items.iter().map(|i| i.cells(now)).collect(),
+                json,
+            });
+            return Ok(());
+        }
         let mut out = io::BufWriter::new(io::stdout().lock());
+        let items: Vec<_> = items.iter().map(|i| self.labelled(i)).collect();
         match self.format {
             OutputFormat::Table => {
-                let table = self.table(items, self.stdout_tty, false);
+                let items: Vec<&T> = items.iter().map(|i| i.item).collect();
+                let table = self.table(&items, self.stdout_tty, false);
                 writeln!(out, "{table}")?;
                 let n = items.len();
                 let noun = if n == 1 { T::NOUN.0 } else { T::NOUN.1 };
@@ -77,14 +195,14 @@ impl Printer {
             }
             OutputFormat::Json => {
                 if self.stdout_tty {
-                    serde_json::to_writer_pretty(&mut out, items)?;
+                    serde_json::to_writer_pretty(&mut out, &items)?;
                 } else {
-                    serde_json::to_writer(&mut out, items)?;
+                    serde_json::to_writer(&mut out, &items)?;
                 }
                 writeln!(out)?;
             }
             OutputFormat::Jsonl => {
-                for item in items {
+                for item in &items {
                     serde_json::to_writer(&mut out, item)?;
                     writeln!(out)?;
                 }
@@ -95,36 +213,50 @@ impl Printer {
 
     /// A table of `items`, fitted to the terminal width when `fit` (one line per row, long
     /// text cut with "..."), otherwise with query text shortened.
-    fn table<T: Tabular>(&self, items: &[T], fit: bool, on_stderr: bool) -> Table {
+    fn table<T: Tabular>(&self, items: &[&T], fit: bool, on_stderr: bool) -> Table {
         let now = Utc::now();
-        let mut table = Table::new();
-        if on_stderr {
-            table.use_stderr();
-        }
-        table.load_style(PSQL_STYLE);
-        table.set_header(T::headers());
-        // A terminal that reports no useful width (a pty without a window size says 0) is
-        // treated like a pipe.
-        let fit = fit && table.width().is_some_and(|w| w >= MIN_FIT_WIDTH);
-        if fit {
-            table.set_content_arrangement(ContentArrangement::Dynamic);
-        } else {
-            table.set_content_arrangement(ContentArrangement::Disabled);
-        }
-        for item in items {
-            let mut cells = item.cells(now);
-            if !fit && T::CUT_LAST_WHEN_PIPED {
-                if let Some(last) = cells.last_mut() {
-                    *last = shorten(last, PIPED_QUERY_CHARS);
-                }
-            }
-            let mut row = Row::from(cells);
-            row.max_height(1);
-            table.add_row(row);
-        }
-        table
+        let rows = items.iter().map(|i| i.cells(now)).collect();
+        rows_table(T::headers(), rows, fit, on_stderr, T::CUT_LAST_WHEN_PIPED)
     }
+}
 
+/// A table of rows under `headers`, fitted to the terminal width when `fit` (one line per
+/// row, long text cut with "..."), otherwise with the last column shortened when `cut_last`.
+fn rows_table(
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+    fit: bool,
+    on_stderr: bool,
+    cut_last: bool,
+) -> Table {
+    let mut table = Table::new();
+    if on_stderr {
+        table.use_stderr();
+    }
+    table.load_style(PSQL_STYLE);
+    table.set_header(headers);
+    // A terminal that reports no useful width (a pty without a window size says 0) is
+    // treated like a pipe.
+    let fit = fit && table.width().is_some_and(|w| w >= MIN_FIT_WIDTH);
+    if fit {
+        table.set_content_arrangement(ContentArrangement::Dynamic);
+    } else {
+        table.set_content_arrangement(ContentArrangement::Disabled);
+    }
+    for mut cells in rows {
+        if !fit && cut_last {
+            if let Some(last) = cells.last_mut() {
+                *last = shorten(last, PIPED_QUERY_CHARS);
+            }
+        }
+        let mut row = Row::from(cells);
+        row.max_height(1);
+        table.add_row(row);
+    }
+    table
+}
+
+impl Printer {
     /// Prints one report on stdout: one JSON object (one line with jsonl), or in table format
     /// `rows` as a table followed by `lines` of text. Nothing with --quiet.
     pub fn print_report<T: Serialize, R: Tabular>(
@@ -139,7 +271,8 @@ impl Printer {
         let mut out = io::BufWriter::new(io::stdout().lock());
         match self.format {
             OutputFormat::Table => {
-                writeln!(out, "{}", self.table(rows, self.stdout_tty, false))?;
+                let rows: Vec<&R> = rows.iter().collect();
+                writeln!(out, "{}", self.table(&rows, self.stdout_tty, false))?;
                 for line in lines {
                     writeln!(out, "{line}")?;
                 }
@@ -164,6 +297,9 @@ impl Printer {
         }
         let text =
             format!("-- dry run: nothing was changed. The statement that would run:\n{sql}\n");
+        if self.keep_block(&text, true) {
+            return Ok(());
+        }
         if self.is_json() {
             io::stderr().write_all(text.as_bytes())
         } else {
@@ -179,17 +315,21 @@ impl Printer {
         if self.quiet {
             return Ok(());
         }
-        let mut out = io::BufWriter::new(io::stdout().lock());
-        out.write_all(tree_text(lines, Utc::now()).as_bytes())?;
+        let mut text = tree_text(lines, Utc::now());
         let heads = lines.iter().filter(|l| l.depth == 0).count();
         let chained = lines.iter().any(|l| l.depth > 0);
         if chained {
             let noun = if heads == 1 { "chain" } else { "chains" };
-            writeln!(out, "({heads} lock {noun})")?;
+            text.push_str(&format!("({heads} lock {noun})\n"));
         } else {
             let noun = if heads == 1 { "session" } else { "sessions" };
-            writeln!(out, "(no lock chains; {heads} {noun})")?;
+            text.push_str(&format!("(no lock chains; {heads} {noun})\n"));
         }
+        if self.keep_block(&text, false) {
+            return Ok(());
+        }
+        let mut out = io::stdout().lock();
+        out.write_all(text.as_bytes())?;
         out.flush()
     }
 
@@ -203,6 +343,9 @@ impl Printer {
             "-- dry run: the lock chains this would break:\n{}",
             tree_text(lines, Utc::now())
         );
+        if self.keep_block(&text, true) {
+            return Ok(());
+        }
         if self.is_json() {
             io::stderr().write_all(text.as_bytes())
         } else {
@@ -213,24 +356,39 @@ impl Printer {
         }
     }
 
+    /// One server of many: keeps `text` to show under the server's name; false otherwise.
+    fn keep_block(&self, text: &str, stderr_with_json: bool) -> bool {
+        let Some(captured) = &self.captured else {
+            return false;
+        };
+        captured.borrow_mut().blocks.push(Block {
+            text: text.to_string(),
+            stderr_with_json,
+        });
+        true
+    }
+
     /// A note for people (stderr), not shown with --quiet.
     pub fn note(&self, msg: &str) {
         if !self.quiet {
             self.clear_progress();
-            eprintln!("pgkick: {msg}");
+            eprintln!("{}{msg}", self.prefix());
         }
     }
 
     /// A warning (stderr), shown even with --quiet.
     pub fn warn(&self, msg: &str) {
+        if self.silent {
+            return;
+        }
         self.clear_progress();
-        eprintln!("pgkick: warning: {msg}");
+        eprintln!("{}warning: {msg}", self.prefix());
     }
 
     /// Progress of a wait, on stderr, only on a terminal and without --quiet; `remaining` 0
     /// clears the line.
     pub fn progress(&self, what: &str, remaining: usize, left: Duration) {
-        if self.quiet || !self.stderr_tty {
+        if self.quiet || !self.stderr_tty || self.captured.is_some() {
             return;
         }
         if remaining == 0 {
@@ -258,26 +416,183 @@ impl Printer {
 
     /// True when a person can answer a prompt: stdin and stderr are terminals.
     pub fn interactive(&self) -> bool {
-        io::stdin().is_terminal() && self.stderr_tty
+        self.captured.is_none() && io::stdin().is_terminal() && self.stderr_tty
     }
 
     /// Asks for `user`'s password on the terminal, without echo (psql's prompt).
     pub fn read_password(&self, user: &str) -> anyhow::Result<String> {
         self.clear_progress();
-        rpassword::prompt_password(format!("Password for user {user}: "))
+        let _one_at_a_time = PROMPT.lock().unwrap_or_else(|e| e.into_inner());
+        let whose = match (&self.captured, &self.server) {
+            (Some(_), Some(label)) => format!(" on {label}"),
+            _ => String::new(),
+        };
+        rpassword::prompt_password(format!("Password for user {user}{whose}: "))
             .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))
     }
 
     /// Shows `items` on stderr and asks `question`; true only for an explicit yes.
     pub fn confirm<T: Tabular>(&self, items: &[T], question: &str) -> io::Result<bool> {
-        let table = self.table(items, true, true);
+        let items: Vec<&T> = items.iter().collect();
+        let table = self.table(&items, true, true);
         eprintln!("{table}");
-        eprint!("{question} [y/N] ");
-        io::stderr().flush()?;
-        let mut answer = String::new();
-        io::stdin().lock().read_line(&mut answer)?;
-        Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+        ask(question)
     }
+}
+
+/// Many servers: everything is printed once, with each row naming its server.
+impl Printer {
+    /// The results of every server: one table per kind of row with a server column (or one
+    /// JSON array), then each server's statements and trees under its name. JSON lines are
+    /// printed per server as each finishes ([`Printer::print_server_lines`]).
+    pub fn print_fleet(&self, outputs: &[ServerOutput]) -> io::Result<()> {
+        if self.quiet || self.format == OutputFormat::Jsonl {
+            return Ok(());
+        }
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        let tables = || outputs.iter().flat_map(|o| o.captured.tables.iter());
+        if self.format == OutputFormat::Json {
+            let items: Vec<&str> = tables()
+                .flat_map(|t| t.json.iter().map(String::as_str))
+                .collect();
+            if self.stdout_tty && !items.is_empty() {
+                writeln!(out, "[\n  {}\n]", items.join(",\n  "))?;
+            } else {
+                writeln!(out, "[{}]", items.join(","))?;
+            }
+        } else {
+            let mut kinds: Vec<&CapturedTable> = Vec::new();
+            for t in tables() {
+                if !kinds.iter().any(|k| k.headers == t.headers) {
+                    kinds.push(t);
+                }
+            }
+            for kind in kinds {
+                let mut rows = Vec::new();
+                for o in outputs {
+                    for t in o
+                        .captured
+                        .tables
+                        .iter()
+                        .filter(|t| t.headers == kind.headers)
+                    {
+                        rows.extend(t.rows.iter().map(|r| {
+                            let mut row = vec![o.label.clone()];
+                            row.extend(r.iter().cloned());
+                            row
+                        }));
+                    }
+                }
+                let mut headers = vec!["server"];
+                headers.extend(&kind.headers);
+                let n = rows.len();
+                let table = rows_table(headers, rows, self.stdout_tty, false, kind.cut_last);
+                writeln!(out, "{table}")?;
+                let noun = if n == 1 { kind.noun.0 } else { kind.noun.1 };
+                let servers = outputs.iter().filter(|o| o.error.is_none()).count();
+                let on = if servers == 1 { "server" } else { "servers" };
+                writeln!(out, "({n} {noun} on {servers} {on})")?;
+            }
+        }
+        out.flush()?;
+        for o in outputs {
+            for block in &o.captured.blocks {
+                let text = format!("-- server {}\n{}", o.label, block.text);
+                if self.is_json() && block.stderr_with_json {
+                    io::stderr().write_all(text.as_bytes())?;
+                } else {
+                    let mut out = io::stdout().lock();
+                    out.write_all(b"\n")?;
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// JSON lines: one server's objects as soon as it has finished, then an object with
+    /// `server` and `error` (or `skipped`) when it failed (or was skipped).
+    pub fn print_server_lines(&self, output: &ServerOutput) -> io::Result<()> {
+        if self.format != OutputFormat::Jsonl {
+            return Ok(());
+        }
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        if !self.quiet {
+            for t in &output.captured.tables {
+                for line in &t.json {
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        /// A server that failed or was skipped, as one JSON line.
+        #[derive(Serialize)]
+        struct Status<'a> {
+            server: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<&'a str>,
+        }
+        if output.error.is_some() || output.skipped.is_some() {
+            let status = Status {
+                server: &output.label,
+                error: output.error.as_deref(),
+                skipped: output.skipped.as_deref().filter(|_| output.error.is_none()),
+            };
+            serde_json::to_writer(&mut out, &status)?;
+            writeln!(out)?;
+        }
+        out.flush()?;
+        for block in &output.captured.blocks {
+            if !self.quiet {
+                eprint!("-- server {}\n{}", output.label, block.text);
+            }
+        }
+        Ok(())
+    }
+
+    /// One server of many failed: one line on stderr naming it, shown even with --quiet.
+    pub fn server_failed(&self, label: &str, cause: &str) {
+        self.clear_progress();
+        eprintln!("pgkick: {label}: {cause}");
+    }
+
+    /// Many servers: shows every server's targets on stderr, grouped by server, and asks
+    /// `question` once; true only for an explicit yes.
+    pub fn confirm_fleet<T: Tabular>(
+        &self,
+        groups: &[(String, Vec<T>)],
+        question: &str,
+    ) -> io::Result<bool> {
+        let now = Utc::now();
+        let rows = groups
+            .iter()
+            .flat_map(|(label, items)| {
+                items.iter().map(move |i| {
+                    let mut row = vec![label.clone()];
+                    row.extend(i.cells(now));
+                    row
+                })
+            })
+            .collect();
+        let mut headers = vec!["server"];
+        headers.extend(T::headers());
+        eprintln!(
+            "{}",
+            rows_table(headers, rows, true, true, T::CUT_LAST_WHEN_PIPED)
+        );
+        ask(question)
+    }
+}
+
+/// Asks `question` on stderr; true only for an explicit yes on stdin.
+fn ask(question: &str) -> io::Result<bool> {
+    eprint!("{question} [y/N] ");
+    io::stderr().flush()?;
+    let mut answer = String::new();
+    io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
 /// Collapses whitespace (query text is often multi-line) and cuts to `max` characters.
