@@ -1,6 +1,8 @@
 //! One function per subcommand: turns the parsed command line into calls to the actions and
 //! hands their results to the printer. Returns the exit status for outcomes that are not
 //! errors (success, or partial); errors carry their own (see `error`).
+//!
+//! Each function works on one server, the one `conn` names; `fleet` runs them over many.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -21,13 +23,19 @@ use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
 use crate::{conn, conninfo, holders, interrupt, lock};
 
-pub fn run(cli: Cli) -> Result<ExitStatus> {
-    let printer = Printer::new(&cli.output);
+/// Runs the command on the one server `conn` names, printing through `printer`; `gate`
+/// decides whether the targets cancel and terminate found may be signalled.
+pub fn run_on(
+    cli: &Cli,
+    conn: &ConnArgs,
+    printer: &Printer,
+    gate: &dyn Gate,
+) -> Result<ExitStatus> {
     match &cli.command {
-        Command::List(args) => list(&cli.conn, &printer, &args.filter, args.tree),
+        Command::List(args) => list(conn, printer, &args.filter, args.tree),
         Command::Cancel(args) => signal_sessions(
-            &cli.conn,
-            &printer,
+            conn,
+            printer,
             SignalPlan {
                 action: Action::Cancel,
                 filter: &args.filter,
@@ -35,11 +43,12 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 wait: &args.wait,
                 cancel_first: None,
                 lock_first: None,
+                gate,
             },
         ),
         Command::Terminate(args) => signal_sessions(
-            &cli.conn,
-            &printer,
+            conn,
+            printer,
             SignalPlan {
                 action: Action::Terminate,
                 filter: &args.filter,
@@ -51,12 +60,52 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                     lock_timeout: args.lock_timeout,
                     rollback_prepared: args.rollback_prepared,
                 }),
+                gate,
             },
         ),
-        Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
-        Command::Unlock(args) => unlock_databases_or_roles(&cli.conn, &printer, args),
-        Command::Conninfo(args) => conninfo(&cli.conn, &printer, args.connect),
+        Command::Lock(args) => lock_databases_or_roles(conn, printer, args),
+        Command::Unlock(args) => unlock_databases_or_roles(conn, printer, args),
+        Command::Conninfo(args) => conninfo(conn, printer, args.connect),
     }
+}
+
+/// Decides whether the targets cancel or terminate found on a server may be signalled: the
+/// --max guard of one server ([`OneServer`]), or the guards of a run over many (`fleet`).
+pub trait Gate: Sync {
+    /// An error refuses. `Ok(None)` lets every target be signalled; `Ok(Some(allowed))` only
+    /// the targets that are among `allowed` (what was counted and confirmed for this server).
+    fn approve(&self, targets: &[Session], guard: &GuardArgs) -> Result<Option<Vec<Session>>>;
+}
+
+/// The guard of a run on one server: --max.
+pub struct OneServer;
+
+impl Gate for OneServer {
+    fn approve(&self, targets: &[Session], guard: &GuardArgs) -> Result<Option<Vec<Session>>> {
+        if let Some(max) = guard.max {
+            if targets.len() > max {
+                return Err(Refused(format!(
+                    "{} sessions match, more than --max {max}; nothing was signalled",
+                    targets.len()
+                ))
+                .into());
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The guard that needs no server: a filter, or --all.
+pub fn refuse_unfiltered(filter: &Filter, guard: &GuardArgs, action: Action) -> Result<()> {
+    if filter.selects_everything() && !guard.all {
+        return Err(Refused(format!(
+            "no filter given: this would {} every session; add a filter such as --db NAME, \
+             or --all to mean every session",
+            action.verb()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// What cancel or terminate was asked to do.
@@ -68,6 +117,7 @@ struct SignalPlan<'a> {
     /// terminate --cancel-first: the grace period.
     cancel_first: Option<Duration>,
     lock_first: Option<LockFirst>,
+    gate: &'a dyn Gate,
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
@@ -267,16 +317,10 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         wait,
         cancel_first,
         lock_first,
+        gate,
     } = plan;
     let filter = Filter::from_args(args);
-    if filter.selects_everything() && !guard.all {
-        return Err(Refused(format!(
-            "no filter given: this would {} every session; add a filter such as --db NAME, \
-             or --all to mean every session",
-            action.verb()
-        ))
-        .into());
-    }
+    refuse_unfiltered(&filter, guard, action)?;
     let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
     // Prepared transactions the filters select: reported, never signalled (exit 3).
     let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
@@ -295,15 +339,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         ));
     }
 
-    if let Some(max) = guard.max {
-        if targets.len() > max {
-            return Err(Refused(format!(
-                "{} sessions match, more than --max {max}; nothing was signalled",
-                targets.len()
-            ))
-            .into());
-        }
-    }
+    let allowed = gate.approve(&targets, guard)?;
     if guard.dry_run {
         let mut holders = Vec::new();
         if let Some(plan) = &lock_first {
@@ -433,6 +469,13 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             server = matched.server.unwrap_or(server);
             matched.sessions
         }
+    };
+    let targets = match allowed {
+        Some(allowed) => targets
+            .into_iter()
+            .filter(|t| allowed.iter().any(|a| a.same_backend(t)))
+            .collect(),
+        None => targets,
     };
 
     let first = if cancel_first.is_some() {
@@ -730,7 +773,7 @@ fn exit_status(reports: &[Report]) -> ExitStatus {
     }
 }
 
-fn capitalized(word: &str) -> String {
+pub fn capitalized(word: &str) -> String {
     let mut c = word.chars();
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
