@@ -65,7 +65,7 @@ _pgkick() {
 
     case "${cmd}" in
         pgkick)
-            opts="-h -p -U -d -w -W -q -V --host --port --username --dbname --no-password --password --output --json --quiet --help --version list cancel terminate lock unlock conninfo help"
+            opts="-h -p -U -d -w -W -q -V --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help --version list cancel terminate lock unlock conninfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,6 +103,14 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
                     return 0
@@ -115,7 +123,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__cancel)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,6 +241,14 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
                     return 0
@@ -245,7 +261,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__conninfo)
-            opts="-h -p -U -d -w -W -q --connect --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-h -p -U -d -w -W -q --connect --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +296,14 @@ _pgkick() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -407,7 +431,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__list)
-            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --tree --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --tree --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -517,6 +541,14 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
                     return 0
@@ -529,7 +561,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__lock)
-            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -583,6 +615,14 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
                     return 0
@@ -595,7 +635,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__terminate)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -725,6 +765,14 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
                     return 0
@@ -737,7 +785,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__unlock)
-            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -784,6 +832,14 @@ _pgkick() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --servers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_pgkick_global_optspecs
-    string join \n h/host= p/port= U/username= d/dbname= w/no-password W/password output= json q/quiet help V/version
+    string join \n h/host= p/port= U/username= d/dbname= w/no-password W/password servers= each-host jobs= output= json q/quiet help V/version
 end
 
 function __fish_pgkick_needs_command
@@ -27,12 +27,15 @@ end
 complete -c pgkick -n "__fish_pgkick_needs_command" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_needs_command" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_needs_command" -s U -l username -d 'Database user name [env: PGUSER]' -r
-complete -c pgkick -n "__fish_pgkick_needs_command" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_needs_command" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
+complete -c pgkick -n "__fish_pgkick_needs_command" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
+complete -c pgkick -n "__fish_pgkick_needs_command" -l jobs -d 'Handle at most N servers at a time (1: one after another)' -r
 complete -c pgkick -n "__fish_pgkick_needs_command" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
 complete -c pgkick -n "__fish_pgkick_needs_command" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_needs_command" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_needs_command" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_needs_command" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_needs_command" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_needs_command" -l help -d 'Print help'
@@ -70,7 +73,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocked-for -d 'W
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s U -l username -d 'Database user name [env: PGUSER]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l jobs -d 'Handle at most N servers at a time (1: one after another)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
@@ -80,6 +85,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l root-blocker -d '
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l tree -d 'Show the lock chains as an indented tree: each root blocker, then the sessions waiting on it with how long they have waited (table output only)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l help -d 'Print help'
@@ -111,7 +117,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l wait-timeout -d
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s U -l username -d 'Database user name [env: PGUSER]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l jobs -d 'Handle at most N servers at a time (1: one after another)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
@@ -124,6 +132,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s n -l dry-run -d
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l wait -d 'Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l help -d 'Print help'
@@ -160,7 +169,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock-timeout
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s U -l username -d 'Database user name [env: PGUSER]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l jobs -d 'Handle at most N servers at a time (1: one after another)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
@@ -176,6 +187,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock -d 'Loc
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l rollback-prepared -d 'With --lock: roll back the prepared transactions of the locked databases (each in its own database, through a connection opened before the lock), so that DROP DATABASE can succeed; without it they are only reported'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l help -d 'Print help'
@@ -188,7 +200,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l lock-timeout -d '
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s U -l username -d 'Database user name [env: PGUSER]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l jobs -d 'Handle at most N servers at a time (1: one after another)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
@@ -196,6 +210,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s n -l dry-run -d '
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l list -d 'Show what pgkick has locked in this cluster: what, how, by whom, since when'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l help -d 'Print help'
@@ -205,26 +220,32 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l lock-timeout -d
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s U -l username -d 'Database user name [env: PGUSER]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l jobs -d 'Handle at most N servers at a time (1: one after another)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s n -l dry-run -d 'Show the statements; change nothing'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l help -d 'Print help'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s U -l username -d 'Database user name [env: PGUSER]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l jobs -d 'Handle at most N servers at a time (1: one after another)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l connect -d 'Also connect, and report the server version, the address used, whether TLS is in use and the authenticated user'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s W -l password -d 'Prompt for a password before connecting'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l help -d 'Print help'

@@ -25,6 +25,9 @@ pub struct Cli {
     pub conn: ConnArgs,
 
     #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 
     /// Print help
@@ -52,9 +55,19 @@ pub struct ConnArgs {
     pub username: Option<String>,
 
     /// Database to connect to: a name, a key=value conninfo string or a postgresql:// URI
-    /// [env: PGDATABASE; default: postgres]
+    /// [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once
+    /// (all on the same side of the subcommand): each value is one server, the other options
+    /// fill in what it leaves out
     #[arg(short = 'd', long = "dbname", global = true, value_name = "DBNAME")]
+    pub dbnames: Vec<String>,
+
+    /// The one server this run connects to: a `-d` value (set per server by the fleet).
+    #[arg(skip)]
     pub dbname: Option<String>,
+
+    /// With --each-host: which host of the value's host list this server is (from 0).
+    #[arg(skip)]
+    pub only_host: Option<usize>,
 
     /// Never prompt for a password
     #[arg(
@@ -68,6 +81,26 @@ pub struct ConnArgs {
     /// Prompt for a password before connecting
     #[arg(short = 'W', long = "password", global = true)]
     pub password: bool,
+}
+
+/// Many servers at once: where the list comes from and how many are handled together.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Connection options")]
+pub struct FleetArgs {
+    /// Read servers from FILE (- for standard input), one per line in the forms -d takes;
+    /// blank lines and lines starting with # are ignored
+    #[arg(long, global = true, value_name = "FILE")]
+    pub servers: Option<std::path::PathBuf>,
+
+    /// Act on every host of a multi-host value (host=a,b,c), not only the first that works;
+    /// with target_session_attrs, the hosts that do not match are reported as skipped
+    #[arg(long, global = true)]
+    pub each_host: bool,
+
+    /// Handle at most N servers at a time (1: one after another)
+    #[arg(long, global = true, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
 }
 
 /// How results are printed.

@@ -15,11 +15,13 @@ use std::fmt;
 pub enum ExitStatus {
     /// 0: the run did what was asked (also when nothing matched).
     Success,
-    /// 1: the run failed: no connection, an SQL error, an unknown database or role.
+    /// 1: the run failed: no connection, an SQL error, an unknown database or role; over
+    /// several servers, none of them succeeded.
     Runtime,
     /// 2: the command line is wrong; found before connecting.
     Usage,
-    /// 3: some sessions were not signalled or did not go away, or the databases are still held.
+    /// 3: some sessions were not signalled or did not go away, or the databases are still held;
+    /// over several servers, also: some (not all) of them failed.
     Partial,
     /// 4: a guard refused: no filter without --all, --max exceeded, confirmation declined.
     Refused,
@@ -61,7 +63,8 @@ impl ExitStatus {
             ExitStatus::Success => "success, including: nothing matched",
             ExitStatus::Runtime => {
                 "runtime error: cannot connect, SQL error, unknown database or role, permission \
-                 denied for the whole operation"
+                 denied for the whole operation; over several servers: none of them could be \
+                 reached, or every one failed"
             }
             ExitStatus::Usage => {
                 "usage error: unknown flag, malformed duration, invalid regex, ... (reported \
@@ -71,7 +74,9 @@ impl ExitStatus {
                 "partial: some matched sessions could not be signalled, or were still present \
                  after `--wait`; a lock-chain filter selected a prepared transaction, which \
                  cannot be signalled; or, after `terminate --lock`, something still keeps a \
-                 locked database from being dropped"
+                 locked database from being dropped; over several servers: some of them could \
+                 not be reached, refused authentication or failed mid-run, or one of these \
+                 partial outcomes happened on one of them"
             }
             ExitStatus::Refused => {
                 "refused by a guard: no filter without `--all`, `--max` exceeded, confirmation \
@@ -222,7 +227,10 @@ mod tests {
         assert!(help.contains("\n  143  interrupted by SIGTERM"), "{help}");
         assert!(!help.contains('`'), "{help}");
         assert!(help.lines().all(|l| l.len() <= 98), "{help}");
-        assert!(help.contains("\n       the whole operation\n"), "{help}");
+        assert!(
+            help.contains("\n       the whole operation; over"),
+            "{help}"
+        );
     }
 
     #[test]

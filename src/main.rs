@@ -11,6 +11,7 @@ mod conninfo;
 mod docs;
 mod error;
 mod filter;
+mod fleet;
 mod holders;
 mod interrupt;
 mod lock;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return clap_exit(err),
     };
-    match commands::run(cli) {
+    match fleet::run(cli) {
         Ok(status) => ExitCode::from(status),
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

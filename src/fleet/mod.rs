@@ -1,0 +1,353 @@
+//! Many servers at once: the same command on every server of the run, in parallel, with one
+//! report and one exit status.
+//!
+//! - `servers.rs`: which servers (`-d` repeated, `--servers FILE`, `--each-host`), each once,
+//!   and their labels;
+//! - `runner.rs`: at most `--jobs` servers at a time, each on its own thread.
+//!
+//! Each server runs the command exactly as a run on one server does (`commands::run_on`),
+//! through a printer that keeps its results (`Printer::capturing`); they are printed once at
+//! the end, each row naming its server. The guards hold over the whole run: cancel and
+//! terminate with --max, or asking on a terminal, first count every server's targets (a pass
+//! that stops before anything is signalled), refuse or ask once, then act on each server
+//! only on what was counted.
+//!
+//! A run that names one server (no `-d` or one, no `--servers`, one host) is the one-server
+//! run, with its messages and exit statuses unchanged; only the `server` field is added to
+//! its JSON objects.
+
+mod runner;
+mod servers;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command, GuardArgs};
+use crate::commands::{self, Gate, OneServer};
+use crate::conn::NotTargetSession;
+use crate::error::{self, ExitStatus, Interrupted, Refused, Usage};
+use crate::filter::Filter;
+use crate::interrupt;
+use crate::output::{Printer, ServerOutput};
+use crate::session::Session;
+use crate::signal::Action;
+
+pub use servers::Server;
+
+/// Runs the command line: on one server as always, or on each of many.
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let servers = which_servers(&cli)?;
+    let Some(servers) = servers else {
+        let mut conn = cli.conn.clone();
+        conn.dbname = conn.dbnames.first().cloned();
+        let server = servers::single(conn);
+        let printer = Printer::new(&cli.output).for_server(&server.label);
+        return commands::run_on(&cli, &server.conn, &printer, &OneServer);
+    };
+    if matches!(cli.command, Command::Conninfo(_)) {
+        return Err(Usage(
+            "conninfo shows one server: give at most one -d, and no --servers or --each-host"
+                .into(),
+        )
+        .into());
+    }
+    many(cli, servers)
+}
+
+/// `None` for a run on one server; otherwise the servers, each once. A value that does not
+/// resolve is a usage error, found before anything connects.
+fn which_servers(cli: &Cli) -> Result<Option<Vec<Server>>> {
+    let fleet = &cli.fleet;
+    let mut values: Vec<(servers::Source, String)> = cli
+        .conn
+        .dbnames
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (servers::Source::Flag(i + 1), v.clone()))
+        .collect();
+    let mut file = String::new();
+    if let Some(path) = &fleet.servers {
+        let text = if path.as_os_str() == "-" {
+            file = "standard input".into();
+            std::io::read_to_string(std::io::stdin()).context("reading --servers -")?
+        } else {
+            file = path.display().to_string();
+            std::fs::read_to_string(path).with_context(|| format!("reading --servers {file}"))?
+        };
+        let listed = servers::file_values(&text);
+        if listed.is_empty() && values.is_empty() {
+            return Err(Usage(format!("--servers {file}: no servers listed")).into());
+        }
+        values.extend(listed);
+    }
+    if values.len() <= 1 && !fleet.each_host && fleet.servers.is_none() {
+        return Ok(None);
+    }
+    if values.is_empty() {
+        // --each-host over the flags and PG* alone.
+        values.push((servers::Source::Flag(1), String::new()));
+    }
+    let mut base = cli.conn.clone();
+    base.dbnames.clear();
+    let servers = servers::plan(&base, &values, fleet.each_host, &file, &|c| {
+        crate::conn::Settings::resolve(c)
+    })?;
+    if servers.len() == 1 && fleet.servers.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(servers))
+}
+
+/// The guards of cancel and terminate, when the command is one.
+fn signal_guard(cli: &Cli) -> Option<(&GuardArgs, Filter, Action)> {
+    match &cli.command {
+        Command::Cancel(a) => Some((&a.guard, Filter::from_args(&a.filter), Action::Cancel)),
+        Command::Terminate(a) => Some((&a.guard, Filter::from_args(&a.filter), Action::Terminate)),
+        _ => None,
+    }
+}
+
+/// The counting pass stops here: the targets are known, nothing was signalled.
+#[derive(Debug)]
+struct Counted;
+
+impl std::fmt::Display for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("targets counted")
+    }
+}
+impl std::error::Error for Counted {}
+
+/// The counting pass's gate: keeps the targets and stops the run.
+#[derive(Default)]
+struct Count(Mutex<Option<Vec<Session>>>);
+
+impl Gate for Count {
+    fn approve(&self, targets: &[Session], _guard: &GuardArgs) -> Result<Option<Vec<Session>>> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(targets.to_vec());
+        Err(Counted.into())
+    }
+}
+
+/// The acting pass's gate: what was counted and confirmed for this server (`None` when the
+/// run had no counting pass).
+struct Allowed(Option<Vec<Session>>);
+
+impl Gate for Allowed {
+    fn approve(&self, _targets: &[Session], _guard: &GuardArgs) -> Result<Option<Vec<Session>>> {
+        Ok(self.0.clone())
+    }
+}
+
+/// How one server's part ended.
+enum Ended {
+    Done(ExitStatus),
+    Skipped,
+    Failed,
+}
+
+fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
+    let printer = Printer::new(&cli.output);
+    let jobs = usize::from(cli.fleet.jobs);
+    let mut allowed: Vec<Option<Vec<Session>>> = vec![None; servers.len()];
+    let mut early: Vec<Option<ServerOutput>> = (0..servers.len()).map(|_| None).collect();
+    let cli = Arc::new(cli);
+    if let Some((guard, filter, action)) = signal_guard(&cli) {
+        commands::refuse_unfiltered(&filter, guard, action)?;
+        let ask = !guard.yes && !guard.dry_run && printer.interactive();
+        if guard.max.is_some() || ask {
+            let counted = count(&cli, &servers, jobs)?;
+            let mut groups = Vec::new();
+            for (i, result) in counted.into_iter().enumerate() {
+                match result {
+                    Ok(targets) => {
+                        if !targets.is_empty() {
+                            groups.push((servers[i].label.clone(), targets.clone()));
+                        }
+                        allowed[i] = Some(targets);
+                    }
+                    Err(e) => early[i] = Some(failed(&servers[i], &e)),
+                }
+            }
+            let total: usize = groups.iter().map(|(_, t)| t.len()).sum();
+            let on = match groups.len() {
+                1 => "1 server".to_string(),
+                n => format!("{n} servers"),
+            };
+            if let Some(max) = guard.max.filter(|&max| total > max) {
+                return Err(Refused(format!(
+                    "{total} sessions match on {on}, more than --max {max}; nothing was \
+                     signalled"
+                ))
+                .into());
+            }
+            if ask && total > 0 {
+                let verb = commands::capitalized(action.verb());
+                let question = match total {
+                    1 => format!("{verb} this session?"),
+                    n => format!("{verb} these {n} sessions on {on}?"),
+                };
+                if !printer.confirm_fleet(&groups, &question)? {
+                    return Err(Refused("not confirmed; nothing was signalled".into()).into());
+                }
+            }
+        }
+    }
+    interrupt::install()?;
+    let mut outputs: Vec<Option<(ServerOutput, Ended)>> =
+        (0..servers.len()).map(|_| None).collect();
+    let mut todo = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        match early[i].take() {
+            Some(out) => {
+                report(&printer, &out);
+                outputs[i] = Some((out, Ended::Failed));
+            }
+            None => todo.push((i, server.clone(), allowed[i].take())),
+        }
+    }
+    let indices: Vec<usize> = todo.iter().map(|(i, _, _)| *i).collect();
+    let work_cli = Arc::clone(&cli);
+    let work = Arc::new(
+        move |(_, server, allowed): (usize, Server, Option<Vec<Session>>)| {
+            one(&work_cli, &server, allowed)
+        },
+    );
+    let unfinished = runner::run(todo, jobs, work, |k, (out, ended)| {
+        report(&printer, &out);
+        outputs[indices[k]] = Some((out, ended));
+    });
+    for k in unfinished {
+        let i = indices[k];
+        let out = ServerOutput {
+            label: servers[i].label.clone(),
+            captured: Default::default(),
+            error: Some("interrupted before it finished; what it did is unknown".into()),
+            skipped: None,
+        };
+        report(&printer, &out);
+        outputs[i] = Some((out, Ended::Failed));
+    }
+    let (outputs, ended): (Vec<ServerOutput>, Vec<Ended>) = outputs.into_iter().flatten().unzip();
+    printer.print_fleet(&outputs)?;
+    if let Some(signal) = interrupt::received() {
+        return Err(Interrupted { signal }.into());
+    }
+    Ok(exit_status(&ended))
+}
+
+/// The counting pass: every server's targets, or why it could not be counted.
+fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<Result<Vec<Session>>>> {
+    let mut counted: Vec<Option<Result<Vec<Session>>>> = (0..servers.len()).map(|_| None).collect();
+    let work_cli = Arc::clone(cli);
+    let work = Arc::new(move |server: Server| -> Result<Vec<Session>, String> {
+        let gate = Count::default();
+        let printer = Printer::silent(&work_cli.output);
+        let result = commands::run_on(&work_cli, &server.conn, &printer, &gate);
+        let targets = gate.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        match (result, targets) {
+            (_, Some(targets)) => Ok(targets),
+            (Err(e), None) => Err(error::one_line(&e)),
+            // Stopped before the guard: e.g. a lock-chain filter selected only a prepared
+            // transaction. Nothing to signal there.
+            (Ok(_), None) => Ok(Vec::new()),
+        }
+    });
+    runner::run(servers.to_vec(), jobs, work, |i, r| {
+        counted[i] = Some(r.map_err(anyhow::Error::msg));
+    });
+    if let Some(signal) = interrupt::received() {
+        return Err(Interrupted { signal }.into());
+    }
+    Ok(counted
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|| Ok(Vec::new())))
+        .collect())
+}
+
+/// One server's part of the run.
+fn one(cli: &Cli, server: &Server, allowed: Option<Vec<Session>>) -> (ServerOutput, Ended) {
+    let printer = Printer::capturing(&cli.output, &server.label);
+    let result = commands::run_on(cli, &server.conn, &printer, &Allowed(allowed));
+    let mut out = ServerOutput {
+        label: server.label.clone(),
+        captured: printer.into_captured(),
+        error: None,
+        skipped: None,
+    };
+    let ended = match result {
+        Ok(status) => Ended::Done(status),
+        Err(e) if e.chain().any(|c| c.is::<NotTargetSession>()) && cli.fleet.each_host => {
+            out.skipped = Some(error::one_line(&e));
+            Ended::Skipped
+        }
+        Err(e) => {
+            out.error = Some(error::one_line(&e));
+            Ended::Failed
+        }
+    };
+    (out, ended)
+}
+
+fn failed(server: &Server, e: &anyhow::Error) -> ServerOutput {
+    ServerOutput {
+        label: server.label.clone(),
+        captured: Default::default(),
+        error: Some(error::one_line(e)),
+        skipped: None,
+    }
+}
+
+/// As each server finishes: its failure (or skip) on stderr, its JSON lines on stdout.
+fn report(printer: &Printer, out: &ServerOutput) {
+    if let Some(e) = &out.error {
+        printer.server_failed(&out.label, e);
+    } else if let Some(why) = &out.skipped {
+        printer.note(&format!("{}: skipped: {why}", out.label));
+    }
+    if let Err(e) = printer.print_server_lines(out) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            printer.server_failed(&out.label, &format!("could not print: {e}"));
+        }
+    }
+}
+
+/// 0 when every server succeeded (or was skipped), 1 when none did, 3 otherwise.
+fn exit_status(ended: &[Ended]) -> ExitStatus {
+    let failed = ended.iter().filter(|e| matches!(e, Ended::Failed)).count();
+    if !ended.is_empty() && failed == ended.len() {
+        ExitStatus::Runtime
+    } else if failed > 0
+        || ended
+            .iter()
+            .any(|e| matches!(e, Ended::Done(s) if *s != ExitStatus::Success))
+    {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_over_servers() {
+        use Ended::*;
+        assert_eq!(
+            exit_status(&[Done(ExitStatus::Success), Skipped]),
+            ExitStatus::Success
+        );
+        assert_eq!(
+            exit_status(&[Done(ExitStatus::Success), Failed]),
+            ExitStatus::Partial
+        );
+        assert_eq!(
+            exit_status(&[Done(ExitStatus::Partial), Done(ExitStatus::Success)]),
+            ExitStatus::Partial
+        );
+        assert_eq!(exit_status(&[Failed, Failed]), ExitStatus::Runtime);
+    }
+}
