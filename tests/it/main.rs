@@ -8,6 +8,7 @@ mod chains;
 mod completions;
 mod conn;
 mod conninfo;
+mod fleet;
 mod hardening;
 mod harness;
 mod holders;

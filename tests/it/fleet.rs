@@ -1,0 +1,343 @@
+//! Many servers at once: `-d` repeated, `--servers`, `--each-host`; one report naming each
+//! server, one exit status, guards over the whole run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::harness::{unique_name, Output, Server, Session, SUPERUSER};
+
+/// `-d` value naming a server by its socket directory and port.
+fn value(server: &Server) -> String {
+    format!(
+        "host={} port={}",
+        server.sock_dir().display(),
+        server.port()
+    )
+}
+
+/// How pgkick labels a server reached through its socket directory.
+fn label(server: &Server) -> String {
+    format!("{}:{}", server.sock_dir().display(), server.port())
+}
+
+/// `-d` for each server.
+fn dbnames(servers: &[&Server]) -> Vec<String> {
+    servers
+        .iter()
+        .flat_map(|s| ["-d".to_string(), value(s)])
+        .collect()
+}
+
+/// server label -> pids of the objects on stdout (a JSON array or JSON lines) that have one.
+fn by_server(items: &[serde_json::Value]) -> BTreeMap<String, BTreeSet<i64>> {
+    let mut map: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    for item in items {
+        let server = item["server"].as_str().expect("server field").to_string();
+        let entry = map.entry(server).or_default();
+        if let Some(pid) = item["pid"].as_i64() {
+            entry.insert(pid);
+        }
+    }
+    map
+}
+
+fn array(out: &Output) -> Vec<serde_json::Value> {
+    out.json().as_array().expect("a JSON array").clone()
+}
+
+fn create_db_everywhere(servers: &[&Server], prefix: &str) -> String {
+    let db = unique_name(prefix);
+    for s in servers {
+        s.sql(&format!("CREATE DATABASE \"{db}\""));
+    }
+    db
+}
+
+fn allows_connections(server: &Server, db: &str) -> bool {
+    server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT datallowconn FROM pg_database WHERE datname::text = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// pgkick with `stdin` as its standard input.
+fn run_with_stdin(server: &Server, args: &[String], stdin: &str) -> Output {
+    let mut cmd = server.pgkick();
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start pgkick");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(128),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Three servers, one of them stopped: list, terminate, lock and unlock act on the two live
+/// ones as on one server, the dead one is one line on stderr (and an error object in JSON
+/// lines), and the run exits 3; with every server dead, 1. `--max` counts the targets of all
+/// servers and refuses before anything is signalled anywhere.
+#[test]
+fn fleet_acts_on_live_servers_and_reports_the_dead_one() {
+    let (a, b, dead) = (Server::start(), Server::start(), Server::start());
+    let db = create_db_everywhere(&[&a, &b, &dead], "fleet");
+    dead.stop_immediate();
+    let sa = Session::idle(&a, &db, SUPERUSER, "fleet");
+    let sb = Session::idle(&b, &db, SUPERUSER, "fleet");
+    let all = dbnames(&[&a, &b, &dead]);
+
+    // One server: the same run as ever, with the server field added.
+    let one = a.kick(["list", "--json", "--db", &db]).run();
+    assert_eq!(
+        by_server(&array(&one)),
+        BTreeMap::from([(label(&a), BTreeSet::from([i64::from(sa.pid)]))])
+    );
+
+    let list = a
+        .kick(["list", "--json", "--db", &db])
+        .args(&all)
+        .status(3)
+        .run();
+    let want = BTreeMap::from([
+        (label(&a), BTreeSet::from([i64::from(sa.pid)])),
+        (label(&b), BTreeSet::from([i64::from(sb.pid)])),
+    ]);
+    assert_eq!(by_server(&array(&list)), want);
+    let lines: Vec<&str> = list.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", list.stderr);
+    assert!(
+        lines[0].starts_with(&format!("pgkick: {}: ", label(&dead))),
+        "{}",
+        list.stderr
+    );
+
+    // JSON lines: the dead server is an object with server and error.
+    let jsonl = a
+        .kick(["list", "--output", "jsonl", "--db", &db])
+        .args(&all)
+        .status(3)
+        .run()
+        .jsonl();
+    let errors: Vec<&serde_json::Value> =
+        jsonl.iter().filter(|o| o.get("error").is_some()).collect();
+    assert_eq!(errors.len(), 1, "{jsonl:?}");
+    assert_eq!(errors[0]["server"], label(&dead).as_str());
+
+    // The table names the server of each row.
+    let table = a.kick(["list", "--db", &db]).args(&all).status(3).run();
+    let header = table.stdout.lines().next().unwrap();
+    assert!(
+        header.trim_start().starts_with("server"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains("(2 sessions on 2 servers)"),
+        "{}",
+        table.stdout
+    );
+
+    // --max counts every server's targets together: 2 > 1, nothing signalled anywhere.
+    let refused = a
+        .kick(["terminate", "--yes", "--max", "1", "--db", &db])
+        .args(dbnames(&[&a, &b]))
+        .status(4)
+        .fails_with(&["2 sessions match on 2 servers", "--max 1"]);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(sa.alive(&a) && sb.alive(&b));
+
+    let lock = a
+        .kick(["lock", "--json", "--db", &db])
+        .args(&all)
+        .status(3)
+        .run();
+    let locked: BTreeSet<String> = array(&lock)
+        .iter()
+        .map(|c| c["server"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(locked, BTreeSet::from([label(&a), label(&b)]));
+    assert!(!allows_connections(&a, &db) && !allows_connections(&b, &db));
+
+    let terminate = a
+        .kick([
+            "terminate",
+            "--json",
+            "--yes",
+            "--wait",
+            "--max",
+            "2",
+            "--db",
+            &db,
+        ])
+        .args(&all)
+        .status(3)
+        .run();
+    let reports = array(&terminate);
+    assert_eq!(by_server(&reports), want);
+    assert!(
+        reports.iter().all(|r| r["outcome"] == "terminated"),
+        "{reports:?}"
+    );
+    assert!(!sa.alive(&a) && !sb.alive(&b));
+
+    a.kick(["unlock", "--json", "--db", &db])
+        .args(&all)
+        .status(3)
+        .run();
+    assert!(allows_connections(&a, &db) && allows_connections(&b, &db));
+
+    // Nothing reachable: exit 1.
+    let nowhere = a
+        .kick(["list", "--json"])
+        .args(dbnames(&[&dead]))
+        .args(["-d", "host=/nonexistent-pgkick port=1"])
+        .status(1)
+        .run();
+    assert_eq!(nowhere.stderr.lines().count(), 2, "{}", nowhere.stderr);
+}
+
+/// `--each-host` over a multi-host value acts on every host, where without it only the first
+/// that works is used; with target_session_attrs=primary a standby is skipped, not failed.
+#[test]
+fn each_host_acts_on_every_host_and_skips_a_standby() {
+    let servers = [Server::start(), Server::start(), Server::start()];
+    let app = unique_name("eachhost");
+    let sessions: Vec<Session> = servers
+        .iter()
+        .map(|s| Session::idle(s, "postgres", SUPERUSER, &app))
+        .collect();
+    let hosts: Vec<String> = servers
+        .iter()
+        .map(|s| s.sock_dir().display().to_string())
+        .collect();
+    let ports: Vec<String> = servers.iter().map(|s| s.port().to_string()).collect();
+    let multi = format!("host={} port={}", hosts.join(","), ports.join(","));
+    let first = &servers[0];
+
+    let only_first = first
+        .kick(["list", "--json", "--app", &app, "-d", &multi])
+        .run();
+    assert_eq!(array(&only_first).len(), 1);
+
+    let every = first
+        .kick(["list", "--json", "--each-host", "--app", &app, "-d", &multi])
+        .run();
+    let want: BTreeMap<String, BTreeSet<i64>> = servers
+        .iter()
+        .zip(&sessions)
+        .map(|(s, session)| (label(s), BTreeSet::from([i64::from(session.pid)])))
+        .collect();
+    assert_eq!(by_server(&array(&every)), want);
+
+    let Some(standby) = first.start_standby() else {
+        eprintln!("no pg_basebackup in this build: the standby case is not run");
+        return;
+    };
+    let pair = format!(
+        "host={},{} port={},{} target_session_attrs=primary",
+        hosts[0],
+        standby.sock_dir().display(),
+        ports[0],
+        standby.port()
+    );
+    let out = first
+        .kick([
+            "list",
+            "--output",
+            "jsonl",
+            "--each-host",
+            "--app",
+            &app,
+            "-d",
+            &pair,
+        ])
+        .run();
+    let lines = out.jsonl();
+    let skipped: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|o| o.get("skipped").is_some())
+        .collect();
+    assert_eq!(skipped.len(), 1, "{lines:?}");
+    assert_eq!(skipped[0]["server"], label(&standby).as_str());
+    assert_eq!(
+        by_server(
+            &lines[..]
+                .iter()
+                .filter(|o| o.get("pid").is_some())
+                .cloned()
+                .collect::<Vec<_>>()
+        ),
+        BTreeMap::from([(label(first), BTreeSet::from([i64::from(sessions[0].pid)]))])
+    );
+    assert!(lines.iter().all(|o| o.get("error").is_none()), "{lines:?}");
+}
+
+/// `--servers -`: comments and blank lines are skipped, the same server twice is acted on
+/// once, and a bad line is a usage error naming it, before anything connects.
+#[test]
+fn servers_from_stdin_with_comments_duplicates_and_a_bad_line() {
+    let (a, b) = (Server::start(), Server::start());
+    let db = create_db_everywhere(&[&a, &b], "servers");
+    let sa = Session::idle(&a, &db, SUPERUSER, "fleet");
+    let sb = Session::idle(&b, &db, SUPERUSER, "fleet");
+    let args: Vec<String> = [
+        "terminate",
+        "--json",
+        "--yes",
+        "--db",
+        &db,
+        "--servers",
+        "-",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+
+    let bad = format!("# shards\n{}\n\nhost='unterminated\n", value(&a));
+    let out = run_with_stdin(&a, &args, &bad);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("standard input line 4"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        sa.alive(&a) && sb.alive(&b),
+        "a bad line must stop the run before it connects"
+    );
+
+    let good = format!(
+        "# shards\n\n{a}\n   # the same server again, spelled another way\n  {a} dbname=postgres  \n{b}\n",
+        a = value(&a),
+        b = value(&b)
+    );
+    let out = run_with_stdin(&a, &args, &good);
+    assert_eq!(out.code, 0, "{out:?}");
+    let reports = out.json().as_array().unwrap().clone();
+    assert_eq!(reports.len(), 2, "each server once: {reports:?}");
+    assert_eq!(
+        by_server(&reports),
+        BTreeMap::from([
+            (label(&a), BTreeSet::from([i64::from(sa.pid)])),
+            (label(&b), BTreeSet::from([i64::from(sb.pid)])),
+        ])
+    );
+    assert!(
+        reports.iter().all(|r| r["outcome"] == "terminated"),
+        "{reports:?}"
+    );
+}
