@@ -468,6 +468,8 @@ impl Printer {
                 }
             }
             for kind in kinds {
+                // A server column when there is more than one server.
+                let named = outputs.len() > 1;
                 let mut rows = Vec::new();
                 for o in outputs {
                     for t in o
@@ -477,13 +479,17 @@ impl Printer {
                         .filter(|t| t.headers == kind.headers)
                     {
                         rows.extend(t.rows.iter().map(|r| {
-                            let mut row = vec![o.label.clone()];
+                            let mut row = if named {
+                                vec![o.label.clone()]
+                            } else {
+                                Vec::new()
+                            };
                             row.extend(r.iter().cloned());
                             row
                         }));
                     }
                 }
-                let mut headers = vec!["server"];
+                let mut headers = if named { vec!["server"] } else { Vec::new() };
                 headers.extend(&kind.headers);
                 let n = rows.len();
                 let table = rows_table(headers, rows, self.stdout_tty, false, kind.cut_last);
@@ -512,14 +518,16 @@ impl Printer {
     }
 
     /// JSON lines: one server's objects as soon as it has finished, then an object with
-    /// `server` and `error` (or `skipped`) when it failed (or was skipped).
-    pub fn print_server_lines(&self, output: &ServerOutput) -> io::Result<()> {
+    /// `server` and `error` (or `skipped`) when it failed (or was skipped). What is printed
+    /// is not kept, so memory does not grow with the number of servers.
+    pub fn print_server_lines(&self, output: &mut ServerOutput) -> io::Result<()> {
         if self.format != OutputFormat::Jsonl {
             return Ok(());
         }
+        let captured = std::mem::take(&mut output.captured);
         let mut out = io::BufWriter::new(io::stdout().lock());
         if !self.quiet {
-            for t in &output.captured.tables {
+            for t in &captured.tables {
                 for line in &t.json {
                     writeln!(out, "{line}")?;
                 }
@@ -544,7 +552,7 @@ impl Printer {
             writeln!(out)?;
         }
         out.flush()?;
-        for block in &output.captured.blocks {
+        for block in &captured.blocks {
             if !self.quiet {
                 eprint!("-- server {}\n{}", output.label, block.text);
             }

@@ -200,8 +200,8 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
     let mut todo = Vec::new();
     for (i, server) in servers.iter().enumerate() {
         match early[i].take() {
-            Some(out) => {
-                report(&printer, &out);
+            Some(mut out) => {
+                report(&printer, &mut out);
                 outputs[i] = Some((out, Ended::Failed));
             }
             None => todo.push((i, server.clone(), allowed[i].take())),
@@ -214,19 +214,19 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
             one(&work_cli, &server, allowed)
         },
     );
-    let unfinished = runner::run(todo, jobs, work, |k, (out, ended)| {
-        report(&printer, &out);
+    let unfinished = runner::run(todo, jobs, work, |k, (mut out, ended)| {
+        report(&printer, &mut out);
         outputs[indices[k]] = Some((out, ended));
     });
     for k in unfinished {
         let i = indices[k];
-        let out = ServerOutput {
+        let mut out = ServerOutput {
             label: servers[i].label.clone(),
             captured: Default::default(),
             error: Some("interrupted before it finished; what it did is unknown".into()),
             skipped: None,
         };
-        report(&printer, &out);
+        report(&printer, &mut out);
         outputs[i] = Some((out, Ended::Failed));
     }
     let (outputs, ended): (Vec<ServerOutput>, Vec<Ended>) = outputs.into_iter().flatten().unzip();
@@ -300,7 +300,7 @@ fn failed(server: &Server, e: &anyhow::Error) -> ServerOutput {
 }
 
 /// As each server finishes: its failure (or skip) on stderr, its JSON lines on stdout.
-fn report(printer: &Printer, out: &ServerOutput) {
+fn report(printer: &Printer, out: &mut ServerOutput) {
     if let Some(e) = &out.error {
         printer.server_failed(&out.label, e);
     } else if let Some(why) = &out.skipped {
