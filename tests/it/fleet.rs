@@ -4,8 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-use crate::harness::{unique_name, Output, Server, Session, SUPERUSER};
+use crate::harness::{
+    unique_name, wait_until, Output, Server, Session, SUPERUSER, SWALLOWS_CANCEL,
+};
 
 /// `-d` value naming a server by its socket directory and port.
 fn value(server: &Server) -> String {
@@ -340,4 +343,80 @@ fn servers_from_stdin_with_comments_duplicates_and_a_bad_line() {
         reports.iter().all(|r| r["outcome"] == "terminated"),
         "{reports:?}"
     );
+}
+
+/// Ctrl-C while every server waits: pgkick stops promptly, exits 130, and still reports what
+/// it did on each server.
+#[test]
+fn ctrl_c_stops_every_server_and_reports_what_was_done_where() {
+    let (a, b) = (Server::start(), Server::start());
+    let db = create_db_everywhere(&[&a, &b], "ctrlc");
+    let sa = Session::active(&a, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
+    let sb = Session::active(&b, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
+    let app = unique_name("pgkick_fleet");
+    let mut cmd = a.pgkick();
+    cmd.env("PGAPPNAME", &app)
+        .args([
+            "cancel",
+            "--json",
+            "--db",
+            &db,
+            "--wait",
+            "--wait-timeout",
+            "60s",
+        ])
+        .args(dbnames(&[&a, &b]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start pgkick");
+    // Both servers are past the cancel and polling for the query to stop.
+    for server in [&a, &b] {
+        let mut watcher = server.connect(SUPERUSER);
+        let polling = wait_until(Duration::from_secs(15), || {
+            watcher
+                .query_opt(
+                    "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 \
+                       AND left(query, 15) = 'SELECT t.i FROM'",
+                    &[&app],
+                )
+                .ok()
+                .flatten()
+                .is_some()
+        });
+        assert!(polling, "pgkick never polled {}", label(server));
+    }
+    let sent = Instant::now();
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        by_server(&reports),
+        BTreeMap::from([
+            (label(&a), BTreeSet::from([i64::from(sa.pid)])),
+            (label(&b), BTreeSet::from([i64::from(sb.pid)])),
+        ])
+    );
+    assert!(
+        reports.iter().all(|r| r["outcome"] == "cancelled"),
+        "{reports:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.trim_end().ends_with("pgkick: interrupted by SIGINT"),
+        "{stderr}"
+    );
+    assert!(sa.alive(&a) && sb.alive(&b));
+    // Ended here: their Drop would wait for the swallowed cancel.
+    for (server, session) in [(&a, sa), (&b, sb)] {
+        server.sql(&format!("SELECT pg_terminate_backend({})", session.pid));
+        assert!(wait_until(Duration::from_secs(10), || !session.alive(server)));
+    }
 }
