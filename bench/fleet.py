@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""pgkick over a fleet: 20 throwaway servers with 50 idle sessions each (issue 13).
+
+Started by bench/fleet, which builds pgkick and finds the server binaries; it passes
+BENCH_PGKICK, BENCH_BINDIR and BENCH_OUT in the environment. Measures, each as the median of
+several runs:
+
+- `list --json` across every server vs on one server: ratio of wall times (goal <= 2.0);
+- `terminate --wait --yes` across every server vs the slowest of the single-server runs
+  (goal <= 1.5), refilling the idle sessions before each run;
+- the statements pgkick sends to each server (log_statement = all, application pgkick), in
+  the single-server run and in the fleet run (goal: the same);
+- peak RSS of pgkick across every server (/usr/bin/time -v; goal <= 32 MiB).
+
+Servers are kept small: shared_buffers 16MB, max_connections 80, fsync off, unix
+sockets only. Sessions are opened with bench.py's raw wire client (a file descriptor each).
+"""
+
+import importlib.util
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location("bench", os.path.join(HERE, "bench.py"))
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+SERVERS = int(os.environ.get("BENCH_FLEET_SERVERS", "20"))
+SESSIONS = int(os.environ.get("BENCH_FLEET_SESSIONS", "50"))
+RUNS = int(os.environ.get("BENCH_FLEET_RUNS", "5"))
+APP = bench.IDLE_APP
+
+
+def as_server_user(argv):
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *argv]
+    return argv
+
+
+def free_port(base=[41000]):
+    import socket
+    while True:
+        base[0] += 1
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", base[0])) != 0:
+                return base[0]
+
+
+def start_servers(bindir, root):
+    template = os.path.join(root, "template")
+    subprocess.run(as_server_user([f"{bindir}/initdb", "-D", template, "-U", "postgres",
+                                   "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]),
+                   check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(template, "postgresql.conf"), "a") as f:
+        f.write("shared_buffers = 16MB\nmax_connections = 80\nfsync = off\n"
+                "listen_addresses = ''\nlog_statement = 'all'\nlog_line_prefix = '%a|'\n"
+                "log_connections = off\nlog_disconnections = off\n")
+    servers = []
+    for i in range(SERVERS):
+        d = os.path.join(root, f"s{i}")
+        os.mkdir(d)
+        shutil.copytree(template, os.path.join(d, "data"), symlinks=True)
+        port = free_port()
+        with open(os.path.join(d, "data", "postgresql.conf"), "a") as f:
+            f.write(f"unix_socket_directories = '{d}'\nport = {port}\n")
+        subprocess.run(["chown", "-R", "postgres:postgres", d] if os.geteuid() == 0 else ["true"],
+                       check=True)
+        os.chmod(os.path.join(d, "data"), 0o700)
+        subprocess.run(as_server_user([f"{bindir}/pg_ctl", "-D", os.path.join(d, "data"), "-l",
+                                       os.path.join(d, "log"), "-w", "-t", "60", "start"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        servers.append({"dir": d, "port": port, "server": bench.Server(d, port)})
+    for s in servers:
+        ctl = s["server"].connect("postgres", "bench_ctl")
+        ctl.query(f"CREATE DATABASE {bench.DB}")
+        ctl.close()
+    return servers
+
+
+def stop_servers(bindir, servers):
+    for s in servers:
+        subprocess.run(as_server_user([f"{bindir}/pg_ctl", "-D", os.path.join(s["dir"], "data"),
+                                       "-m", "immediate", "-w", "stop"]),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def value(s):
+    return f"host={s['dir']} port={s['port']}"
+
+
+def log_size(s):
+    return os.path.getsize(os.path.join(s["dir"], "log"))
+
+
+def statements_since(s, pos):
+    """What pgkick sent to the server since `pos` (bench.py's reading of the log)."""
+    log = bench.Log(os.path.join(s["dir"], "log"))
+    log.pos = pos
+    return log.count("pgkick")
+
+
+def fill(servers, sessions):
+    """Closes what is left of each server's idle sessions and opens SESSIONS new ones."""
+    for s in servers:
+        bench.close_all(sessions.get(s["port"], []))
+        sessions[s["port"]], _ = s["server"].open_idle(SESSIONS)
+
+
+def timed(argv):
+    dt, rc, err = bench.run_cmd(argv)
+    if rc != 0:
+        raise SystemExit(f"exit {rc}: {' '.join(argv)}\n{err}")
+    return dt
+
+
+def cpu_s(argv):
+    """pgkick's own CPU time (user + system) for one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timed(argv)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main():
+    pgkick, bindir = os.environ["BENCH_PGKICK"], os.environ["BENCH_BINDIR"]
+    # A SIGTERM still stops the servers (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    root = tempfile.mkdtemp(prefix="pgkick-fleet-")
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    results = {"servers": SERVERS, "sessions_per_server": SESSIONS, "runs": RUNS}
+    servers = []
+    try:
+        t0 = time.perf_counter()
+        servers = start_servers(bindir, root)
+        results["start_s"] = time.perf_counter() - t0
+        listing = os.path.join(root, "servers.txt")
+        with open(listing, "w") as f:
+            f.write("# the benchmark's fleet\n" + "\n".join(value(s) for s in servers) + "\n")
+        base = [pgkick, "-w", "-U", "postgres"]
+        fleet = [*base, "--servers", listing]
+        sessions = {}
+        fill(servers, sessions)
+        one = [*base, "-d", value(servers[0])]
+        flt = ["--app", APP, "--db", bench.DB]
+        if os.environ.get("BENCH_FLEET_HOLD"):
+            # For a look by hand: the fleet stays up this many seconds.
+            print(f"servers: {listing}", flush=True)
+            time.sleep(float(os.environ["BENCH_FLEET_HOLD"]))
+
+        single_list = [timed([*one, "list", "--json", *flt]) for _ in range(RUNS)]
+        fleet_list = [timed([*fleet, "list", "--json", *flt]) for _ in range(RUNS)]
+        seq_list = [timed([*fleet, "--jobs", "1", "list", "--json", *flt]) for _ in range(RUNS)]
+        results["list"] = {"single_s": single_list, "fleet_s": fleet_list,
+                           "sequential_s": seq_list,
+                           "ratio": statistics.median(fleet_list) / statistics.median(single_list)}
+        results["pgkick_cpu_s_list"] = cpu_s([*fleet, "list", "--json", *flt])
+        with open("/proc/loadavg") as f:
+            results["loadavg_before"] = f.read().split()[:3]
+
+        rss = bench.peak_rss_kib([*fleet, "list", "--json", *flt])
+        results["peak_rss_kib_list"] = rss
+
+        # terminate --wait: each single server once per run, then the fleet.
+        singles, fleets, stmts_single, stmts_fleet = [], [], [], []
+        for _ in range(RUNS):
+            per = []
+            for s in servers:
+                pos = log_size(s)
+                per.append(timed([*base, "-d", value(s), "terminate", "--wait", "--yes", *flt]))
+                stmts_single.append(statements_since(s, pos))
+            singles.append(max(per))
+            fill(servers, sessions)
+            pos = {s["port"]: log_size(s) for s in servers}
+            fleets.append(timed([*fleet, "terminate", "--wait", "--yes", *flt]))
+            stmts_fleet += [statements_since(s, pos[s["port"]]) for s in servers]
+            fill(servers, sessions)
+        results["terminate"] = {
+            "slowest_single_s": singles, "fleet_s": fleets,
+            "ratio": statistics.median(fleets) / statistics.median(singles)}
+        results["statements_per_server"] = {
+            "single": sorted(set(stmts_single)), "fleet": sorted(set(stmts_fleet))}
+        results["peak_rss_kib_terminate"] = bench.peak_rss_kib(
+            [*fleet, "terminate", "--wait", "--yes", *flt])
+        for ws in sessions.values():
+            bench.close_all(ws)
+    finally:
+        stop_servers(bindir, servers)
+        shutil.rmtree(root, ignore_errors=True)
+
+    lst, term = results["list"], results["terminate"]
+    print(f"servers: {SERVERS} x {SESSIONS} idle sessions, {RUNS} runs each (medians)")
+    print(f"list --json:            one {statistics.median(lst['single_s'])*1000:.0f} ms, "
+          f"fleet {statistics.median(lst['fleet_s'])*1000:.0f} ms, ratio {lst['ratio']:.2f} "
+          f"(goal <= 2.0); --jobs 1: {statistics.median(lst['sequential_s'])*1000:.0f} ms; "
+          f"pgkick's own CPU {results['pgkick_cpu_s_list']*1000:.0f} ms")
+    print(f"terminate --wait --yes: slowest single "
+          f"{statistics.median(term['slowest_single_s'])*1000:.0f} ms, fleet "
+          f"{statistics.median(term['fleet_s'])*1000:.0f} ms, ratio {term['ratio']:.2f} "
+          "(goal <= 1.5)")
+    sp = results["statements_per_server"]
+    print(f"statements per server:  single {sp['single']}, fleet {sp['fleet']}")
+    print(f"load average before: {' '.join(results['loadavg_before'])} on {os.cpu_count()} cores")
+    print(f"peak RSS: list {results['peak_rss_kib_list']/1024:.1f} MiB, terminate "
+          f"{results['peak_rss_kib_terminate']/1024:.1f} MiB (goal <= 32 MiB)")
+    out = os.environ.get("BENCH_OUT")
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+            f.write("\n")
+        print(f"raw results: {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
