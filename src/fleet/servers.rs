@@ -109,7 +109,19 @@ fn split(conn: ConnArgs, settings: &Settings, each_host: bool) -> Vec<Server> {
         .iter()
         .map(|t| (host_name(t), t.port))
         .collect();
-    let service = settings.given.get("service").map(|g| g.value.as_str());
+    // A service names the server only when the server (its hosts or port) came from it: a
+    // PGSERVICE that every value overrides names none of them.
+    let from_service = ["host", "hostaddr", "port"].iter().any(|k| {
+        settings
+            .given
+            .get(*k)
+            .is_some_and(|g| matches!(g.origin, conn::Origin::Service { .. }))
+    });
+    let service = settings
+        .given
+        .get("service")
+        .filter(|_| from_service)
+        .map(|g| g.value.as_str());
     if !each_host || hosts.len() < 2 {
         return vec![Server {
             label: label(service, &hosts, &settings.dbname),
@@ -208,6 +220,25 @@ mod tests {
         assert_eq!(label(None, &two, "postgres"), "a:5432,[::1]:6432");
         let socket = vec![("/tmp".to_string(), 5433)];
         assert_eq!(label(None, &socket, "postgres"), "/tmp:5433");
+    }
+
+    #[test]
+    fn a_service_names_the_servers_it_gives_the_host_of() {
+        let dir = std::env::temp_dir().join(format!("pgkick-fleet-svc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pg_service.conf");
+        std::fs::write(
+            &file,
+            "[shard1]\nhost=s1 port=6432\n[opts]\nconnect_timeout=5\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "PGSERVICEFILE").then(|| file.display().to_string());
+        let resolve = |a: &ConnArgs| Settings::resolve_with(a, &env, None);
+        let v = values(&["service=shard1", "service=opts host=b"]);
+        let servers = plan(&base(), &v, false, "", &resolve).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let labels: Vec<&str> = servers.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["shard1", "b:5432"]);
     }
 
     #[test]
