@@ -101,10 +101,13 @@ def log_size(s):
 
 
 def statements_since(s, pos):
-    """What pgkick sent to the server since `pos` (bench.py's reading of the log)."""
+    """The kinds of statement pgkick sent to the server since `pos` (bench.py's reading of
+    the log), the polls of --wait apart: how many polls a wait takes depends on how fast the
+    server ends the sessions, not on pgkick."""
     log = bench.Log(os.path.join(s["dir"], "log"))
     log.pos = pos
-    return log.count("pgkick")
+    kinds = [k for k, _ in log.statements("pgkick")]
+    return " ".join(k for k in kinds if k != "poll"), kinds.count("poll")
 
 
 def fill(servers, sessions):
@@ -167,6 +170,14 @@ def main():
         with open("/proc/loadavg") as f:
             results["loadavg_before"] = f.read().split()[:3]
 
+        pos = [log_size(s) for s in servers]
+        timed([*one, "list", "--json", *flt])
+        list_single = statements_since(servers[0], pos[0])[0]
+        pos = [log_size(s) for s in servers]
+        timed([*fleet, "list", "--json", *flt])
+        results["list_statements_per_server"] = {
+            "single": list_single,
+            "fleet": sorted({statements_since(s, p)[0] for s, p in zip(servers, pos)})}
         rss = bench.peak_rss_kib([*fleet, "list", "--json", *flt])
         results["peak_rss_kib_list"] = rss
 
@@ -188,7 +199,10 @@ def main():
             "slowest_single_s": singles, "fleet_s": fleets,
             "ratio": statistics.median(fleets) / statistics.median(singles)}
         results["statements_per_server"] = {
-            "single": sorted(set(stmts_single)), "fleet": sorted(set(stmts_fleet))}
+            "single": sorted({k for k, _ in stmts_single}),
+            "fleet": sorted({k for k, _ in stmts_fleet}),
+            "polls_single": sorted({p for _, p in stmts_single}),
+            "polls_fleet": sorted({p for _, p in stmts_fleet})}
         results["peak_rss_kib_terminate"] = bench.peak_rss_kib(
             [*fleet, "terminate", "--wait", "--yes", *flt])
         for ws in sessions.values():
@@ -207,8 +221,11 @@ def main():
           f"{statistics.median(term['slowest_single_s'])*1000:.0f} ms, fleet "
           f"{statistics.median(term['fleet_s'])*1000:.0f} ms, ratio {term['ratio']:.2f} "
           "(goal <= 1.5)")
+    ls = results["list_statements_per_server"]
+    print(f"list statements/server: single [{ls['single']}], fleet {ls['fleet']}")
     sp = results["statements_per_server"]
-    print(f"statements per server:  single {sp['single']}, fleet {sp['fleet']}")
+    print(f"terminate statements:   single {sp['single']}, fleet {sp['fleet']} (besides "
+          f"--wait's polls: single {sp['polls_single']}, fleet {sp['polls_fleet']})")
     print(f"load average before: {' '.join(results['loadavg_before'])} on {os.cpu_count()} cores")
     print(f"peak RSS: list {results['peak_rss_kib_list']/1024:.1f} MiB, terminate "
           f"{results['peak_rss_kib_terminate']/1024:.1f} MiB (goal <= 32 MiB)")
