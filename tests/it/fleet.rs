@@ -174,6 +174,35 @@ fn fleet_acts_on_live_servers_and_reports_the_dead_one() {
         .collect();
     assert_eq!(locked, BTreeSet::from([label(&a), label(&b)]));
     assert!(!allows_connections(&a, &db) && !allows_connections(&b, &db));
+    let records = a
+        .kick(["lock", "--list", "--json"])
+        .args(&all)
+        .status(3)
+        .run();
+    let listed: BTreeSet<(String, String)> = array(&records)
+        .iter()
+        .map(|r| {
+            (
+                r["server"].as_str().unwrap().into(),
+                r["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        BTreeSet::from([(label(&a), db.clone()), (label(&b), db.clone())])
+    );
+
+    // --dry-run: each server's statement under its name, nothing signalled.
+    let dry = a
+        .kick(["terminate", "--dry-run", "--db", &db])
+        .args(dbnames(&[&a, &b]))
+        .run();
+    for server in [&a, &b] {
+        let shown = format!("-- server {}\n-- dry run", label(server));
+        assert!(dry.stdout.contains(&shown), "{}", dry.stdout);
+    }
+    assert!(sa.alive(&a) && sb.alive(&b));
 
     let terminate = a
         .kick([
