@@ -36,6 +36,8 @@ spec.loader.exec_module(bench)
 SERVERS = int(os.environ.get("BENCH_FLEET_SERVERS", "20"))
 SESSIONS = int(os.environ.get("BENCH_FLEET_SESSIONS", "50"))
 RUNS = int(os.environ.get("BENCH_FLEET_RUNS", "5"))
+# One way, per chunk: a round trip over the delayed link costs twice this.
+DELAY_MS = int(os.environ.get("BENCH_FLEET_DELAY_MS", "10"))
 APP = bench.IDLE_APP
 
 
@@ -61,7 +63,7 @@ def start_servers(bindir, root):
                    check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(template, "postgresql.conf"), "a") as f:
         f.write("shared_buffers = 16MB\nmax_connections = 80\nfsync = off\n"
-                "listen_addresses = ''\nlog_statement = 'all'\nlog_line_prefix = '%a|'\n"
+                "listen_addresses = '127.0.0.1'\nlog_statement = 'all'\nlog_line_prefix = '%a|'\n"
                 "log_connections = off\nlog_disconnections = off\n")
     servers = []
     for i in range(SERVERS):
@@ -130,6 +132,39 @@ def cpu_s(argv):
     timed(argv)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def start_proxies(servers, root):
+    """A delaying proxy (bench/delay_proxy.py) in front of each server: the fleet as it is
+    in production, each server across a network link, not all on this machine's 2 cores."""
+    proxies = []
+    for s in servers:
+        port = free_port()
+        p = subprocess.Popen([sys.executable, os.path.join(HERE, "delay_proxy.py"), str(port),
+                              str(s["port"]), str(DELAY_MS), os.path.join(root, "proxy.stats")],
+                             stdout=subprocess.PIPE, text=True)
+        if p.stdout.readline().strip() != "ready":
+            raise SystemExit("a delaying proxy did not start")
+        proxies.append((p, f"host=127.0.0.1 port={port} sslmode=disable"))
+    return proxies
+
+
+def linked(results, key, one, fleet, flt, servers, sessions):
+    """list and terminate --wait over the delayed links, one server vs all of them."""
+    single_list = [timed([*one, "list", "--json", *flt]) for _ in range(RUNS)]
+    fleet_list = [timed([*fleet, "list", "--json", *flt]) for _ in range(RUNS)]
+    singles, fleets = [], []
+    for _ in range(RUNS):
+        singles.append(timed([*one, "terminate", "--wait", "--yes", *flt]))
+        fill(servers, sessions)
+        fleets.append(timed([*fleet, "terminate", "--wait", "--yes", *flt]))
+        fill(servers, sessions)
+    results[key] = {
+        "delay_ms_each_way": DELAY_MS,
+        "list": {"single_s": single_list, "fleet_s": fleet_list,
+                 "ratio": statistics.median(fleet_list) / statistics.median(single_list)},
+        "terminate": {"single_s": singles, "fleet_s": fleets,
+                      "ratio": statistics.median(fleets) / statistics.median(singles)}}
 
 
 def main():
@@ -205,6 +240,19 @@ def main():
             "polls_fleet": sorted({p for _, p in stmts_fleet})}
         results["peak_rss_kib_terminate"] = bench.peak_rss_kib(
             [*fleet, "terminate", "--wait", "--yes", *flt])
+        fill(servers, sessions)
+
+        proxies = start_proxies(servers, root)
+        try:
+            linked_file = os.path.join(root, "linked.txt")
+            with open(linked_file, "w") as f:
+                f.write("\n".join(v for _, v in proxies) + "\n")
+            linked(results, "linked", [*base, "-d", proxies[0][1]],
+                   [*base, "--servers", linked_file], flt, servers, sessions)
+        finally:
+            for p, _ in proxies:
+                p.terminate()
+                p.wait()
         for ws in sessions.values():
             bench.close_all(ws)
     finally:
@@ -221,6 +269,12 @@ def main():
           f"{statistics.median(term['slowest_single_s'])*1000:.0f} ms, fleet "
           f"{statistics.median(term['fleet_s'])*1000:.0f} ms, ratio {term['ratio']:.2f} "
           "(goal <= 1.5)")
+    ln = results["linked"]
+    for what in ("list", "terminate"):
+        r = ln[what]
+        print(f"over {DELAY_MS} ms links, {what}: one "
+              f"{statistics.median(r['single_s'])*1000:.0f} ms, fleet "
+              f"{statistics.median(r['fleet_s'])*1000:.0f} ms, ratio {r['ratio']:.2f}")
     ls = results["list_statements_per_server"]
     print(f"list statements/server: single [{ls['single']}], fleet {ls['fleet']}")
     sp = results["statements_per_server"]
