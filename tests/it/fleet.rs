@@ -45,6 +45,21 @@ fn by_server(items: &[serde_json::Value]) -> BTreeMap<String, BTreeSet<i64>> {
     map
 }
 
+/// A report of a run over `sessions`' servers: each server once, with its session, whose
+/// outcome is `outcome`.
+fn assert_reported(reports: &[serde_json::Value], sessions: &[(&Server, &Session)], outcome: &str) {
+    assert_eq!(reports.len(), sessions.len(), "{reports:?}");
+    let want = sessions
+        .iter()
+        .map(|(server, s)| (label(server), BTreeSet::from([i64::from(s.pid)])))
+        .collect();
+    assert_eq!(by_server(reports), want);
+    assert!(
+        reports.iter().all(|r| r["outcome"] == outcome),
+        "{reports:?}"
+    );
+}
+
 fn array(out: &Output) -> Vec<serde_json::Value> {
     out.json().as_array().expect("a JSON array").clone()
 }
@@ -218,12 +233,7 @@ fn fleet_acts_on_live_servers_and_reports_the_dead_one() {
         .args(&all)
         .status(3)
         .run();
-    let reports = array(&terminate);
-    assert_eq!(by_server(&reports), want);
-    assert!(
-        reports.iter().all(|r| r["outcome"] == "terminated"),
-        "{reports:?}"
-    );
+    assert_reported(&array(&terminate), &[(&a, &sa), (&b, &sb)], "terminated");
     assert!(!sa.alive(&a) && !sb.alive(&b));
 
     a.kick(["unlock", "--json", "--db", &db])
@@ -360,18 +370,7 @@ fn servers_from_stdin_with_comments_duplicates_and_a_bad_line() {
     let out = run_with_stdin(&a, &args, &good);
     assert_eq!(out.code, 0, "{out:?}");
     let reports = out.json().as_array().unwrap().clone();
-    assert_eq!(reports.len(), 2, "each server once: {reports:?}");
-    assert_eq!(
-        by_server(&reports),
-        BTreeMap::from([
-            (label(&a), BTreeSet::from([i64::from(sa.pid)])),
-            (label(&b), BTreeSet::from([i64::from(sb.pid)])),
-        ])
-    );
-    assert!(
-        reports.iter().all(|r| r["outcome"] == "terminated"),
-        "{reports:?}"
-    );
+    assert_reported(&reports, &[(&a, &sa), (&b, &sb)], "terminated");
 }
 
 /// Ctrl-C while every server waits: pgkick stops promptly, exits 130, and still reports what
@@ -385,15 +384,8 @@ fn ctrl_c_stops_every_server_and_reports_what_was_done_where() {
     let app = unique_name("pgkick_fleet");
     let mut cmd = a.pgkick();
     cmd.env("PGAPPNAME", &app)
-        .args([
-            "cancel",
-            "--json",
-            "--db",
-            &db,
-            "--wait",
-            "--wait-timeout",
-            "60s",
-        ])
+        .args(["cancel", "--json", "--wait", "--wait-timeout", "60s"])
+        .args(["--db", &db])
         .args(dbnames(&[&a, &b]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -426,17 +418,7 @@ fn ctrl_c_stops_every_server_and_reports_what_was_done_where() {
     assert_eq!(out.status.code(), Some(130));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let reports: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("JSON");
-    assert_eq!(
-        by_server(&reports),
-        BTreeMap::from([
-            (label(&a), BTreeSet::from([i64::from(sa.pid)])),
-            (label(&b), BTreeSet::from([i64::from(sb.pid)])),
-        ])
-    );
-    assert!(
-        reports.iter().all(|r| r["outcome"] == "cancelled"),
-        "{reports:?}"
-    );
+    assert_reported(&reports, &[(&a, &sa), (&b, &sb)], "cancelled");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.trim_end().ends_with("pgkick: interrupted by SIGINT"),
