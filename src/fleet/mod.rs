@@ -59,6 +59,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
 /// resolve is a usage error, found before anything connects.
 fn which_servers(cli: &Cli) -> Result<Option<Vec<Server>>> {
     let fleet = &cli.fleet;
+    let given = servers::dbname_flags(&std::env::args_os().collect::<Vec<_>>());
+    if given > cli.conn.dbnames.len() {
+        return Err(Usage(
+            "-d is given both before and after the subcommand, and only one side would be \
+             used: give every -d on the same side"
+                .into(),
+        )
+        .into());
+    }
     let mut values: Vec<(servers::Source, String)> = cli
         .conn
         .dbnames

@@ -45,6 +45,23 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// How many times the raw command line gives `-d`/`--dbname` (before a `--`). clap keeps
+/// only the values on one side of the subcommand when both have some; comparing with this
+/// count tells the run to refuse rather than act on some of the servers.
+pub fn dbname_flags(args: &[std::ffi::OsString]) -> usize {
+    args.iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .filter(|a| {
+            *a == "-d"
+                || *a == "--dbname"
+                || a.starts_with("--dbname=")
+                || (a.starts_with("-d") && !a.starts_with("--"))
+        })
+        .count()
+}
+
 /// The values of a servers file: one per line, surrounding blanks trimmed; blank lines and
 /// lines starting with `#` are skipped.
 pub fn file_values(text: &str) -> Vec<(Source, String)> {
@@ -196,6 +213,27 @@ mod tests {
             .enumerate()
             .map(|(i, v)| (Source::Flag(i + 1), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn dbname_flags_are_counted_on_both_sides() {
+        let args = |v: &[&str]| -> Vec<std::ffi::OsString> {
+            v.iter().map(std::ffi::OsString::from).collect()
+        };
+        let n = dbname_flags(&args(&[
+            "pgkick",
+            "-d",
+            "a",
+            "list",
+            "--dbname",
+            "b",
+            "--dbname=c",
+            "-dd",
+            "--",
+            "-d",
+        ]));
+        assert_eq!(n, 4);
+        assert_eq!(dbname_flags(&args(&["pgkick", "list", "--db", "x"])), 0);
     }
 
     #[test]
