@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    unique_name, wait_until, Output, Server, Session, SUPERUSER, SWALLOWS_CANCEL,
+    unique_name, wait_until, Output, Server, Session, Terminal, SUPERUSER, SWALLOWS_CANCEL,
 };
 
 /// `-d` value naming a server by its socket directory and port.
@@ -177,6 +177,35 @@ fn fleet_acts_on_live_servers_and_reports_the_dead_one() {
         .fails_with(&["2 sessions match on 2 servers", "--max 1"]);
     assert!(refused.stdout.is_empty(), "{}", refused.stdout);
     assert!(sa.alive(&a) && sb.alive(&b));
+
+    // On a terminal: every server's targets, grouped by server, and one question.
+    let (pa, pb) = (
+        Session::idle(&a, "postgres", SUPERUSER, "prompted"),
+        Session::idle(&b, "postgres", SUPERUSER, "prompted"),
+    );
+    let mut cmd = a.pgkick();
+    cmd.args(["terminate", "--app", "prompted"])
+        .args(dbnames(&[&a, &b]));
+    let mut terminal = Terminal::start(&cmd);
+    let shown = terminal.wait_for("[y/N]");
+    assert_eq!(shown.matches("[y/N]").count(), 1, "{shown}");
+    assert!(
+        shown.contains("Terminate these 2 sessions on 2 servers?"),
+        "{shown}"
+    );
+    for (server, session) in [(&a, &pa), (&b, &pb)] {
+        let row = format!("{} | {}", label(server), session.pid);
+        assert!(shown.contains(&row), "{shown}");
+    }
+    terminal.type_keys(b"n\r");
+    assert_eq!(terminal.finish(Duration::from_secs(5)).code, 4);
+    assert!(pa.alive(&a) && pb.alive(&b));
+    let mut terminal = Terminal::start(&cmd);
+    terminal.wait_for("[y/N]");
+    terminal.type_keys(b"y\r");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(wait_until(Duration::from_secs(5), || !pa.alive(&a) && !pb.alive(&b)));
 
     let lock = a
         .kick(["lock", "--json", "--db", &db])
