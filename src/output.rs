@@ -96,8 +96,11 @@ struct WithServer<'a, T: Serialize> {
     item: &'a T,
 }
 
-/// Password prompts of servers handled in parallel, one at a time.
-static PROMPT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Password prompts of servers handled in parallel, one at a time; and what was typed for
+/// each (server, user), since a run over many servers with --max or a prompt connects to each
+/// twice (it counts, then acts) and a person types each password once.
+static TYPED: std::sync::Mutex<std::collections::BTreeMap<(String, String), String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 impl Printer {
     pub fn new(args: &OutputArgs) -> Printer {
@@ -128,8 +131,8 @@ impl Printer {
     }
 
     /// Shows nothing at all: the fleet's pass that only counts the targets.
-    pub fn silent(args: &OutputArgs) -> Printer {
-        let mut p = Printer::capturing(args, "");
+    pub fn silent(args: &OutputArgs, label: &str) -> Printer {
+        let mut p = Printer::capturing(args, label);
         p.silent = true;
         p.quiet = true;
         p
@@ -422,13 +425,23 @@ impl Printer {
     /// Asks for `user`'s password on the terminal, without echo (psql's prompt).
     pub fn read_password(&self, user: &str) -> anyhow::Result<String> {
         self.clear_progress();
-        let _one_at_a_time = PROMPT.lock().unwrap_or_else(|e| e.into_inner());
-        let whose = match (&self.captured, &self.server) {
-            (Some(_), Some(label)) => format!(" on {label}"),
-            _ => String::new(),
+        let mut typed = TYPED.lock().unwrap_or_else(|e| e.into_inner());
+        let (key, whose) = match (&self.captured, &self.server) {
+            (Some(_), Some(label)) => (
+                Some((label.clone(), user.to_string())),
+                format!(" on {label}"),
+            ),
+            _ => (None, String::new()),
         };
-        rpassword::prompt_password(format!("Password for user {user}{whose}: "))
-            .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))
+        if let Some(password) = key.as_ref().and_then(|k| typed.get(k)) {
+            return Ok(password.clone());
+        }
+        let password = rpassword::prompt_password(format!("Password for user {user}{whose}: "))
+            .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))?;
+        if let Some(key) = key {
+            typed.insert(key, password.clone());
+        }
+        Ok(password)
     }
 
     /// Shows `items` on stderr and asks `question`; true only for an explicit yes.

@@ -252,7 +252,7 @@ fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<Result<V
     let work_cli = Arc::clone(cli);
     let work = Arc::new(move |server: Server| -> Result<Vec<Session>, String> {
         let gate = Count::default();
-        let printer = Printer::silent(&work_cli.output);
+        let printer = Printer::silent(&work_cli.output, &server.label);
         let result = commands::run_on(&work_cli, &server.conn, &printer, &gate);
         let targets = gate.0.into_inner().unwrap_or_else(|e| e.into_inner());
         match (result, targets) {

@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    unique_name, wait_until, Output, Server, Session, Terminal, SUPERUSER, SWALLOWS_CANCEL,
+    bare_pgkick, set_hba, unique_name, wait_until, Output, Server, Session, Terminal, SUPERUSER,
+    SWALLOWS_CANCEL,
 };
 
 /// `-d` value naming a server by its socket directory and port.
@@ -400,6 +401,42 @@ fn servers_from_stdin_with_comments_duplicates_and_a_bad_line() {
     assert_eq!(out.code, 0, "{out:?}");
     let reports = out.json().as_array().unwrap().clone();
     assert_reported(&reports, &[(&a, &sa), (&b, &sb)], "terminated");
+
+    // -W on a terminal: counting, then acting, connects to each server twice; the password
+    // is asked once per server.
+    let role = unique_name("fleetpw");
+    for server in [&a, &b] {
+        server.sql(&format!(
+            "SET password_encryption = 'scram-sha-256'; \
+             CREATE ROLE \"{role}\" SUPERUSER LOGIN PASSWORD 'fleet horse'"
+        ));
+        set_hba(server, "host all all 127.0.0.1/32 scram-sha-256\n");
+    }
+    let (pa, pb) = (
+        Session::idle(&a, "postgres", SUPERUSER, "pw"),
+        Session::idle(&b, "postgres", SUPERUSER, "pw"),
+    );
+    let mut cmd = bare_pgkick(&a);
+    cmd.args(["-W", "-U", &role, "terminate", "--app", "pw"]);
+    for server in [&a, &b] {
+        cmd.args(["-d", &format!("host=127.0.0.1 port={}", server.port())]);
+    }
+    let mut terminal = Terminal::start(&cmd);
+    for n in 1..=2 {
+        terminal.wait_for_times("Password for user", n);
+        terminal.type_keys(b"fleet horse\r");
+    }
+    terminal.wait_for("[y/N]");
+    terminal.type_keys(b"y\r");
+    let out = terminal.finish(Duration::from_secs(10));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("Password for user").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert!(wait_until(Duration::from_secs(5), || !pa.alive(&a) && !pb.alive(&b)));
 }
 
 /// Ctrl-C while every server waits: pgkick stops promptly, exits 130, and still reports what

@@ -997,8 +997,13 @@ impl Terminal {
 
     /// Waits (up to 15 s) until `needle` is on the screen; returns the screen so far.
     pub fn wait_for(&mut self, needle: &str) -> String {
+        self.wait_for_times(needle, 1)
+    }
+
+    /// Waits (up to 15 s) until `needle` has been shown `times` times; returns the screen.
+    pub fn wait_for_times(&mut self, needle: &str, times: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.seen.contains(needle) {
+        while self.seen.matches(needle).count() < times {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.screen.recv_timeout(left) {
                 Ok(chunk) => self.seen.push_str(&chunk),
