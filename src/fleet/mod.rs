@@ -21,7 +21,7 @@ mod servers;
 
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::{Cli, Command, GuardArgs};
 use crate::commands::{self, Gate, OneServer};
@@ -79,14 +79,17 @@ fn which_servers(cli: &Cli) -> Result<Option<Vec<Server>>> {
     if let Some(path) = &fleet.servers {
         let text = if path.as_os_str() == "-" {
             file = "standard input".into();
-            std::io::read_to_string(std::io::stdin()).context("reading --servers -")?
+            std::io::read_to_string(std::io::stdin())
+                .map_err(|e| Usage(format!("--servers -: cannot read standard input: {e}")))?
         } else {
             file = path.display().to_string();
-            std::fs::read_to_string(path).with_context(|| format!("reading --servers {file}"))?
+            std::fs::read_to_string(path)
+                .map_err(|e| Usage(format!("--servers {file}: cannot read it: {e}")))?
         };
         let listed = servers::file_values(&text);
         if listed.is_empty() && values.is_empty() {
-            return Err(Usage(format!("--servers {file}: no servers listed")).into());
+            let name = path.display();
+            return Err(Usage(format!("--servers {name}: no servers listed")).into());
         }
         values.extend(listed);
     }

@@ -392,6 +392,10 @@ fn servers_from_stdin_with_comments_duplicates_and_a_bad_line() {
         "a bad line must stop the run before it connects"
     );
 
+    a.kick(["list", "--servers", "/nonexistent-pgkick-servers"])
+        .status(2)
+        .fails_with(&["--servers /nonexistent-pgkick-servers: cannot read it"]);
+
     let good = format!(
         "# shards\n\n{a}\n   # the same server again, spelled another way\n  {a} dbname=postgres  \n{b}\n",
         a = value(&a),
