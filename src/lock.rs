@@ -113,6 +113,10 @@ pub struct Change {
     pub method: Option<String>,
     /// The statements run (or, with dry_run, that would run), in order.
     pub statements: Vec<String>,
+    /// The saved state before the first lock (what unlock gives back), as recorded in the
+    /// object's comment; None when the object carries no record. For audit records.
+    #[serde(skip)]
+    pub prior: Option<serde_json::Value>,
 }
 
 /// One lock recorded in the cluster, for `lock --list`.
@@ -606,8 +610,10 @@ fn plan_lock(
         status: String::new(),
         method: Some(wanted_method.to_string()),
         statements: Vec::new(),
+        prior: None,
     };
     if let Some(saved) = object.saved()? {
+        change.prior = Some(serde_json::to_value(&saved.prior)?);
         change.status = if saved.method == wanted_method {
             "already_locked".into()
         } else {
@@ -715,6 +721,7 @@ fn plan_lock(
         pgkick_version: env!("CARGO_PKG_VERSION").to_string(),
         prior,
     };
+    change.prior = Some(serde_json::to_value(&saved.prior)?);
     let text = format!("{PREFIX}{}", serde_json::to_string(&saved)?);
     change
         .statements
@@ -733,6 +740,7 @@ fn plan_unlock(tx: &mut Transaction<'_>, server: &Server, object: &Object) -> Re
         status: "not_locked".into(),
         method: None,
         statements: Vec::new(),
+        prior: None,
     };
     let Some(saved) = object.saved()? else {
         return Ok(Plan {
@@ -740,6 +748,7 @@ fn plan_unlock(tx: &mut Transaction<'_>, server: &Server, object: &Object) -> Re
             check_no_connect: false,
         });
     };
+    change.prior = Some(serde_json::to_value(&saved.prior)?);
     change.method = Some(saved.method.clone());
     let q = object.quoted();
     let prior = &saved.prior;
