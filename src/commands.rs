@@ -11,6 +11,7 @@ use postgres_protocol::escape::escape_identifier;
 
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
+    WatchArgs,
 };
 use crate::error::{code, Refused, Usage};
 use crate::filter::Filter;
@@ -18,15 +19,16 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, conninfo, holders, interrupt, lock};
+use crate::{audit, conn, conninfo, holders, interrupt, lock, watch};
 
 pub fn run(cli: Cli) -> Result<u8> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
         Command::List(args) => list(&cli.conn, &printer, &args.filter),
-        Command::Cancel(args) => signal_sessions(
+        Command::Cancel(args) => signal_in_rounds(
             &cli.conn,
             &printer,
+            &args.watch,
             SignalPlan {
                 action: Action::Cancel,
                 filter: &args.filter,
@@ -34,11 +36,13 @@ pub fn run(cli: Cli) -> Result<u8> {
                 wait: &args.wait,
                 cancel_first: None,
                 lock_first: None,
+                trail: &audit::Trail::open(&args.audit, "cancel", &cli.conn, args.guard.dry_run)?,
             },
         ),
-        Command::Terminate(args) => signal_sessions(
+        Command::Terminate(args) => signal_in_rounds(
             &cli.conn,
             &printer,
+            &args.watch,
             SignalPlan {
                 action: Action::Terminate,
                 filter: &args.filter,
@@ -50,15 +54,32 @@ pub fn run(cli: Cli) -> Result<u8> {
                     lock_timeout: args.lock_timeout,
                     rollback_prepared: args.rollback_prepared,
                 }),
+                trail: &audit::Trail::open(
+                    &args.audit,
+                    "terminate",
+                    &cli.conn,
+                    args.guard.dry_run,
+                )?,
             },
         ),
-        Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
-        Command::Unlock(args) => unlock_databases_or_roles(&cli.conn, &printer, args),
+        Command::Lock(args) => lock_databases_or_roles(
+            &cli.conn,
+            &printer,
+            args,
+            &audit::Trail::open(&args.audit, "lock", &cli.conn, args.dry_run)?,
+        ),
+        Command::Unlock(args) => unlock_databases_or_roles(
+            &cli.conn,
+            &printer,
+            args,
+            &audit::Trail::open(&args.audit, "unlock", &cli.conn, args.dry_run)?,
+        ),
         Command::Conninfo(args) => conninfo(&cli.conn, &printer, args.connect),
     }
 }
 
 /// What cancel or terminate was asked to do.
+#[derive(Clone)]
 struct SignalPlan<'a> {
     action: Action,
     filter: &'a FilterArgs,
@@ -67,9 +88,12 @@ struct SignalPlan<'a> {
     /// terminate --cancel-first: the grace period.
     cancel_first: Option<Duration>,
     lock_first: Option<LockFirst>,
+    /// Where the records of what was done go (--audit-log, --server-log).
+    trail: &'a audit::Trail,
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
+#[derive(Clone)]
 struct LockFirst {
     method: LockMethod,
     lock_timeout: Duration,
@@ -186,6 +210,44 @@ fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
     Ok(code::SUCCESS)
 }
 
+/// cancel and terminate: one run, or with --every one round after another. Rounds never ask
+/// for confirmation or for a password.
+fn signal_in_rounds(
+    conn: &ConnArgs,
+    printer: &Printer,
+    watch: &WatchArgs,
+    plan: SignalPlan<'_>,
+) -> Result<u8> {
+    let Some(every) = watch.every else {
+        return signal_sessions(conn, printer, plan);
+    };
+    if conn.password {
+        return Err(Usage(
+            "--every cannot prompt for a password (-W): put it in ~/.pgpass or PGPASSWORD".into(),
+        )
+        .into());
+    }
+    let conn = ConnArgs {
+        no_password: true,
+        ..conn.clone()
+    };
+    let guard = GuardArgs {
+        yes: true,
+        ..plan.guard.clone()
+    };
+    watch::run(every, watch.rounds, printer, |round| {
+        plan.trail.set_round(round);
+        signal_sessions(
+            &conn,
+            printer,
+            SignalPlan {
+                guard: &guard,
+                ..plan.clone()
+            },
+        )
+    })
+}
+
 fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<u8> {
     let SignalPlan {
         action,
@@ -194,6 +256,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         wait,
         cancel_first,
         lock_first,
+        trail,
     } = plan;
     let filter = Filter::from_args(args);
     if filter.selects_everything() && !guard.all {
@@ -205,6 +268,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         .into());
     }
     let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
+    trail.connected(&mut client)?;
     let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
     if hidden > 0 {
@@ -249,9 +313,11 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 true,
                 plan.lock_timeout,
             )?;
+            trail.changes(&mut client, &changes, true)?;
             print_statements(printer, &changes)?;
         }
         let reports = with_outcome(&targets, action.would());
+        trail.planned_sessions(&reports)?;
         if lock_first.is_some() {
             printer.print(&holders::entries(reports, holders.clone()))?;
         } else {
@@ -329,6 +395,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             for change in &changes {
                 printer.note(&format!("database {}: {}", change.name, change.status));
             }
+            warn(printer, trail.changes(&mut client, &changes, false)?);
             let matched = find(&mut client, &server, &filter, printer)?;
             server = matched.server.unwrap_or(server);
             matched.sessions
@@ -368,6 +435,13 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         Ok(())
     })();
     printer.progress("", 0, Duration::ZERO);
+    match trail.sessions(&mut client, &reports) {
+        Ok(warning) => warn(printer, warning),
+        Err(e) => {
+            printer.print(&reports)?;
+            return Err(e);
+        }
+    }
     if lock_first.is_none() {
         printer.print(&reports)?;
         finished?;
@@ -600,8 +674,14 @@ fn capitalized(word: &str) -> String {
         .unwrap_or_default()
 }
 
-fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) -> Result<u8> {
+fn lock_databases_or_roles(
+    conn: &ConnArgs,
+    printer: &Printer,
+    args: &LockArgs,
+    trail: &audit::Trail,
+) -> Result<u8> {
     let (mut client, server) = connect(conn, printer)?;
+    trail.connected(&mut client)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
         return Ok(code::SUCCESS);
@@ -619,13 +699,21 @@ fn lock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &LockArgs) 
         args.dry_run,
         args.lock_timeout,
     )?;
+    let audited = trail.changes(&mut client, &changes, args.dry_run);
     print_changes(printer, &changes, args.dry_run)?;
+    warn(printer, audited?);
     note_hidden_holders(&mut client, &server, &args.db, printer)?;
     Ok(code::SUCCESS)
 }
 
-fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockArgs) -> Result<u8> {
+fn unlock_databases_or_roles(
+    conn: &ConnArgs,
+    printer: &Printer,
+    args: &UnlockArgs,
+    trail: &audit::Trail,
+) -> Result<u8> {
     let (mut client, server) = connect(conn, printer)?;
+    trail.connected(&mut client)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
         roles: args.role.clone(),
@@ -638,8 +726,17 @@ fn unlock_databases_or_roles(conn: &ConnArgs, printer: &Printer, args: &UnlockAr
         args.dry_run,
         args.lock_timeout,
     )?;
+    let audited = trail.changes(&mut client, &changes, args.dry_run);
     print_changes(printer, &changes, args.dry_run)?;
+    warn(printer, audited?);
     Ok(code::SUCCESS)
+}
+
+/// A warning from the audit trail (the server refused the --server-log line).
+fn warn(printer: &Printer, warning: Option<String>) {
+    if let Some(w) = warning {
+        printer.warn(&w);
+    }
 }
 
 /// What lock or unlock did; with --dry-run, also the statements each change would run.

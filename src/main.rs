@@ -2,6 +2,7 @@
 //!
 //! The only place that prints errors and picks the process exit code.
 
+mod audit;
 mod cli;
 mod commands;
 mod conn;
@@ -20,6 +21,7 @@ mod server;
 mod session;
 mod signal;
 mod sql;
+mod watch;
 
 use std::process::ExitCode;
 
