@@ -3,6 +3,7 @@
 //! `harness` starts throwaway PostgreSQL servers and holds client sessions in chosen states;
 //! each feature file below tests pgkick's behaviour against them.
 
+mod audit;
 mod backends;
 mod completions;
 mod conn;
