@@ -115,7 +115,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__cancel)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,6 +191,26 @@ _pgkick() {
                     ;;
                 --wait-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-facility)
+                    COMPREPLY=($(compgen -W "auth authpriv daemon user local0 local1 local2 local3 local4 local5 local6 local7" -- "${cur}"))
                     return 0
                     ;;
                 --host)
@@ -513,7 +533,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__lock)
-            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -533,6 +553,18 @@ _pgkick() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-facility)
+                    COMPREPLY=($(compgen -W "auth authpriv daemon user local0 local1 local2 local3 local4 local5 local6 local7" -- "${cur}"))
                     return 0
                     ;;
                 --host)
@@ -579,7 +611,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__terminate)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -657,6 +689,26 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-facility)
+                    COMPREPLY=($(compgen -W "auth authpriv daemon user local0 local1 local2 local3 local4 local5 local6 local7" -- "${cur}"))
+                    return 0
+                    ;;
                 --grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -713,7 +765,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__unlock)
-            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -729,6 +781,18 @@ _pgkick() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --audit-facility)
+                    COMPREPLY=($(compgen -W "auth authpriv daemon user local0 local1 local2 local3 local4 local5 local6 local7" -- "${cur}"))
                     return 0
                     ;;
                 --host)

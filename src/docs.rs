@@ -166,6 +166,18 @@ const HOLDER_OUTCOMES: &[(&str, &str)] = &[
     ),
 ];
 
+const AUDIT_RECORDS: &[&str] = &[
+    "--audit-log writes one JSON object per line, for each session or object acted on, after \
+     the server answered. Every record has the fields time, pgkick_version, os_user, host, \
+     current_user, session_user, server (host:port/database as pgkick was told), server_addr \
+     (null over a unix socket), command, args (passwords in connection strings masked), \
+     reason, dry_run, round (--every), session (the session as matched, with the fields \
+     above) or object (kind, name, method, prior: the state saved before the first lock, \
+     statements), and outcome (the session's outcome or the object's status).",
+    "--server-log writes one line per run at level LOG: pgkick: terminated pids ... by role \
+     ... (session user ...); reason: .... The reason travels only as a bind parameter.",
+];
+
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "PGHOST",
@@ -226,6 +238,15 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "NO_COLOR",
         "when set to a non-empty value, no colours in the output",
+    ),
+    (
+        "PGKICK_AUDIT_LOG",
+        "the --audit-log destination (a file, syslog or -), so that a cron line stays short",
+    ),
+    ("PGKICK_AUDIT_FACILITY", "the --audit-facility"),
+    (
+        "PGKICK_SYSLOG_SOCKET",
+        "the syslog socket --audit-log syslog writes to, instead of /dev/log",
     ),
 ];
 
@@ -460,6 +481,9 @@ pub fn man_page() -> String {
     roff.control("PP", []);
     paragraphs(&mut roff, HOLDER_NOTES);
     definitions(&mut roff, HOLDER_OUTCOMES);
+
+    roff.control("SH", ["AUDIT RECORDS"]);
+    paragraphs(&mut roff, AUDIT_RECORDS);
 
     roff.control("SH", ["ENVIRONMENT"]);
     definitions(&mut roff, ENVIRONMENT);
