@@ -453,10 +453,15 @@ impl Trail {
         }
         let reason = self.reason.as_deref().unwrap_or_default();
         let e = raise_log(client, reason, &done.join("; ")).err()?;
-        self.server_log_refused.set(true);
-        let why = e
-            .as_db_error()
-            .map_or_else(|| e.to_string(), |db| db.message().to_string());
+        // The server said no (a privilege, a setting): it will say so again, so once is
+        // enough. A lost connection is not that; the next round may have the line again.
+        let why = match e.as_db_error() {
+            Some(db) => {
+                self.server_log_refused.set(true);
+                db.message().to_string()
+            }
+            None => e.to_string(),
+        };
         Some(format!(
             "--server-log: the server did not take pgkick's log line ({why}); going on \
              without it"
