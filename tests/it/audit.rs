@@ -3,13 +3,12 @@
 //! concurrent writers, destinations that cannot be written, and the `--every` watch mode.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -138,72 +137,6 @@ fn assert_run_fields(record: &Value, server: &Server, command: &str, role: &str,
     assert!((Utc::now() - time).num_seconds().abs() < 120, "{record}");
 }
 
-/// Runs pgkick on a pseudo-terminal (util-linux `script`); once its confirmation prompt is
-/// shown, runs `meanwhile`, then answers yes.
-fn confirm_after(cmd: &Command, meanwhile: impl FnOnce()) -> Output {
-    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
-    let line: Vec<String> = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(quote)
-        .collect();
-    let mut script = Command::new("script");
-    script.args(["-qec", &line.join(" "), "/dev/null"]);
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(v) => script.env(key, v),
-            None => script.env_remove(key),
-        };
-    }
-    let mut child = script
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let shown = Arc::new(Mutex::new(Vec::new()));
-    let reader = {
-        let shown = Arc::clone(&shown);
-        let mut stdout = child.stdout.take().unwrap();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                shown.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        })
-    };
-    let asked = wait_until(Duration::from_secs(20), || {
-        String::from_utf8_lossy(&shown.lock().unwrap()).contains("[y/N]")
-    });
-    assert!(
-        asked,
-        "no prompt: {}",
-        String::from_utf8_lossy(&shown.lock().unwrap())
-    );
-    meanwhile();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"y\n").unwrap();
-    stdin.flush().unwrap();
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    drop(stdin);
-    let stdout = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
-    Output {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
-}
-
 #[test]
 fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
     let server = Server::shared();
@@ -231,19 +164,24 @@ fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
     ]);
     // Matched, then gone before pgkick signals it: already_gone.
     let leaving_pid = leaving.pid;
-    let out = confirm_after(&cmd, || {
-        drop(leaving);
-        assert!(wait_until(Duration::from_secs(10), || {
-            server
-                .connect(SUPERUSER)
-                .query_opt(
-                    "SELECT 1 FROM pg_stat_activity WHERE pid = $1",
-                    &[&leaving_pid],
-                )
-                .unwrap()
-                .is_none()
-        }));
-    });
+    let out = on_a_terminal(
+        &cmd,
+        "[y/N]",
+        || {
+            drop(leaving);
+            assert!(wait_until(Duration::from_secs(10), || {
+                server
+                    .connect(SUPERUSER)
+                    .query_opt(
+                        "SELECT 1 FROM pg_stat_activity WHERE pid = $1",
+                        &[&leaving_pid],
+                    )
+                    .unwrap()
+                    .is_none()
+            }));
+        },
+        "y\n",
+    );
     assert_eq!(
         out.code, 3,
         "permission_denied is partial: {}{}",

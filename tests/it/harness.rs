@@ -752,6 +752,78 @@ impl Output {
     }
 }
 
+/// Runs pgkick on a pseudo-terminal (util-linux `script`). Once `prompt` shows on it, runs
+/// `meanwhile` and types `answer`; a pgkick that ends without showing it gets neither.
+/// stdout holds everything the terminal showed.
+pub fn on_a_terminal(
+    cmd: &Command,
+    prompt: &str,
+    meanwhile: impl FnOnce(),
+    answer: &str,
+) -> Output {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let mut script = Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let shown = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let shown = std::sync::Arc::clone(&shown);
+        let mut stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text =
+        |shown: &Mutex<Vec<u8>>| String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    let mut ended = false;
+    let asked = wait_until(READY_TIMEOUT, || {
+        ended = ended || child.try_wait().unwrap().is_some();
+        ended || text(&shown).contains(prompt)
+    });
+    assert!(
+        asked,
+        "no prompt {prompt:?} on the terminal: {}",
+        text(&shown)
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    if text(&shown).contains(prompt) {
+        meanwhile();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    drop(stdin);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    Output {
+        code: status.code().unwrap_or(-1),
+        stdout: text(&shown),
+        stderr,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading pgkick's JSON
 // ---------------------------------------------------------------------------------------------

@@ -308,44 +308,6 @@ fn a_session_that_ended_is_reported_not_an_error() {
     assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
 }
 
-/// Runs pgkick on a pseudo-terminal (util-linux `script`), typing `answer` at its prompt.
-fn on_a_terminal(cmd: &std::process::Command, answer: &str) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
-    let mut line = quote(cmd.get_program());
-    for arg in cmd.get_args() {
-        line.push(' ');
-        line.push_str(&quote(arg));
-    }
-    let mut script = std::process::Command::new("script");
-    script.args(["-qec", &line, "/dev/null"]);
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(v) => script.env(key, v),
-            None => script.env_remove(key),
-        };
-    }
-    let mut child = script
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    // Give the prompt time to appear before answering, as a person would.
-    std::thread::sleep(Duration::from_millis(1500));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(answer.as_bytes()).unwrap();
-    stdin.flush().unwrap();
-    let out = child.wait_with_output().unwrap();
-    drop(stdin);
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn a_terminal_is_asked_and_a_no_changes_nothing() {
     let server = Server::shared();
@@ -354,7 +316,7 @@ fn a_terminal_is_asked_and_a_no_changes_nothing() {
     let mut cmd = server.pgkick();
     cmd.args(["terminate", "--db", &db]);
 
-    let out = on_a_terminal(&cmd, "n\n");
+    let out = on_a_terminal(&cmd, "[y/N]", || {}, "n\n");
     assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("Terminate this session? [y/N]"),
@@ -368,7 +330,7 @@ fn a_terminal_is_asked_and_a_no_changes_nothing() {
     );
     assert!(s.alive(server), "declined, yet the session is gone");
 
-    let out = on_a_terminal(&cmd, "y\n");
+    let out = on_a_terminal(&cmd, "[y/N]", || {}, "y\n");
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(wait_until(Duration::from_secs(5), || !s.alive(server)));
 
@@ -376,7 +338,7 @@ fn a_terminal_is_asked_and_a_no_changes_nothing() {
     let s = Session::idle(server, &db, SUPERUSER, "app");
     let mut cmd = server.pgkick();
     cmd.args(["terminate", "--yes", "--db", &db]);
-    let out = on_a_terminal(&cmd, "");
+    let out = on_a_terminal(&cmd, "[y/N]", || {}, "");
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains("[y/N]"), "{}", out.stdout);
     assert!(wait_until(Duration::from_secs(5), || !s.alive(server)));
