@@ -699,9 +699,7 @@ fn lock_databases_or_roles(
         args.dry_run,
         args.lock_timeout,
     )?;
-    let audited = trail.changes(&mut client, &changes, args.dry_run);
-    print_changes(printer, &changes, args.dry_run)?;
-    warn(printer, audited?);
+    print_changes(printer, &changes, args.dry_run, trail, &mut client)?;
     note_hidden_holders(&mut client, &server, &args.db, printer)?;
     Ok(code::SUCCESS)
 }
@@ -726,9 +724,7 @@ fn unlock_databases_or_roles(
         args.dry_run,
         args.lock_timeout,
     )?;
-    let audited = trail.changes(&mut client, &changes, args.dry_run);
-    print_changes(printer, &changes, args.dry_run)?;
-    warn(printer, audited?);
+    print_changes(printer, &changes, args.dry_run, trail, &mut client)?;
     Ok(code::SUCCESS)
 }
 
@@ -739,12 +735,22 @@ fn warn(printer: &Printer, warning: Option<String>) {
     }
 }
 
-/// What lock or unlock did; with --dry-run, also the statements each change would run.
-fn print_changes(printer: &Printer, changes: &[lock::Change], dry_run: bool) -> Result<()> {
+/// What lock or unlock did; with --dry-run, also the statements each change would run. The
+/// audit records are written first, and an error writing them is returned once the changes
+/// are shown.
+fn print_changes(
+    printer: &Printer,
+    changes: &[lock::Change],
+    dry_run: bool,
+    trail: &audit::Trail,
+    client: &mut postgres::Client,
+) -> Result<()> {
+    let audited = trail.changes(client, changes, dry_run);
     printer.print(changes)?;
     if dry_run {
         print_statements(printer, changes)?;
     }
+    warn(printer, audited?);
     Ok(())
 }
 
