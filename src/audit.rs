@@ -33,6 +33,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use postgres::types::Type;
 use serde::Serialize;
 
 use crate::cli::{AuditArgs, AuditDestination, ConnArgs, Facility};
@@ -316,14 +317,17 @@ impl Trail {
         if self.sink.is_none() {
             return Ok(());
         }
-        let row = client
-            .query_one(
+        let rows = client
+            .query_typed(
                 "SELECT current_user::text, session_user::text, \
                  pg_catalog.host(pg_catalog.inet_server_addr()) || ':' || \
                  pg_catalog.inet_server_port()",
                 &[],
             )
             .context("could not read pgkick's role for the audit log; nothing was done")?;
+        let row = rows
+            .first()
+            .context("the server returned no row for pgkick's role")?;
         *self.who.borrow_mut() = Who {
             current_user: row.get(0),
             session_user: row.get(1),
@@ -476,7 +480,10 @@ fn raise_log(
     done: &str,
 ) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
-    tx.execute(SERVER_LOG_SET, &[&reason, &done])?;
+    tx.query_typed(
+        SERVER_LOG_SET,
+        &[(&reason, Type::TEXT), (&done, Type::TEXT)],
+    )?;
     tx.batch_execute(SERVER_LOG_RAISE)?;
     tx.commit()
 }
