@@ -18,7 +18,8 @@ Exit status:
   3  partial: some matched sessions could not be signalled, or were still present after --wait;
      or, after terminate --lock, something still keeps a locked database from being dropped
   4  refused by a guard: no filter without --all, --max exceeded, confirmation declined
-  130, 143  interrupted by SIGINT or SIGTERM";
+  130, 143  interrupted by SIGINT or SIGTERM (with --every, they end the loop: the status is
+            the rounds')";
 
 /// List, cancel and terminate PostgreSQL sessions; lock databases and roles against new
 /// connections.

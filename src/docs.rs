@@ -299,7 +299,11 @@ const EXIT_STATUS: &[(&str, &str)] = &[
         "4",
         "refused by a guard: no filter without --all, --max exceeded, confirmation declined",
     ),
-    ("130, 143", "interrupted by SIGINT or SIGTERM"),
+    (
+        "130, 143",
+        "interrupted by SIGINT or SIGTERM (with --every, they end the loop: the status is the \
+         rounds')",
+    ),
 ];
 
 /// The completion script for `shell`.
