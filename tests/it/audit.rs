@@ -406,6 +406,29 @@ fn audit_dry_run_writes_records_only_when_asked() {
     assert_eq!(records[0]["outcome"], "would_terminate");
     assert_eq!(records[0]["session"]["pid"], s.pid);
     assert!(s.alive(server));
+
+    // `-`: the same record on stderr, as one line of its own; stdout keeps the results.
+    let out = run(server
+        .pgkick()
+        .args([
+            "terminate",
+            "--json",
+            "--dry-run",
+            "--audit-dry-run",
+            "--db",
+            &db,
+        ])
+        .args(["--audit-log", "-"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(outcomes(&out), expect(&[(s.pid, "would_terminate")]));
+    let on_stderr: Vec<Value> = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(on_stderr.len(), 1, "{}", out.stderr);
+    assert_eq!(on_stderr[0]["session"]["pid"], s.pid);
+    assert_eq!(on_stderr[0]["dry_run"], true);
 }
 
 #[test]
