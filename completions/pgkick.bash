@@ -115,7 +115,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__cancel)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -182,6 +182,14 @@ _pgkick() {
                     return 0
                     ;;
                 --exclude-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -419,7 +427,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__list)
-            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --tree --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -486,6 +494,14 @@ _pgkick() {
                     return 0
                     ;;
                 --exclude-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -611,7 +627,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__terminate)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -678,6 +694,14 @@ _pgkick() {
                     return 0
                     ;;
                 --exclude-pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --blocked-for)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,6 +65,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-db -d 'Le
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-user -d 'Leave out sessions of this user' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-app -d 'Leave out sessions with this application_name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-pid -d 'Leave out this process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocks -d 'The sessions PID waits on, directly or through a chain of waiting sessions (never PID itself)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -72,6 +74,10 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s d -l dbname -d 'D
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocked -d 'Waiting for a lock that another session (or a prepared transaction) holds or waits for, as pg_blocking_pids() tells (PostgreSQL 9.6 and later)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocking -d 'Holding up at least one session that waits for a lock'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l root-blocker -d 'Holding up others while not waiting for a lock itself: the head of a lock chain, the session to end in a pile-up'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l tree -d 'Show the lock chains as an indented tree: each root blocker, then the sessions waiting on it with how long they have waited (table output only)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l json -d 'Shorthand for --output json'
@@ -98,6 +104,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-db -d '
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-user -d 'Leave out sessions of this user' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-app -d 'Leave out sessions with this application_name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l exclude-pid -d 'Leave out this process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l blocks -d 'The sessions PID waits on, directly or through a chain of waiting sessions (never PID itself)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l max -d 'Refuse (exit 4, nothing signalled) when more than N sessions match' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l wait-timeout -d 'How long --wait waits before reporting the sessions still there' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l every -d 'Run the same match-and-act round every DURATION until SIGINT or SIGTERM (which end it after the current round; SIGHUP is ignored). Each round matches afresh, prints its own results and writes its own audit records; the guards apply to each round and nothing is ever asked. A round that fails (e.g. a lost connection) is reported and retried after 1s, 2s, 4s, ... up to DURATION. Exit 0 when every round succeeded, otherwise the highest status a round had' -r
@@ -123,6 +131,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s d -l dbname -d 
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l blocked -d 'Waiting for a lock that another session (or a prepared transaction) holds or waits for, as pg_blocking_pids() tells (PostgreSQL 9.6 and later)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l blocking -d 'Holding up at least one session that waits for a lock'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l root-blocker -d 'Holding up others while not waiting for a lock itself: the head of a lock chain, the session to end in a pile-up'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l all -d 'Act on every session when no filter is given (otherwise refused, exit 4)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s y -l yes -d 'Do not ask for confirmation on a terminal'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s n -l dry-run -d 'Show the matched sessions and the SQL that would run; change nothing'
@@ -155,6 +166,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-db -
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-user -d 'Leave out sessions of this user' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-app -d 'Leave out sessions with this application_name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l exclude-pid -d 'Leave out this process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l blocks -d 'The sessions PID waits on, directly or through a chain of waiting sessions (never PID itself)' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l max -d 'Refuse (exit 4, nothing signalled) when more than N sessions match' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l wait-timeout -d 'How long --wait waits before reporting the sessions still there' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l every -d 'Run the same match-and-act round every DURATION until SIGINT or SIGTERM (which end it after the current round; SIGHUP is ignored). Each round matches afresh, prints its own results and writes its own audit records; the guards apply to each round and nothing is ever asked. A round that fails (e.g. a lost connection) is reported and retried after 1s, 2s, 4s, ... up to DURATION. Exit 0 when every round succeeded, otherwise the highest status a round had' -r
@@ -185,6 +198,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s d -l dbname 
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l output -d 'Output format' -r -f -a "table\t'A table fitted to the terminal'
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l blocked -d 'Waiting for a lock that another session (or a prepared transaction) holds or waits for, as pg_blocking_pids() tells (PostgreSQL 9.6 and later)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l blocking -d 'Holding up at least one session that waits for a lock'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l root-blocker -d 'Holding up others while not waiting for a lock itself: the head of a lock chain, the session to end in a pile-up'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l all -d 'Act on every session when no filter is given (otherwise refused, exit 4)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s y -l yes -d 'Do not ask for confirmation on a terminal'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s n -l dry-run -d 'Show the matched sessions and the SQL that would run; change nothing'

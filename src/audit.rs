@@ -38,7 +38,7 @@ use serde::Serialize;
 
 use crate::cli::{AuditArgs, AuditDestination, ConnArgs, Facility};
 use crate::conn;
-use crate::lock::Change;
+use crate::lock::{Change, Status};
 use crate::session::Session;
 use crate::signal::{Outcome, Report};
 
@@ -90,7 +90,7 @@ pub struct Record<'a> {
     /// The database or role locked or unlocked.
     pub object: Option<Object<'a>>,
     /// The session's outcome, or the object's status.
-    pub outcome: &'a str,
+    pub outcome: String,
 }
 
 /// A locked or unlocked object in a record.
@@ -383,7 +383,7 @@ impl Trail {
         for change in changes {
             self.write(&Record {
                 object: Some(Object::of(change)),
-                outcome: &change.status,
+                outcome: change.status.to_string(),
                 ..self.record(&who, dry_run)
             })?;
         }
@@ -391,13 +391,17 @@ impl Trail {
             return Ok(None);
         }
         let mut done = Vec::new();
-        for status in ["locked", "unlocked"] {
+        for verb in ["locked", "unlocked"] {
             let names: Vec<String> = changes
                 .iter()
-                .filter(|c| c.status.split(' ').next() == Some(status))
+                .filter(|c| match c.status {
+                    Status::Locked => verb == "locked",
+                    Status::Unlocked { .. } => verb == "unlocked",
+                    _ => false,
+                })
                 .map(|c| format!("{} \"{}\"", c.kind, c.name))
                 .collect();
-            done.extend(server_log_done(status, &names));
+            done.extend(server_log_done(verb, &names));
         }
         Ok(self.log_on_server(client, &done))
     }
@@ -407,7 +411,7 @@ impl Trail {
         for r in reports {
             self.write(&Record {
                 session: Some(&r.session),
-                outcome: r.outcome.as_str(),
+                outcome: r.outcome.as_str().to_string(),
                 ..self.record(&who, dry_run)
             })?;
         }
@@ -432,7 +436,7 @@ impl Trail {
             round: self.round.get(),
             session: None,
             object: None,
-            outcome: "",
+            outcome: String::new(),
         }
     }
 
@@ -584,7 +588,7 @@ mod tests {
         };
         let record = Record {
             session: Some(&session),
-            outcome: "terminated",
+            outcome: "terminated".into(),
             ..trail.record(&who, false)
         };
         let json = serde_json::to_value(&record).unwrap();

@@ -8,18 +8,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-
-const EXIT_STATUS: &str = "\
-Exit status:
-  0  success (including: nothing matched)
-  1  runtime error: cannot connect, SQL error, unknown database or role, permission denied
-  2  usage error: unknown flag, malformed duration, invalid regex, ...
-  3  partial: some matched sessions could not be signalled, or were still present after --wait;
-     or, after terminate --lock, something still keeps a locked database from being dropped
-  4  refused by a guard: no filter without --all, --max exceeded, confirmation declined
-  130, 143  interrupted by SIGINT or SIGTERM (with --every, they end the loop: the status is
-            the rounds')";
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// List, cancel and terminate PostgreSQL sessions; lock databases and roles against new
 /// connections.
@@ -28,7 +17,7 @@ Exit status:
     name = "pgkick",
     version,
     disable_help_flag = true,
-    after_help = EXIT_STATUS,
+    after_help = crate::error::ExitStatus::help_text(),
     max_term_width = 100
 )]
 pub struct Cli {
@@ -154,6 +143,11 @@ pub struct ConninfoArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+
+    /// Show the lock chains as an indented tree: each root blocker, then the sessions waiting
+    /// on it with how long they have waited (table output only)
+    #[arg(long, help_heading = "Output options")]
+    pub tree: bool,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +375,8 @@ fn parse_period(s: &str) -> Result<Duration, String> {
 /// flags AND.
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Filters (repeat a flag to OR its values; different flags AND)")]
+#[command(group(ArgGroup::new("lock_chain").multiple(true)
+    .args(["blocked", "blocking", "root_blocker", "blocks"])))]
 pub struct FilterArgs {
     /// Database name
     #[arg(long, value_name = "NAME")]
@@ -445,6 +441,32 @@ pub struct FilterArgs {
     /// Leave out this process ID
     #[arg(long, value_name = "PID")]
     pub exclude_pid: Vec<i32>,
+
+    /// Waiting for a lock that another session (or a prepared transaction) holds or waits
+    /// for, as pg_blocking_pids() tells (PostgreSQL 9.6 and later)
+    #[arg(long)]
+    pub blocked: bool,
+
+    /// Holding up at least one session that waits for a lock
+    #[arg(long)]
+    pub blocking: bool,
+
+    /// Holding up others while not waiting for a lock itself: the head of a lock chain, the
+    /// session to end in a pile-up
+    #[arg(long)]
+    pub root_blocker: bool,
+
+    /// The sessions PID waits on, directly or through a chain of waiting sessions (never PID
+    /// itself)
+    #[arg(long, value_name = "PID")]
+    pub blocks: Vec<i32>,
+
+    /// With --blocked: waiting for its lock for longer than DURATION; with --blocking,
+    /// --root-blocker or --blocks: keeping a session waiting on it directly for longer than
+    /// DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14
+    /// it is taken from the waiting query's query_start, which can overstate it
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "lock_chain")]
+    pub blocked_for: Vec<Duration>,
 }
 
 #[derive(Debug, Args)]

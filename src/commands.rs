@@ -1,6 +1,6 @@
 //! One function per subcommand: turns the parsed command line into calls to the actions and
-//! hands their results to the printer. Returns the exit code for outcomes that are not errors
-//! (0, or 3 for partial); errors carry their own (see `error`).
+//! hands their results to the printer. Returns the exit status for outcomes that are not
+//! errors (success, or partial); errors carry their own (see `error`).
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -9,22 +9,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
+use crate::chain;
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
     WatchArgs,
 };
-use crate::error::{code, Refused, Usage};
-use crate::filter::Filter;
+use crate::error::{ExitStatus, Refused, Usage};
+use crate::filter::{Filter, LockChain};
 use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
 use crate::{audit, conn, conninfo, holders, interrupt, lock, watch};
 
-pub fn run(cli: Cli) -> Result<u8> {
+pub fn run(cli: Cli) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
-        Command::List(args) => list(&cli.conn, &printer, &args.filter),
+        Command::List(args) => list(&cli.conn, &printer, &args.filter, args.tree),
         Command::Cancel(args) => signal_in_rounds(
             &cli.conn,
             &printer,
@@ -132,7 +133,7 @@ fn connect_with(
 
 /// pgkick conninfo: the settings and their sources; with `connect`, the session too. When
 /// connecting fails, the report is still printed before the error.
-fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<u8> {
+fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<ExitStatus> {
     let settings = conn::Settings::resolve(args)?;
     let mut report = conninfo::Report::new(&settings, args);
     let mut failure = None;
@@ -147,7 +148,7 @@ fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<u8> {
     printer.print_report(&report, &report.settings, &report.lines())?;
     match failure {
         Some(e) => Err(e),
-        None => Ok(code::SUCCESS),
+        None => Ok(ExitStatus::Success),
     }
 }
 
@@ -177,7 +178,36 @@ fn connect_and_find(
         }
     };
     warn_hidden_from_query(&matched, printer);
+    warn_lock_chain_limits(filter, &server, &matched, printer);
     Ok((client, server, matched))
+}
+
+/// What pgkick cannot tell about lock chains on this server or for this role.
+fn warn_lock_chain_limits(filter: &Filter, server: &Server, matched: &Matched, printer: &Printer) {
+    if filter.chain.blocked_for.is_some() && !server.has_waitstart() {
+        printer.note(&format!(
+            "PostgreSQL {} has no pg_locks.waitstart: --blocked-for takes a wait to have \
+             started when the waiting query did (query_start), which can overstate it",
+            server.version_text()
+        ));
+    }
+    let hidden_in_chains = matched
+        .sessions
+        .iter()
+        .filter(|s| !s.details_visible() && (s.is_blocked() || s.is_blocking()))
+        .count();
+    if hidden_in_chains > 0 && !filter.chain.is_empty() {
+        let durations = if server.has_waitstart() {
+            ""
+        } else {
+            ", nor how long they have waited"
+        };
+        printer.warn(&format!(
+            "{hidden_in_chains} session(s) in lock chains hide their details from this role: \
+             pgkick sees from the lock manager whom they wait on and hold up, but not their \
+             state or query{durations}; grant pg_read_all_stats to pgkick's role to see them"
+        ));
+    }
 }
 
 /// Finds the filter's sessions again, later in a run.
@@ -202,12 +232,49 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<u8> {
+fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Result<ExitStatus> {
+    if tree && printer.is_json() {
+        return Err(Usage(
+            "--tree is a table view; JSON output already carries blocked_by and blocking".into(),
+        )
+        .into());
+    }
     let filter = Filter::from_args(args);
     let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
-    printer.print(&matched.sessions)?;
+    if tree && !server.has_blocking_pids() {
+        return Err(Usage(format!(
+            "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
+            server.version_text()
+        ))
+        .into());
+    }
+    for p in &matched.prepared {
+        let blocks_listed = p
+            .blocking
+            .iter()
+            .any(|w| matched.sessions.iter().any(|s| s.pid == *w));
+        if p.matched || blocks_listed {
+            printer.note(&crate::output::prepared_message(p));
+        }
+    }
+    if tree {
+        let prepared: Vec<_> = matched
+            .prepared
+            .iter()
+            .filter(|p| {
+                p.matched
+                    || p.blocking
+                        .iter()
+                        .any(|w| matched.sessions.iter().any(|s| s.pid == *w))
+            })
+            .cloned()
+            .collect();
+        printer.print_tree(&chain::forest(&matched.sessions, &prepared, None))?;
+    } else {
+        printer.print(&matched.sessions)?;
+    }
     note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
-    Ok(code::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// cancel and terminate: one run, or with --every one round after another. Rounds never ask
@@ -217,7 +284,7 @@ fn signal_in_rounds(
     printer: &Printer,
     watch: &WatchArgs,
     plan: SignalPlan<'_>,
-) -> Result<u8> {
+) -> Result<ExitStatus> {
     let Some(every) = watch.every else {
         return signal_sessions(conn, printer, plan);
     };
@@ -248,7 +315,7 @@ fn signal_in_rounds(
     })
 }
 
-fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<u8> {
+fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<ExitStatus> {
     let SignalPlan {
         action,
         filter: args,
@@ -269,6 +336,12 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     }
     let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
     trail.connected(&mut client)?;
+    // Prepared transactions the filters select: reported, never signalled (exit 3).
+    let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
+    for p in &unsignallable {
+        printer.warn(&crate::output::prepared_message(p));
+    }
+    let partial_before = !unsignallable.is_empty();
     let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
     if hidden > 0 {
@@ -323,6 +396,9 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         } else {
             printer.print(&reports)?;
         }
+        if !filter.chain.is_empty() {
+            print_chains_to_break(&mut client, &server, &targets, printer)?;
+        }
         let first = if cancel_first.is_some() {
             Action::Cancel
         } else {
@@ -339,15 +415,16 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 holders::rollback_statement(h.gid.as_deref().unwrap_or_default())
             ))?;
         }
-        return Ok(code::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     if lock_first.is_none() {
         note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
     }
     if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
-        return Ok(code::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
+    let mut prompted = false;
     if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = match targets.len() {
             1 => format!("{} this session?", capitalized(action.verb())),
@@ -356,6 +433,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         if !printer.confirm(&targets, &question)? {
             return Err(Refused("not confirmed; nothing was signalled".into()).into());
         }
+        prompted = true;
     }
     interrupt::install()?;
     // --rollback-prepared: into each database with prepared transactions before the lock
@@ -376,7 +454,18 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         filter.exclude_pids.extend(opened.pids());
         rollback = Some(opened);
     }
+    // A person may take a while to answer: what matched then (a lock chain, above all) may
+    // have resolved since. Only the targets that still match are signalled.
+    let mut stale = Vec::new();
     let targets = match &lock_first {
+        None if prompted => {
+            let still = session::find(&mut client, &server, &filter)?.sessions;
+            let (keep, gone): (Vec<Session>, Vec<Session>) = targets
+                .into_iter()
+                .partition(|t| still.iter().any(|s| s.same_backend(t)));
+            stale = with_outcome(&gone, Outcome::NoLongerMatches);
+            keep
+        }
         None => targets,
         Some(plan) => {
             // Locked first, so that clients reconnecting in a loop cannot get back in; then
@@ -435,17 +524,25 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         Ok(())
     })();
     printer.progress("", 0, Duration::ZERO);
-    match trail.sessions(&mut client, &reports) {
-        Ok(warning) => warn(printer, warning),
-        Err(e) => {
-            printer.print(&reports)?;
-            return Err(e);
-        }
+    // Records for what was acted on: the sessions that no longer matched were not.
+    if let Err(e) = trail
+        .sessions(&mut client, &reports)
+        .map(|w| warn(printer, w))
+    {
+        reports.extend(stale);
+        printer.print(&reports)?;
+        return Err(e);
     }
+    reports.extend(stale);
+    reports.sort_by_key(|r| r.session.pid);
     if lock_first.is_none() {
         printer.print(&reports)?;
         finished?;
-        return Ok(exit_status(&reports));
+        return Ok(if partial_before {
+            ExitStatus::Partial
+        } else {
+            exit_status(&reports)
+        });
     }
     // terminate --lock: what else keeps the databases from being dropped.
     let held = match finished {
@@ -496,8 +593,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             printer.note(&h.line());
         }
     }
-    let status = if held.iter().any(holders::Holder::holds) {
-        code::PARTIAL
+    let status = if partial_before || held.iter().any(holders::Holder::holds) {
+        ExitStatus::Partial
     } else {
         exit_status(&reports)
     };
@@ -599,6 +696,35 @@ fn note_hidden_holders(
     Ok(())
 }
 
+/// --dry-run with lock-chain filters: the chains headed by the targets, with the sessions
+/// waiting in them (found by one more statement: every blocked session).
+fn print_chains_to_break(
+    client: &mut postgres::Client,
+    server: &Server,
+    targets: &[Session],
+    printer: &Printer,
+) -> Result<()> {
+    let blocked = Filter {
+        chain: LockChain {
+            blocked: true,
+            ..LockChain::default()
+        },
+        ..Filter::default()
+    };
+    let mut sessions = session::find(client, server, &blocked)?.sessions;
+    for t in targets {
+        if !sessions.iter().any(|s| s.pid == t.pid) {
+            sessions.push(t.clone());
+        }
+    }
+    sessions.sort_by_key(|s| s.pid);
+    let heads: Vec<i32> = targets.iter().map(|t| t.pid).collect();
+    let mut lines = chain::forest(&sessions, &[], Some(&heads));
+    // Targets that hold nobody up (e.g. --blocked alone) make no chain to break.
+    lines.retain(|l| l.depth > 0 || matches!(l.node, chain::Node::Session(s) if s.is_blocking()));
+    Ok(printer.dry_run_chains(&lines)?)
+}
+
 /// --cancel-first, after the cancel: wait the grace period, then terminate the cancelled
 /// sessions that still match the filter; the others keep their connection (and their
 /// `cancelled` outcome).
@@ -659,11 +785,11 @@ fn with_outcome(sessions: &[Session], outcome: Outcome) -> Vec<Report> {
         .collect()
 }
 
-fn exit_status(reports: &[Report]) -> u8 {
+fn exit_status(reports: &[Report]) -> ExitStatus {
     if reports.iter().any(|r| r.outcome.is_failure()) {
-        code::PARTIAL
+        ExitStatus::Partial
     } else {
-        code::SUCCESS
+        ExitStatus::Success
     }
 }
 
@@ -679,12 +805,12 @@ fn lock_databases_or_roles(
     printer: &Printer,
     args: &LockArgs,
     trail: &audit::Trail,
-) -> Result<u8> {
+) -> Result<ExitStatus> {
     let (mut client, server) = connect(conn, printer)?;
     trail.connected(&mut client)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
-        return Ok(code::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let targets = lock::Targets {
         dbs: args.db.clone(),
@@ -701,7 +827,7 @@ fn lock_databases_or_roles(
     )?;
     print_changes(printer, &changes, args.dry_run, trail, &mut client)?;
     note_hidden_holders(&mut client, &server, &args.db, printer)?;
-    Ok(code::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn unlock_databases_or_roles(
@@ -709,7 +835,7 @@ fn unlock_databases_or_roles(
     printer: &Printer,
     args: &UnlockArgs,
     trail: &audit::Trail,
-) -> Result<u8> {
+) -> Result<ExitStatus> {
     let (mut client, server) = connect(conn, printer)?;
     trail.connected(&mut client)?;
     let targets = lock::Targets {
@@ -725,7 +851,7 @@ fn unlock_databases_or_roles(
         args.lock_timeout,
     )?;
     print_changes(printer, &changes, args.dry_run, trail, &mut client)?;
-    Ok(code::SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// A warning from the audit trail (the server refused the --server-log line).

@@ -15,6 +15,10 @@ use clap_mangen::Man;
 use roff::{bold, italic, roman, Inline, Roff};
 
 use crate::cli::Cli;
+use crate::error::ExitStatus;
+use crate::holders;
+use crate::session::Session;
+use crate::signal::Outcome;
 
 /// The environment variable that makes the test rewrite the files instead of comparing.
 const UPDATE_VAR: &str = "PGKICK_UPDATE_DOCS";
@@ -30,6 +34,9 @@ const COMPLETIONS: [(Shell, &str); 5] = [
 
 const MAN_PAGE: &str = "man/pgkick.1";
 
+/// The README: its outcome and exit-status tables are rendered from code (the rest is prose).
+const README: &str = "README.md";
+
 /// The help heading `cli.rs` gives the filter flags; they get one FILTERS section of their own
 /// rather than a copy under each of list, cancel and terminate.
 const FILTERS_HEADING_PREFIX: &str = "Filters";
@@ -44,6 +51,11 @@ const DESCRIPTION: &[&str] = &[
      variables, the connection service file, the password file and TLS with libpq's sslmode \
      meanings. It never acts on its own session, on sessions without a database (background \
      workers) or on parallel workers.",
+    "The lock-chain filters (--blocked, --blocking, --root-blocker, --blocks, --blocked-for) \
+     follow the server's pg_blocking_pids(), computed in the same statement that finds the \
+     sessions and only for sessions that wait for a lock. A prepared transaction holding a \
+     lock others wait for is reported (its gid, and ROLLBACK PREPARED) but never signalled; \
+     when a filter selects one, cancel and terminate exit 3. list --tree shows the chains.",
     "cancel and terminate refuse to act on every session unless --all is given, refuse when \
      more sessions match than --max allows, ask for confirmation on a terminal unless -y is \
      given, and with -n only show what they would do.",
@@ -94,6 +106,28 @@ const JSON_FIELDS: &[(&str, &str)] = &[
         "the parallel group leader (PostgreSQL 13 and later)",
     ),
     ("query", "text of the current (or last) query"),
+    (
+        "blocked_by",
+        "the pids this session waits on for a lock, as pg_blocking_pids() reports them \
+         (sorted, without duplicates; a parallel group shows as its leader; 0 is a prepared \
+         transaction, see blocked_by_prepared); empty when it does not wait; null before \
+         PostgreSQL 9.6",
+    ),
+    (
+        "blocking",
+        "the pids waiting on this session (the sessions whose blocked_by holds its pid); null \
+         before PostgreSQL 9.6",
+    ),
+    (
+        "lock_wait_start",
+        "when the session began to wait for its lock: pg_locks.waitstart from PostgreSQL 14, \
+         before 14 its query_start (which can be earlier); null when it is not blocked",
+    ),
+    (
+        "blocked_by_prepared",
+        "the gids of the prepared transactions it waits on: they are no sessions, cannot be \
+         signalled and are ended by ROLLBACK PREPARED (or COMMIT PREPARED) in their database",
+    ),
 ];
 
 const JSON_NOTES: &[&str] = &[
@@ -103,28 +137,119 @@ const JSON_NOTES: &[&str] = &[
     "cancel and terminate print the same objects with one more field, outcome:",
 ];
 
-const OUTCOMES: &[(&str, &str)] = &[
-    ("cancelled", "the query was cancelled"),
-    ("terminated", "the session was terminated"),
-    (
-        "already_gone",
-        "the session ended before pgkick could signal it",
-    ),
-    (
-        "permission_denied",
-        "pgkick's role may not signal this session",
-    ),
-    (
-        "still_present",
-        "terminated, but still there when --wait gave up",
-    ),
-    (
-        "still_running",
-        "cancelled, but its query still ran when --wait gave up",
-    ),
-    ("would_cancel", "-n: the session would be cancelled"),
-    ("would_terminate", "-n: the session would be terminated"),
+/// Every outcome, in the order the documentation lists them.
+const OUTCOMES: [Outcome; 9] = [
+    Outcome::Cancelled,
+    Outcome::Terminated,
+    Outcome::AlreadyGone,
+    Outcome::PermissionDenied,
+    Outcome::StillPresent,
+    Outcome::StillRunning,
+    Outcome::NoLongerMatches,
+    Outcome::WouldCancel,
+    Outcome::WouldTerminate,
 ];
+
+/// What an outcome means, for the man page and the README (flag names in backticks). A new
+/// outcome fails to compile here until it is documented.
+fn outcome_meaning(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Cancelled => {
+            "the query was cancelled (with `--cancel-first`: the session no longer matched \
+             after the grace period and kept its connection)"
+        }
+        Outcome::Terminated => "the session was terminated",
+        Outcome::AlreadyGone => "the session ended before pgkick could signal it",
+        Outcome::PermissionDenied => "pgkick's role may not signal this session",
+        Outcome::StillPresent => "terminated, but still there when `--wait` timed out",
+        Outcome::StillRunning => {
+            "cancelled, but the same query was still running when `--wait` timed out"
+        }
+        Outcome::NoLongerMatches => {
+            "the session matched, but no longer matched the filters once the confirmation \
+             prompt was answered (a lock chain that resolved, for one); it was not signalled"
+        }
+        Outcome::WouldCancel => "dry run (`-n`): the query would be cancelled",
+        Outcome::WouldTerminate => "dry run (`-n`): the session would be terminated",
+    }
+}
+
+/// (outcome, meaning) for the man page.
+fn outcome_definitions() -> Vec<(String, String)> {
+    OUTCOMES
+        .iter()
+        .map(|o| (o.as_str().to_string(), outcome_meaning(*o).replace('`', "")))
+        .collect()
+}
+
+/// (code, meaning) for the man page.
+fn exit_status_definitions() -> Vec<(String, String)> {
+    ExitStatus::ALL
+        .iter()
+        .map(|s| (s.code().to_string(), s.meaning().replace('`', "")))
+        .collect()
+}
+
+/// A Markdown table with a header row.
+fn markdown_table(header: [&str; 2], rows: impl IntoIterator<Item = (String, String)>) -> String {
+    let mut table = format!("| {} | {} |\n| --- | --- |\n", header[0], header[1]);
+    for (term, text) in rows {
+        table.push_str(&format!("| {term} | {text} |\n"));
+    }
+    table
+}
+
+/// The README's outcome table.
+fn readme_outcomes() -> String {
+    markdown_table(
+        ["outcome", "meaning"],
+        OUTCOMES
+            .iter()
+            .map(|o| (format!("`{}`", o.as_str()), outcome_meaning(*o).to_string())),
+    )
+}
+
+/// The README's exit-status table.
+fn readme_exit_status() -> String {
+    markdown_table(
+        ["code", "meaning"],
+        ExitStatus::ALL
+            .iter()
+            .map(|s| (s.code().to_string(), s.meaning().to_string())),
+    )
+}
+
+/// The README tables rendered from code, each found as the first table after a line that
+/// starts with its marker.
+fn readme_tables() -> [(&'static str, String); 2] {
+    [
+        ("`cancel` and `terminate` add `outcome`", readme_outcomes()),
+        ("## Exit status", readme_exit_status()),
+    ]
+}
+
+/// `readme` with the table after each marker replaced by the rendered one.
+fn splice_readme(readme: &str) -> String {
+    let mut lines: Vec<String> = readme.lines().map(str::to_string).collect();
+    for (marker, table) in readme_tables() {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(marker))
+            .unwrap_or_else(|| panic!("README.md has no line starting with {marker:?}"));
+        let start = at
+            + lines[at..]
+                .iter()
+                .position(|l| l.starts_with('|'))
+                .unwrap_or_else(|| panic!("README.md has no table after {marker:?}"));
+        let end = start
+            + lines[start..]
+                .iter()
+                .position(|l| !l.starts_with('|'))
+                .unwrap_or(lines.len() - start);
+        lines.splice(start..end, table.lines().map(str::to_string));
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
 
 const HOLDER_NOTES: &[&str] = &[
     "terminate --lock adds, after the sessions, one object for each thing that still keeps a \
@@ -133,37 +258,15 @@ const HOLDER_NOTES: &[&str] = &[
      of:",
 ];
 
-const HOLDER_OUTCOMES: &[(&str, &str)] = &[
-    (
-        "prepared_transaction",
-        "a prepared transaction (gid, owner): ROLLBACK PREPARED in that database, or \
-         --rollback-prepared",
-    ),
-    (
-        "replication_slot",
-        "an active logical replication slot (slot_name; pid is its walsender)",
-    ),
-    (
-        "subscription",
-        "a subscription defined in the database (subname)",
-    ),
-    (
-        "still_present",
-        "another backend in the database (pid, backend_type): a session the filters did not \
-         match, a walsender, a replication or background worker",
-    ),
-    (
-        "not_visible",
-        "a catalog pgkick's role may not read, so it cannot tell what it holds",
-    ),
-    (
-        "rolled_back",
-        "a prepared transaction --rollback-prepared rolled back",
-    ),
-    (
-        "would_roll_back",
-        "-n: a prepared transaction --rollback-prepared would roll back",
-    ),
+/// Every holder outcome, in the order the man page lists them.
+const HOLDER_OUTCOMES: [holders::Kind; 7] = [
+    holders::Kind::PreparedTransaction,
+    holders::Kind::ReplicationSlot,
+    holders::Kind::Subscription,
+    holders::Kind::Backend,
+    holders::Kind::NotVisible,
+    holders::Kind::RolledBack,
+    holders::Kind::WouldRollBack,
 ];
 
 const AUDIT_RECORDS: &[&str] = &[
@@ -177,6 +280,37 @@ const AUDIT_RECORDS: &[&str] = &[
     "--server-log writes one line per run at level LOG: pgkick: terminated pids ... by role \
      ... (session user ...); reason: .... The reason travels only as a bind parameter.",
 ];
+
+/// What a holder outcome means, for the man page. A new kind fails to compile here until it
+/// is documented.
+fn holder_meaning(kind: holders::Kind) -> &'static str {
+    use holders::Kind;
+    match kind {
+        Kind::PreparedTransaction => {
+            "a prepared transaction (gid, owner): ROLLBACK PREPARED in that database, or \
+             --rollback-prepared"
+        }
+        Kind::ReplicationSlot => {
+            "an active logical replication slot (slot_name; pid is its walsender)"
+        }
+        Kind::Subscription => "a subscription defined in the database (subname)",
+        Kind::Backend => {
+            "another backend in the database (pid, backend_type): a session the filters did \
+             not match, a walsender, a replication or background worker"
+        }
+        Kind::NotVisible => "a catalog pgkick's role may not read, so it cannot tell what it holds",
+        Kind::RolledBack => "a prepared transaction --rollback-prepared rolled back",
+        Kind::WouldRollBack => "-n: a prepared transaction --rollback-prepared would roll back",
+    }
+}
+
+/// (outcome, meaning) of each holder, for the man page.
+fn holder_definitions() -> Vec<(&'static str, &'static str)> {
+    HOLDER_OUTCOMES
+        .iter()
+        .map(|k| (k.as_str(), holder_meaning(*k)))
+        .collect()
+}
 
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
@@ -279,39 +413,28 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-const EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "success, including: nothing matched"),
-    (
-        "1",
-        "runtime error: cannot connect, SQL error, unknown database or role, permission denied",
-    ),
-    (
-        "2",
-        "usage error: unknown flag, malformed duration, invalid regular expression, ...",
-    ),
-    (
-        "3",
-        "partial: some matched sessions could not be signalled, or were still present after \
-         --wait; or, after terminate --lock, something still keeps a locked database from \
-         being dropped",
-    ),
-    (
-        "4",
-        "refused by a guard: no filter without --all, --max exceeded, confirmation declined",
-    ),
-    (
-        "130, 143",
-        "interrupted by SIGINT or SIGTERM (with --every, they end the loop: the status is the \
-         rounds')",
-    ),
-];
-
 /// The completion script for `shell`.
 pub fn completion(shell: Shell) -> String {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "pgkick", &mut out);
     String::from_utf8(out).expect("completion scripts are UTF-8")
+}
+
+/// Whether `script`, clap_complete's script for `shell`, offers `sub` as a subcommand of
+/// pgkick: the line each shell's generator writes for it, not a mere substring (`--list` and
+/// `unlock` contain `list` and `lock`).
+#[cfg(test)]
+fn offers_subcommand(shell: Shell, script: &str, sub: &str) -> bool {
+    let line = match shell {
+        Shell::Bash => format!("pgkick,{sub})"),
+        Shell::Zsh => format!("'{sub}:"),
+        Shell::Fish => format!("__fish_pgkick_needs_command\" -f -a \"{sub}\""),
+        Shell::Elvish => format!("cand {sub} '"),
+        Shell::PowerShell => format!("[CompletionResult]::new('{sub}', '{sub}'"),
+        _ => unreachable!("no completion file for {shell}"),
+    };
+    script.contains(&line)
 }
 
 /// Roff text of a part clap_mangen renders, with roff's apostrophe preamble removed (the page
@@ -353,11 +476,11 @@ fn heading_of<'a>(cmd: &'a Command, printed: &str) -> Option<&'a str> {
 }
 
 /// A definition list: `.TP`, the term in bold, its description.
-fn definitions(roff: &mut Roff, items: &[(&str, &str)]) {
+fn definitions(roff: &mut Roff, items: &[(impl AsRef<str>, impl AsRef<str>)]) {
     for (term, text) in items {
         roff.control("TP", []);
-        roff.text([bold(*term)]);
-        roff.text([roman(*text)]);
+        roff.text([bold(term.as_ref())]);
+        roff.text([roman(text.as_ref())]);
     }
 }
 
@@ -481,10 +604,10 @@ pub fn man_page() -> String {
     definitions(&mut roff, JSON_FIELDS);
     roff.control("PP", []);
     paragraphs(&mut roff, JSON_NOTES);
-    definitions(&mut roff, OUTCOMES);
+    definitions(&mut roff, &outcome_definitions());
     roff.control("PP", []);
     paragraphs(&mut roff, HOLDER_NOTES);
-    definitions(&mut roff, HOLDER_OUTCOMES);
+    definitions(&mut roff, &holder_definitions());
 
     roff.control("SH", ["AUDIT RECORDS"]);
     paragraphs(&mut roff, AUDIT_RECORDS);
@@ -498,7 +621,7 @@ pub fn man_page() -> String {
     definitions(&mut roff, FILES);
 
     roff.control("SH", ["EXIT STATUS"]);
-    definitions(&mut roff, EXIT_STATUS);
+    definitions(&mut roff, &exit_status_definitions());
 
     roff.control("SH", ["SEE ALSO"]);
     let see_also: Vec<Inline> = vec![
@@ -522,6 +645,8 @@ pub fn generated_files() -> Vec<(&'static str, String)> {
         .map(|(shell, path)| (*path, completion(*shell)))
         .collect();
     files.push((MAN_PAGE, man_page()));
+    let readme = std::fs::read_to_string(repo_root().join(README)).expect("read README.md");
+    files.push((README, splice_readme(&readme)));
     files
 }
 
@@ -559,8 +684,8 @@ mod tests {
         let stale = check_or_update(&repo_root(), &generated_files(), update);
         assert!(
             stale.is_empty(),
-            "{} differ from the clap definitions: run {UPDATE_VAR}=1 cargo test docs to \
-             regenerate",
+            "{} differ from the clap definitions and the contracts in code: run \
+             {UPDATE_VAR}=1 cargo test docs to regenerate",
             stale.join(", ")
         );
     }
@@ -609,15 +734,179 @@ mod tests {
         assert!(!page.contains("pgkick\\-list(1)"));
     }
 
+    /// The subcommands a user types (clap's own `help` included), from the clap definitions.
+    fn subcommand_names(root: &Command) -> Vec<String> {
+        root.get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| s.get_name().to_string())
+            .collect()
+    }
+
+    /// pgkick's definitions without the subcommand `name`.
+    fn without_subcommand(name: &str) -> Command {
+        let root = Cli::command();
+        let others: Vec<Command> = root
+            .get_subcommands()
+            .filter(|s| s.get_name() != name)
+            .cloned()
+            .collect();
+        Command::new("pgkick")
+            .disable_help_flag(true)
+            .args(root.get_arguments().cloned())
+            .subcommands(others)
+    }
+
     #[test]
     fn docs_every_shell_completes_every_subcommand() {
+        let root = Cli::command();
+        let names = subcommand_names(&root);
+        assert!(names.iter().any(|n| n == "conninfo"), "{names:?}");
         for (shell, _) in COMPLETIONS {
             let script = completion(shell);
-            for sub in ["list", "cancel", "terminate", "lock", "unlock"] {
-                assert!(script.contains(sub), "{shell} lacks {sub}");
+            for sub in &names {
+                assert!(
+                    offers_subcommand(shell, &script, sub),
+                    "{shell} lacks {sub}"
+                );
             }
             assert!(script.contains("cancel-first"), "{shell}");
         }
+    }
+
+    /// The check above is not fooled by `--list`, `unlock` or a description: a script made
+    /// without one subcommand fails it for that subcommand.
+    #[test]
+    fn docs_a_missing_subcommand_is_noticed() {
+        for sub in subcommand_names(&Cli::command()) {
+            if sub == "help" {
+                continue;
+            }
+            for (shell, _) in COMPLETIONS {
+                let mut cmd = without_subcommand(&sub);
+                let mut out = Vec::new();
+                clap_complete::generate(shell, &mut cmd, "pgkick", &mut out);
+                let script = String::from_utf8(out).unwrap();
+                assert!(
+                    !offers_subcommand(shell, &script, &sub),
+                    "{shell} still seems to offer {sub} without it"
+                );
+            }
+        }
+    }
+    /// The keys `value` serializes to, in order.
+    fn serialized_keys(value: &impl serde::Serialize) -> Vec<String> {
+        let text = serde_json::to_string(value).unwrap();
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).unwrap();
+        // The map is sorted by key; the text keeps the struct's order.
+        let mut keys: Vec<String> = object.keys().cloned().collect();
+        keys.sort_by_key(|k| text.find(&format!("\"{k}\":")));
+        keys
+    }
+
+    fn session_keys() -> Vec<String> {
+        serialized_keys(&Session::default())
+    }
+
+    #[test]
+    fn docs_the_man_page_lists_every_json_field_of_a_session() {
+        let documented: Vec<&str> = JSON_FIELDS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(documented, session_keys());
+    }
+
+    #[test]
+    fn docs_the_readme_lists_every_json_field_of_a_session() {
+        let documented = readme_first_column("### JSON schema");
+        assert_eq!(documented, session_keys(), "README.md's JSON schema table");
+    }
+
+    /// The backticked words of the README from the line starting with `start` up to the
+    /// first line after it that ends a sentence, flags left out.
+    fn readme_names_in(start: &str) -> Vec<String> {
+        let readme = std::fs::read_to_string(repo_root().join(README)).unwrap();
+        let from = readme
+            .find(start)
+            .unwrap_or_else(|| panic!("README.md has no {start:?}"));
+        let text = &readme[from + start.len()..];
+        let sentence = &text[..text.find(". ").expect("a sentence")];
+        sentence
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| !w.starts_with('-'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The first column of the README table that follows `marker`, split at commas.
+    fn readme_first_column(marker: &str) -> Vec<String> {
+        let readme = std::fs::read_to_string(repo_root().join(README)).unwrap();
+        let after = readme
+            .split_once(marker)
+            .unwrap_or_else(|| panic!("README.md has no {marker:?}"))
+            .1;
+        after
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+            .flat_map(|row| {
+                let first = row.split('|').nth(1).unwrap_or_default().to_string();
+                first
+                    .split(',')
+                    .map(|f| f.trim().trim_matches('`').to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn docs_the_readme_names_every_holder_outcome_and_field() {
+        let mut named = readme_names_in("told apart by `outcome`:");
+        named.sort();
+        let mut kinds: Vec<&str> = HOLDER_OUTCOMES.iter().map(|k| k.as_str()).collect();
+        kinds.sort();
+        assert_eq!(named, kinds, "README.md's holder outcomes");
+
+        // The fields as the man page lists them, which must be the ones a Holder serializes.
+        let listed = HOLDER_NOTES[0]
+            .split_once("with the fields ")
+            .and_then(|(_, rest)| rest.split_once(" (null"))
+            .expect("the man page lists the holder fields")
+            .0;
+        let keys: Vec<String> = listed
+            .replace(" and ", ", ")
+            .split(", ")
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            readme_first_column("Every holder object has all of these fields"),
+            keys,
+            "README.md's holder fields and the man page's"
+        );
+        let serialized = serde_json::to_value(holders::Holder::default()).unwrap();
+        let mut fields: Vec<String> = serialized.as_object().unwrap().keys().cloned().collect();
+        let mut sorted = keys.clone();
+        fields.sort();
+        sorted.sort();
+        assert_eq!(sorted, fields, "the man page's holder fields and Holder's");
+    }
+
+    #[test]
+    fn docs_the_readme_tables_are_spliced_in_place() {
+        let readme = "# x\n`cancel` and `terminate` add `outcome`, one of:\n\n| old |\n\ntext\n\
+                      ## Exit status\n\n| a |\n| b |\nafter\n";
+        let spliced = splice_readme(readme);
+        assert!(spliced.contains(&format!("one of:\n\n{}\ntext", readme_outcomes())));
+        assert!(spliced.contains(&format!(
+            "## Exit status\n\n{}after\n",
+            readme_exit_status()
+        )));
+        assert!(
+            spliced.contains("| 143 | interrupted by SIGTERM |"),
+            "{spliced}"
+        );
+        assert_eq!(splice_readme(&spliced), spliced);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::signal::Report;
 use crate::sql::{Param, Query};
 
 /// What a holder is, and its `outcome` in the JSON report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// An active logical replication slot of the database.
@@ -50,6 +50,7 @@ pub enum Kind {
     WouldRollBack,
     /// A part of the catalog pgkick's role may not read: whether it holds the database is
     /// unknown.
+    #[default]
     NotVisible,
 }
 
@@ -79,7 +80,7 @@ impl Kind {
 
 /// One thing that keeps a database from being dropped. Every field is present in JSON (null
 /// when it does not apply), so `jq` filters need not test for keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Holder {
     pub outcome: Kind,
     pub datname: String,

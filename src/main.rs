@@ -3,6 +3,7 @@
 //! The only place that prints errors and picks the process exit code.
 
 mod audit;
+mod chain;
 mod cli;
 mod commands;
 mod conn;
@@ -33,11 +34,11 @@ fn main() -> ExitCode {
         Err(err) => return clap_exit(err),
     };
     match commands::run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(status) => ExitCode::from(status),
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("pgkick: {}", error::one_line(&err));
-            ExitCode::from(error::exit_code(&err))
+            ExitCode::from(error::exit_status(&err))
         }
     }
 }
@@ -58,7 +59,7 @@ fn clap_exit(err: clap::Error) -> ExitCode {
             let first = text.lines().next().unwrap_or("invalid arguments");
             let msg = first.trim_start_matches("error: ");
             eprintln!("pgkick: {msg} (see pgkick --help)");
-            ExitCode::from(error::code::USAGE)
+            ExitCode::from(error::ExitStatus::Usage)
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::error::{self, code};
+use crate::error::{self, ExitStatus};
 use crate::interrupt;
 use crate::output::Printer;
 
@@ -30,36 +30,41 @@ pub fn backoff(failures: u32, every: Duration) -> Duration {
         .min(every)
 }
 
-/// Runs `round(n)` for n = 1, 2, ... every `every`, at most `rounds` times. Returns 0 when
-/// every round succeeded, otherwise the highest status a round had (1 for a round that
-/// failed, 3 partial, 4 refused); a usage error is returned as it is.
+/// Runs `round(n)` for n = 1, 2, ... every `every`, at most `rounds` times. Returns success
+/// when every round succeeded, otherwise the highest status a round had (runtime for a round
+/// that failed, partial, refused); a usage error is returned as it is.
 pub fn run(
     every: Duration,
     rounds: Option<u64>,
     printer: &Printer,
-    mut round: impl FnMut(u64) -> Result<u8>,
-) -> Result<u8> {
+    mut round: impl FnMut(u64) -> Result<ExitStatus>,
+) -> Result<ExitStatus> {
     interrupt::install()?;
     interrupt::ignore_hangup()?;
-    let mut status = code::SUCCESS;
+    let mut status = ExitStatus::Success;
+    let mut worse = |s: ExitStatus| {
+        if s.code() > status.code() {
+            status = s;
+        }
+    };
     let mut failures = 0;
     let mut n = 0;
     loop {
         n += 1;
         let started = Instant::now();
         let pause = match round(n) {
-            Ok(code) => {
+            Ok(done) => {
                 failures = 0;
-                status = status.max(code);
+                worse(done);
                 every.saturating_sub(started.elapsed())
             }
-            Err(e) => match error::exit_code(&e) {
-                code::USAGE => return Err(e),
-                code::SIGINT | code::SIGTERM => break,
-                code::REFUSED => {
+            Err(e) => match error::exit_status(&e) {
+                ExitStatus::Usage => return Err(e),
+                ExitStatus::Sigint | ExitStatus::Sigterm => break,
+                ExitStatus::Refused => {
                     failures = 0;
                     printer.warn(&format!("round {n}: {}", error::one_line(&e)));
-                    status = status.max(code::REFUSED);
+                    worse(ExitStatus::Refused);
                     every.saturating_sub(started.elapsed())
                 }
                 failed => {
@@ -70,7 +75,7 @@ pub fn run(
                         error::one_line(&e),
                         humantime::format_duration(retry)
                     ));
-                    status = status.max(failed);
+                    worse(failed);
                     retry
                 }
             },
@@ -143,8 +148,8 @@ mod tests {
             match n {
                 2 => Err(anyhow::anyhow!("connection lost")),
                 3 => Err(Refused("3 sessions match, more than --max 2".into()).into()),
-                4 => Ok(code::PARTIAL),
-                _ => Ok(code::SUCCESS),
+                4 => Ok(ExitStatus::Partial),
+                _ => Ok(ExitStatus::Success),
             }
         })
         .unwrap();
@@ -153,9 +158,9 @@ mod tests {
             [1, 2, 3, 4, 5],
             "a failed or refused round does not end the loop"
         );
-        assert_eq!(status, code::REFUSED);
-        let status = run(tick, Some(3), &printer(), |_| Ok(code::SUCCESS)).unwrap();
-        assert_eq!(status, code::SUCCESS);
+        assert_eq!(status, ExitStatus::Refused);
+        let status = run(tick, Some(3), &printer(), |_| Ok(ExitStatus::Success)).unwrap();
+        assert_eq!(status, ExitStatus::Success);
     }
 
     #[test]
@@ -167,6 +172,6 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(rounds, 1);
-        assert_eq!(error::exit_code(&err), code::USAGE);
+        assert_eq!(error::exit_status(&err), ExitStatus::Usage);
     }
 }

@@ -22,21 +22,22 @@ use crate::harness::*;
 const HOSTILE: &str = "INC-7 it's \"quoted\" $$ $pgkick$ */ '); DROP TABLE canary; -- \
                        $$; DROP TABLE canary; $$\nsecond line: ünïcødé ✓ 日本";
 
-/// A file path in the temp dir, removed when dropped.
-struct Scratch(PathBuf);
+/// A file path in a temp dir of its own, removed with it.
+struct Scratch {
+    at: PathBuf,
+    _dir: TempDir,
+}
 
 impl Scratch {
     fn new(prefix: &str) -> Scratch {
-        Scratch(std::env::temp_dir().join(unique_name(prefix)))
+        let dir = TempDir::new(prefix);
+        Scratch {
+            at: dir.path().join("audit.log"),
+            _dir: dir,
+        }
     }
     fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        self.at.to_str().unwrap()
     }
 }
 
@@ -139,7 +140,8 @@ fn assert_run_fields(record: &Value, server: &Server, command: &str, role: &str,
 
 #[test]
 fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
-    let server = Server::shared();
+    // A private server: the test holds a shared catalog locked for a moment.
+    let server = &Server::start();
     let db = server.create_db("audit_term");
     let kicker = server.create_role("kicker", "IN ROLE pg_signal_backend, pg_read_all_stats");
     let alice = server.create_role("alice", "");
@@ -152,45 +154,59 @@ fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
         .collect();
     let file = Scratch::new("audit_term");
 
-    let mut cmd = server.pgkick_as(&kicker);
-    cmd.args(["-d", "dbname=postgres password=hunter2"]).args([
-        "terminate",
-        "--db",
-        &db,
-        "--reason",
-        "INC-42",
-        "--audit-log",
-        file.path(),
-    ]);
-    // Matched, then gone before pgkick signals it: already_gone.
+    // Between matching and signalling, pgkick looks for what else holds the --db databases,
+    // subscriptions included: with pg_subscription locked it waits there, and `leaving` ends
+    // in the meantime, after it was matched and before it is signalled: already_gone.
+    let mut blocker = server.connect(SUPERUSER);
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_subscription IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let app = unique_name("audit_kicker");
+    let kick = server
+        .pgkick_as(&kicker)
+        .env("PGAPPNAME", &app)
+        .args(["-d", "dbname=postgres password=hunter2"])
+        .args(["terminate", "--db", &db, "--reason", "INC-42"])
+        .args(["--audit-log", file.path()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watcher = server.connect(SUPERUSER);
+    let waits = wait_until(Duration::from_secs(20), || {
+        watcher
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 \
+                   AND wait_event_type = 'Lock' AND query LIKE '%pg_subscription%'",
+                &[&app],
+            )
+            .unwrap()
+            .is_some()
+    });
+    assert!(waits, "pgkick never waited on pg_subscription");
     let leaving_pid = leaving.pid;
-    let out = on_a_terminal(
-        &cmd,
-        "[y/N]",
-        || {
-            drop(leaving);
-            assert!(wait_until(Duration::from_secs(10), || {
-                server
-                    .connect(SUPERUSER)
-                    .query_opt(
-                        "SELECT 1 FROM pg_stat_activity WHERE pid = $1",
-                        &[&leaving_pid],
-                    )
-                    .unwrap()
-                    .is_none()
-            }));
-        },
-        "y\n",
-    );
+    drop(leaving);
+    assert!(wait_until(Duration::from_secs(10), || {
+        watcher
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = $1",
+                &[&leaving_pid],
+            )
+            .unwrap()
+            .is_none()
+    }));
+    blocker.batch_execute("COMMIT").unwrap();
+    let out = kick.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        out.code, 3,
-        "permission_denied is partial: {}{}",
-        out.stdout, out.stderr
+        out.status.code(),
+        Some(3),
+        "permission_denied is partial: {stderr}"
     );
     assert!(wait_until(Duration::from_secs(10), || !ended.alive(server)));
     assert!(refused.alive(server));
 
-    let records = records(&file.0);
+    let records = records(&file.at);
     let by_pid = by_pid(&records);
     assert_eq!(
         by_pid.len(),
@@ -222,9 +238,9 @@ fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
         args.windows(2).any(|w| w == ["--db", db.as_str()]),
         "{args:?}"
     );
-    let text = fs::read_to_string(&file.0).unwrap();
+    let text = fs::read_to_string(&file.at).unwrap();
     assert!(!text.contains("hunter2"), "{text}");
-    let mode = fs::metadata(&file.0).unwrap().permissions().mode() & 0o777;
+    let mode = fs::metadata(&file.at).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the audit file is created private");
 }
 
@@ -262,7 +278,7 @@ fn audit_cancel_record_and_a_hostile_reason_verbatim_in_the_file_and_the_server_
     );
     assert!(s.alive(server), "cancel keeps the connection");
 
-    let records = records(&file.0);
+    let records = records(&file.at);
     assert_eq!(records.len(), 1, "{records:?}");
     assert_run_fields(&records[0], server, "cancel", SUPERUSER, HOSTILE);
     assert_session_as_seen(&records[0], &seen);
@@ -331,7 +347,7 @@ fn audit_lock_and_unlock_record_the_object_and_its_prior_state() {
     };
     assert_eq!(limit(server), 0);
     assert!(!role_state(server, &role).0, "the role is NOLOGIN");
-    let locked = records(&file.0);
+    let locked = records(&file.at);
     assert_eq!(locked.len(), 2, "{locked:?}");
     let object = |r: &Value, kind: &str| r["object"]["kind"] == kind;
     let database = locked.iter().find(|r| object(r, "database")).unwrap();
@@ -359,7 +375,7 @@ fn audit_lock_and_unlock_record_the_object_and_its_prior_state() {
     audited(&["unlock", "--db", &db, "--role", &role]);
     assert_eq!(limit(server), 7, "unlock gave the limit back");
     assert!(role_state(server, &role).0);
-    let all = records(&file.0);
+    let all = records(&file.at);
     assert_eq!(all.len(), 4, "records are appended: {all:?}");
     let database = all[2..].iter().find(|r| object(r, "database")).unwrap();
     assert_run_fields(database, server, "unlock", SUPERUSER, "maintenance window");
@@ -394,13 +410,13 @@ fn audit_dry_run_writes_records_only_when_asked() {
     let out = run(server.pgkick().args(dry));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        !file.0.exists(),
+        !file.at.exists(),
         "a dry run writes no record, nor creates the file"
     );
 
     let out = run(server.pgkick().args(dry).arg("--audit-dry-run"));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let records = records(&file.0);
+    let records = records(&file.at);
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["dry_run"], true);
     assert_eq!(records[0]["outcome"], "would_terminate");
@@ -437,8 +453,8 @@ fn audit_destination_that_cannot_be_written_stops_the_run_before_anything_is_sig
     let db = server.create_db("audit_unwritable");
     let s = Session::idle(server, &db, SUPERUSER, "app");
     let dir = Scratch::new("audit_dir");
-    fs::create_dir(&dir.0).unwrap();
-    let missing = dir.0.join("no/such/dir/audit.log");
+    fs::create_dir(&dir.at).unwrap();
+    let missing = dir.at.join("no/such/dir/audit.log");
     let locked = Scratch::new("audit_locked");
     for dest in [missing.to_str().unwrap(), dir.path()] {
         for command in [&["terminate", "--db", &db][..], &["lock", "--db", &db]] {
@@ -473,7 +489,7 @@ fn audit_destination_that_cannot_be_written_stops_the_run_before_anything_is_sig
         .unwrap()
         .get(0);
     assert_eq!(datconnlimit, -1, "nothing was locked");
-    let _ = fs::remove_dir(&dir.0);
+    let _ = fs::remove_dir(&dir.at);
 }
 
 #[test]
@@ -482,7 +498,7 @@ fn audit_syslog_gets_one_datagram_per_record_from_the_environment_setting() {
     let db = server.create_db("audit_syslog");
     let s = Session::idle(server, &db, SUPERUSER, "app");
     let socket_path = Scratch::new("audit_syslog.sock");
-    let socket = UnixDatagram::bind(&socket_path.0).unwrap();
+    let socket = UnixDatagram::bind(&socket_path.at).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -546,7 +562,7 @@ fn audit_two_concurrent_runs_append_whole_lines() {
     for mut w in writers {
         assert!(w.wait().unwrap().success());
     }
-    let records = records(&file.0);
+    let records = records(&file.at);
     assert_eq!(records.len(), 2 * rounds * sessions.len());
     for r in &records {
         assert_eq!(r["session"]["query"].as_str().unwrap().len(), long.len());
@@ -704,7 +720,7 @@ fn audit_every_round_ends_the_sessions_that_appeared_since_the_last() {
         assert!(wait_until(Duration::from_secs(10), || !s.alive(server)));
     }
     // Each round wrote its own record, numbered.
-    let rounds: Vec<(i64, i64)> = records(&file.0)
+    let rounds: Vec<(i64, i64)> = records(&file.at)
         .iter()
         .map(|r| {
             (

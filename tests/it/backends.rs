@@ -64,11 +64,12 @@ fn terminate_all_leaves_every_background_process_running() {
         assert!(types.contains(&"io worker"), "no io worker: {before:?}");
     }
 
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--all", "--yes", "--wait", "--json"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(client.pid, "terminated")]));
+    assert_eq!(
+        server
+            .kick(["terminate", "--all", "--yes", "--wait", "--json"])
+            .outcomes(),
+        expect(&[(client.pid, "terminated")])
+    );
     assert!(!client.alive(&server));
 
     // Even asked for by type, a process without a database is never a target. (PostgreSQL 10
@@ -233,11 +234,12 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
     };
 
     // Not targeted by default: not by --db (the logical ones have that datname), not by --all.
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--db", &db, "--yes", "--wait", "--json"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(client.pid, "terminated")]));
+    assert_eq!(
+        server
+            .kick(["terminate", "--db", &db, "--yes", "--wait", "--json"])
+            .outcomes(),
+        expect(&[(client.pid, "terminated")])
+    );
     all_alive("terminate --db");
     let out = run(server
         .pgkick()
@@ -272,7 +274,7 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
         "kicker_stats",
         "IN ROLE pg_signal_backend, pg_read_all_stats",
     );
-    let out = run(server.pgkick_as(&watcher).args([
+    let terminate_walsenders = [
         "terminate",
         "--backend-type",
         "walsender",
@@ -281,10 +283,13 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
         "--yes",
         "--wait",
         "--json",
-    ]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
+    ];
     assert_eq!(
-        outcomes(&out),
+        server
+            .kick(terminate_walsenders)
+            .user(&watcher)
+            .status(3)
+            .outcomes(),
         expect(&[
             (logical_su.pid, "permission_denied"),
             (logical_rep.pid, "terminated")
@@ -294,18 +299,10 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
     assert!(!still_there(&server, logical_rep.pid, "walsender"));
 
     // And as the superuser: exit 0, terminated.
-    let out = run(server.pgkick().args([
-        "terminate",
-        "--backend-type",
-        "walsender",
-        "--db",
-        &db,
-        "--yes",
-        "--wait",
-        "--json",
-    ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(logical_su.pid, "terminated")]));
+    assert_eq!(
+        server.kick(terminate_walsenders).outcomes(),
+        expect(&[(logical_su.pid, "terminated")])
+    );
     assert!(!still_there(&server, logical_su.pid, "walsender"));
 
     // The physical walsenders were never touched, and the standby still streams.
@@ -386,8 +383,7 @@ fn autovacuum_workers_are_never_targeted_by_default() {
         &["terminate", "--all", "--yes", "--wait", "--json"][..],
         &["terminate", "--db", &db, "--yes", "--wait", "--json"],
     ] {
-        let out = run(server.pgkick().args(args));
-        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let out = server.kick(args).run();
         assert!(
             !outcomes(&out).contains_key(&i64::from(worker)),
             "{args:?} targeted the autovacuum worker: {}",
@@ -404,30 +400,36 @@ fn autovacuum_workers_are_never_targeted_by_default() {
     // it takes pg_signal_autovacuum_worker); the superuser may.
     let kicker = server.create_role("kicker", "IN ROLE pg_signal_backend, pg_read_all_stats");
     let on_purpose = ["terminate", "--backend-type", "autovacuum worker", "--db"];
-    let out = run(server
-        .pgkick_as(&kicker)
-        .args(on_purpose)
-        .args([&db, "--yes", "--json"]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(worker, "permission_denied")]));
+    assert_eq!(
+        server
+            .kick(on_purpose)
+            .user(&kicker)
+            .args([&db, "--yes", "--json"])
+            .status(3)
+            .outcomes(),
+        expect(&[(worker, "permission_denied")])
+    );
     assert!(still_there(&server, worker, "autovacuum worker"));
     if server.version_num() >= 180000 {
         server.sql(&format!(
             "GRANT pg_signal_autovacuum_worker TO \"{kicker}\""
         ));
-        let out = run(server
-            .pgkick_as(&kicker)
-            .args(on_purpose)
-            .args([&db, "--yes", "--wait", "--json"]));
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        assert_eq!(outcomes(&out), expect(&[(worker, "terminated")]));
+        assert_eq!(
+            server
+                .kick(on_purpose)
+                .user(&kicker)
+                .args([&db, "--yes", "--wait", "--json"])
+                .outcomes(),
+            expect(&[(worker, "terminated")])
+        );
     } else {
-        let out = run(server
-            .pgkick()
-            .args(on_purpose)
-            .args([&db, "--yes", "--wait", "--json"]));
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        assert_eq!(outcomes(&out), expect(&[(worker, "terminated")]));
+        assert_eq!(
+            server
+                .kick(on_purpose)
+                .args([&db, "--yes", "--wait", "--json"])
+                .outcomes(),
+            expect(&[(worker, "terminated")])
+        );
     }
     assert!(!still_there(&server, worker, "autovacuum worker"));
 }

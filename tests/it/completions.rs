@@ -33,10 +33,33 @@ fn complete(words: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The subcommands as `pgkick --help` lists them (clap renders that list from its
+/// definitions), without clap's own `help`.
+fn subcommands() -> Vec<String> {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_pgkick")).arg("--help"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let commands = out
+        .stdout
+        .split_once("\nCommands:\n")
+        .unwrap_or_else(|| panic!("no Commands: in --help\n{}", out.stdout))
+        .1;
+    let names: Vec<String> = commands
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 6, "{names:?}");
+    names
+}
+
 #[test]
 fn completions_bash_offers_the_subcommands() {
     let offered = complete(&["pgkick", ""]);
-    for sub in ["list", "cancel", "terminate", "lock", "unlock"] {
+    let subs = subcommands();
+    assert!(subs.iter().any(|s| s == "conninfo"), "{subs:?}");
+    for sub in &subs {
         assert!(
             offered.iter().any(|o| o == sub),
             "{sub} not offered: {offered:?}"
@@ -59,6 +82,10 @@ fn completions_bash_offers_each_subcommands_flags() {
     ] {
         assert!(offered.iter().any(|o| o == flag), "{flag}: {offered:?}");
     }
+    let offered = complete(&["pgkick", "terminate", "--root"]);
+    assert_eq!(offered, vec!["--root-blocker"]);
+    let offered = complete(&["pgkick", "list", "--tr"]);
+    assert_eq!(offered, vec!["--tree"]);
     // Connection flags are global: offered after the subcommand too.
     let offered = complete(&["pgkick", "cancel", "--no-pa"]);
     assert_eq!(offered, vec!["--no-password"]);

@@ -2,169 +2,18 @@
 //! password, no password with -w, a server that never answers) and the libpq sources of a
 //! password and of settings (PGPASSWORD, .pgpass and its permission check, PGSERVICEFILE),
 //! and the application_name pgkick's session carries.
-//!
-//! Also the helpers the TLS tests share: rewriting pg_hba.conf, reloading the configuration
-//! and waiting until new connections see it, reading the server log from a mark on, and a
-//! pgkick command without the harness's connection flags.
 
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-// ---------------------------------------------------------------------------------------------
-// Helpers (also used by tls.rs)
-// ---------------------------------------------------------------------------------------------
-
-/// Settings that make the server log every connection with the client host and, once the
-/// session has set it, the application_name in front: `host=127.0.0.1 app= LOG:  connection
-/// authorized: ... SSL enabled (...)`, `host=[local] app=pgkick LOG:  disconnection: ...`.
-pub const LOG_CONNECTIONS: [(&str, &str); 3] = [
-    ("log_connections", "on"),
-    ("log_disconnections", "on"),
-    ("log_line_prefix", "host=%h app=%a "),
-];
-
-/// The pgkick binary with no connection flags at all: PG* variables removed, HOME set to the
-/// server's home dir (for ~/.pgpass, ~/.pg_service.conf, ~/.postgresql/), stdin null.
-pub fn bare_pgkick(server: &Server) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkick"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PG") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env("HOME", home(server)).stdin(Stdio::null());
-    cmd
-}
-
-/// pgkick connecting over TCP to `host` (127.0.0.1 or localhost) as `user`, with `conninfo`
-/// as its -d value, running `list --json`.
-pub fn pgkick_tcp(server: &Server, host: &str, user: &str, conninfo: &str) -> Command {
-    let mut cmd = bare_pgkick(server);
-    cmd.args(["-h", host, "-p", &server.port().to_string(), "-U", user]);
-    if !conninfo.is_empty() {
-        cmd.args(["-d", conninfo]);
-    }
-    cmd.args(["list", "--json"]);
-    cmd
-}
-
-/// The HOME pgkick gets from the harness.
-pub fn home(server: &Server) -> PathBuf {
-    server.sock_dir().join("home")
-}
-
-/// Re-reads the server's configuration files and returns once new connections see them
-/// (pg_conf_load_time changed: the postmaster finished reloading, pg_hba.conf and the SSL
-/// context included, before forking the backend that reports it).
-pub fn reload(server: &Server) {
-    let load_time = || -> String {
-        server
-            .connect(SUPERUSER)
-            .query_one("SELECT pg_conf_load_time()::text", &[])
-            .expect("pg_conf_load_time")
-            .get(0)
-    };
-    let before = load_time();
-    server.sql("SELECT pg_reload_conf()");
-    assert!(
-        wait_until(Duration::from_secs(10), || load_time() != before),
-        "the server did not reload its configuration; log:\n{}",
-        server.log()
-    );
-}
-
-/// Replaces pg_hba.conf with `lines`, after a `local all all trust` line that keeps the
-/// harness's own unix-socket connections working, and reloads.
-pub fn set_hba(server: &Server, lines: &str) {
-    let path = server.data_dir().join("pg_hba.conf");
-    // Writing over the existing file keeps its owner (the server's OS user) and mode.
-    fs::write(&path, format!("local all all trust\n{lines}"))
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    reload(server);
-}
-
-/// Writes `contents` to `path` with `mode`, owned by whoever owns `owner_like`.
-pub fn write_file(path: &Path, contents: &str, mode: u32, owner_like: Option<&Path>) {
-    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
-    if let Some(model) = owner_like {
-        let meta = fs::metadata(model).expect("stat");
-        std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()))
-            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
-    }
-}
-
-/// A position in the server log; what was logged after it.
-pub struct LogMark(usize);
-
-impl LogMark {
-    pub fn now(server: &Server) -> LogMark {
-        LogMark(server.log().len())
-    }
-
-    pub fn since(&self, server: &Server) -> String {
-        server.log().get(self.0..).unwrap_or_default().to_string()
-    }
-}
-
-/// Whether the last TCP connection authorized since `mark` was encrypted; `None` when no TCP
-/// connection was authorized.
-pub fn tcp_session_encrypted(server: &Server, mark: &LogMark) -> Option<bool> {
-    mark.since(server)
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("host=127.0.0.1 ") && l.contains("connection authorized"))
-        .map(|l| l.contains("SSL enabled"))
-}
-
-/// Asserts that pgkick failed with exit 1 and one line on stderr containing every one of
-/// `needles`.
-pub fn assert_fails_with(out: &Output, needles: &[&str]) {
-    assert_eq!(
-        out.code, 1,
-        "expected exit 1\n--- stdout\n{}\n--- stderr\n{}",
-        out.stdout, out.stderr
-    );
-    assert_eq!(
-        out.stderr.trim_end().lines().count(),
-        1,
-        "not one line: {}",
-        out.stderr
-    );
-    for needle in needles {
-        assert!(
-            out.stderr.contains(needle),
-            "stderr lacks {needle:?}: {}",
-            out.stderr
-        );
-    }
-    assert!(out.stderr.starts_with("pgkick: "), "stderr: {}", out.stderr);
-}
-
-/// Asserts exit 0 and returns the listed pids.
-pub fn listed(out: &Output) -> Vec<i64> {
-    assert_eq!(
-        out.code, 0,
-        "expected exit 0\n--- stdout\n{}\n--- stderr\n{}",
-        out.stdout, out.stderr
-    );
-    out.json()
-        .as_array()
-        .unwrap_or_else(|| panic!("not an array: {}", out.stdout))
-        .iter()
-        .map(|s| s["pid"].as_i64().expect("pid"))
-        .collect()
-}
-
-/// Waits until the server has exactly `n` client backends besides `watcher`'s own, then a
-/// little longer: a backend leaves pg_stat_activity just before it frees its slot.
-fn wait_for_client_backends(watcher: &mut postgres::Client, n: i64) {
+/// Waits until the server has exactly `n` client backends besides `watcher`'s own, and
+/// no more client processes than those: a backend leaves pg_stat_activity just before it
+/// frees its slot, and has freed it once its process is gone.
+fn wait_for_client_backends(server: &Server, watcher: &mut postgres::Client, n: i64) {
     let counted = wait_until(Duration::from_secs(10), || {
         let row = watcher
             .query_one(
@@ -173,10 +22,13 @@ fn wait_for_client_backends(watcher: &mut postgres::Client, n: i64) {
                 &[],
             )
             .expect("count client backends");
-        row.get::<_, i64>(0) == n
+        row.get::<_, i64>(0) == n && server.client_processes().len() as i64 == n + 1
     });
-    assert!(counted, "never {n} client backends");
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        counted,
+        "never {n} client backends; client processes: {:?}",
+        server.client_processes()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,20 +45,16 @@ fn conn_too_many_clients_explains_the_reserved_slots() {
     ]);
     let role = server.create_role("crowd", "");
     let mut watcher = server.connect(SUPERUSER);
-    wait_for_client_backends(&mut watcher, 0);
+    wait_for_client_backends(&server, &mut watcher, 0);
     // With the watcher, 4 of the 5 slots are taken: only the superusers' reserved one is left.
     let held: Vec<Session> = (0..3)
         .map(|i| Session::idle(&server, "postgres", &role, &format!("filler-{i}")))
         .collect();
-    let out = run(server.pgkick_as(&role).args(["list", "--json"]));
-    assert_fails_with(
-        &out,
-        &[
-            "reserved",
-            "superuser_reserved_connections",
-            "pgkick needs one",
-        ],
-    );
+    server.kick(["list", "--json"]).user(&role).fails_with(&[
+        "reserved",
+        "superuser_reserved_connections",
+        "pgkick needs one",
+    ]);
     // The superuser still gets the reserved slot, and sees the sessions that fill the server.
     let out = run(server.pgkick().args(["list", "--json", "--user", &role]));
     let mut pids = listed(&out);
@@ -216,17 +64,13 @@ fn conn_too_many_clients_explains_the_reserved_slots() {
     assert_eq!(pids, want);
 
     // Every slot taken: even the superuser is turned away, with the same advice.
-    wait_for_client_backends(&mut watcher, 3);
+    wait_for_client_backends(&server, &mut watcher, 3);
     let _last = Session::idle(&server, "postgres", SUPERUSER, "filler-su");
-    let out = run(server.pgkick().args(["list", "--json"]));
-    assert_fails_with(
-        &out,
-        &[
-            "too many clients already",
-            "superuser_reserved_connections",
-            "pgkick needs one",
-        ],
-    );
+    server.kick(["list", "--json"]).fails_with(&[
+        "too many clients already",
+        "superuser_reserved_connections",
+        "pgkick needs one",
+    ]);
 }
 
 #[test]
@@ -236,20 +80,15 @@ fn conn_missing_socket_names_the_path_tried() {
         .sock_dir()
         .join(format!(".s.PGSQL.{}", server.port()));
     server.stop_immediate();
-    let out = run(server.pgkick().args(["list", "--json"]));
-    assert_fails_with(
-        &out,
-        &[
-            &format!("connection to server on socket \"{}\"", socket.display()),
-            "No such file or directory",
-            "Is the server running locally",
-        ],
-    );
+    server.kick(["list", "--json"]).fails_with(&[
+        &format!("connection to server on socket \"{}\"", socket.display()),
+        "No such file or directory",
+        "Is the server running locally",
+    ]);
     // The same through a conninfo host that does not exist at all.
-    let out = run(server
-        .pgkick()
-        .args(["-d", "host=/nonexistent/pgkick port=6543", "list"]));
-    assert_fails_with(&out, &["\"/nonexistent/pgkick/.s.PGSQL.6543\""]);
+    server
+        .kick(["-d", "host=/nonexistent/pgkick port=6543", "list"])
+        .fails_with(&["\"/nonexistent/pgkick/.s.PGSQL.6543\""]);
 }
 
 #[test]

@@ -6,9 +6,6 @@
 //! Then the sources (flags, environment, service file, `.pgpass` line), the password never
 //! being printed, and `--connect` against a real server.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -439,37 +436,9 @@ fn conninfo_agrees_with_libpq_on_empty_queries_and_ports() {
     check_table(MORE_URI_CASES);
 }
 
-/// A directory removed on drop, for a HOME with dotfiles.
-struct Home(PathBuf);
-
-impl Home {
-    fn new() -> Home {
-        let dir = std::env::temp_dir().join(unique_name("pgkick-conninfo-home"));
-        fs::create_dir_all(&dir).expect("create home");
-        Home(dir)
-    }
-
-    fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, text).expect("write");
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
-        path
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn conninfo_names_the_source_of_each_setting() {
-    let home = Home::new();
+    let home = TempDir::new("pgkick-conninfo-home");
     let service_file = home.write(
         ".pg_service.conf",
         "[nightly]\nhost=svc-host\ndbname=svc-db\napplication_name=svc-app\n",
@@ -546,7 +515,7 @@ fn conninfo_names_the_source_of_each_setting() {
 
 #[test]
 fn conninfo_never_prints_a_password() {
-    let home = Home::new();
+    let home = TempDir::new("pgkick-conninfo-home");
     home.write(".pgpass", "*:*:*:*:pw-in-pgpass\n", 0o600);
     home.write(".pg_service.conf", "[s]\npassword=pw-in-service\n", 0o644);
     let home_dir = home.path().to_str().unwrap();

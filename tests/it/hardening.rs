@@ -18,7 +18,7 @@
 //! Everything connects over the unix socket or 127.0.0.1 only.
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
@@ -38,28 +38,6 @@ use crate::harness::*;
 fn end(server: &Server, session: Session) {
     server.sql(&format!("SELECT pg_terminate_backend({})", session.pid));
     assert!(wait_until(Duration::from_secs(10), || !session.alive(server)));
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// The pids of a successful `list --json`.
-fn listed(out: &Output) -> Vec<i64> {
-    pids(out).into_iter().collect()
-}
-
-/// stderr is one line, `pgkick: ...`, containing every needle.
-fn assert_one_line(stderr: &str, needles: &[&str]) {
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr:?}"
-    );
-    assert!(stderr.starts_with("pgkick: "), "{stderr:?}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
-    }
 }
 
 /// (datallowconn, datconnlimit, comment) of a database.
@@ -195,6 +173,23 @@ fn tagged_pgkick(server: &Server) -> (Command, String) {
 
 /// Waits until the session with application_name `app` has last run a statement that starts
 /// with `prefix` (and, with `idle`, has finished it).
+/// Waits until pgkick's session (application_name `app`) has run an empty query, the
+/// liveness check pgkick makes every second of a grace period.
+fn wait_for_liveness_check(server: &Server, app: &str) {
+    let mut watcher = server.connect(SUPERUSER);
+    let seen = wait_until(Duration::from_secs(15), || {
+        watcher
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query = ''",
+                &[&app],
+            )
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    assert!(seen, "pgkick ({app}) never checked the connection");
+}
+
 fn wait_for_statement(server: &Server, app: &str, prefix: &str, idle: bool) {
     let mut watcher = server.connect(SUPERUSER);
     let seen = wait_until(Duration::from_secs(15), || {
@@ -289,16 +284,16 @@ fn hardening_hostile_names_through_list_cancel_and_terminate() {
 
         // Without `=`, a name starting with '-' is refused as a usage error, not taken as a flag.
         if name.starts_with('-') {
-            let out = run(server.pgkick().args(["terminate", "--db", &name]));
-            assert_eq!(out.code, 2, "{name:?}: {}", out.stderr);
-            assert_one_line(&out.stderr, &["--db"]);
+            server
+                .kick(["terminate", "--db", &name])
+                .status(2)
+                .fails_with(&["--db"]);
             assert!(victim.alive(server));
         }
 
-        let out = run(server
-            .pgkick()
-            .args(["cancel", "--json", "--wait", &db, &user]));
-        assert_eq!(out.code, 0, "{name:?}: {}", out.stderr);
+        let out = server
+            .kick(["cancel", "--json", "--wait", &db, &user])
+            .run();
         assert_eq!(
             outcomes_of(&out.stdout),
             expect(&[(victim.pid, "cancelled")])
@@ -308,10 +303,9 @@ fn hardening_hostile_names_through_list_cancel_and_terminate() {
             Some(Err("57014".into())),
             "{name:?}"
         );
-        let out = run(server
-            .pgkick()
-            .args(["terminate", "--json", "--wait", &db, &user]));
-        assert_eq!(out.code, 0, "{name:?}: {}", out.stderr);
+        let out = server
+            .kick(["terminate", "--json", "--wait", &db, &user])
+            .run();
         assert_eq!(
             outcomes_of(&out.stdout),
             expect(&[(victim.pid, "terminated")])
@@ -372,9 +366,10 @@ fn hardening_names_longer_than_63_bytes_never_reach_the_truncated_object() {
             ("unlock", "--db"),
             ("unlock", "--role"),
         ] {
-            let out = run(server.pgkick().args([verb, flag, &long]));
-            assert_eq!(out.code, 1, "{verb} {flag}: {}", out.stderr);
-            assert_one_line(&out.stderr, &["does not exist", "nothing was changed"]);
+            server
+                .kick([verb, flag, &long])
+                .status(1)
+                .fails_with(&["does not exist", "nothing was changed"]);
         }
         assert!(session.alive(server), "{long:?}");
         assert_eq!(
@@ -422,11 +417,11 @@ fn hardening_invalid_utf8_arguments_are_one_line_usage_errors() {
         // A valid value next to an invalid one: still refused, nothing done.
         let mut value = db.as_bytes().to_vec();
         value.extend_from_slice(bytes);
-        let out = run(server
-            .pgkick()
-            .args(["terminate", "--yes", "--db", &db, "--db"])
-            .arg(OsStr::from_bytes(&value)));
-        assert_eq!(out.code, 2, "{}", out.stderr);
+        server
+            .kick(["terminate", "--yes", "--db", &db, "--db"])
+            .args([OsStr::from_bytes(&value)])
+            .status(2)
+            .run();
     }
     assert!(session.alive(server));
     assert_eq!(db_state(server, &db), before);
@@ -530,8 +525,7 @@ fn hardening_random_filter_values_run_on_the_server_and_match_nothing_else() {
         args.push(format!("--exclude-pid={}", rng.next() as i32));
         // Narrowed to our database: whatever the random values, they must not widen it.
         let narrowed = [&args[..], &["--db".to_string(), db.clone()]].concat();
-        let out = run(server.pgkick().args(&narrowed));
-        assert_eq!(out.code, 0, "round {round} {narrowed:?}: {}", out.stderr);
+        let out = server.kick(&narrowed).run();
         let pids = listed(&out);
         assert!(
             pids.is_empty() || pids == [i64::from(session.pid)],
@@ -542,8 +536,7 @@ fn hardening_random_filter_values_run_on_the_server_and_match_nothing_else() {
         let mut dry = narrowed.clone();
         dry[0] = "terminate".into();
         dry.push("-n".into());
-        let out = run(server.pgkick().args(&dry));
-        assert_eq!(out.code, 0, "round {round} {dry:?}: {}", out.stderr);
+        let out = server.kick(&dry).run();
         assert!(
             out.stderr.contains("pg_catalog.pg_terminate_backend"),
             "{}",
@@ -567,10 +560,9 @@ fn hardening_huge_ages_match_nothing_rather_than_fail() {
     let session = Session::idle_in_transaction(server, &db, SUPERUSER, "old");
     for age in ["18446744073709551615", "10000y", "300000y"] {
         for flag in ["--query-age", "--xact-age", "--state-age", "--backend-age"] {
-            let out = run(server
-                .pgkick()
-                .args(["list", "--json", "--db", &db, flag, age]));
-            assert_eq!(out.code, 0, "{flag} {age}: {}", out.stderr);
+            let out = server
+                .kick(["list", "--json", "--db", &db, flag, age])
+                .run();
             assert!(listed(&out).is_empty(), "{flag} {age}");
         }
     }
@@ -630,6 +622,9 @@ fn hardening_server_stops_during_the_cancel_first_grace_period() {
         "20s",
     ]));
     wait_for_statement(&server, &app, SIGNAL_PREFIX, true);
+    // The session shows idle a moment before pgkick has the cancel's result; its first
+    // liveness check of the grace period proves that it has.
+    wait_for_liveness_check(&server, &app);
     let stopped = Instant::now();
     server.stop_immediate();
     let done = running.finish(Duration::from_secs(20));
@@ -666,7 +661,7 @@ fn hardening_connection_refused_fails_fast() {
         &["lock", "--db", "x"],
     ] {
         let started = Instant::now();
-        let out = run(crate::conn::bare_pgkick(server)
+        let out = run(bare_pgkick(server)
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(args));
         assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
@@ -695,7 +690,7 @@ fn hardening_connect_timeout_bounds_every_subcommand() {
     ]
     .into_iter()
     .map(|args| {
-        let mut cmd = crate::conn::bare_pgkick(server);
+        let mut cmd = bare_pgkick(server);
         cmd.args(["-h", "127.0.0.1", "-p", &port, "-d", "connect_timeout=2"])
             .args(args);
         (args, spawn(&mut cmd))
@@ -841,8 +836,7 @@ fn hardening_interrupt_after_lock_keeps_the_lock_recorded_for_unlock() {
 
         // The lock committed before the interrupt and is on record.
         assert!(!db_state(server, &db).0, "datallowconn still true");
-        let out = run(server.pgkick().args(["lock", "--list", "--json"]));
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = server.kick(["lock", "--list", "--json"]).run();
         let listed = out.json();
         assert!(
             listed
@@ -854,83 +848,9 @@ fn hardening_interrupt_after_lock_keeps_the_lock_recorded_for_unlock() {
                     && r["method"] == "allow-connections"),
             "{listed}"
         );
-        let out = run(server.pgkick().args(["unlock", "--json", "--db", &db]));
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = server.kick(["unlock", "--json", "--db", &db]).run();
         assert_eq!(out.json()[0]["status"], "unlocked");
         assert_eq!(db_state(server, &db), before);
-    }
-}
-
-/// A shell word for `script -c`.
-fn sh_quote(arg: &OsStr) -> String {
-    format!("'{}'", arg.to_string_lossy().replace('\'', "'\\''"))
-}
-
-/// Runs `cmd` on a pseudo-terminal (util-linux `script`), so pgkick asks for confirmation.
-/// Returns the `script` child with stdin (the keyboard) and stdout (the screen) piped.
-fn on_terminal(cmd: &Command) -> (Child, mpsc::Receiver<String>) {
-    let mut line = String::from("stty cols 250 rows 50; exec env");
-    for (key, value) in cmd.get_envs() {
-        if let Some(value) = value {
-            line.push_str(&format!(" {}={}", key.to_string_lossy(), sh_quote(value)));
-        }
-    }
-    line.push(' ');
-    line.push_str(&sh_quote(cmd.get_program()));
-    for arg in cmd.get_args() {
-        line.push(' ');
-        line.push_str(&sh_quote(arg));
-    }
-    let mut child = Command::new("script")
-        .args(["-qefc", &line, "/dev/null"])
-        .env("SHELL", "/bin/sh")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("util-linux `script` is needed for the prompt test");
-    // The screen, as it arrives, chunk by chunk.
-    let mut screen = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = screen.read(&mut buf) {
-            if n == 0
-                || tx
-                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
-                    .is_err()
-            {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-fn wait_for_text(screen: &mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = String::new();
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match screen.recv_timeout(left) {
-            Ok(chunk) => seen.push_str(&chunk),
-            Err(_) => panic!("{needle:?} never shown; screen:\n{seen}"),
-        }
-    }
-    seen
-}
-
-fn wait_child(child: &mut Child, deadline: Duration) -> ExitStatus {
-    let limit = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= limit {
-            let _ = child.kill();
-            panic!("still running after {deadline:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -943,29 +863,65 @@ fn hardening_ctrl_c_at_the_confirmation_prompt_signals_nothing() {
     cmd.args(["terminate", "--db", &db]);
 
     // Ctrl-C: the terminal sends SIGINT; nothing was done yet, so pgkick just ends (130).
-    let (mut child, screen) = on_terminal(&cmd);
-    let shown = wait_for_text(&screen, "[y/N]");
+    let mut terminal = Terminal::start(&cmd);
+    let shown = terminal.wait_for("[y/N]");
     assert!(shown.contains(&victim.pid.to_string()), "{shown}");
-    child.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(5));
-    assert_eq!(status.code(), Some(130), "{status:?}");
+    terminal.type_keys(b"\x03");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 130, "{}", out.stdout);
     assert!(victim.alive(server), "signalled after Ctrl-C at the prompt");
 
     // "n": refused, exit 4, nothing signalled.
-    let (mut child, screen) = on_terminal(&cmd);
-    wait_for_text(&screen, "[y/N]");
-    child.stdin.as_mut().unwrap().write_all(b"n\r").unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(5));
-    assert_eq!(status.code(), Some(4), "{status:?}");
+    let mut terminal = Terminal::start(&cmd);
+    terminal.wait_for("[y/N]");
+    terminal.type_keys(b"n\r");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 4, "{}", out.stdout);
     assert!(victim.alive(server));
 
     // "y": terminated.
-    let (mut child, screen) = on_terminal(&cmd);
-    wait_for_text(&screen, "[y/N]");
-    child.stdin.as_mut().unwrap().write_all(b"y\r").unwrap();
-    let status = wait_child(&mut child, Duration::from_secs(5));
-    assert_eq!(status.code(), Some(0), "{status:?}");
+    let mut terminal = Terminal::start(&cmd);
+    terminal.wait_for("[y/N]");
+    terminal.type_keys(b"y\r");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(wait_until(Duration::from_secs(5), || !victim.alive(server)));
+}
+
+/// A lock chain that resolves while the confirmation prompt waits: the root that stopped
+/// blocking is not terminated.
+#[test]
+fn hardening_a_chain_resolved_during_the_prompt_is_not_acted_on() {
+    let server = Server::shared();
+    let db = server.create_db("hi_prompt_chain");
+    server
+        .connect(&db)
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)")
+        .unwrap();
+    let mut root = Session::idle_in_transaction(server, &db, SUPERUSER, "root");
+    root.execute("UPDATE t SET v = v + 1 WHERE id = 1");
+    let waiter = Session::waiting(
+        server,
+        &db,
+        SUPERUSER,
+        "waiter",
+        "UPDATE t SET v = 0 WHERE id = 1",
+    );
+    let mut cmd = server.pgkick();
+    cmd.args(["terminate", "--json", "--root-blocker", "--db", &db]);
+    let mut terminal = Terminal::start(&cmd);
+    let shown = terminal.wait_for("[y/N]");
+    assert!(shown.contains(&root.pid.to_string()), "{shown}");
+    root.execute("COMMIT");
+    assert_eq!(waiter.query_result(Duration::from_secs(10)), Some(Ok(())));
+    terminal.type_keys(b"y\r");
+    terminal.wait_for("no_longer_matches");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        root.alive(server),
+        "a root that stopped blocking was terminated"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -992,7 +948,7 @@ fn hardening_a_stale_identity_never_signals_the_live_session() {
     let server = Server::shared();
     let db = server.create_db("hrace");
     let role = server.create_role("hrace", "");
-    let first = Session::idle(server, &db, &role, "first");
+    let mut first = Session::idle(server, &db, &role, "first");
     let oid: u32 = server
         .connect(SUPERUSER)
         .query_one(
@@ -1003,11 +959,10 @@ fn hardening_a_stale_identity_never_signals_the_live_session() {
         .get(0);
 
     // The exact statement pgkick would send for it.
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "-n", "--json", "--pid"])
-        .arg(first.pid.to_string()));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "-n", "--json", "--pid"])
+        .args([first.pid.to_string()])
+        .run();
     assert_eq!(
         outcomes_of(&out.stdout),
         expect(&[(first.pid, "would_terminate")])
@@ -1051,20 +1006,20 @@ fn hardening_a_stale_identity_never_signals_the_live_session() {
         (first.pid, Some(start), None),
     ];
     assert_eq!(signal(&stale), vec!["already_gone"; 5]);
-    thread::sleep(Duration::from_millis(200));
+    assert!(first.answers(), "a stale identity hit the live session");
     assert!(first.alive(server), "a stale identity hit the live session");
 
     // A pid reused by a newer session: the older identity with the new session's pid. (Real
     // pid reuse cannot be forced; this is the identity the statement would be given.)
     let old_start = first.backend_start();
     drop(first);
-    let second = Session::idle(server, &db, &role, "second");
+    let mut second = Session::idle(server, &db, &role, "second");
     assert!(second.backend_start() > old_start);
     assert_eq!(
         signal(&[(second.pid, Some(old_start), Some(oid))]),
         ["already_gone"]
     );
-    thread::sleep(Duration::from_millis(200));
+    assert!(second.answers(), "a reused pid was signalled");
     assert!(second.alive(server), "a reused pid was signalled");
 
     // The right identity, among stale ones: exactly that one is terminated.
@@ -1141,10 +1096,9 @@ fn hardening_load_1000_sessions_and_50_reconnecting_clients() {
     assert_eq!(clients.len(), LOAD_SESSIONS);
     assert_eq!(sessions_in(&server, &db), LOAD_SESSIONS as i64);
     let started = Instant::now();
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--json", "--db", &db, "--wait", "--yes"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "--json", "--db", &db, "--wait", "--yes"])
+        .run();
     let got = outcomes_of(&out.stdout);
     assert_eq!(got.len(), LOAD_SESSIONS);
     assert!(got.values().all(|o| o == "terminated"), "{got:?}");

@@ -14,9 +14,12 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::io::Read;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -45,6 +48,38 @@ pub fn unique_name(prefix: &str) -> String {
         "name {name:?} is longer than PostgreSQL's 63-byte limit"
     );
     name
+}
+
+/// A directory in the temp dir, removed with everything in it when dropped: a HOME with
+/// dotfiles, a scratch dir. `{prefix}_{pid}_{n}`, so parallel tests never share one.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    /// Writes `name` in the dir with permissions `mode`; returns its path.
+    pub fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.0.join(name);
+        fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        path
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Poll `cond` every 20 ms up to `timeout`; returns whether it became true.
@@ -555,6 +590,34 @@ impl Server {
         self.postmaster_pid
     }
     /// The server's stderr (logging_collector is off).
+    /// The server's processes that serve a client connection (their title shows the client:
+    /// `postgres: user db [local] idle`, `... 127.0.0.1(5432) ...`), including backends that
+    /// have left pg_stat_activity but not yet exited, so still hold their connection slot.
+    pub fn client_processes(&self) -> Vec<i32> {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                // "pid (comm) S ppid ...": comm may contain spaces, so look after the last ')'.
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<i32>().ok());
+                if ppid != Some(self.postmaster_pid) {
+                    return false;
+                }
+                let title = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let title = String::from_utf8_lossy(&title);
+                title.contains(" [local] ") || title.contains(" 127.0.0.1(")
+            })
+            .collect()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
     }
@@ -825,18 +888,365 @@ pub fn on_a_terminal(
 }
 
 // ---------------------------------------------------------------------------------------------
+// A pgkick run and the status it must end with
+// ---------------------------------------------------------------------------------------------
+
+/// One pgkick run against a server and the exit status it must end with (0 unless told),
+/// in the manner of just's `Test`: `server.kick(["terminate", "--json", "--db", &db])
+/// .user(&role).status(3).outcomes()`. A wrong status fails with the whole command line,
+/// stdout and stderr.
+pub struct Kick<'a> {
+    server: &'a Server,
+    user: String,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    status: i32,
+}
+
+impl Server {
+    /// pgkick with `args`, connecting as the superuser; see [`Kick`].
+    pub fn kick<I, S>(&self, args: I) -> Kick<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Kick {
+            server: self,
+            user: SUPERUSER.to_string(),
+            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            env: Vec::new(),
+            status: 0,
+        }
+    }
+}
+
+impl Kick<'_> {
+    /// Connect as `user` instead of the superuser.
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = user.to_string();
+        self
+    }
+
+    /// More arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// The exit status the run must end with.
+    pub fn status(mut self, code: i32) -> Self {
+        self.status = code;
+        self
+    }
+
+    /// Runs pgkick and checks its exit status.
+    pub fn run(self) -> Output {
+        let mut cmd = self.server.pgkick_as(&self.user);
+        cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let out = run(&mut cmd);
+        assert_eq!(
+            out.code, self.status,
+            "exit {} instead of {}: pgkick {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            out.code, self.status, self.args, out.stdout, out.stderr
+        );
+        out
+    }
+
+    /// Runs pgkick (give it `--json`), checks its exit status, and decodes the outcomes.
+    pub fn outcomes(self) -> BTreeMap<i64, String> {
+        outcomes(&self.run())
+    }
+
+    /// Runs pgkick, which must fail (exit 1 unless told otherwise) with one line on stderr,
+    /// `pgkick: ...`, containing every one of `needles`.
+    pub fn fails_with(mut self, needles: &[&str]) -> Output {
+        if self.status == 0 {
+            self.status = 1;
+        }
+        let out = self.run();
+        assert_one_line(&out.stderr, needles);
+        out
+    }
+}
+
+/// stderr is one line, `pgkick: ...`, containing every one of `needles`.
+pub fn assert_one_line(stderr: &str, needles: &[&str]) {
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr:?}"
+    );
+    assert!(stderr.starts_with("pgkick: "), "{stderr:?}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    }
+}
+
+/// pgkick failed with exit 1 and one line on stderr containing every one of `needles`.
+pub fn assert_fails_with(out: &Output, needles: &[&str]) {
+    assert_eq!(
+        out.code, 1,
+        "expected exit 1\n--- stdout\n{}\n--- stderr\n{}",
+        out.stdout, out.stderr
+    );
+    assert_one_line(&out.stderr, needles);
+}
+
+// ---------------------------------------------------------------------------------------------
+// On a terminal
+// ---------------------------------------------------------------------------------------------
+
+/// A command running on a pseudo-terminal (util-linux `script`), 250 columns wide, so pgkick
+/// asks for confirmation as it would a person: wait for text on the screen, type, finish.
+pub struct Terminal {
+    child: Child,
+    screen: Receiver<String>,
+    seen: String,
+}
+
+/// A shell word for `script -c`.
+fn sh_quote(arg: &OsStr) -> String {
+    format!("'{}'", arg.to_string_lossy().replace('\'', "'\\''"))
+}
+
+impl Terminal {
+    /// Starts `cmd` (its program, arguments and environment) on a new terminal.
+    pub fn start(cmd: &Command) -> Terminal {
+        let mut line = String::from("stty cols 250 rows 50; exec");
+        for word in [cmd.get_program()].into_iter().chain(cmd.get_args()) {
+            line.push(' ');
+            line.push_str(&sh_quote(word));
+        }
+        let mut script = Command::new("script");
+        script
+            .args(["-qefc", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh");
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(v) => script.env(key, v),
+                None => script.env_remove(key),
+            };
+        }
+        let mut child = script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("util-linux `script` is needed for the terminal tests");
+        // The screen, as it arrives, chunk by chunk.
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, screen) = mpsc::channel();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0
+                    || tx
+                        .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Terminal {
+            child,
+            screen,
+            seen: String::new(),
+        }
+    }
+
+    /// Waits (up to 15 s) until `needle` is on the screen; returns the screen so far.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.screen.recv_timeout(left) {
+                Ok(chunk) => self.seen.push_str(&chunk),
+                Err(_) => panic!("{needle:?} never shown; screen:\n{}", self.seen),
+            }
+        }
+        self.seen.clone()
+    }
+
+    /// Types `keys` (b"y\r", b"\x03" for Ctrl-C).
+    pub fn type_keys(&mut self, keys: &[u8]) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(keys).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits (up to `timeout`) for the command to exit: its exit code, and the whole screen
+    /// as stdout.
+    pub fn finish(mut self, timeout: Duration) -> Output {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("still running after {timeout:?}; screen:\n{}", self.seen);
+            }
+            // Reading the screen meanwhile is also what keeps the terminal from filling up.
+            if let Ok(chunk) = self.screen.recv_timeout(Duration::from_millis(10)) {
+                self.seen.push_str(&chunk);
+            }
+        };
+        // The rest of the screen: the reader ends at the terminal's end of file.
+        while let Ok(chunk) = self.screen.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push_str(&chunk);
+        }
+        Output {
+            code: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: self.seen,
+            stderr: String::new(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration, the server log, and pgkick without the harness's connection flags
+// ---------------------------------------------------------------------------------------------
+
+/// Settings that make the server log every connection with the client host and, once the
+/// session has set it, the application_name in front: `host=127.0.0.1 app= LOG:  connection
+/// authorized: ... SSL enabled (...)`, `host=[local] app=pgkick LOG:  disconnection: ...`.
+pub const LOG_CONNECTIONS: [(&str, &str); 3] = [
+    ("log_connections", "on"),
+    ("log_disconnections", "on"),
+    ("log_line_prefix", "host=%h app=%a "),
+];
+
+/// The pgkick binary with no connection flags at all: PG* variables removed, HOME set to the
+/// server's home dir (for ~/.pgpass, ~/.pg_service.conf, ~/.postgresql/), stdin null.
+pub fn bare_pgkick(server: &Server) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkick"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("HOME", home(server)).stdin(Stdio::null());
+    cmd
+}
+
+/// pgkick connecting over TCP to `host` (127.0.0.1 or localhost) as `user`, with `conninfo`
+/// as its -d value, running `list --json`.
+pub fn pgkick_tcp(server: &Server, host: &str, user: &str, conninfo: &str) -> Command {
+    let mut cmd = bare_pgkick(server);
+    cmd.args(["-h", host, "-p", &server.port().to_string(), "-U", user]);
+    if !conninfo.is_empty() {
+        cmd.args(["-d", conninfo]);
+    }
+    cmd.args(["list", "--json"]);
+    cmd
+}
+
+/// The HOME pgkick gets from the harness.
+pub fn home(server: &Server) -> PathBuf {
+    server.sock_dir().join("home")
+}
+
+/// Re-reads the server's configuration files and returns once new connections see them
+/// (pg_conf_load_time changed: the postmaster finished reloading, pg_hba.conf and the SSL
+/// context included, before forking the backend that reports it).
+pub fn reload(server: &Server) {
+    let load_time = || -> String {
+        server
+            .connect(SUPERUSER)
+            .query_one("SELECT pg_conf_load_time()::text", &[])
+            .expect("pg_conf_load_time")
+            .get(0)
+    };
+    let before = load_time();
+    server.sql("SELECT pg_reload_conf()");
+    assert!(
+        wait_until(Duration::from_secs(10), || load_time() != before),
+        "the server did not reload its configuration; log:\n{}",
+        server.log()
+    );
+}
+
+/// Replaces pg_hba.conf with `lines`, after a `local all all trust` line that keeps the
+/// harness's own unix-socket connections working, and reloads.
+pub fn set_hba(server: &Server, lines: &str) {
+    let path = server.data_dir().join("pg_hba.conf");
+    // Writing over the existing file keeps its owner (the server's OS user) and mode.
+    fs::write(&path, format!("local all all trust\n{lines}"))
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    reload(server);
+}
+
+/// Writes `contents` to `path` with `mode`, owned by whoever owns `owner_like`.
+pub fn write_file(path: &Path, contents: &str, mode: u32, owner_like: Option<&Path>) {
+    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    if let Some(model) = owner_like {
+        let meta = fs::metadata(model).expect("stat");
+        std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid()))
+            .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    }
+}
+
+/// A position in the server log; what was logged after it.
+pub struct LogMark(usize);
+
+impl LogMark {
+    pub fn now(server: &Server) -> LogMark {
+        LogMark(server.log().len())
+    }
+
+    pub fn since(&self, server: &Server) -> String {
+        server.log().get(self.0..).unwrap_or_default().to_string()
+    }
+}
+
+/// Whether the last TCP connection authorized since `mark` was encrypted; `None` when no TCP
+/// connection was authorized.
+pub fn tcp_session_encrypted(server: &Server, mark: &LogMark) -> Option<bool> {
+    mark.since(server)
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("host=127.0.0.1 ") && l.contains("connection authorized"))
+        .map(|l| l.contains("SSL enabled"))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Reading pgkick's JSON
 // ---------------------------------------------------------------------------------------------
 
 /// The pids in a successful `--json` array of sessions or reports.
 pub fn pids(out: &Output) -> BTreeSet<i64> {
-    assert_eq!(out.code, 0, "exit {}: {}", out.code, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.code, out.stdout, out.stderr
+    );
     out.json()
         .as_array()
         .unwrap_or_else(|| panic!("not an array: {}", out.stdout))
         .iter()
         .map(|s| s["pid"].as_i64().expect("pid"))
         .collect()
+}
+
+/// The pids of a successful `list --json`, sorted.
+pub fn listed(out: &Output) -> Vec<i64> {
+    pids(out).into_iter().collect()
 }
 
 pub fn set(pids: &[i32]) -> BTreeSet<i64> {
@@ -875,6 +1285,16 @@ pub fn expect(pairs: &[(i32, &str)]) -> BTreeMap<i64, String> {
 // ---------------------------------------------------------------------------------------------
 // Catalog state
 // ---------------------------------------------------------------------------------------------
+
+/// An identifier in SQL text (tests build their fixtures with it).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A string literal (standard_conforming_strings is on).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
 
 /// A PL/pgSQL loop that swallows cancels: only terminate ends it.
 pub const SWALLOWS_CANCEL: &str = "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(0.05); \
@@ -988,6 +1408,33 @@ impl Session {
         session
     }
 
+    /// Runs `sql` on an idle session's connection (e.g. to take locks inside its transaction).
+    pub fn execute(&mut self, sql: &str) {
+        self.client_batch(sql);
+    }
+
+    /// Runs `sql` on a background thread like [`Session::active`], and returns once
+    /// pg_stat_activity shows the session waiting for a lock.
+    pub fn waiting(server: &Server, db: &str, user: &str, app: &str, sql: &str) -> Session {
+        let session = Session::active(server, db, user, app, sql);
+        let mut watcher = server.connect(SUPERUSER);
+        let waits = wait_until(Duration::from_secs(10), || {
+            watcher
+                .query_opt(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+                    &[&session.pid],
+                )
+                .expect("read pg_stat_activity")
+                .is_some()
+        });
+        assert!(
+            waits,
+            "session {} running {sql:?} never waited for a lock",
+            session.pid
+        );
+        session
+    }
+
     fn client_batch(&mut self, sql: &str) {
         let client = self
             .client
@@ -1038,6 +1485,18 @@ impl Session {
             "session {pid} running {sql:?} never showed as active"
         );
         session
+    }
+
+    /// For idle sessions: runs `SELECT 1` on the session's own connection; whether it
+    /// answered. pg_terminate_backend has signalled the backend by the time it returns, and a
+    /// signalled backend ends instead of answering, so this tells at once (no waiting) that a
+    /// session was spared.
+    pub fn answers(&mut self) -> bool {
+        self.client
+            .as_mut()
+            .expect("an idle session holds its client")
+            .batch_execute("SELECT 1")
+            .is_ok()
     }
 
     pub fn backend_start(&self) -> DateTime<Utc> {

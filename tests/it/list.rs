@@ -122,6 +122,21 @@ fn list_filters_select_exactly_the_matching_sessions() {
     }
 }
 
+/// Seconds since the latest of the sessions' backend, transaction, query and state starts,
+/// by the server's clock, for the youngest of `pids`.
+fn youngest_age(server: &Server, pids: &[i32]) -> f64 {
+    server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT extract(epoch FROM clock_timestamp() - max(greatest(backend_start, \
+                    xact_start, query_start, state_change)))::float8 \
+               FROM pg_stat_activity WHERE pid = ANY($1)",
+            &[&pids],
+        )
+        .expect("read the sessions' ages")
+        .get(0)
+}
+
 #[test]
 fn list_ages_compare_with_the_server_clock() {
     let server = Server::shared();
@@ -130,33 +145,40 @@ fn list_ages_compare_with_the_server_clock() {
     let in_xact = Session::idle_in_transaction(server, &db, &role, "a");
     let active = Session::active(server, &db, &role, "b", "SELECT pg_sleep(60)");
     let idle = Session::idle(server, &db, &role, "c");
-    std::thread::sleep(Duration::from_millis(1500));
-    let fresh = Session::idle(server, &db, &role, "d");
+    // Older than 1 s by the server's clock, which pgkick compares with.
+    let old = [in_xact.pid, active.pid, idle.pid];
+    assert!(
+        wait_until(Duration::from_secs(10), || youngest_age(server, &old) > 1.0),
+        "the sessions never got older than 1 s"
+    );
 
     let only = |args: &[&str]| {
         let mut argv = vec!["--db", db.as_str()];
         argv.extend_from_slice(args);
         pids(&list(server, &argv))
     };
-    assert_eq!(only(&["--xact-age", "1s"]), set(&[in_xact.pid, active.pid]));
+    // A session younger than 1 s for all the runs: one that outlives them (a slow machine) is
+    // replaced and the runs repeated.
+    let (fresh, runs) = (0..5)
+        .find_map(|_| {
+            let fresh = Session::idle(server, &db, &role, "d");
+            let runs = [
+                only(&["--xact-age", "1s"]),
+                only(&["--query-age", "1s"]),
+                only(&["--state-age", "1s", "--state", "idle"]),
+                only(&["--backend-age", "1s"]),
+                only(&["--backend-age", "1h", "--backend-age", "1s"]),
+            ];
+            (youngest_age(server, &[fresh.pid]) < 1.0).then_some((fresh, runs))
+        })
+        .expect("no session stayed younger than 1 s for five list runs");
+    let [xact, query, state, backend, repeated] = runs;
+    assert_eq!(xact, set(&[in_xact.pid, active.pid]));
     // An idle session's last query is not a current query.
-    assert_eq!(
-        only(&["--query-age", "1s"]),
-        set(&[in_xact.pid, active.pid])
-    );
-    assert_eq!(
-        only(&["--state-age", "1s", "--state", "idle"]),
-        set(&[idle.pid])
-    );
-    assert_eq!(
-        only(&["--backend-age", "1s"]),
-        set(&[in_xact.pid, active.pid, idle.pid])
-    );
-    assert_eq!(
-        only(&["--backend-age", "1h", "--backend-age", "1s"]).len(),
-        3,
-        "repeated ages OR"
-    );
+    assert_eq!(query, set(&[in_xact.pid, active.pid]));
+    assert_eq!(state, set(&[idle.pid]));
+    assert_eq!(backend, set(&[in_xact.pid, active.pid, idle.pid]));
+    assert_eq!(repeated.len(), 3, "repeated ages OR");
     assert!(!only(&[]).is_empty() && only(&["--pid", &fresh.pid.to_string()]).len() == 1);
 }
 

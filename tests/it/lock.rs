@@ -2,7 +2,6 @@
 //! in the cluster, exact restoration, hostile names, concurrency, lock_timeout, the drop
 //! workflow.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,16 +12,6 @@ use postgres::NoTls;
 use crate::harness::*;
 
 const METHODS: [&str; 3] = ["allow-connections", "connection-limit", "revoke-connect"];
-
-/// An identifier in SQL text (tests build their fixtures with it).
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A string literal (standard_conforming_strings is on).
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
 
 /// Everything lock may touch on a database, as the superuser sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,12 +81,6 @@ fn statuses(out: &Output) -> Vec<String> {
         .iter()
         .map(|c| c["status"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn temp_home() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("pgkick_other_home"));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The ACL shapes every method is tried on. Returns (database, a role that could connect
@@ -203,7 +186,7 @@ fn every_shape_with(method: &str) {
         // Undone from "another machine": nothing local is needed.
         let out = run(server
             .pgkick()
-            .env("HOME", temp_home())
+            .env("HOME", TempDir::new("pgkick_other_home").path())
             .args(["unlock", "--json", "--db", &db]));
         assert_eq!(statuses(&out), ["unlocked"], "{method} on {shape}");
         assert_eq!(db_state(server, &db), before, "{method} on {shape}");
@@ -249,7 +232,7 @@ fn lock_role_nologin_and_back() {
     assert!(!can_connect(server, &db, &role));
     let out = run(server
         .pgkick()
-        .env("HOME", temp_home())
+        .env("HOME", TempDir::new("pgkick_other_home").path())
         .args(["unlock", "--json", "--role", &role]));
     assert_eq!(statuses(&out), ["unlocked"]);
     assert_eq!(role_state(server, &role), before);
@@ -329,17 +312,18 @@ fn lock_twice_then_unlock_once_restores_the_original() {
     );
     // terminate --lock on a database pgkick already locked.
     let session = Session::idle(server, &db, SUPERUSER, "still-here");
-    let out = run(server.pgkick().args([
-        "terminate",
-        "--db",
-        &db,
-        "--lock",
-        "--method",
-        "connection-limit",
-        "--wait",
-        "--yes",
-    ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server
+        .kick([
+            "terminate",
+            "--db",
+            &db,
+            "--lock",
+            "--method",
+            "connection-limit",
+            "--wait",
+            "--yes",
+        ])
+        .run();
     assert!(out.stderr.contains("already_locked"), "{}", out.stderr);
     assert!(!session.alive(server));
     assert_eq!(
@@ -392,8 +376,10 @@ fn lock_refuses_the_database_pgkick_is_connected_to() {
     let server = Server::shared();
     let db = server.create_db("lock_self");
     let before = db_state(server, &db);
-    let out = run(server.pgkick().args(["-d", &db, "lock", "--db", &db]));
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = server
+        .kick(["-d", &db, "lock", "--db", &db])
+        .status(1)
+        .run();
     assert!(out.stderr.contains("-d"), "{}", out.stderr);
     assert!(out.stderr.contains(&db), "{}", out.stderr);
     assert_eq!(db_state(server, &db), before);
@@ -420,8 +406,7 @@ fn lock_unknown_database_or_role_changes_nothing() {
             &missing_role,
         ),
     ] {
-        let out = run(server.pgkick().args(&args));
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        let out = server.kick(&args).status(1).run();
         assert!(
             out.stderr.contains(&format!("\"{named}\" does not exist")),
             "{args:?}: {}",
@@ -488,16 +473,17 @@ fn lock_hostile_names_act_on_exactly_that_object() {
 
         // terminate --lock: that database's session goes, the bystander's stays.
         let victim = Session::idle(server, &name, &name, "victim");
-        let out = run(server.pgkick().args([
-            "terminate",
-            "--json",
-            "--db",
-            &name,
-            "--lock",
-            "--wait",
-            "--yes",
-        ]));
-        assert_eq!(out.code, 0, "{name:?}: {}", out.stderr);
+        server
+            .kick([
+                "terminate",
+                "--json",
+                "--db",
+                &name,
+                "--lock",
+                "--wait",
+                "--yes",
+            ])
+            .run();
         assert!(!victim.alive(server), "{name:?}");
         assert!(!db_state(server, &name).allow_connections);
         let out = pgkick_unlock(server, SUPERUSER, &["--db", &name]);
@@ -532,8 +518,7 @@ fn lock_list_shows_what_how_by_whom_since_when() {
     let out = pgkick_lock(server, SUPERUSER, &["--role", &role]);
     assert_eq!(statuses(&out), ["locked"]);
 
-    let out = run(server.pgkick().args(["lock", "--list", "--json"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server.kick(["lock", "--list", "--json"]).run();
     let records = out.json();
     let find = |kind: &str, name: &str| {
         records
@@ -554,8 +539,7 @@ fn lock_list_shows_what_how_by_whom_since_when() {
     assert_eq!(r["locked_by"], SUPERUSER);
 
     // The table too, for people.
-    let out = run(server.pgkick().args(["lock", "--list"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server.kick(["lock", "--list"]).run();
     assert!(
         out.stdout.contains(&db) && out.stdout.contains("revoke-connect"),
         "{}",
@@ -645,10 +629,10 @@ fn lock_timeout_gives_up_and_changes_nothing() {
             ident(&db)
         ))
         .unwrap();
-    let out = run(server
-        .pgkick()
-        .args(["lock", "--db", &db, "--lock-timeout", "1s"]));
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = server
+        .kick(["lock", "--db", &db, "--lock-timeout", "1s"])
+        .status(1)
+        .run();
     assert!(
         out.stderr.contains("gave up after 1s") && out.stderr.contains(&db),
         "{}",
@@ -669,16 +653,18 @@ fn lock_timeout_gives_up_and_changes_nothing() {
             0x706b_6462, oid as i32
         ))
         .unwrap();
-    let out = run(server.pgkick().args([
-        "lock",
-        "--db",
-        &db,
-        "--method",
-        "revoke-connect",
-        "--lock-timeout",
-        "1s",
-    ]));
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let out = server
+        .kick([
+            "lock",
+            "--db",
+            &db,
+            "--method",
+            "revoke-connect",
+            "--lock-timeout",
+            "1s",
+        ])
+        .status(1)
+        .run();
     assert!(out.stderr.contains("gave up after 1s"), "{}", out.stderr);
     blocker.batch_execute("ROLLBACK").unwrap();
     assert_eq!(db_state(server, &db), before);
@@ -730,10 +716,9 @@ fn lock_terminate_then_drop_database_with_clients_reconnecting() {
         "dropdb succeeded with sessions"
     );
 
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--db", &db, "--lock", "--wait", "--yes"]));
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    server
+        .kick(["terminate", "--db", &db, "--lock", "--wait", "--yes"])
+        .run();
     for s in &idle {
         assert!(!s.alive(server));
     }

@@ -5,6 +5,7 @@
 
 mod audit;
 mod backends;
+mod chains;
 mod completions;
 mod conn;
 mod conninfo;

@@ -50,29 +50,34 @@ fn pg_signal_backend_member_cancels_any_non_superuser_query_never_a_superusers()
         .args(["list", "--json", "--db", &db]));
     assert_eq!(pids(&out), set(&[su.pid, a.pid]));
 
-    let out = run(server
-        .pgkick_as(&kicker)
-        .args(["cancel", "--json", "--db", &db, "--wait"]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(
-        outcomes(&out),
+        server
+            .kick(["cancel", "--json", "--db", &db, "--wait"])
+            .user(&kicker)
+            .status(3)
+            .outcomes(),
         expect(&[(su.pid, "permission_denied"), (a.pid, "cancelled")])
     );
     assert_cancelled(server, &a);
     assert_untouched(server, &su);
 
     // Only superuser sessions matched: nothing acted on, every one reported, exit 3.
-    let out = run(server.pgkick_as(&kicker).args([
-        "terminate",
-        "--json",
-        "--db",
-        &db,
-        "--user",
-        SUPERUSER,
-        "--yes",
-    ]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(su.pid, "permission_denied")]));
+    assert_eq!(
+        server
+            .kick([
+                "terminate",
+                "--json",
+                "--db",
+                &db,
+                "--user",
+                SUPERUSER,
+                "--yes",
+            ])
+            .user(&kicker)
+            .status(3)
+            .outcomes(),
+        expect(&[(su.pid, "permission_denied")])
+    );
     assert_untouched(server, &su);
 }
 
@@ -120,8 +125,7 @@ fn database_owner_has_no_signal_rights_over_other_users_sessions() {
         .unwrap()
         .get(0);
     assert!(!allowed, "the owner's --lock did not lock {db}");
-    let out = run(server.pgkick_as(&owner).args(["unlock", "--db", &db]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    server.kick(["unlock", "--db", &db]).user(&owner).run();
     let _back = Session::idle(server, &db, &alice, "back");
 }
 
@@ -137,12 +141,12 @@ fn plain_role_signals_its_own_sessions_and_those_of_roles_it_is_member_of() {
     let teams = Session::active(server, &db, &team, "app", SLEEP);
     let theirs = Session::active(server, &db, &other, "app", SLEEP);
 
-    let out = run(server
-        .pgkick_as(&me)
-        .args(["cancel", "--json", "--db", &db, "--wait"]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(
-        outcomes(&out),
+        server
+            .kick(["cancel", "--json", "--db", &db, "--wait"])
+            .user(&me)
+            .status(3)
+            .outcomes(),
         expect(&[
             (mine.pid, "cancelled"),
             (teams.pid, "cancelled"),
@@ -154,17 +158,22 @@ fn plain_role_signals_its_own_sessions_and_those_of_roles_it_is_member_of() {
     assert_untouched(server, &theirs);
 
     // Only others' sessions matched: all reported, none acted on.
-    let out = run(server.pgkick_as(&me).args([
-        "terminate",
-        "--json",
-        "--db",
-        &db,
-        "--user",
-        &other,
-        "--yes",
-    ]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(theirs.pid, "permission_denied")]));
+    assert_eq!(
+        server
+            .kick([
+                "terminate",
+                "--json",
+                "--db",
+                &db,
+                "--user",
+                &other,
+                "--yes",
+            ])
+            .user(&me)
+            .status(3)
+            .outcomes(),
+        expect(&[(theirs.pid, "permission_denied")])
+    );
     assert_untouched(server, &theirs);
 }
 
@@ -212,11 +221,13 @@ fn without_pg_read_all_stats_hidden_sessions_match_no_state_query_or_age_filter(
     assert_eq!(pids(&out), set(&[]), "--query matched the placeholder text");
 
     // Acting with those filters touches only the role's own session: exit 0.
-    let out = run(server.pgkick_as(&me).args([
-        "cancel", "--json", "--db", &db, "--state", "active", "--wait",
-    ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(mine.pid, "cancelled")]));
+    assert_eq!(
+        server
+            .kick(["cancel", "--json", "--db", &db, "--state", "active", "--wait",])
+            .user(&me)
+            .outcomes(),
+        expect(&[(mine.pid, "cancelled")])
+    );
     assert_cancelled(server, &mine);
     let out = run(server.pgkick_as(&me).args([
         "terminate",
@@ -273,17 +284,12 @@ fn pg_read_all_stats_member_sees_everything_but_signals_only_its_own() {
     );
 
     // Seeing is not signalling.
-    let out = run(server.pgkick_as(&watcher).args([
-        "terminate",
-        "--json",
-        "--db",
-        &db,
-        "--yes",
-        "--wait",
-    ]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(
-        outcomes(&out),
+        server
+            .kick(["terminate", "--json", "--db", &db, "--yes", "--wait"])
+            .user(&watcher)
+            .status(3)
+            .outcomes(),
         expect(&[
             (own.pid, "terminated"),
             (a.pid, "permission_denied"),

@@ -17,30 +17,31 @@ fn terminate_ends_exactly_the_matched_sessions() {
     let bystander = Session::idle_in_transaction(server, &other_db, &role, "app");
 
     // No terminal: no prompt, even without --yes.
-    let out = run(server.pgkick().args([
-        "terminate",
-        "--json",
-        "--db",
-        &db,
-        "--state",
-        "idle-in-transaction",
-        "--user",
-        &role,
-    ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(in_xact.pid, "terminated")]));
+    assert_eq!(
+        server
+            .kick([
+                "terminate",
+                "--json",
+                "--db",
+                &db,
+                "--state",
+                "idle-in-transaction",
+                "--user",
+                &role,
+            ])
+            .outcomes(),
+        expect(&[(in_xact.pid, "terminated")])
+    );
     assert!(wait_until(Duration::from_secs(5), || !in_xact.alive(server)));
     for s in [&idle, &tcp_in_xact, &active, &bystander] {
         assert!(s.alive(server), "{} was not matched but is gone", s.pid);
     }
 
     // --wait returns once they are gone.
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--json", "--wait", "--db", &db]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
-        outcomes(&out),
+        server
+            .kick(["terminate", "--json", "--wait", "--db", &db])
+            .outcomes(),
         expect(&[
             (idle.pid, "terminated"),
             (tcp_in_xact.pid, "terminated"),
@@ -64,11 +65,12 @@ fn cancel_stops_the_query_and_keeps_the_connection() {
     let db = server.create_db("cancel");
     let active = Session::active(server, &db, SUPERUSER, "app", "SELECT pg_sleep(60)");
     let idle = Session::idle(server, &db, SUPERUSER, "app");
-    let out = run(server.pgkick().args([
-        "cancel", "--json", "--wait", "--db", &db, "--state", "active",
-    ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(active.pid, "cancelled")]));
+    assert_eq!(
+        server
+            .kick(["cancel", "--json", "--wait", "--db", &db, "--state", "active",])
+            .outcomes(),
+        expect(&[(active.pid, "cancelled")])
+    );
     assert_eq!(
         active.query_result(Duration::from_secs(5)),
         Some(Err("57014".into()))
@@ -90,21 +92,19 @@ fn guards_refuse_and_change_nothing() {
         &["cancel"],
         &["terminate", "--exclude-user", "x"],
     ] {
-        let out = run(server.pgkick().args(args));
-        assert_eq!(out.code, 4, "{args:?}: {}", out.stderr);
+        let out = server.kick(args).status(4).run();
         assert!(out.stderr.contains("--all"), "{}", out.stderr);
     }
     // More than --max.
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--db", &db, "--max", "1"]));
-    assert_eq!(out.code, 4, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "--db", &db, "--max", "1"])
+        .status(4)
+        .run();
     assert!(out.stderr.contains("--max 1"), "{}", out.stderr);
     // --max at the count is fine in a dry run; the dry run shows targets and SQL.
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--db", &db, "--max", "2", "--dry-run"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "--db", &db, "--max", "2", "--dry-run"])
+        .run();
     assert!(out.stdout.contains("would_terminate"), "{}", out.stdout);
     assert!(
         out.stdout.contains("pg_catalog.pg_terminate_backend"),
@@ -137,10 +137,9 @@ fn terminate_all_spares_its_own_session_and_non_client_backends() {
     let db = server.create_db("all");
     let s1 = Session::idle(&server, &db, SUPERUSER, "x");
     let s2 = Session::idle_in_transaction(&server, "postgres", SUPERUSER, "y");
-    let out = run(server
-        .pgkick()
-        .args(["terminate", "--all", "--yes", "--wait", "--json"]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "--all", "--yes", "--wait", "--json"])
+        .run();
     assert_eq!(
         outcomes(&out),
         expect(&[(s1.pid, "terminated"), (s2.pid, "terminated")])
@@ -171,21 +170,21 @@ fn cancel_first_terminates_a_session_that_swallows_cancel_and_spares_one_that_st
     let db = server.create_db("cancel_first");
     let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
     let polite = Session::active(server, &db, SUPERUSER, "polite", "SELECT pg_sleep(60)");
-    let out = run(server.pgkick().args([
-        "terminate",
-        "--json",
-        "--db",
-        &db,
-        "--state",
-        "active",
-        "--cancel-first",
-        "--grace",
-        "1s",
-        "--wait",
-    ]));
-    assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
-        outcomes(&out),
+        server
+            .kick([
+                "terminate",
+                "--json",
+                "--db",
+                &db,
+                "--state",
+                "active",
+                "--cancel-first",
+                "--grace",
+                "1s",
+                "--wait",
+            ])
+            .outcomes(),
         expect(&[(stubborn.pid, "terminated"), (polite.pid, "cancelled")])
     );
     assert!(!stubborn.alive(server), "the stubborn session survived");
@@ -204,17 +203,21 @@ fn cancel_wait_reports_a_query_that_keeps_running() {
     let server = Server::shared();
     let db = server.create_db("cancel_stubborn");
     let stubborn = Session::active(server, &db, SUPERUSER, "stubborn", SWALLOWS_CANCEL);
-    let out = run(server.pgkick().args([
-        "cancel",
-        "--json",
-        "--db",
-        &db,
-        "--wait",
-        "--wait-timeout",
-        "1s",
-    ]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert_eq!(outcomes(&out), expect(&[(stubborn.pid, "still_running")]));
+    assert_eq!(
+        server
+            .kick([
+                "cancel",
+                "--json",
+                "--db",
+                &db,
+                "--wait",
+                "--wait-timeout",
+                "1s",
+            ])
+            .status(3)
+            .outcomes(),
+        expect(&[(stubborn.pid, "still_running")])
+    );
     assert!(stubborn.alive(server));
     let out = run(server
         .pgkick()
@@ -234,10 +237,11 @@ fn pg_signal_backend_member_terminates_all_but_superuser_sessions() {
     let a = Session::idle_in_transaction(server, &db, &alice, "app");
     let b = Session::active(server, &db, &bob, "app", "SELECT pg_sleep(60)");
 
-    let out = run(server
-        .pgkick_as(&kicker)
-        .args(["terminate", "--json", "--db", &db, "--wait"]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
+    let out = server
+        .kick(["terminate", "--json", "--db", &db, "--wait"])
+        .user(&kicker)
+        .status(3)
+        .run();
     assert_eq!(
         outcomes(&out),
         expect(&[
@@ -263,12 +267,12 @@ fn plain_role_signals_only_its_own_sessions() {
     let other = server.create_role("other", "");
     let mine = Session::idle(server, &db, &me, "app");
     let theirs = Session::idle(server, &db, &other, "app");
-    let out = run(server
-        .pgkick_as(&me)
-        .args(["terminate", "--json", "--db", &db]));
-    assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(
-        outcomes(&out),
+        server
+            .kick(["terminate", "--json", "--db", &db])
+            .user(&me)
+            .status(3)
+            .outcomes(),
         expect(&[(mine.pid, "terminated"), (theirs.pid, "permission_denied")])
     );
     assert!(wait_until(Duration::from_secs(5), || !mine.alive(server)));
@@ -308,6 +312,17 @@ fn a_session_that_ended_is_reported_not_an_error() {
     assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
 }
 
+/// Runs pgkick on a pseudo-terminal; once it asks, types `answer` (with `None`, waits for it to
+/// finish without asking).
+fn on_a_terminal(cmd: &std::process::Command, answer: Option<&str>) -> Output {
+    let mut terminal = Terminal::start(cmd);
+    if let Some(answer) = answer {
+        terminal.wait_for("[y/N]");
+        terminal.type_keys(answer.as_bytes());
+    }
+    terminal.finish(Duration::from_secs(30))
+}
+
 #[test]
 fn a_terminal_is_asked_and_a_no_changes_nothing() {
     let server = Server::shared();
@@ -316,7 +331,7 @@ fn a_terminal_is_asked_and_a_no_changes_nothing() {
     let mut cmd = server.pgkick();
     cmd.args(["terminate", "--db", &db]);
 
-    let out = on_a_terminal(&cmd, "[y/N]", || {}, "n\n");
+    let out = on_a_terminal(&cmd, Some("n\n"));
     assert_eq!(out.code, 4, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("Terminate this session? [y/N]"),
@@ -330,7 +345,7 @@ fn a_terminal_is_asked_and_a_no_changes_nothing() {
     );
     assert!(s.alive(server), "declined, yet the session is gone");
 
-    let out = on_a_terminal(&cmd, "[y/N]", || {}, "y\n");
+    let out = on_a_terminal(&cmd, Some("y\n"));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(wait_until(Duration::from_secs(5), || !s.alive(server)));
 
@@ -338,7 +353,7 @@ fn a_terminal_is_asked_and_a_no_changes_nothing() {
     let s = Session::idle(server, &db, SUPERUSER, "app");
     let mut cmd = server.pgkick();
     cmd.args(["terminate", "--yes", "--db", &db]);
-    let out = on_a_terminal(&cmd, "[y/N]", || {}, "");
+    let out = on_a_terminal(&cmd, None);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(!out.stdout.contains("[y/N]"), "{}", out.stdout);
     assert!(wait_until(Duration::from_secs(5), || !s.alive(server)));

@@ -16,10 +16,6 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::conn::{
-    assert_fails_with, bare_pgkick, home, listed, pgkick_tcp, reload, set_hba,
-    tcp_session_encrypted, write_file, LogMark, LOG_CONNECTIONS,
-};
 use crate::harness::*;
 
 /// A certificate authority that can sign certificates.

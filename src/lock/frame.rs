@@ -1,0 +1,137 @@
+//! The one transaction every lock or unlock run is: `SET LOCAL lock_timeout`, look every target
+//! up (an unknown one fails the run before anything changes), take
+//! `pg_advisory_xact_lock(<kind key>, <oid>)` for each object in oid order, read the catalog
+//! only after that, plan, run the statements, check, COMMIT; a dry run plans and rolls back.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use postgres::error::SqlState;
+use postgres::types::Type;
+use postgres::Transaction;
+
+use super::catalog::{self, Object};
+use super::plan::{Me, Plan};
+use super::{Change, Kind, Label, Targets};
+
+/// `pg_advisory_xact_lock(key, oid)` first keys: "pkdb" and "pkrl".
+const ADVISORY_KEY_DATABASE: i32 = 0x706b_6462;
+const ADVISORY_KEY_ROLE: i32 = 0x706b_726c;
+
+fn advisory_key(kind: Kind) -> i32 {
+    match kind {
+        Kind::Database => ADVISORY_KEY_DATABASE,
+        Kind::Role => ADVISORY_KEY_ROLE,
+    }
+}
+
+/// Runs `plan` for every target in one transaction; see the module documentation. `plan` may
+/// read more of the catalog through the transaction it is given.
+pub fn in_one_transaction(
+    client: &mut postgres::Client,
+    targets: &Targets,
+    dry_run: bool,
+    lock_timeout: Duration,
+    mut plan: impl FnMut(&mut Transaction<'_>, &Me, &Object) -> Result<Plan>,
+) -> Result<Vec<Change>> {
+    let mut tx = client
+        .transaction()
+        .context("could not start a transaction")?;
+    let timeout_ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
+    tx.batch_execute(&format!("SET LOCAL lock_timeout = {timeout_ms}"))
+        .context("could not set lock_timeout")?;
+    let row = tx
+        .query_one("SELECT session_user::text, pg_catalog.now()", &[])
+        .context("could not read the session user")?;
+    let me = Me {
+        user: row.get(0),
+        now: row.get(1),
+    };
+
+    // Every name must exist before anything is touched.
+    let mut wanted: Vec<(Kind, String, u32)> = Vec::new();
+    for (kind, names) in [(Kind::Database, &targets.dbs), (Kind::Role, &targets.roles)] {
+        for name in names {
+            if wanted.iter().any(|(k, n, _)| *k == kind && n == name) {
+                continue;
+            }
+            let oid = catalog::resolve(&mut tx, kind, name)?.ok_or_else(|| {
+                anyhow!("{} does not exist; nothing was changed", Label(kind, name))
+            })?;
+            wanted.push((kind, name.clone(), oid));
+        }
+    }
+
+    if !dry_run {
+        let mut order: Vec<&(Kind, String, u32)> = wanted.iter().collect();
+        order.sort_by_key(|(kind, _, oid)| (*kind, *oid));
+        for (kind, name, oid) in order {
+            tx.query_typed(
+                "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+                &[
+                    (&advisory_key(*kind), Type::INT4),
+                    (&(*oid as i32), Type::INT4),
+                ],
+            )
+            .map_err(|e| sql_error(e, Label(*kind, name), lock_timeout))?;
+        }
+    }
+
+    let mut plans = Vec::new();
+    for (kind, name, oid) in &wanted {
+        let object = catalog::read(&mut tx, *kind, name, *oid)?;
+        plans.push((plan(&mut tx, &me, &object)?, object));
+    }
+    if dry_run {
+        tx.rollback().context("could not roll back")?;
+        return Ok(plans
+            .into_iter()
+            .map(|(p, _)| Change {
+                status: p.change.status.dry_run(),
+                ..p.change
+            })
+            .collect());
+    }
+    for (plan, object) in &plans {
+        for statement in &plan.change.statements {
+            tx.batch_execute(statement)
+                .map_err(|e| sql_error(e, object.label(), lock_timeout))?;
+        }
+        if plan.check_no_connect {
+            let left = catalog::connect_acl(&mut tx, object.oid)?;
+            if !left.is_empty() {
+                let holders: Vec<String> = left.iter().map(|e| e.grantee_sql()).collect();
+                bail!(
+                    "could not revoke CONNECT on {} from {} (only the owner or a superuser \
+                     can revoke every grant); nothing was changed",
+                    object.label(),
+                    holders.join(", ")
+                );
+            }
+        }
+    }
+    // A SIGINT or SIGTERM that came while waiting for a lock: give up rather than commit.
+    crate::interrupt::check().context("nothing was changed")?;
+    tx.commit()
+        .context("could not commit; nothing was changed")?;
+    Ok(plans.into_iter().map(|(p, _)| p.change).collect())
+}
+
+/// A postgres error while acting on `what`, as one sentence.
+fn sql_error(e: postgres::Error, what: Label<'_>, lock_timeout: Duration) -> anyhow::Error {
+    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+        return anyhow!(
+            "gave up after {} waiting for a lock on {what} held by another transaction; \
+             nothing was changed",
+            humantime::format_duration(lock_timeout)
+        );
+    }
+    let msg = match e.as_db_error() {
+        Some(db) => match db.hint() {
+            Some(hint) => format!("{} ({hint})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    };
+    anyhow!("{what}: {msg}; nothing was changed")
+}
