@@ -294,9 +294,10 @@ impl Trail {
             server_log: args.server_log && !dry_run,
             reason: args.reason.clone(),
             command,
-            args: std::env::args()
+            // args_os: an argument that is not UTF-8 is recorded lossily, not a panic.
+            args: std::env::args_os()
                 .skip(1)
-                .map(|a| conn::mask_passwords(&a))
+                .map(|a| conn::mask_passwords(&a.to_string_lossy()))
                 .collect(),
             os_user: conn::os_user(),
             host: host_name(),
