@@ -273,7 +273,13 @@ fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Re
     } else {
         printer.print(&matched.sessions)?;
     }
-    note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
+    note_hidden_holders(
+        &mut client,
+        &server,
+        &filter.dbs,
+        matched.held_in_dbs,
+        printer,
+    )?;
     Ok(ExitStatus::Success)
 }
 
@@ -342,6 +348,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         printer.warn(&crate::output::prepared_message(p));
     }
     let partial_before = !unsignallable.is_empty();
+    let held_in_dbs = matched.held_in_dbs;
     let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
     if hidden > 0 {
@@ -418,11 +425,15 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         return Ok(ExitStatus::Success);
     }
     if lock_first.is_none() {
-        note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
+        note_hidden_holders(&mut client, &server, &filter.dbs, held_in_dbs, printer)?;
     }
     if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
-        return Ok(ExitStatus::Success);
+        return Ok(if partial_before {
+            ExitStatus::Partial
+        } else {
+            ExitStatus::Success
+        });
     }
     let mut prompted = false;
     if !guard.yes && printer.interactive() && !targets.is_empty() {
@@ -678,16 +689,18 @@ fn drop_holders(
     Ok(rolled_back)
 }
 
-/// list, cancel and terminate with --db (without --lock): a note on stderr for what no
+/// list, cancel, terminate (without --lock) and lock with --db: a note on stderr for what no
 /// session row shows but holds the databases: prepared transactions (they keep their locks
-/// and hold back VACUUM), active logical slots and subscriptions.
+/// and hold back VACUUM) and active logical slots. `counted` is how many the statement that
+/// found the sessions saw: with 0 no other statement is needed.
 fn note_hidden_holders(
     client: &mut postgres::Client,
     server: &Server,
     dbs: &[String],
+    counted: Option<i64>,
     printer: &Printer,
 ) -> Result<()> {
-    if dbs.is_empty() {
+    if dbs.is_empty() || counted == Some(0) {
         return Ok(());
     }
     for h in holders::find_without_backends(client, server, dbs)? {
@@ -826,7 +839,7 @@ fn lock_databases_or_roles(
         args.lock_timeout,
     )?;
     print_changes(printer, &changes, args.dry_run, trail, &mut client)?;
-    note_hidden_holders(&mut client, &server, &args.db, printer)?;
+    note_hidden_holders(&mut client, &server, &args.db, None, printer)?;
     Ok(ExitStatus::Success)
 }
 

@@ -363,8 +363,9 @@ impl Filter {
         }
         self.push_conditions(server, &cols, &mut q, &mut conds);
         if !server.has_blocking_pids() {
+            let facts = self.server_facts(server, &mut q);
             q.sql = format!(
-                "SELECT {}, {NO_LOCK_COLUMNS}, {SERVER_FACTS} \
+                "SELECT {}, {NO_LOCK_COLUMNS}, {facts} \
                  FROM pg_catalog.pg_stat_activity a WHERE {} ORDER BY 1",
                 cols.select_list(),
                 conds.join(" AND ")
@@ -383,6 +384,7 @@ impl Filter {
         }
         self.push_chain_conditions(&cols, &mut q, &mut conds);
         let prepared_matched = self.prepared_conditions(&mut q).join(" AND ");
+        let facts = self.server_facts(server, &mut q);
         // A session outside any chain gets nulls (4 bytes each on the wire; `session` reads
         // them as empty arrays). With nobody blocked, the join to `nd` would still hash every
         // session, so then (and only when no lock-chain filter asks, since those match nothing
@@ -392,7 +394,7 @@ impl Filter {
         let sessions = |join: &str, columns: &str, gate: &str| {
             format!(
                 "SELECT {list}, a.pgkick_blocked_by AS blocked_by, {columns}, \
-                 NULL::text AS gid, NULL::bool AS matched, {SERVER_FACTS} \
+                 NULL::text AS gid, NULL::bool AS matched, {facts} \
                  FROM sa a{join} WHERE {conds}{gate}",
                 list = cols.select_list(),
             )
@@ -419,7 +421,7 @@ impl Filter {
              NULL::timestamptz, pb.prepared, NULL::timestamptz, NULL::timestamptz, NULL::text, \
              NULL::text, NULL::text, NULL::text, NULL::int4, NULL::text, NULL::oid, \
              NULL::int4[], pb.waiters, NULL::timestamptz, pb.gid, {prepared_matched}, \
-             {SERVER_FACTS} FROM pb WHERE pg_catalog.cardinality(pb.waiters) > 0"
+             {facts} FROM pb WHERE pg_catalog.cardinality(pb.waiters) > 0"
         ));
         q.sql = format!(
             "WITH RECURSIVE {ctes} {} ORDER BY 1",
@@ -464,6 +466,30 @@ impl Filter {
                 ));
             }
         }
+    }
+
+    /// The server's facts every row carries, then `held_in_dbs`: with `--db`, how many
+    /// prepared transactions and active logical slots those databases have (which no session
+    /// row shows), so that the caller needs another statement only when there are any, or when
+    /// no row came back; null without `--db`.
+    fn server_facts(&self, server: &Server, q: &mut Query) -> String {
+        if self.dbs.is_empty() {
+            return format!("{SERVER_FACTS}, NULL::int8 AS held_in_dbs");
+        }
+        let p = q.bind(Param::TextArray(self.dbs.clone()));
+        let slots = if server.version_num >= 90400 {
+            format!(
+                " + (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots s \
+                 JOIN pg_catalog.pg_database d ON d.oid = s.datoid \
+                 WHERE s.active AND d.datname::text = ANY({p}::text[]))"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{SERVER_FACTS}, ((SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
+             WHERE x.database::text = ANY({p}::text[])){slots}) AS held_in_dbs"
+        )
     }
 
     /// Whether a prepared transaction that blocks someone (a row of `pb`) matches: only the
@@ -655,8 +681,24 @@ mod tests {
                 .iter()
                 .filter(|p| matches!(p, Param::TextArray(a) if a == &[HOSTILE]))
                 .count();
-            assert_eq!(hostile, if v >= 100000 { 7 } else { 6 }, "{v}");
+            // --db's values twice: the filter, and the count of what holds those databases.
+            assert_eq!(hostile, if v >= 100000 { 8 } else { 7 }, "{v}");
         }
+    }
+
+    #[test]
+    fn with_db_the_rows_count_what_holds_those_databases() {
+        let q = filter(&["--db", "d"]).select(&Server::version(150000));
+        assert!(q.sql.contains(
+            "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
+             WHERE x.database::text = ANY("
+        ));
+        assert!(q.sql.contains("WHERE s.active AND d.datname::text = ANY("));
+        assert!(q.sql.contains(") AS held_in_dbs"));
+        let q = filter(&[]).select(&Server::version(150000));
+        assert!(q.sql.contains("NULL::int8 AS held_in_dbs"));
+        let q = filter(&["--db", "d"]).select(&Server::version(90100));
+        assert!(!q.sql.contains("pg_replication_slots"), "{}", q.sql);
     }
 
     #[test]

@@ -332,8 +332,8 @@ fn query(server: &Server, dbs: &[String], exclude: &Exclude, parts: &[Part]) -> 
     q
 }
 
-/// What holds the databases `dbs` besides backends (prepared transactions, slots,
-/// subscriptions), in one statement.
+/// What no session row shows but holds the databases `dbs`: prepared transactions and
+/// active logical slots, in one statement.
 pub fn find_without_backends(
     client: &mut postgres::Client,
     server: &Server,
@@ -344,11 +344,7 @@ pub fn find_without_backends(
         server,
         dbs,
         &Exclude::default(),
-        &[
-            Part::PreparedTransactions,
-            Part::ReplicationSlots,
-            Part::Subscriptions,
-        ],
+        &[Part::PreparedTransactions, Part::ReplicationSlots],
     )
 }
 

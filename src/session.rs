@@ -124,6 +124,9 @@ pub struct Matched {
     pub hidden_from_query_filter: usize,
     /// The server's facts, read from the rows (None when no row came back).
     pub server: Option<Server>,
+    /// With `--db`: the prepared transactions and active slots of those databases, counted by
+    /// the same statement (None when no row came back, or without `--db`).
+    pub held_in_dbs: Option<i64>,
 }
 
 /// The columns `Session::from_row` reads, then a prepared transaction's gid and whether it
@@ -132,6 +135,8 @@ const SESSION_COLUMNS: usize = 20;
 const GID_COLUMN: usize = SESSION_COLUMNS;
 const MATCHED_COLUMN: usize = SESSION_COLUMNS + 1;
 const SERVER_COLUMN: usize = SESSION_COLUMNS + 2;
+/// After the server's two facts: `held_in_dbs` (see `Filter::select`).
+const HELD_COLUMN: usize = SERVER_COLUMN + 2;
 
 /// Runs the filter's SELECT (one statement) and applies its `--query` part.
 pub fn find(client: &mut postgres::Client, server: &Server, filter: &Filter) -> Result<Matched> {
@@ -172,6 +177,7 @@ fn matched(filter: &Filter, rows: &[postgres::Row]) -> Result<Matched> {
     for row in rows {
         if matched.server.is_none() {
             matched.server = Some(Server::from_row(row, SERVER_COLUMN)?);
+            matched.held_in_dbs = row.try_get(HELD_COLUMN)?;
         }
         if let Some(gid) = row.try_get::<_, Option<String>>(GID_COLUMN)? {
             matched.prepared.push(PreparedBlocker {
