@@ -41,6 +41,24 @@ impl Scratch {
     }
 }
 
+/// A pipe whose buffer is already full (of dots): a process given its write end stops at its
+/// first write until the read end is read.
+fn full_pipe() -> (fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into `fds`, each then owned exactly once; fcntl
+    // and write get a descriptor of ours and a buffer with its length.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        let flags = libc::fcntl(fds[1], libc::F_GETFL);
+        libc::fcntl(fds[1], libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let dots = [b'.'; 4096];
+        while libc::write(fds[1], dots.as_ptr().cast(), dots.len()) > 0 {}
+        libc::fcntl(fds[1], libc::F_SETFL, flags);
+        (fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
 /// Every line of an audit file, each parsed as one JSON object (a torn line fails here).
 fn records(path: &Path) -> Vec<Value> {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -140,11 +158,16 @@ fn assert_run_fields(record: &Value, server: &Server, command: &str, role: &str,
 
 #[test]
 fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
-    // A private server: the test holds a shared catalog locked for a moment.
-    let server = &Server::start();
+    // A private server, for a prepared transaction.
+    let server = &Server::start_with(&[("max_prepared_transactions", "2")]);
     let db = server.create_db("audit_term");
     let kicker = server.create_role("kicker", "IN ROLE pg_signal_backend, pg_read_all_stats");
     let alice = server.create_role("alice", "");
+    let mut preparer = server.connect(&db);
+    preparer
+        .batch_execute("BEGIN; PREPARE TRANSACTION 'audit_held'")
+        .unwrap();
+    drop(preparer);
     let ended = Session::idle(server, &db, &alice, "report");
     let refused = Session::idle(server, &db, SUPERUSER, "admin");
     let leaving = Session::idle(server, &db, &alice, "leaving");
@@ -154,36 +177,34 @@ fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
         .collect();
     let file = Scratch::new("audit_term");
 
-    // Between matching and signalling, pgkick looks for what else holds the --db databases,
-    // subscriptions included: with pg_subscription locked it waits there, and `leaving` ends
-    // in the meantime, after it was matched and before it is signalled: already_gone.
-    let mut blocker = server.connect(SUPERUSER);
-    blocker
-        .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_subscription IN ACCESS EXCLUSIVE MODE")
-        .unwrap();
+    // Between matching and signalling, pgkick notes on stderr the prepared transaction that
+    // holds the --db database. Its stderr is a pipe filled to the brim: it stops at that
+    // note, and `leaving` ends meanwhile, matched but not yet signalled: already_gone.
+    let (mut stderr, full) = full_pipe();
     let app = unique_name("audit_kicker");
-    let kick = server
-        .pgkick_as(&kicker)
-        .env("PGAPPNAME", &app)
+    let mut cmd = server.pgkick_as(&kicker);
+    cmd.env("PGAPPNAME", &app)
         .args(["-d", "dbname=postgres password=hunter2"])
         .args(["terminate", "--db", &db, "--reason", "INC-42"])
         .args(["--audit-log", file.path()])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(full);
+    let mut kick = cmd.spawn().unwrap();
+    drop(cmd);
     let mut watcher = server.connect(SUPERUSER);
-    let waits = wait_until(Duration::from_secs(20), || {
+    // The statement that found the prepared transaction is done, and pgkick writes its note.
+    let noting = wait_until(Duration::from_secs(20), || {
         watcher
             .query_opt(
                 "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 \
-                   AND wait_event_type = 'Lock' AND query LIKE '%pg_subscription%'",
+                   AND state = 'idle' AND query LIKE '%pg_prepared_xacts%' \
+                   AND query NOT LIKE '%pg_stat_activity%'",
                 &[&app],
             )
             .unwrap()
             .is_some()
     });
-    assert!(waits, "pgkick never waited on pg_subscription");
+    assert!(noting, "pgkick never looked for what holds the database");
     let leaving_pid = leaving.pid;
     drop(leaving);
     assert!(wait_until(Duration::from_secs(10), || {
@@ -195,13 +216,16 @@ fn audit_terminate_records_every_outcome_with_the_session_as_matched() {
             .unwrap()
             .is_none()
     }));
-    blocker.batch_execute("COMMIT").unwrap();
-    let out = kick.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut text = Vec::new();
+    stderr.read_to_end(&mut text).unwrap();
+    let status = kick.wait().unwrap();
+    let text = String::from_utf8_lossy(&text);
+    let said = text.trim_start_matches('.');
+    assert!(said.contains("audit_held"), "the note on stderr: {said}");
     assert_eq!(
-        out.status.code(),
+        status.code(),
         Some(3),
-        "permission_denied is partial: {stderr}"
+        "permission_denied is partial: {said}"
     );
     assert!(wait_until(Duration::from_secs(10), || !ended.alive(server)));
     assert!(refused.alive(server));
