@@ -399,7 +399,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         let reports = with_outcome(&targets, action.would());
         trail.planned_sessions(&reports)?;
         if lock_first.is_some() {
-            printer.print(&holders::entries(reports, holders.clone()))?;
+            print_entries(printer, reports, holders.clone())?;
         } else {
             printer.print(&reports)?;
         }
@@ -574,13 +574,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             return Err(e);
         }
     };
-    let held = match held {
+    let mut held = match held {
         Ok(held) => held,
         Err(e) => {
             printer.print(&reports)?;
             return Err(e);
         }
     };
+    if lock_first
+        .as_ref()
+        .is_some_and(|p| p.method == LockMethod::AllowConnections)
+    {
+        holders::locked_out(&mut held);
+    }
     for r in &reports {
         let why = match r.outcome {
             Outcome::StillPresent => "it did not exit within --wait-timeout",
@@ -609,8 +615,25 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     } else {
         exit_status(&reports)
     };
-    printer.print(&holders::entries(reports, held))?;
+    print_entries(printer, reports, held)?;
     Ok(status)
+}
+
+/// terminate --lock's report: in JSON one array, the sessions then the holders; as tables, the
+/// sessions, then (when there are any) the holders with their fixes.
+fn print_entries(
+    printer: &Printer,
+    reports: Vec<Report>,
+    held: Vec<holders::Holder>,
+) -> std::io::Result<()> {
+    if printer.is_json() {
+        return printer.print(&holders::entries(reports, held));
+    }
+    printer.print(&reports)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    printer.print(&held)
 }
 
 /// After terminate --lock: rolls back prepared transactions (--rollback-prepared), closes

@@ -198,6 +198,22 @@ pub enum Entry {
     Holder(Holder),
 }
 
+/// After a lock with ALLOW_CONNECTIONS false: the fixes that must run inside a database say
+/// that nobody can connect to it until it is unlocked.
+pub fn locked_out(holders: &mut [Holder]) {
+    for h in holders
+        .iter_mut()
+        .filter(|h| matches!(h.outcome, Kind::PreparedTransaction | Kind::Subscription))
+    {
+        h.fix.push_str(&format!(
+            "; the lock keeps everyone out of \"{}\" now, superusers included: pgkick unlock \
+             --db {} first",
+            h.datname,
+            shell_word(&h.datname)
+        ));
+    }
+}
+
 /// The sessions' reports, then the holders.
 pub fn entries(reports: Vec<Report>, holders: Vec<Holder>) -> Vec<Entry> {
     reports
@@ -444,9 +460,10 @@ fn fix(h: &Holder) -> String {
     let db = &h.datname;
     match h.outcome {
         Kind::PreparedTransaction => format!(
-            "run {} in database \"{db}\" (or COMMIT PREPARED; pgkick terminate --lock \
-             --rollback-prepared does the rollback){}",
+            "run {} (or COMMIT PREPARED) in database \"{db}\", or let pgkick terminate --db \
+             {} --lock --rollback-prepared do it (it connects before it locks){}",
             rollback_statement(h.gid.as_deref().unwrap_or_default()),
+            shell_word(db),
             h.owner
                 .as_deref()
                 .map(|o| format!("; it was prepared by role \"{o}\""))

@@ -483,28 +483,40 @@ impl Tabular for Report {
     }
 }
 
+/// terminate --lock's JSON array (as tables, sessions and holders print apart).
 impl Tabular for crate::holders::Entry {
     fn headers() -> Vec<&'static str> {
         Report::headers()
     }
 
-    /// A holder fills the columns it has: outcome, pid, database, the owner of a prepared
-    /// transaction as user, the backend type as state, what it is as the last column.
     fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
         match self {
             crate::holders::Entry::Session(r) => r.cells(now),
-            crate::holders::Entry::Holder(h) => vec![
-                h.outcome.as_str().to_string(),
-                h.pid.map(|p| p.to_string()).unwrap_or_default(),
-                h.datname.clone(),
-                text(&h.owner),
-                String::new(),
-                text(&h.backend_type),
-                String::new(),
-                String::new(),
-                h.detail(),
-            ],
+            crate::holders::Entry::Holder(h) => {
+                let mut cells = vec![String::new(); Report::headers().len()];
+                cells[0] = h.outcome.as_str().to_string();
+                if let Some(last) = cells.last_mut() {
+                    *last = h.detail();
+                }
+                cells
+            }
         }
+    }
+}
+
+impl Tabular for crate::holders::Holder {
+    const NOUN: (&'static str, &'static str) = ("holder", "holders");
+    fn headers() -> Vec<&'static str> {
+        vec!["outcome", "database", "pid", "holder", "fix"]
+    }
+    fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
+        vec![
+            self.outcome.as_str().to_string(),
+            self.datname.clone(),
+            self.pid.map(|p| p.to_string()).unwrap_or_default(),
+            self.detail(),
+            self.fix.clone(),
+        ]
     }
 }
 
