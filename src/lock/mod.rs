@@ -93,7 +93,7 @@ mod frame;
 mod plan;
 mod record;
 
-pub use record::{list, Record};
+pub use record::{list, PoolerAction, PoolerEntry, Record};
 
 /// What to lock or unlock.
 #[derive(Debug, Clone, Default)]
@@ -113,6 +113,14 @@ pub struct Change {
     pub method: Option<String>,
     /// The statements run (or, with dry_run, that would run), in order.
     pub statements: Vec<String>,
+    /// The poolers the record names: after lock, those it holds now; at unlock, those it held
+    /// (what unlock resumes).
+    #[serde(skip)]
+    pub recorded_poolers: Vec<PoolerEntry>,
+    /// What pgkick did on each pooler for this database (`--pgbouncer`, or at unlock the
+    /// recorded poolers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub poolers: Vec<crate::pgbouncer::Step>,
 }
 
 /// What happened to one object. Shown (and serialized) as `locked`, `already_locked`,
@@ -244,6 +252,25 @@ pub fn lock(
 ) -> Result<Vec<Change>> {
     frame::in_one_transaction(client, targets, dry_run, lock_timeout, |_tx, me, object| {
         plan::lock(object, method, server, me)
+    })
+}
+
+/// Like [`lock`], recording in each database's record what was done to `poolers` for it
+/// (`--pgbouncer`), in the same transaction as the lock itself.
+pub fn lock_recording(
+    client: &mut postgres::Client,
+    server: &Server,
+    targets: &Targets,
+    method: LockMethod,
+    lock_timeout: Duration,
+    poolers: &[PoolerEntry],
+) -> Result<Vec<Change>> {
+    frame::in_one_transaction(client, targets, false, lock_timeout, |_tx, me, object| {
+        let poolers = match object.kind {
+            Kind::Database => poolers,
+            Kind::Role => &[],
+        };
+        plan::lock_recording(object, method, server, me, poolers)
     })
 }
 
