@@ -399,7 +399,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__list)
-            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --pgbouncer --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -469,6 +469,10 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pgbouncer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -513,7 +517,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__lock)
-            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -532,6 +536,14 @@ _pgkick() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pgbouncer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pause-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -579,7 +591,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__terminate)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --all --max --yes --dry-run --wait --wait-timeout --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,6 +681,14 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pgbouncer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pause-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -713,7 +733,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__unlock)
-            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --pgbouncer --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -728,6 +748,10 @@ _pgkick() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pgbouncer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,6 +65,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-db -d 'Le
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-user -d 'Leave out sessions of this user' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-app -d 'Leave out sessions with this application_name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-pid -d 'Leave out this process ID' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there too (the poolers recorded by the lock are resumed anyway)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -144,6 +145,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l method -d 'H
 connection-limit\t'ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers'
 revoke-connect\t'REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock-timeout -d 'Give up a lock whose DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -158,6 +161,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l wait -d 'Wai
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l cancel-first -d 'Cancel the sessions\' queries first, wait --grace, then terminate only the sessions that still match the filters'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock -d 'Lock the --db databases against new connections before terminating their sessions; then report everything else that keeps DROP DATABASE from succeeding (prepared transactions, active logical slots, subscriptions, other backends): exit 0 only when nothing is left'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l rollback-prepared -d 'With --lock: roll back the prepared transactions of the locked databases (each in its own database, through a connection opened before the lock), so that DROP DATABASE can succeed; without it they are only reported'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pgbouncer-disable -d 'After the pause, also DISABLE and KILL the databases on the poolers: their clients are refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l json -d 'Shorthand for --output json'
@@ -169,6 +173,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l method -d 'How da
 connection-limit\t'ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers'
 revoke-connect\t'REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l lock-timeout -d 'Give up when the DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -178,6 +184,7 @@ json\t'One JSON array'
 jsonl\t'One JSON object per line'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s n -l dry-run -d 'Show the statements; change nothing'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l list -d 'Show what pgkick has locked in this cluster: what, how, by whom, since when'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pgbouncer-disable -d 'After the pause, also DISABLE and KILL the databases on the poolers: their clients are refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l json -d 'Shorthand for --output json'
@@ -186,6 +193,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l help -d 'Print he
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l db -d 'Database to unlock (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l role -d 'Role to unlock (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l lock-timeout -d 'Give up when the DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there too (the poolers recorded by the lock are resumed anyway)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s U -l username -d 'Database user name [env: PGUSER]' -r

@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
 use crate::cli::{
-    Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
+    Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, PauseArgs, PoolerArgs,
+    UnlockArgs, WaitArgs,
 };
 use crate::error::{ExitStatus, Refused, Usage};
 use crate::filter::Filter;
@@ -18,12 +19,12 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, conninfo, holders, interrupt, lock};
+use crate::{conn, conninfo, holders, interrupt, lock, pooling};
 
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
-        Command::List(args) => list(&cli.conn, &printer, &args.filter),
+        Command::List(args) => list(&cli.conn, &printer, &args.filter, &args.poolers),
         Command::Cancel(args) => signal_sessions(
             &cli.conn,
             &printer,
@@ -45,11 +46,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 guard: &args.guard,
                 wait: &args.wait,
                 cancel_first: args.cancel_first.then_some(args.grace),
-                lock_first: args.lock.then_some(LockFirst {
-                    method: args.method,
-                    lock_timeout: args.lock_timeout,
-                    rollback_prepared: args.rollback_prepared,
-                }),
+                lock_first: if args.lock {
+                    Some(LockFirst {
+                        method: args.method,
+                        lock_timeout: args.lock_timeout,
+                        rollback_prepared: args.rollback_prepared,
+                        pause: &args.pause,
+                    })
+                } else if !args.pause.pgbouncer.is_empty() {
+                    return Err(Usage("--pgbouncer on terminate needs --lock".into()).into());
+                } else {
+                    None
+                },
             },
         ),
         Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
@@ -66,15 +74,17 @@ struct SignalPlan<'a> {
     wait: &'a WaitArgs,
     /// terminate --cancel-first: the grace period.
     cancel_first: Option<Duration>,
-    lock_first: Option<LockFirst>,
+    lock_first: Option<LockFirst<'a>>,
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
-struct LockFirst {
+struct LockFirst<'a> {
     method: LockMethod,
     lock_timeout: Duration,
     /// --rollback-prepared.
     rollback_prepared: bool,
+    /// --pgbouncer: pause the databases on the poolers before the lock.
+    pause: &'a PauseArgs,
 }
 
 /// Resolves the connection settings, shows their warnings (an unsafe password file) and
@@ -88,7 +98,7 @@ fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
 }
 
 /// Connects with resolved settings, asking for a password as -W/-w and the terminal allow.
-fn connect_with(
+pub(crate) fn connect_with(
     settings: &conn::Settings,
     args: &ConnArgs,
     printer: &Printer,
@@ -178,9 +188,16 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs) -> Result<ExitStatus> {
+fn list(
+    conn: &ConnArgs,
+    printer: &Printer,
+    args: &FilterArgs,
+    poolers: &PoolerArgs,
+) -> Result<ExitStatus> {
     let filter = Filter::from_args(args);
-    let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
+    let poolers = pooling::parse(&poolers.pgbouncer)?;
+    let (mut client, server, mut matched) = connect_and_find(conn, &filter, printer)?;
+    pooling::link_sessions(&mut matched.sessions, &poolers, conn, printer)?;
     printer.print(&matched.sessions)?;
     note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
     Ok(ExitStatus::Success)
@@ -196,6 +213,10 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         lock_first,
     } = plan;
     let filter = Filter::from_args(args);
+    let poolers = match &lock_first {
+        Some(plan) => pooling::parse(&plan.pause.pgbouncer)?,
+        None => Vec::new(),
+    };
     if filter.selects_everything() && !guard.all {
         return Err(Refused(format!(
             "no filter given: this would {} every session; add a filter such as --db NAME, \
@@ -249,6 +270,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 true,
                 plan.lock_timeout,
             )?;
+            pooling::print_pause_plan(&poolers, &filter.dbs, plan.pause, printer)?;
             print_statements(printer, &changes)?;
         }
         let reports = with_outcome(&targets, action.would());
@@ -310,12 +332,23 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         filter.exclude_pids.extend(opened.pids());
         rollback = Some(opened);
     }
+    let mut unblocked = Vec::new();
     let targets = match &lock_first {
         None => targets,
         Some(plan) => {
-            // Locked first, so that clients reconnecting in a loop cannot get back in; then
+            // Paused on the poolers first, so that their clients wait instead of failing;
+            // locked next, so that clients reconnecting in a loop cannot get back in; then
             // everything in the databases that matches now is a target.
-            let changes = lock::lock(
+            let pause = pooling::pause(
+                &mut client,
+                &server,
+                &poolers,
+                &filter.dbs,
+                plan.pause,
+                conn,
+                printer,
+            )?;
+            let changes = lock::lock_recording(
                 &mut client,
                 &server,
                 &lock::Targets {
@@ -323,12 +356,18 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                     roles: Vec::new(),
                 },
                 plan.method,
-                false,
                 plan.lock_timeout,
-            )?;
+                &pause.entries(),
+            );
+            let mut changes = match changes {
+                Ok(changes) => changes,
+                Err(e) => return Err(pause.release_on(e)),
+            };
             for change in &changes {
                 printer.note(&format!("database {}: {}", change.name, change.status));
             }
+            pause.attach(&mut changes, printer);
+            unblocked = pause.terminated;
             let matched = find(&mut client, &server, &filter, printer)?;
             server = matched.server.unwrap_or(server);
             matched.sessions
@@ -341,6 +380,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         action
     };
     let mut reports = signal::signal(&mut client, &server, first, &targets)?;
+    // The pooler backends terminated to complete a pause are reported like any other.
+    reports.splice(0..0, unblocked);
     // From here on signals have been sent: whatever stops the run (an interrupt, the server
     // going away) still reports what was already done before the error.
     let finished = (|| -> Result<()> {
@@ -605,6 +646,8 @@ fn lock_databases_or_roles(
     printer: &Printer,
     args: &LockArgs,
 ) -> Result<ExitStatus> {
+    let poolers = pooling::parse(&args.pause.pgbouncer)?;
+    pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
@@ -615,15 +658,42 @@ fn lock_databases_or_roles(
         roles: args.role.clone(),
     };
     interrupt::install()?;
-    let changes = lock::lock(
+    if args.dry_run {
+        let changes = lock::lock(
+            &mut client,
+            &server,
+            &targets,
+            args.method,
+            true,
+            args.lock_timeout,
+        )?;
+        print_changes(printer, &changes, true)?;
+        pooling::print_pause_plan(&poolers, &args.db, &args.pause, printer)?;
+        return Ok(ExitStatus::Success);
+    }
+    let pause = pooling::pause(
+        &mut client,
+        &server,
+        &poolers,
+        &args.db,
+        &args.pause,
+        conn,
+        printer,
+    )?;
+    let changes = lock::lock_recording(
         &mut client,
         &server,
         &targets,
         args.method,
-        args.dry_run,
         args.lock_timeout,
-    )?;
-    print_changes(printer, &changes, args.dry_run)?;
+        &pause.entries(),
+    );
+    let mut changes = match changes {
+        Ok(changes) => changes,
+        Err(e) => return Err(pause.release_on(e)),
+    };
+    pause.attach(&mut changes, printer);
+    print_changes(printer, &changes, false)?;
     note_hidden_holders(&mut client, &server, &args.db, printer)?;
     Ok(ExitStatus::Success)
 }
@@ -633,21 +703,34 @@ fn unlock_databases_or_roles(
     printer: &Printer,
     args: &UnlockArgs,
 ) -> Result<ExitStatus> {
+    let poolers = pooling::parse(&args.poolers.pgbouncer)?;
+    pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
         roles: args.role.clone(),
     };
     interrupt::install()?;
-    let changes = lock::unlock(
+    let mut changes = lock::unlock(
         &mut client,
         &server,
         &targets,
         args.dry_run,
         args.lock_timeout,
     )?;
-    print_changes(printer, &changes, args.dry_run)?;
-    Ok(ExitStatus::Success)
+    if args.dry_run {
+        print_changes(printer, &changes, true)?;
+        pooling::print_resume_plan(&changes, &poolers, printer)?;
+        return Ok(ExitStatus::Success);
+    }
+    // The server side is unlocked whatever the poolers say; one not resumed is exit 3.
+    let resumed = pooling::resume(&mut changes, &poolers, conn, printer);
+    print_changes(printer, &changes, false)?;
+    Ok(if resumed {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Partial
+    })
 }
 
 /// What lock or unlock did; with --dry-run, also the statements each change would run.

@@ -375,7 +375,15 @@ impl Tabular for crate::lock::Change {
 impl Tabular for crate::lock::Record {
     const NOUN: (&'static str, &'static str) = ("lock", "locks");
     fn headers() -> Vec<&'static str> {
-        vec!["kind", "name", "method", "locked_by", "locked_at", "for"]
+        vec![
+            "kind",
+            "name",
+            "method",
+            "locked_by",
+            "locked_at",
+            "for",
+            "poolers",
+        ]
     }
     fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
         vec![
@@ -387,6 +395,11 @@ impl Tabular for crate::lock::Record {
                 .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
                 .unwrap_or_default(),
             since(now, self.locked_at),
+            self.poolers
+                .iter()
+                .map(|p| format!("{} ({})", p.pooler, p.action.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
         ]
     }
 }

@@ -352,6 +352,7 @@ fn session() -> impl Strategy<Value = Session> {
                 leader_pid: None,
                 query: Some(query),
                 usesysid,
+                ..Default::default()
             },
         )
 }

@@ -32,6 +32,10 @@ pub struct Session {
     /// The role's OID: part of a session's identity when its details are hidden.
     #[serde(skip)]
     pub usesysid: Option<u32>,
+    /// With `--pgbouncer` only: the pooler whose server connection this session is, and its
+    /// client (`null` for a session of no pooler given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<Option<Box<crate::pgbouncer::PoolerLink>>>,
 }
 
 impl Session {
@@ -56,6 +60,7 @@ impl Session {
             leader_pid: row.try_get(14)?,
             query: row.try_get(15)?,
             usesysid: row.try_get(16)?,
+            pooler: None,
         })
     }
 
