@@ -83,7 +83,7 @@ impl Pause {
                 "and the pause could not be undone: {}",
                 failed.line()
             )),
-            None => e.context("resumed what pgkick had paused on the poolers"),
+            None => e.context("what pgkick paused on the poolers was resumed"),
         }
     }
 }
@@ -107,9 +107,10 @@ pub fn pause(
     }
     let mut connections = Vec::new();
     for pooler in poolers {
+        let open = || connect(pooler, conn, printer).context("nothing was changed");
         connections.push(Connections {
-            waiter: connect(pooler, conn, printer)?,
-            monitor: connect(pooler, conn, printer)?,
+            waiter: open()?,
+            monitor: open()?,
         });
     }
     let action = if args.pgbouncer_disable {

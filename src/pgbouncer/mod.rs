@@ -341,7 +341,10 @@ pub fn pause_all(
             if let Some(f) = failed.first() {
                 bail!("{e:#}; and could not resume: {}", f.line());
             }
-            Err(e.context("what pgkick paused on the poolers was resumed"))
+            Err(e.context(
+                "nothing was changed on the server, and what pgkick paused on the poolers was \
+                 resumed",
+            ))
         }
     }
 }
