@@ -43,7 +43,12 @@
 //! ```
 //!
 //! `grantee` null is PUBLIC (a role may really be called "PUBLIC"). Only the CONNECT entries
-//! are kept. For roles, `method` is `nologin` and `prior` holds `comment` and `rolcanlogin`.
+//! are kept. A database locked with `--pgbouncer` also has
+//! `"poolers":[{"pooler":"host=... port=6432 user=...","action":"pause"}]` (action `pause` or
+//! `disable`; the connection string never holds a password): what unlock resumes. The field
+//! is left out when there are none, and a record without it reads as one with none, so
+//! records written before it existed are read as they always were; a lock that finds a record
+//! already there adds the poolers it paused to it and keeps the rest. For roles, `method` is `nologin` and `prior` holds `comment` and `rolcanlogin`.
 //! The previous comment is saved and put back by unlock (`COMMENT ... IS NULL` if there was
 //! none). `lock --list` reads these comments from `pg_shdescription`.
 //!
