@@ -148,6 +148,13 @@ impl Admin {
             .collect())
     }
 
+    /// SHOW DATABASES says the database is paused (by anyone).
+    pub fn is_paused(&mut self, database: &str) -> Result<bool> {
+        Ok(self.show("DATABASES")?.iter().any(|row| {
+            row.get("name") == Some(database) && row.get("paused").is_some_and(|p| p != "0")
+        }))
+    }
+
     /// `<verb> "<database>"`.
     pub fn command(&mut self, verb: &str, database: &str) -> Result<()> {
         let text = format!("{verb} {}", quote(database));
@@ -194,7 +201,8 @@ pub struct Step {
     pub pooler: String,
     #[serde(skip)]
     pub database: String,
-    /// `paused`, `disabled` (lock); `resumed`, `not_paused`, `failed` (unlock).
+    /// `paused`, `disabled`, `already_paused` (lock); `resumed`, `not_paused`, `failed`
+    /// (unlock).
     pub status: &'static str,
     /// Why it failed.
     pub error: Option<String>,
@@ -247,7 +255,10 @@ pub trait Pausing {
 /// The pauses in force: what lock records, and what is undone when the lock does not happen.
 pub struct Paused {
     monitors: Vec<Admin>,
+    /// What this run paused: undone when the lock does not happen.
     done: Vec<(usize, String)>,
+    /// Paused already before this run (an earlier lock, or by hand): left alone.
+    already: Vec<(usize, String)>,
     action: PoolerAction,
 }
 
@@ -269,10 +280,11 @@ impl Paused {
             PoolerAction::Pause => "paused",
             PoolerAction::Disable => "disabled",
         };
-        self.done
-            .iter()
-            .filter(|(_, db)| db == database)
-            .map(|(i, db)| Step::new(&self.monitors[*i].label, db, status))
+        let done = self.done.iter().map(|d| (d, status));
+        let already = self.already.iter().map(|d| (d, "already_paused"));
+        done.chain(already)
+            .filter(|((_, db), _)| db == database)
+            .map(|((i, db), status)| Step::new(&self.monitors[*i].label, db, status))
             .collect()
     }
 
@@ -303,6 +315,7 @@ pub fn pause_all(
     let mut paused = Paused {
         monitors: Vec::new(),
         done: Vec::new(),
+        already: Vec::new(),
         action,
     };
     for c in poolers {
@@ -312,6 +325,10 @@ pub fn pause_all(
     let result = (|| -> Result<()> {
         for (i, waiter) in waiters.iter_mut().enumerate() {
             for db in databases {
+                if paused.monitors[i].is_paused(db)? {
+                    paused.already.push((i, db.clone()));
+                    continue;
+                }
                 let admin = waiter
                     .take()
                     .expect("the waiter comes back after each pause");

@@ -459,3 +459,56 @@ fn pgbouncer_list_links_busy_server_sessions_to_their_clients() {
     assert!(plain[0].get("pooler").is_none(), "{plain}");
     busy.batch_execute("COMMIT").unwrap();
 }
+
+#[test]
+fn pgbouncer_lock_twice_and_dry_runs_keep_one_pause() {
+    let server = Server::shared();
+    let db = server.create_db("pgb");
+    let bouncer = Pgbouncer::start(server, &[&db]);
+    let conninfo = bouncer.conninfo();
+    let dry = server
+        .kick(["lock", "--db", &db, "--dry-run", "--pgbouncer", &conninfo])
+        .run();
+    assert!(
+        dry.stdout.contains(&format!("PAUSE \"{db}\";")),
+        "{}",
+        dry.stdout
+    );
+    assert!(!bouncer.paused(&db));
+
+    server
+        .kick(["lock", "--db", &db, "--pgbouncer", &conninfo])
+        .run();
+    let again = server
+        .kick(["lock", "--db", &db, "--json", "--pgbouncer", &conninfo])
+        .run()
+        .json();
+    assert_eq!(again[0]["status"], "already_locked", "{again}");
+    assert_eq!(
+        again[0]["poolers"][0]["status"], "already_paused",
+        "{again}"
+    );
+    assert!(bouncer.paused(&db));
+    // A second lock that fails leaves the first one's pause alone.
+    server
+        .kick(["lock", "--db", &db, "--role", "no_such_role_here"])
+        .args(["--pgbouncer", &conninfo])
+        .fails_with(&["does not exist"]);
+    assert!(bouncer.paused(&db));
+
+    let dry = server.kick(["unlock", "--db", &db, "--dry-run"]).run();
+    assert!(
+        dry.stdout.contains(&format!("RESUME \"{db}\";")),
+        "{}",
+        dry.stdout
+    );
+    assert!(bouncer.paused(&db));
+    let unlocked = server.kick(["unlock", "--db", &db, "--json"]).run().json();
+    assert_eq!(
+        unlocked[0]["poolers"].as_array().unwrap().len(),
+        1,
+        "{unlocked}"
+    );
+    assert_eq!(unlocked[0]["poolers"][0]["status"], "resumed", "{unlocked}");
+    assert!(!bouncer.paused(&db));
+}
