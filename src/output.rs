@@ -294,6 +294,18 @@ impl Tabular for Session {
             (Some(addr), None) => addr.to_string(),
             (None, _) => String::new(),
         };
+        // list --pgbouncer: the pooler's client stands behind a pooled backend.
+        let client = match &self.pooler {
+            Some(Some(link)) => match &link.client {
+                Some(c) => format!(
+                    "{}:{} via pooler",
+                    c.addr.as_deref().unwrap_or_default(),
+                    c.port.map(|p| p.to_string()).unwrap_or_default()
+                ),
+                None => "pooler (idle in pool)".to_string(),
+            },
+            _ => client,
+        };
         let wait = match (&self.wait_event_type, &self.wait_event) {
             (Some(t), Some(e)) => format!("{t}:{e}"),
             (Some(t), None) => t.clone(),

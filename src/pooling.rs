@@ -23,7 +23,15 @@ use crate::signal::{self, Action, Report};
 
 /// The `--pgbouncer` values, checked before anything connects.
 pub fn parse(values: &[String]) -> Result<Vec<Pooler>> {
-    values.iter().map(|v| Pooler::parse(v)).collect()
+    let mut poolers: Vec<Pooler> = Vec::new();
+    for value in values {
+        let pooler = Pooler::parse(value)?;
+        // The same pooler twice would be paused twice and recorded twice.
+        if !poolers.iter().any(|p| p.label == pooler.label) {
+            poolers.push(pooler);
+        }
+    }
+    Ok(poolers)
 }
 
 /// `--pgbouncer` needs databases to pause.

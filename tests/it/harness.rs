@@ -741,13 +741,18 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // Closing the pipe makes the watchdog shut the server down and delete the dir.
-        drop(self.keepalive.take());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            match self.watchdog.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-            }
+        stop_watchdog(&mut self.keepalive, &mut self.watchdog);
+    }
+}
+
+/// Closes a watchdog's pipe (it then stops what it watches) and waits for it to exit.
+fn stop_watchdog(keepalive: &mut Option<ChildStdin>, watchdog: &mut Child) {
+    drop(keepalive.take());
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        match watchdog.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
         }
     }
 }
@@ -1771,14 +1776,7 @@ const ADMIN_DB: &str = "pgbouncer";
 
 impl Drop for Pgbouncer {
     fn drop(&mut self) {
-        drop(self.keepalive.take());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            match self.watchdog.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-            }
-        }
+        stop_watchdog(&mut self.keepalive, &mut self.watchdog);
     }
 }
 

@@ -78,6 +78,45 @@ fn assert_pgbench_clean(child: Child) {
     );
 }
 
+/// `terminate --db DB --lock --wait --yes --json --pgbouncer <bouncer>` and `extra`.
+fn terminate_through<'a>(
+    server: &'a Server,
+    bouncer: &Pgbouncer,
+    db: &str,
+    extra: &[&str],
+) -> Kick<'a> {
+    server
+        .kick([
+            "terminate",
+            "--db",
+            db,
+            "--lock",
+            "--wait",
+            "--yes",
+            "--json",
+        ])
+        .args(["--pgbouncer", &bouncer.conninfo()])
+        .args(extra)
+}
+
+/// A fresh database on the shared server and a PgBouncer serving it.
+fn pooled_db() -> (&'static Server, String, Pgbouncer) {
+    let server = Server::shared();
+    let db = server.create_db("pgb");
+    let bouncer = Pgbouncer::start(server, &[&db]);
+    (server, db, bouncer)
+}
+
+/// The lock record of `db`, as `lock --list --json` shows it.
+fn record_of(server: &Server, db: &str) -> Option<serde_json::Value> {
+    let list = server.kick(["lock", "--list", "--json"]).run().json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == db)
+        .cloned()
+}
+
 /// Waits until the pooler has `n` clients of `db` waiting (queued behind the pause).
 fn wait_for_queued(bouncer: &Pgbouncer, db: &str, n: i64) {
     assert!(
@@ -128,19 +167,7 @@ fn pgbouncer_maintenance_window_no_client_sees_an_error() {
         bouncer.show("POOLS")
     );
 
-    let out = server
-        .kick([
-            "terminate",
-            "--db",
-            &db,
-            "--lock",
-            "--wait",
-            "--yes",
-            "--json",
-            "--pgbouncer",
-            &bouncer.conninfo(),
-        ])
-        .run();
+    let out = terminate_through(server, &bouncer, &db, &[]).run();
     assert!(
         out.stderr.contains("paused"),
         "no pause reported: {}",
@@ -172,21 +199,7 @@ fn pgbouncer_pause_timeout_terminates_an_open_transaction() {
     let bench = pgbench(&bouncer, &db, 2, 4);
 
     let started = Instant::now();
-    let outcomes = server
-        .kick([
-            "terminate",
-            "--db",
-            &db,
-            "--lock",
-            "--wait",
-            "--yes",
-            "--json",
-            "--pause-timeout",
-            "1s",
-            "--pgbouncer",
-            &bouncer.conninfo(),
-        ])
-        .outcomes();
+    let outcomes = terminate_through(server, &bouncer, &db, &["--pause-timeout", "1s"]).outcomes();
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(
         outcomes.get(&pid).map(String::as_str),
@@ -205,9 +218,7 @@ fn pgbouncer_pause_timeout_terminates_an_open_transaction() {
 
 #[test]
 fn pgbouncer_unlock_from_another_home_resumes_what_the_record_names() {
-    let server = Server::shared();
-    let db = server.create_db("pgb");
-    let bouncer = Pgbouncer::start(server, &[&db]);
+    let (server, db, bouncer) = pooled_db();
     let conninfo = bouncer.conninfo();
     let locked = server
         .kick(["lock", "--db", &db, "--json", "--pgbouncer", &conninfo])
@@ -216,13 +227,7 @@ fn pgbouncer_unlock_from_another_home_resumes_what_the_record_names() {
     assert_eq!(locked[0]["poolers"][0]["status"], "paused", "{locked}");
     assert!(bouncer.paused(&db));
 
-    let list = server.kick(["lock", "--list", "--json"]).run().json();
-    let record = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == db.as_str())
-        .unwrap_or_else(|| panic!("{list}"));
+    let record = record_of(server, &db).expect("a lock record");
     assert_eq!(record["poolers"][0]["pooler"], conninfo.as_str());
     assert_eq!(record["poolers"][0]["action"], "pause");
 
@@ -242,9 +247,7 @@ fn pgbouncer_unlock_from_another_home_resumes_what_the_record_names() {
 
 #[test]
 fn pgbouncer_interrupted_lock_leaves_no_pooler_paused() {
-    let server = Server::shared();
-    let db = server.create_db("pgb");
-    let bouncer = Pgbouncer::start(server, &[&db]);
+    let (server, db, bouncer) = pooled_db();
     let mut stuck = bouncer.connect(&db, "holds-the-pause");
     stuck.batch_execute("BEGIN").unwrap();
     assert_eq!(simple_value(&mut stuck, "SELECT 1"), "1");
@@ -273,15 +276,7 @@ fn pgbouncer_interrupted_lock_leaves_no_pooler_paused() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert_one_line(&stderr, &["interrupted", "resumed"]);
     assert!(!bouncer.paused(&db));
-    let list = server.kick(["lock", "--list", "--json"]).run().json();
-    assert!(
-        !list
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["name"] == db.as_str()),
-        "{list}"
-    );
+    assert_eq!(record_of(server, &db), None);
     // The transaction it waited for is untouched.
     assert_eq!(simple_value(&mut stuck, "SELECT 2"), "2");
     stuck.batch_execute("COMMIT").unwrap();
@@ -294,16 +289,7 @@ fn pgbouncer_errors_are_one_line_and_change_nothing() {
     let good = Pgbouncer::start(server, &[&db]);
     let other = Pgbouncer::start(server, &[]);
     let not_locked = |out: &Output| {
-        let list = server.kick(["lock", "--list", "--json"]).run().json();
-        assert!(
-            !list
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r["name"] == db.as_str()),
-            "{list}\n{}",
-            out.stderr
-        );
+        assert_eq!(record_of(server, &db), None, "{}", out.stderr);
         assert!(!good.paused(&db));
     };
 
@@ -327,15 +313,8 @@ fn pgbouncer_errors_are_one_line_and_change_nothing() {
 
     // Nothing listening.
     let out = server
-        .kick([
-            "terminate",
-            "--db",
-            &db,
-            "--lock",
-            "--yes",
-            "--pgbouncer",
-            "host=127.0.0.1 port=1 connect_timeout=2",
-        ])
+        .kick(["terminate", "--db", &db, "--lock", "--yes"])
+        .args(["--pgbouncer", "host=127.0.0.1 port=1 connect_timeout=2"])
         .fails_with(&["could not reach pooler", "host=127.0.0.1 port=1"]);
     not_locked(&out);
 
@@ -370,23 +349,10 @@ fn pgbouncer_errors_are_one_line_and_change_nothing() {
 
 #[test]
 fn pgbouncer_disable_refuses_clients_until_unlock() {
-    let server = Server::shared();
-    let db = server.create_db("pgb");
-    let bouncer = Pgbouncer::start(server, &[&db]);
+    let (server, db, bouncer) = pooled_db();
     let mut app = bouncer.connect(&db, "killed");
     assert_eq!(simple_value(&mut app, "SELECT 1"), "1");
-    let out = server
-        .kick([
-            "terminate",
-            "--db",
-            &db,
-            "--lock",
-            "--yes",
-            "--pgbouncer-disable",
-            "--pgbouncer",
-            &bouncer.conninfo(),
-        ])
-        .run();
+    let out = terminate_through(server, &bouncer, &db, &["--pgbouncer-disable"]).run();
     assert!(out.stderr.contains("disabled"), "{}", out.stderr);
     assert!(bouncer.disabled(&db));
     assert!(app.simple_query("SELECT 1").is_err(), "KILL closes clients");
@@ -416,9 +382,7 @@ fn bouncer_refuses(bouncer: &Pgbouncer, db: &str) -> bool {
 
 #[test]
 fn pgbouncer_list_links_busy_server_sessions_to_their_clients() {
-    let server = Server::shared();
-    let db = server.create_db("pgb");
-    let bouncer = Pgbouncer::start(server, &[&db]);
+    let (server, db, bouncer) = pooled_db();
     let mut busy = bouncer.connect(&db, "web-1");
     busy.batch_execute("BEGIN").unwrap();
     let pid: i64 = simple_value(&mut busy, "SELECT pg_backend_pid()")
@@ -462,9 +426,7 @@ fn pgbouncer_list_links_busy_server_sessions_to_their_clients() {
 
 #[test]
 fn pgbouncer_lock_twice_and_dry_runs_keep_one_pause() {
-    let server = Server::shared();
-    let db = server.create_db("pgb");
-    let bouncer = Pgbouncer::start(server, &[&db]);
+    let (server, db, bouncer) = pooled_db();
     let conninfo = bouncer.conninfo();
     let dry = server
         .kick(["lock", "--db", &db, "--dry-run", "--pgbouncer", &conninfo])
