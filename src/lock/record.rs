@@ -23,8 +23,8 @@ pub struct Saved {
     pub pgkick_version: String,
     pub prior: Prior,
     /// What the lock did to PgBouncer poolers in front of the database (`--pgbouncer`), for
-    /// unlock to undo from anywhere. Absent in records without poolers (and in those of
-    /// pgkick before 0.2), so older records read as they always did.
+    /// unlock to undo from anywhere. Absent in records without poolers (and in those written
+    /// before the field existed), which read as they always did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub poolers: Vec<PoolerEntry>,
 }

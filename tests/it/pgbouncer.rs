@@ -473,4 +473,11 @@ fn pgbouncer_lock_twice_and_dry_runs_keep_one_pause() {
     );
     assert_eq!(unlocked[0]["poolers"][0]["status"], "resumed", "{unlocked}");
     assert!(!bouncer.paused(&db));
+    // Nothing recorded any more; a pooler given to unlock is resumed anyway, and says so.
+    let again = server
+        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &conninfo])
+        .run()
+        .json();
+    assert_eq!(again[0]["status"], "not_locked", "{again}");
+    assert_eq!(again[0]["poolers"][0]["status"], "not_paused", "{again}");
 }
