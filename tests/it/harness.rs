@@ -1605,12 +1605,15 @@ pub const PGBENCH: &str = "/usr/bin/pgbench";
 
 /// A throwaway PgBouncer in front of a [`Server`], in transaction pooling, with its own temp
 /// dir (ini, userlist, unix socket, log) and TCP port. Its admin console lets in the
-/// superuser; authentication is `trust` for the users in its userlist (the superuser). Under
+/// superuser; authentication is `trust` (or `md5`, [`Pgbouncer::start_with`] a password) for
+/// the users in its userlist (the superuser). Under
 /// root it runs as the server's OS user. Started through a watchdog like the server's, so it
 /// is stopped when the `Pgbouncer` is dropped or the test process goes away.
 pub struct Pgbouncer {
     dir: TempDir,
     port: u16,
+    /// The superuser's password on the pooler (`auth_type = md5`), if it has one.
+    password: Option<String>,
     watchdog: Child,
     keepalive: Option<ChildStdin>,
 }
@@ -1618,6 +1621,13 @@ pub struct Pgbouncer {
 impl Pgbouncer {
     /// A PgBouncer serving `dbs` of `server` (other names are unknown to it).
     pub fn start(server: &Server, dbs: &[&str]) -> Pgbouncer {
+        Pgbouncer::start_with(server, dbs, None)
+    }
+
+    /// Like [`Pgbouncer::start`]; with a password, clients of the pooler (the admin console
+    /// included) must give it (`auth_type = md5`); the pooler still logs in to the server
+    /// with trust.
+    pub fn start_with(server: &Server, dbs: &[&str], password: Option<&str>) -> Pgbouncer {
         assert!(
             Path::new(PGBOUNCER).is_file(),
             "{PGBOUNCER} is missing: run scripts/test (it installs Debian's pgbouncer), or \
@@ -1637,12 +1647,17 @@ impl Pgbouncer {
         }
         ini.push_str(&format!(
             "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir = {path}\n\
-             auth_type = trust\nauth_file = {path}/userlist.txt\nadmin_users = {SUPERUSER}\n\
+             auth_type = {auth}\nauth_file = {path}/userlist.txt\nadmin_users = {SUPERUSER}\n\
              pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 20\n\
-             ignore_startup_parameters = extra_float_digits\nlogfile = {path}/pgbouncer.log\n"
+             ignore_startup_parameters = extra_float_digits\nlogfile = {path}/pgbouncer.log\n",
+            auth = if password.is_some() { "md5" } else { "trust" }
         ));
         let ini_path = dir.write("pgbouncer.ini", &ini, 0o644);
-        dir.write("userlist.txt", &format!("\"{SUPERUSER}\" \"\"\n"), 0o644);
+        dir.write(
+            "userlist.txt",
+            &format!("\"{SUPERUSER}\" \"{}\"\n", password.unwrap_or_default()),
+            0o600,
+        );
         for f in ["pgbouncer.ini", "userlist.txt"] {
             chown_to_os_user(&dir.path().join(f));
         }
@@ -1670,6 +1685,7 @@ impl Pgbouncer {
         let bouncer = Pgbouncer {
             dir,
             port,
+            password: password.map(str::to_string),
             watchdog,
             keepalive,
         };
@@ -1705,14 +1721,18 @@ impl Pgbouncer {
     }
 
     fn try_connect(&self, db: &str, app: &str) -> Result<Client, postgres::Error> {
-        postgres::Config::new()
+        let mut config = postgres::Config::new();
+        config
             .host_path(self.dir.path())
             .port(self.port)
             .user(SUPERUSER)
             .dbname(db)
             .application_name(app)
-            .connect_timeout(Duration::from_secs(10))
-            .connect(NoTls)
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        config.connect(NoTls)
     }
 
     /// A client of `db` through the pooler, as the superuser, with application_name `app`.

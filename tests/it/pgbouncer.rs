@@ -481,3 +481,55 @@ fn pgbouncer_lock_twice_and_dry_runs_keep_one_pause() {
     assert_eq!(again[0]["status"], "not_locked", "{again}");
     assert_eq!(again[0]["poolers"][0]["status"], "not_paused", "{again}");
 }
+
+#[test]
+fn pgbouncer_passwords_come_from_pgpass_and_never_reach_the_record() {
+    let server = Server::shared();
+    let db = server.create_db("pgb");
+    let secret = "s3cret-pooler-pw";
+    let bouncer = Pgbouncer::start_with(server, &[&db], Some(secret));
+    let conninfo = bouncer.conninfo();
+
+    // The password in the connection string: used, never written down.
+    let with_password = format!("{conninfo} password={secret}");
+    let out = server
+        .kick(["lock", "--db", &db, "--pgbouncer", &with_password])
+        .run();
+    assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
+    assert!(bouncer.paused(&db));
+    let record = record_of(server, &db).expect("a lock record");
+    assert!(!record.to_string().contains(secret), "{record}");
+    assert_eq!(record["poolers"][0]["pooler"], conninfo.as_str());
+
+    // Another HOME without the password: the server side is unlocked, the pooler is not
+    // resumed, exit 3.
+    let bare = TempDir::new("pgkick-it-home");
+    let out = server
+        .kick(["unlock", "--db", &db, "--json"])
+        .env("HOME", bare.path())
+        .status(3)
+        .run();
+    assert_eq!(out.json()[0]["status"], "unlocked", "{}", out.stdout);
+    assert!(out.stderr.contains("requires a password"), "{}", out.stderr);
+    assert!(bouncer.paused(&db));
+    assert_eq!(record_of(server, &db), None);
+
+    // With a .pgpass there, unlock --pgbouncer resumes it.
+    let home = TempDir::new("pgkick-it-home");
+    home.write(
+        ".pgpass",
+        &format!("*:{}:pgbouncer:{SUPERUSER}:{secret}\n", bouncer.port()),
+        0o600,
+    );
+    let out = server
+        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &conninfo])
+        .env("HOME", home.path())
+        .run();
+    assert_eq!(
+        out.json()[0]["poolers"][0]["status"],
+        "resumed",
+        "{}",
+        out.stdout
+    );
+    assert!(!bouncer.paused(&db));
+}
