@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// List, cancel and terminate PostgreSQL sessions; lock databases and roles against new
 /// connections.
@@ -143,6 +143,12 @@ pub struct ConninfoArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+
+    /// Show the lock chains as an indented tree: each root blocker, then the sessions waiting
+    /// on it with how long they have waited (table output only)
+    #[arg(long, help_heading = "Output options")]
+    pub tree: bool,
+
     #[command(flatten)]
     pub poolers: PoolerArgs,
 }
@@ -155,6 +161,10 @@ pub struct CancelArgs {
     pub guard: GuardArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +175,10 @@ pub struct TerminateArgs {
     pub guard: GuardArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 
     /// Cancel the sessions' queries first, wait --grace, then terminate only the sessions
     /// that still match the filters
@@ -180,7 +194,12 @@ pub struct TerminateArgs {
     /// then report everything else that keeps DROP DATABASE from succeeding (prepared
     /// transactions, active logical slots, subscriptions, other backends): exit 0 only when
     /// nothing is left
-    #[arg(long, requires = "db", help_heading = "Action options")]
+    #[arg(
+        long,
+        requires = "db",
+        conflicts_with = "every",
+        help_heading = "Action options"
+    )]
     pub lock: bool,
 
     /// With --lock: roll back the prepared transactions of the locked databases (each in its
@@ -241,7 +260,7 @@ pub struct PauseArgs {
 }
 
 /// Options that protect against acting on more than intended.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Action options")]
 pub struct GuardArgs {
     /// Act on every session when no filter is given (otherwise refused, exit 4)
@@ -273,10 +292,134 @@ pub struct WaitArgs {
     pub wait_timeout: Duration,
 }
 
+/// --every: the watch mode of cancel and terminate.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Watch options")]
+pub struct WatchArgs {
+    /// Run the same match-and-act round every DURATION until SIGINT or SIGTERM (which end it
+    /// after the current round; SIGHUP is ignored). Each round matches afresh, prints its own
+    /// results and writes its own audit records; the guards apply to each round and nothing
+    /// is ever asked. A round that fails (e.g. a lost connection) is reported and retried
+    /// after 1s, 2s, 4s, ... up to DURATION. Exit 0 when every round succeeded, otherwise the
+    /// highest status a round had
+    #[arg(long, value_name = "DURATION", value_parser = parse_period)]
+    pub every: Option<Duration>,
+
+    /// With --every: stop after N rounds
+    #[arg(long, value_name = "N", requires = "every",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: Option<u64>,
+}
+
+/// Accountability: why pgkick acted, and where the record of it goes.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Audit options")]
+pub struct AuditArgs {
+    /// Why this is done (e.g. a ticket number): written into every audit record and the
+    /// --server-log line; sent to the server only as a bind parameter, never as SQL text
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
+
+    /// Append one JSON line per session or object acted on, after the server answered: to a
+    /// file (created with mode 0600; each line one atomic append, so concurrent runs never
+    /// interleave), to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr).
+    /// pgkick acts on nothing when it cannot write there
+    #[arg(long, value_name = "FILE|syslog|-", env = "PGKICK_AUDIT_LOG",
+          value_parser = parse_audit_destination)]
+    pub audit_log: Option<AuditDestination>,
+
+    /// The syslog facility of --audit-log syslog
+    #[arg(long, value_enum, value_name = "FACILITY", default_value_t = Facility::Authpriv,
+          env = "PGKICK_AUDIT_FACILITY")]
+    pub audit_facility: Facility,
+
+    /// With --dry-run: write the records too, marked "dry_run": true (otherwise a dry run
+    /// writes none)
+    #[arg(long, requires = "dry_run")]
+    pub audit_dry_run: bool,
+
+    /// Also leave one LOG line per run in the server's log, next to its "terminating
+    /// connection" lines: pgkick, the role, the reason and the pids ended (or the objects
+    /// locked). When the role may not, pgkick says so once and goes on
+    #[arg(long)]
+    pub server_log: bool,
+}
+
+/// Where --audit-log writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditDestination {
+    File(std::path::PathBuf),
+    Syslog,
+    Stderr,
+}
+
+/// Syslog facilities fit for an audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Facility {
+    Auth,
+    Authpriv,
+    Daemon,
+    User,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl Facility {
+    /// The facility's number in the syslog protocol (RFC 5424 section 6.2.1).
+    pub fn code(self) -> u8 {
+        match self {
+            Facility::Auth => 4,
+            Facility::Authpriv => 10,
+            Facility::Daemon => 3,
+            Facility::User => 1,
+            Facility::Local0 => 16,
+            Facility::Local1 => 17,
+            Facility::Local2 => 18,
+            Facility::Local3 => 19,
+            Facility::Local4 => 20,
+            Facility::Local5 => 21,
+            Facility::Local6 => 22,
+            Facility::Local7 => 23,
+        }
+    }
+}
+
+fn parse_reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the reason is empty".into());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_audit_destination(s: &str) -> Result<AuditDestination, String> {
+    Ok(match s {
+        "" => return Err("the audit destination is empty".into()),
+        "syslog" => AuditDestination::Syslog,
+        "-" => AuditDestination::Stderr,
+        path => AuditDestination::File(path.into()),
+    })
+}
+
+/// A --every period: a duration above zero.
+fn parse_period(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("the period must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
 /// Filters shared by list, cancel and terminate. Repeating a flag ORs its values; different
 /// flags AND.
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Filters (repeat a flag to OR its values; different flags AND)")]
+#[command(group(ArgGroup::new("lock_chain").multiple(true)
+    .args(["blocked", "blocking", "root_blocker", "blocks"])))]
 pub struct FilterArgs {
     /// Database name
     #[arg(long, value_name = "NAME")]
@@ -341,6 +484,32 @@ pub struct FilterArgs {
     /// Leave out this process ID
     #[arg(long, value_name = "PID")]
     pub exclude_pid: Vec<i32>,
+
+    /// Waiting for a lock that another session (or a prepared transaction) holds or waits
+    /// for, as pg_blocking_pids() tells (PostgreSQL 9.6 and later)
+    #[arg(long)]
+    pub blocked: bool,
+
+    /// Holding up at least one session that waits for a lock
+    #[arg(long)]
+    pub blocking: bool,
+
+    /// Holding up others while not waiting for a lock itself: the head of a lock chain, the
+    /// session to end in a pile-up
+    #[arg(long)]
+    pub root_blocker: bool,
+
+    /// The sessions PID waits on, directly or through a chain of waiting sessions (never PID
+    /// itself)
+    #[arg(long, value_name = "PID")]
+    pub blocks: Vec<i32>,
+
+    /// With --blocked: waiting for its lock for longer than DURATION; with --blocking,
+    /// --root-blocker or --blocks: keeping a session waiting on it directly for longer than
+    /// DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14
+    /// it is taken from the waiting query's query_start, which can overstate it
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "lock_chain")]
+    pub blocked_for: Vec<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -370,6 +539,9 @@ pub struct LockArgs {
     pub lock_timeout: Duration,
 
     #[command(flatten)]
+    pub audit: AuditArgs,
+
+    #[command(flatten)]
     pub pause: PauseArgs,
 }
 
@@ -390,6 +562,9 @@ pub struct UnlockArgs {
     /// Give up when the DDL waits this long behind other transactions
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub lock_timeout: Duration,
+
+    #[command(flatten)]
+    pub audit: AuditArgs,
 
     #[command(flatten)]
     pub poolers: PoolerArgs,
@@ -543,6 +718,50 @@ mod tests {
         assert_eq!(cli.conn.port.as_deref(), Some("5433"));
         let cli = Cli::try_parse_from(["pgkick", "-U", "bob", "terminate", "--db", "x"]).unwrap();
         assert_eq!(cli.conn.username.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn audit_and_watch_flags_are_checked_by_clap() {
+        let cli = Cli::try_parse_from([
+            "pgkick",
+            "terminate",
+            "--db",
+            "x",
+            "--reason",
+            "INC-1",
+            "--audit-log",
+            "syslog",
+            "--every",
+            "1s",
+            "--rounds",
+            "3",
+        ])
+        .unwrap();
+        let Command::Terminate(t) = cli.command else {
+            panic!("not terminate")
+        };
+        assert_eq!(t.audit.audit_log, Some(AuditDestination::Syslog));
+        assert_eq!(t.audit.audit_facility, Facility::Authpriv);
+        assert_eq!(t.watch.every, Some(Duration::from_secs(1)));
+        for args in [
+            &["pgkick", "cancel", "--db", "x", "--rounds", "3"][..],
+            &["pgkick", "cancel", "--db", "x", "--every", "0s"],
+            &[
+                "pgkick",
+                "terminate",
+                "--db",
+                "x",
+                "--lock",
+                "--every",
+                "5s",
+            ],
+            &["pgkick", "lock", "--db", "x", "--audit-dry-run"],
+            &["pgkick", "unlock", "--db", "x", "--reason", " "],
+            &["pgkick", "cancel", "--db", "x", "--audit-log", ""],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
     }
 
     #[test]

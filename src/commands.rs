@@ -9,25 +9,27 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
+use crate::chain;
 use crate::cli::{
-    Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, PauseArgs, PoolerArgs,
-    UnlockArgs, WaitArgs,
+    Cli, Command, ConnArgs, FilterArgs, GuardArgs, ListArgs, LockArgs, LockMethod, PauseArgs,
+    UnlockArgs, WaitArgs, WatchArgs,
 };
 use crate::error::{ExitStatus, Refused, Usage};
-use crate::filter::Filter;
+use crate::filter::{Filter, LockChain};
 use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, conninfo, holders, interrupt, lock, pooling};
+use crate::{audit, conn, conninfo, holders, interrupt, lock, pooling, watch};
 
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
-        Command::List(args) => list(&cli.conn, &printer, &args.filter, &args.poolers),
-        Command::Cancel(args) => signal_sessions(
+        Command::List(args) => list(&cli.conn, &printer, args),
+        Command::Cancel(args) => signal_in_rounds(
             &cli.conn,
             &printer,
+            &args.watch,
             SignalPlan {
                 action: Action::Cancel,
                 filter: &args.filter,
@@ -35,11 +37,13 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 wait: &args.wait,
                 cancel_first: None,
                 lock_first: None,
+                trail: &audit::Trail::open(&args.audit, "cancel", &cli.conn, args.guard.dry_run)?,
             },
         ),
-        Command::Terminate(args) => signal_sessions(
+        Command::Terminate(args) => signal_in_rounds(
             &cli.conn,
             &printer,
+            &args.watch,
             SignalPlan {
                 action: Action::Terminate,
                 filter: &args.filter,
@@ -58,15 +62,32 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 } else {
                     None
                 },
+                trail: &audit::Trail::open(
+                    &args.audit,
+                    "terminate",
+                    &cli.conn,
+                    args.guard.dry_run,
+                )?,
             },
         ),
-        Command::Lock(args) => lock_databases_or_roles(&cli.conn, &printer, args),
-        Command::Unlock(args) => unlock_databases_or_roles(&cli.conn, &printer, args),
+        Command::Lock(args) => lock_databases_or_roles(
+            &cli.conn,
+            &printer,
+            args,
+            &audit::Trail::open(&args.audit, "lock", &cli.conn, args.dry_run)?,
+        ),
+        Command::Unlock(args) => unlock_databases_or_roles(
+            &cli.conn,
+            &printer,
+            args,
+            &audit::Trail::open(&args.audit, "unlock", &cli.conn, args.dry_run)?,
+        ),
         Command::Conninfo(args) => conninfo(&cli.conn, &printer, args.connect),
     }
 }
 
 /// What cancel or terminate was asked to do.
+#[derive(Clone)]
 struct SignalPlan<'a> {
     action: Action,
     filter: &'a FilterArgs,
@@ -75,9 +96,12 @@ struct SignalPlan<'a> {
     /// terminate --cancel-first: the grace period.
     cancel_first: Option<Duration>,
     lock_first: Option<LockFirst<'a>>,
+    /// Where the records of what was done go (--audit-log, --server-log).
+    trail: &'a audit::Trail,
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
+#[derive(Clone)]
 struct LockFirst<'a> {
     method: LockMethod,
     lock_timeout: Duration,
@@ -163,7 +187,36 @@ fn connect_and_find(
         }
     };
     warn_hidden_from_query(&matched, printer);
+    warn_lock_chain_limits(filter, &server, &matched, printer);
     Ok((client, server, matched))
+}
+
+/// What pgkick cannot tell about lock chains on this server or for this role.
+fn warn_lock_chain_limits(filter: &Filter, server: &Server, matched: &Matched, printer: &Printer) {
+    if filter.chain.blocked_for.is_some() && !server.has_waitstart() {
+        printer.note(&format!(
+            "PostgreSQL {} has no pg_locks.waitstart: --blocked-for takes a wait to have \
+             started when the waiting query did (query_start), which can overstate it",
+            server.version_text()
+        ));
+    }
+    let hidden_in_chains = matched
+        .sessions
+        .iter()
+        .filter(|s| !s.details_visible() && (s.is_blocked() || s.is_blocking()))
+        .count();
+    if hidden_in_chains > 0 && !filter.chain.is_empty() {
+        let durations = if server.has_waitstart() {
+            ""
+        } else {
+            ", nor how long they have waited"
+        };
+        printer.warn(&format!(
+            "{hidden_in_chains} session(s) in lock chains hide their details from this role: \
+             pgkick sees from the lock manager whom they wait on and hold up, but not their \
+             state or query{durations}; grant pg_read_all_stats to pgkick's role to see them"
+        ));
+    }
 }
 
 /// Finds the filter's sessions again, later in a run.
@@ -188,19 +241,96 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(
-    conn: &ConnArgs,
-    printer: &Printer,
-    args: &FilterArgs,
-    poolers: &PoolerArgs,
-) -> Result<ExitStatus> {
+fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatus> {
+    let (args, tree) = (&list.filter, list.tree);
+    if tree && printer.is_json() {
+        return Err(Usage(
+            "--tree is a table view; JSON output already carries blocked_by and blocking".into(),
+        )
+        .into());
+    }
     let filter = Filter::from_args(args);
-    let poolers = pooling::parse(&poolers.pgbouncer)?;
+    let poolers = pooling::parse(&list.poolers.pgbouncer)?;
     let (mut client, server, mut matched) = connect_and_find(conn, &filter, printer)?;
     pooling::link_sessions(&mut matched.sessions, &poolers, conn, printer)?;
-    printer.print(&matched.sessions)?;
-    note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
+    if tree && !server.has_blocking_pids() {
+        return Err(Usage(format!(
+            "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
+            server.version_text()
+        ))
+        .into());
+    }
+    for p in &matched.prepared {
+        let blocks_listed = p
+            .blocking
+            .iter()
+            .any(|w| matched.sessions.iter().any(|s| s.pid == *w));
+        if p.matched || blocks_listed {
+            printer.note(&crate::output::prepared_message(p));
+        }
+    }
+    if tree {
+        let prepared: Vec<_> = matched
+            .prepared
+            .iter()
+            .filter(|p| {
+                p.matched
+                    || p.blocking
+                        .iter()
+                        .any(|w| matched.sessions.iter().any(|s| s.pid == *w))
+            })
+            .cloned()
+            .collect();
+        printer.print_tree(&chain::forest(&matched.sessions, &prepared, None))?;
+    } else {
+        printer.print(&matched.sessions)?;
+    }
+    note_hidden_holders(
+        &mut client,
+        &server,
+        &filter.dbs,
+        matched.held_in_dbs,
+        printer,
+    )?;
     Ok(ExitStatus::Success)
+}
+
+/// cancel and terminate: one run, or with --every one round after another. Rounds never ask
+/// for confirmation or for a password.
+fn signal_in_rounds(
+    conn: &ConnArgs,
+    printer: &Printer,
+    watch: &WatchArgs,
+    plan: SignalPlan<'_>,
+) -> Result<ExitStatus> {
+    let Some(every) = watch.every else {
+        return signal_sessions(conn, printer, plan);
+    };
+    if conn.password {
+        return Err(Usage(
+            "--every cannot prompt for a password (-W): put it in ~/.pgpass or PGPASSWORD".into(),
+        )
+        .into());
+    }
+    let conn = ConnArgs {
+        no_password: true,
+        ..conn.clone()
+    };
+    let guard = GuardArgs {
+        yes: true,
+        ..plan.guard.clone()
+    };
+    watch::run(every, watch.rounds, printer, |round| {
+        plan.trail.set_round(round);
+        signal_sessions(
+            &conn,
+            printer,
+            SignalPlan {
+                guard: &guard,
+                ..plan.clone()
+            },
+        )
+    })
 }
 
 fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<ExitStatus> {
@@ -211,6 +341,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         wait,
         cancel_first,
         lock_first,
+        trail,
     } = plan;
     let filter = Filter::from_args(args);
     let poolers = match &lock_first {
@@ -226,6 +357,14 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         .into());
     }
     let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
+    trail.connected(&mut client)?;
+    // Prepared transactions the filters select: reported, never signalled (exit 3).
+    let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
+    for p in &unsignallable {
+        printer.warn(&crate::output::prepared_message(p));
+    }
+    let partial_before = !unsignallable.is_empty();
+    let held_in_dbs = matched.held_in_dbs;
     let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
     if hidden > 0 {
@@ -270,14 +409,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 true,
                 plan.lock_timeout,
             )?;
+            trail.changes(&mut client, &changes, true)?;
             pooling::print_pause_plan(&poolers, &filter.dbs, plan.pause, printer)?;
             print_statements(printer, &changes)?;
         }
         let reports = with_outcome(&targets, action.would());
+        trail.planned_sessions(&reports)?;
         if lock_first.is_some() {
             printer.print(&holders::entries(reports, holders.clone()))?;
         } else {
             printer.print(&reports)?;
+        }
+        if !filter.chain.is_empty() {
+            print_chains_to_break(&mut client, &server, &targets, printer)?;
         }
         let first = if cancel_first.is_some() {
             Action::Cancel
@@ -298,12 +442,17 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         return Ok(ExitStatus::Success);
     }
     if lock_first.is_none() {
-        note_hidden_holders(&mut client, &server, &filter.dbs, printer)?;
+        note_hidden_holders(&mut client, &server, &filter.dbs, held_in_dbs, printer)?;
     }
     if targets.is_empty() && lock_first.is_none() {
         printer.print::<Report>(&[])?;
-        return Ok(ExitStatus::Success);
+        return Ok(if partial_before {
+            ExitStatus::Partial
+        } else {
+            ExitStatus::Success
+        });
     }
+    let mut prompted = false;
     if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = match targets.len() {
             1 => format!("{} this session?", capitalized(action.verb())),
@@ -312,6 +461,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         if !printer.confirm(&targets, &question)? {
             return Err(Refused("not confirmed; nothing was signalled".into()).into());
         }
+        prompted = true;
     }
     interrupt::install()?;
     // --rollback-prepared: into each database with prepared transactions before the lock
@@ -332,8 +482,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         filter.exclude_pids.extend(opened.pids());
         rollback = Some(opened);
     }
+    // A person may take a while to answer: what matched then (a lock chain, above all) may
+    // have resolved since. Only the targets that still match are signalled.
+    let mut stale = Vec::new();
     let mut unblocked = Vec::new();
     let targets = match &lock_first {
+        None if prompted => {
+            let still = session::find(&mut client, &server, &filter)?.sessions;
+            let (keep, gone): (Vec<Session>, Vec<Session>) = targets
+                .into_iter()
+                .partition(|t| still.iter().any(|s| s.same_backend(t)));
+            stale = with_outcome(&gone, Outcome::NoLongerMatches);
+            keep
+        }
         None => targets,
         Some(plan) => {
             // Paused on the poolers first, so that their clients wait instead of failing;
@@ -368,6 +529,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             }
             pause.attach(&mut changes, printer);
             unblocked = pause.terminated;
+            warn(printer, trail.changes(&mut client, &changes, false)?);
             let matched = find(&mut client, &server, &filter, printer)?;
             server = matched.server.unwrap_or(server);
             matched.sessions
@@ -409,10 +571,25 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         Ok(())
     })();
     printer.progress("", 0, Duration::ZERO);
+    // Records for what was acted on: the sessions that no longer matched were not.
+    if let Err(e) = trail
+        .sessions(&mut client, &reports)
+        .map(|w| warn(printer, w))
+    {
+        reports.extend(stale);
+        printer.print(&reports)?;
+        return Err(e);
+    }
+    reports.extend(stale);
+    reports.sort_by_key(|r| r.session.pid);
     if lock_first.is_none() {
         printer.print(&reports)?;
         finished?;
-        return Ok(exit_status(&reports));
+        return Ok(if partial_before {
+            ExitStatus::Partial
+        } else {
+            exit_status(&reports)
+        });
     }
     // terminate --lock: what else keeps the databases from being dropped.
     let held = match finished {
@@ -463,7 +640,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             printer.note(&h.line());
         }
     }
-    let status = if held.iter().any(holders::Holder::holds) {
+    let status = if partial_before || held.iter().any(holders::Holder::holds) {
         ExitStatus::Partial
     } else {
         exit_status(&reports)
@@ -548,22 +725,53 @@ fn drop_holders(
     Ok(rolled_back)
 }
 
-/// list, cancel and terminate with --db (without --lock): a note on stderr for what no
+/// list, cancel, terminate (without --lock) and lock with --db: a note on stderr for what no
 /// session row shows but holds the databases: prepared transactions (they keep their locks
-/// and hold back VACUUM), active logical slots and subscriptions.
+/// and hold back VACUUM) and active logical slots. `counted` is how many the statement that
+/// found the sessions saw: with 0 no other statement is needed.
 fn note_hidden_holders(
     client: &mut postgres::Client,
     server: &Server,
     dbs: &[String],
+    counted: Option<i64>,
     printer: &Printer,
 ) -> Result<()> {
-    if dbs.is_empty() {
+    if dbs.is_empty() || counted == Some(0) {
         return Ok(());
     }
     for h in holders::find_without_backends(client, server, dbs)? {
         printer.note(&h.note());
     }
     Ok(())
+}
+
+/// --dry-run with lock-chain filters: the chains headed by the targets, with the sessions
+/// waiting in them (found by one more statement: every blocked session).
+fn print_chains_to_break(
+    client: &mut postgres::Client,
+    server: &Server,
+    targets: &[Session],
+    printer: &Printer,
+) -> Result<()> {
+    let blocked = Filter {
+        chain: LockChain {
+            blocked: true,
+            ..LockChain::default()
+        },
+        ..Filter::default()
+    };
+    let mut sessions = session::find(client, server, &blocked)?.sessions;
+    for t in targets {
+        if !sessions.iter().any(|s| s.pid == t.pid) {
+            sessions.push(t.clone());
+        }
+    }
+    sessions.sort_by_key(|s| s.pid);
+    let heads: Vec<i32> = targets.iter().map(|t| t.pid).collect();
+    let mut lines = chain::forest(&sessions, &[], Some(&heads));
+    // Targets that hold nobody up (e.g. --blocked alone) make no chain to break.
+    lines.retain(|l| l.depth > 0 || matches!(l.node, chain::Node::Session(s) if s.is_blocking()));
+    Ok(printer.dry_run_chains(&lines)?)
 }
 
 /// --cancel-first, after the cancel: wait the grace period, then terminate the cancelled
@@ -645,10 +853,12 @@ fn lock_databases_or_roles(
     conn: &ConnArgs,
     printer: &Printer,
     args: &LockArgs,
+    trail: &audit::Trail,
 ) -> Result<ExitStatus> {
     let poolers = pooling::parse(&args.pause.pgbouncer)?;
     pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
+    trail.connected(&mut client)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
         return Ok(ExitStatus::Success);
@@ -667,7 +877,7 @@ fn lock_databases_or_roles(
             true,
             args.lock_timeout,
         )?;
-        print_changes(printer, &changes, true)?;
+        print_changes(printer, &changes, true, trail, &mut client)?;
         pooling::print_pause_plan(&poolers, &args.db, &args.pause, printer)?;
         return Ok(ExitStatus::Success);
     }
@@ -693,8 +903,8 @@ fn lock_databases_or_roles(
         Err(e) => return Err(pause.release_on(e)),
     };
     pause.attach(&mut changes, printer);
-    print_changes(printer, &changes, false)?;
-    note_hidden_holders(&mut client, &server, &args.db, printer)?;
+    print_changes(printer, &changes, false, trail, &mut client)?;
+    note_hidden_holders(&mut client, &server, &args.db, None, printer)?;
     Ok(ExitStatus::Success)
 }
 
@@ -702,10 +912,12 @@ fn unlock_databases_or_roles(
     conn: &ConnArgs,
     printer: &Printer,
     args: &UnlockArgs,
+    trail: &audit::Trail,
 ) -> Result<ExitStatus> {
     let poolers = pooling::parse(&args.poolers.pgbouncer)?;
     pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
+    trail.connected(&mut client)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
         roles: args.role.clone(),
@@ -719,13 +931,13 @@ fn unlock_databases_or_roles(
         args.lock_timeout,
     )?;
     if args.dry_run {
-        print_changes(printer, &changes, true)?;
+        print_changes(printer, &changes, true, trail, &mut client)?;
         pooling::print_resume_plan(&changes, &poolers, printer)?;
         return Ok(ExitStatus::Success);
     }
     // The server side is unlocked whatever the poolers say; one not resumed is exit 3.
     let resumed = pooling::resume(&mut changes, &poolers, conn, printer);
-    print_changes(printer, &changes, false)?;
+    print_changes(printer, &changes, false, trail, &mut client)?;
     Ok(if resumed {
         ExitStatus::Success
     } else {
@@ -733,12 +945,29 @@ fn unlock_databases_or_roles(
     })
 }
 
-/// What lock or unlock did; with --dry-run, also the statements each change would run.
-fn print_changes(printer: &Printer, changes: &[lock::Change], dry_run: bool) -> Result<()> {
+/// A warning from the audit trail (the server refused the --server-log line).
+fn warn(printer: &Printer, warning: Option<String>) {
+    if let Some(w) = warning {
+        printer.warn(&w);
+    }
+}
+
+/// What lock or unlock did; with --dry-run, also the statements each change would run. The
+/// audit records are written first, and an error writing them is returned once the changes
+/// are shown.
+fn print_changes(
+    printer: &Printer,
+    changes: &[lock::Change],
+    dry_run: bool,
+    trail: &audit::Trail,
+    client: &mut postgres::Client,
+) -> Result<()> {
+    let audited = trail.changes(client, changes, dry_run);
     printer.print(changes)?;
     if dry_run {
         print_statements(printer, changes)?;
     }
+    warn(printer, audited?);
     Ok(())
 }
 

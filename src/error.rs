@@ -69,8 +69,9 @@ impl ExitStatus {
             }
             ExitStatus::Partial => {
                 "partial: some matched sessions could not be signalled, or were still present \
-                 after `--wait`; or, after `terminate --lock`, something still keeps a locked \
-                 database from being dropped"
+                 after `--wait`; a lock-chain filter selected a prepared transaction, which \
+                 cannot be signalled; or, after `terminate --lock`, something still keeps a \
+                 locked database from being dropped"
             }
             ExitStatus::Refused => {
                 "refused by a guard: no filter without `--all`, `--max` exceeded, confirmation \

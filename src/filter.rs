@@ -49,7 +49,111 @@ pub struct Filter {
     pub exclude_users: Vec<String>,
     pub exclude_apps: Vec<String>,
     pub exclude_pids: Vec<i32>,
+    /// The lock-chain filters (see `LockChain`).
+    pub chain: LockChain,
 }
+
+/// The lock-chain filters: which part a session plays in the server's lock graph
+/// (`pg_catalog.pg_blocking_pids`). All that are set must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LockChain {
+    /// Waits for a lock that someone holds or waits for.
+    pub blocked: bool,
+    /// Someone waits for it.
+    pub blocking: bool,
+    /// Someone waits for it, and it does not wait for a lock itself.
+    pub root_blocker: bool,
+    /// Upstream of one of these pids: what they wait on, directly or through a chain.
+    pub blocks: Vec<i32>,
+    /// With `blocked`: its own wait is older; with the blocker-side filters: a session waiting
+    /// on it directly has waited longer. Repeated values OR, so only the shortest matters.
+    pub blocked_for: Option<Duration>,
+}
+
+impl LockChain {
+    pub fn is_empty(&self) -> bool {
+        !self.blocked && !self.blocking && !self.root_blocker && self.blocks.is_empty()
+    }
+
+    /// --blocking, --root-blocker or --blocks: the filters about what a session holds up.
+    fn blocker_side(&self) -> bool {
+        self.blocking || self.root_blocker || !self.blocks.is_empty()
+    }
+}
+
+/// The lock graph, computed in the statement that finds the sessions, from the same single
+/// scan of pg_stat_activity (a second scan would cost as much as the rest of the statement).
+/// `pg_blocking_pids` takes the lock manager's partition locks, so it is called only for
+/// sessions that wait for a lock (and for sessions whose wait event the server hides from
+/// pgkick's role, when pg_locks, which every role can read, shows them waiting). pg_locks is
+/// read once, and only when someone is blocked.
+/// - `sa`: every row of pg_stat_activity, with `pgkick_blocked_by` (sorted, without
+///   duplicates; 0 is a prepared transaction), null when the session does not wait;
+/// - `g(pid, blocked_by, query_start)`: the waiting sessions;
+/// - `e(waiter, blocker)`: the edges;
+/// - `wt(pid, wait_start)`: when each blocked session began to wait: pg_locks.waitstart where
+///   the server has it (14+; read through to_jsonb so that the statement is the same on 13,
+///   for which the first statement of a run is written), otherwise its query_start;
+/// - `pb(gid, database, owner, prepared, waiters)`: the prepared transactions holding a lock
+///   that a session blocked by pid 0 waits for;
+/// - `nd(pid, blocking, wait_start)`: one row per session in a chain, joined to the sessions
+///   once (a lookup in `e` and `wt` per session would cost rows × waiters).
+///
+/// Each is materialized (explicitly from 12, always before): an inlined `wt` would be
+/// aggregated again for every row that looks it up.
+fn lock_graph(server: &Server, cols: &Columns) -> String {
+    let pid = cols.pid;
+    let m = if server.has_materialized_cte() {
+        "MATERIALIZED "
+    } else {
+        ""
+    };
+    let lock_object = |l: &str| {
+        format!(
+            "({l}.locktype, {l}.database, {l}.relation, {l}.page, {l}.tuple, {l}.virtualxid, \
+             {l}.transactionid, {l}.classid, {l}.objid, {l}.objsubid)"
+        )
+    };
+    format!(
+        "sa AS {m}(SELECT a.*, CASE WHEN {wet} = 'Lock' OR (a.backend_start IS NULL \
+         AND {pid} IN (SELECT l.pid FROM pg_catalog.pg_locks l WHERE NOT l.granted)) \
+         THEN ARRAY(SELECT DISTINCT b.pid \
+         FROM pg_catalog.unnest(pg_catalog.pg_blocking_pids({pid})) AS b(pid) ORDER BY 1) END \
+         AS pgkick_blocked_by FROM pg_catalog.pg_stat_activity a), \
+         g AS {m}(SELECT a.pid, a.pgkick_blocked_by AS blocked_by, a.query_start FROM sa a \
+         WHERE a.pgkick_blocked_by IS NOT NULL), \
+         e AS {m}(SELECT g.pid AS waiter, b.pid AS blocker \
+         FROM g, pg_catalog.unnest(g.blocked_by) AS b(pid)), \
+         lk AS {m}(SELECT l.* FROM pg_catalog.pg_locks l WHERE EXISTS (SELECT 1 FROM e)), \
+         wt AS {m}(SELECT g.pid, CASE \
+         WHEN pg_catalog.bool_or((pg_catalog.to_jsonb(l) -> 'waitstart') IS NOT NULL) \
+         THEN COALESCE(pg_catalog.min((pg_catalog.to_jsonb(l) ->> 'waitstart')::timestamptz), \
+         pg_catalog.now()) \
+         ELSE pg_catalog.min(g.query_start) END AS wait_start \
+         FROM g LEFT JOIN lk l ON l.pid = g.pid AND NOT l.granted \
+         WHERE pg_catalog.cardinality(g.blocked_by) > 0 GROUP BY g.pid), \
+         pb AS {m}(SELECT p.gid, p.database::text AS database, p.owner::text AS owner, \
+         p.prepared, ARRAY(SELECT DISTINCT w.pid FROM lk w \
+         JOIN e ON e.waiter = w.pid AND e.blocker = 0 \
+         JOIN lk h ON h.virtualtransaction = x.virtualtransaction AND h.granted \
+         AND {h} IS NOT DISTINCT FROM {w} \
+         WHERE NOT w.granted ORDER BY 1) AS waiters \
+         FROM pg_catalog.pg_prepared_xacts p JOIN lk x ON x.locktype = 'transactionid' \
+         AND x.pid IS NULL AND x.transactionid = p.transaction \
+         WHERE EXISTS (SELECT 1 FROM e WHERE e.blocker = 0)), \
+         nd AS {m}(SELECT COALESCE(bl.pid, wt.pid) AS pid, bl.blocking, wt.wait_start \
+         FROM (SELECT e.blocker AS pid, \
+         pg_catalog.array_agg(DISTINCT e.waiter ORDER BY e.waiter) AS blocking \
+         FROM e GROUP BY e.blocker) AS bl FULL JOIN wt ON wt.pid = bl.pid)",
+        wet = cols.wait_event_type,
+        h = lock_object("h"),
+        w = lock_object("w"),
+    )
+}
+
+/// The lock-chain columns on servers without pg_blocking_pids (before 9.6): unknown.
+const NO_LOCK_COLUMNS: &str = "NULL::int4[] AS blocked_by, NULL::int4[] AS blocking, \
+     NULL::timestamptz AS lock_wait_start, NULL::text AS gid, NULL::bool AS matched";
 
 /// Column expressions of pg_stat_activity for one server version family.
 pub struct Columns {
@@ -145,6 +249,17 @@ impl Columns {
     }
 }
 
+/// `now() - d`, with `d` bound as a parameter. Capped at 1000 years, which no session is older
+/// than: beyond some 6000 years `now() - interval` leaves timestamptz's range and the server
+/// fails the statement.
+fn older_than(q: &mut Query, d: Duration) -> String {
+    let micros = i64::try_from(d.as_micros())
+        .unwrap_or(i64::MAX)
+        .min(MAX_AGE_MICROS);
+    let p = q.bind(Param::Int8(micros));
+    format!("pg_catalog.now() - {p}::int8 * interval '1 microsecond'")
+}
+
 impl Filter {
     pub fn from_args(args: &FilterArgs) -> Filter {
         Filter {
@@ -164,6 +279,13 @@ impl Filter {
             exclude_users: args.exclude_user.clone(),
             exclude_apps: args.exclude_app.clone(),
             exclude_pids: args.exclude_pid.clone(),
+            chain: LockChain {
+                blocked: args.blocked,
+                blocking: args.blocking,
+                root_blocker: args.root_blocker,
+                blocks: args.blocks.clone(),
+                blocked_for: args.blocked_for.iter().min().copied(),
+            },
         }
     }
 
@@ -182,10 +304,18 @@ impl Filter {
             && self.state_age.is_none()
             && self.backend_age.is_none()
             && self.backend_types.is_empty()
+            && self.chain.is_empty()
     }
 
     /// Problems only the server version reveals.
     pub fn check_server(&self, server: &Server) -> Result<(), String> {
+        if !self.chain.is_empty() && !server.has_blocking_pids() {
+            return Err(format!(
+                "--blocked, --blocking, --root-blocker and --blocks need pg_blocking_pids(), \
+                 which PostgreSQL has from 9.6; the server is {}",
+                server.version_text()
+            ));
+        }
         if !self.backend_types.is_empty() && !server.has_backend_type() {
             return Err(format!(
                 "--backend-type needs PostgreSQL 10 or later; the server is {}",
@@ -232,12 +362,185 @@ impl Filter {
             conds.push(format!("(a.backend_type = ANY({p}::text[]){hidden})"));
         }
         self.push_conditions(server, &cols, &mut q, &mut conds);
+        if !server.has_blocking_pids() {
+            let facts = self.server_facts(server, &mut q);
+            q.sql = format!(
+                "SELECT {}, {NO_LOCK_COLUMNS}, {facts} \
+                 FROM pg_catalog.pg_stat_activity a WHERE {} ORDER BY 1",
+                cols.select_list(),
+                conds.join(" AND ")
+            );
+            return q;
+        }
+        let mut ctes = lock_graph(server, &cols);
+        if !self.chain.blocks.is_empty() {
+            let p = q.bind(Param::Int4Array(self.chain.blocks.clone()));
+            ctes.push_str(&format!(
+                ", reach(origin, pid) AS (SELECT o.pid, o.pid \
+                 FROM pg_catalog.unnest({p}::int4[]) AS o(pid) \
+                 UNION SELECT r.origin, b.pid FROM reach r JOIN g ON g.pid = r.pid, \
+                 pg_catalog.unnest(g.blocked_by) AS b(pid))"
+            ));
+        }
+        self.push_chain_conditions(&cols, &mut q, &mut conds);
+        let prepared_matched = self.prepared_conditions(&mut q).join(" AND ");
+        let facts = self.server_facts(server, &mut q);
+        // A session outside any chain gets nulls (4 bytes each on the wire; `session` reads
+        // them as empty arrays). With nobody blocked, the join to `nd` would still hash every
+        // session, so then (and only when no lock-chain filter asks, since those match nothing
+        // without a chain) a second branch without it serves the rows instead: each branch is
+        // gated by a one-time test of `e`.
+        let conds = conds.join(" AND ");
+        let sessions = |join: &str, columns: &str, gate: &str| {
+            format!(
+                "SELECT {list}, a.pgkick_blocked_by AS blocked_by, {columns}, \
+                 NULL::text AS gid, NULL::bool AS matched, {facts} \
+                 FROM sa a{join} WHERE {conds}{gate}",
+                list = cols.select_list(),
+            )
+        };
+        let join = format!(" LEFT JOIN nd ON nd.pid = {}", cols.pid);
+        let graph_columns = "nd.blocking AS blocking, nd.wait_start AS lock_wait_start";
+        let mut branches = Vec::new();
+        if self.chain.is_empty() {
+            branches.push(sessions(
+                &join,
+                graph_columns,
+                " AND EXISTS (SELECT 1 FROM e)",
+            ));
+            branches.push(sessions(
+                "",
+                "NULL::int4[] AS blocking, NULL::timestamptz AS lock_wait_start",
+                " AND NOT EXISTS (SELECT 1 FROM e)",
+            ));
+        } else {
+            branches.push(sessions(&join, graph_columns, ""));
+        }
+        branches.push(format!(
+            "SELECT 0, pb.database, pb.owner, NULL::text, NULL::inet, NULL::int4, \
+             NULL::timestamptz, pb.prepared, NULL::timestamptz, NULL::timestamptz, NULL::text, \
+             NULL::text, NULL::text, NULL::text, NULL::int4, NULL::text, NULL::oid, \
+             NULL::int4[], pb.waiters, NULL::timestamptz, pb.gid, {prepared_matched}, \
+             {facts} FROM pb WHERE pg_catalog.cardinality(pb.waiters) > 0"
+        ));
         q.sql = format!(
-            "SELECT {}, {SERVER_FACTS} FROM pg_catalog.pg_stat_activity a WHERE {} ORDER BY 1",
-            cols.select_list(),
-            conds.join(" AND ")
+            "WITH RECURSIVE {ctes} {} ORDER BY 1",
+            branches.join(" UNION ALL ")
         );
         q
+    }
+
+    /// The lock-chain filters as conditions on a session row `a` of `sa` joined to `nd`.
+    fn push_chain_conditions(&self, cols: &Columns, q: &mut Query, conds: &mut Vec<String>) {
+        let pid = cols.pid;
+        let chain = &self.chain;
+        let blocked = "pg_catalog.cardinality(a.pgkick_blocked_by) > 0";
+        let blocking = "nd.blocking IS NOT NULL";
+        if chain.blocked {
+            conds.push(blocked.into());
+        }
+        if chain.blocking {
+            conds.push(blocking.into());
+        }
+        if chain.root_blocker {
+            conds.push(format!(
+                "{blocking} AND COALESCE(pg_catalog.cardinality(a.pgkick_blocked_by), 0) = 0"
+            ));
+        }
+        if !chain.blocks.is_empty() {
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM reach r WHERE r.pid = {pid} AND r.origin <> {pid})"
+            ));
+        }
+        if let Some(d) = chain.blocked_for {
+            if chain.blocked {
+                let since = older_than(q, d);
+                conds.push(format!("nd.wait_start < {since}"));
+            }
+            if chain.blocker_side() {
+                let since = older_than(q, d);
+                conds.push(format!(
+                    "nd.blocking IS NOT NULL AND EXISTS (SELECT 1 FROM e \
+                     JOIN wt w ON w.pid = e.waiter \
+                     WHERE e.blocker = {pid} AND w.wait_start < {since})"
+                ));
+            }
+        }
+    }
+
+    /// The server's facts every row carries, then `held_in_dbs`: with `--db`, how many
+    /// prepared transactions and active logical slots those databases have (which no session
+    /// row shows), so that the caller needs another statement only when there are any, or when
+    /// no row came back; null without `--db`.
+    fn server_facts(&self, server: &Server, q: &mut Query) -> String {
+        if self.dbs.is_empty() {
+            return format!("{SERVER_FACTS}, NULL::int8 AS held_in_dbs");
+        }
+        let p = q.bind(Param::TextArray(self.dbs.clone()));
+        let slots = if server.version_num >= 90400 {
+            format!(
+                " + (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots s \
+                 JOIN pg_catalog.pg_database d ON d.oid = s.datoid \
+                 WHERE s.active AND d.datname::text = ANY({p}::text[]))"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{SERVER_FACTS}, ((SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
+             WHERE x.database::text = ANY({p}::text[])){slots}) AS held_in_dbs"
+        )
+    }
+
+    /// Whether a prepared transaction that blocks someone (a row of `pb`) matches: only the
+    /// lock-chain filters and those a prepared transaction has values for (database, owner,
+    /// age of its transaction) can select one; any other filter leaves it out, and so does a
+    /// filter without lock-chain flags (it asks for sessions, not blockers).
+    fn prepared_conditions(&self, q: &mut Query) -> Vec<String> {
+        let chain = &self.chain;
+        let other = !self.apps.is_empty()
+            || !self.clients.is_empty()
+            || !self.states.is_empty()
+            || !self.queries.is_empty()
+            || !self.pids.is_empty()
+            || self.query_age.is_some()
+            || self.state_age.is_some()
+            || self.backend_age.is_some()
+            || !self.backend_types.is_empty();
+        if chain.is_empty() || chain.blocked || other {
+            return vec!["false".into()];
+        }
+        let mut conds = vec!["true".to_string()];
+        if !chain.blocks.is_empty() {
+            conds.push("EXISTS (SELECT 1 FROM reach r WHERE r.pid = ANY(pb.waiters))".into());
+        }
+        if let Some(d) = chain.blocked_for {
+            let since = older_than(q, d);
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM wt w WHERE w.pid = ANY(pb.waiters) \
+                 AND w.wait_start < {since})"
+            ));
+        }
+        for (col, v) in [("pb.database", &self.dbs), ("pb.owner", &self.users)] {
+            if !v.is_empty() {
+                let p = q.bind(Param::TextArray(v.clone()));
+                conds.push(format!("{col} = ANY({p}::text[])"));
+            }
+        }
+        for (col, v) in [
+            ("pb.database", &self.exclude_dbs),
+            ("pb.owner", &self.exclude_users),
+        ] {
+            if !v.is_empty() {
+                let p = q.bind(Param::TextArray(v.clone()));
+                conds.push(format!("NOT COALESCE({col} = ANY({p}::text[]), false)"));
+            }
+        }
+        if let Some(d) = self.xact_age {
+            let since = older_than(q, d);
+            conds.push(format!("pb.prepared < {since}"));
+        }
+        conds
     }
 
     /// The filter's own conditions (everything but the always-on ones and backend_type),
@@ -292,23 +595,16 @@ impl Filter {
             conds.push(format!("NOT ({} = ANY({p}::int4[]))", cols.pid));
         }
 
-        let older_than = |q: &mut Query, conds: &mut Vec<String>, col: &str, d: Duration| {
-            // Capped at 1000 years, which no session is older than: beyond some 6000 years
-            // `now() - interval` leaves timestamptz's range and the server fails the statement.
-            let micros = i64::try_from(d.as_micros())
-                .unwrap_or(i64::MAX)
-                .min(MAX_AGE_MICROS);
-            let p = q.bind(Param::Int8(micros));
-            conds.push(format!(
-                "{col} < pg_catalog.now() - {p}::int8 * interval '1 microsecond'"
-            ));
+        let older = |q: &mut Query, conds: &mut Vec<String>, col: &str, d: Duration| {
+            let since = older_than(q, d);
+            conds.push(format!("{col} < {since}"));
         };
         if let Some(d) = self.query_age {
-            older_than(q, conds, "a.query_start", d);
+            older(q, conds, "a.query_start", d);
             conds.push(format!("{} IS DISTINCT FROM 'idle'", cols.state));
         }
         if let Some(d) = self.xact_age {
-            older_than(q, conds, "a.xact_start", d);
+            older(q, conds, "a.xact_start", d);
         }
         if let Some(d) = self.state_age {
             // Before 9.2 there is no state_change; query_start is the closest.
@@ -317,10 +613,10 @@ impl Filter {
             } else {
                 "a.query_start"
             };
-            older_than(q, conds, col, d);
+            older(q, conds, col, d);
         }
         if let Some(d) = self.backend_age {
-            older_than(q, conds, "a.backend_start", d);
+            older(q, conds, "a.backend_start", d);
         }
     }
 
@@ -385,8 +681,24 @@ mod tests {
                 .iter()
                 .filter(|p| matches!(p, Param::TextArray(a) if a == &[HOSTILE]))
                 .count();
-            assert_eq!(hostile, if v >= 100000 { 7 } else { 6 }, "{v}");
+            // --db's values twice: the filter, and the count of what holds those databases.
+            assert_eq!(hostile, if v >= 100000 { 8 } else { 7 }, "{v}");
         }
+    }
+
+    #[test]
+    fn with_db_the_rows_count_what_holds_those_databases() {
+        let q = filter(&["--db", "d"]).select(&Server::version(150000));
+        assert!(q.sql.contains(
+            "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
+             WHERE x.database::text = ANY("
+        ));
+        assert!(q.sql.contains("WHERE s.active AND d.datname::text = ANY("));
+        assert!(q.sql.contains(") AS held_in_dbs"));
+        let q = filter(&[]).select(&Server::version(150000));
+        assert!(q.sql.contains("NULL::int8 AS held_in_dbs"));
+        let q = filter(&["--db", "d"]).select(&Server::version(90100));
+        assert!(!q.sql.contains("pg_replication_slots"), "{}", q.sql);
     }
 
     #[test]
@@ -515,6 +827,118 @@ mod tests {
             !q.sql.contains("a.backend_type IS NULL"),
             "hidden sessions are taken for client backends only"
         );
+    }
+
+    #[test]
+    fn lock_chains_are_computed_in_the_same_statement_and_only_for_lock_waits() {
+        let q = filter(&["--db", "d"]).select(&Server::version(150000));
+        // One call, in the CTE whose rows are the sessions waiting for a lock (or hidden ones
+        // that pg_locks shows waiting).
+        assert_eq!(q.sql.matches("pg_catalog.pg_blocking_pids(").count(), 1);
+        assert!(q.sql.contains(
+            "CASE WHEN a.wait_event_type = 'Lock' OR (a.backend_start IS NULL \
+             AND a.pid IN (SELECT l.pid FROM pg_catalog.pg_locks l WHERE NOT l.granted)) \
+             THEN ARRAY(SELECT DISTINCT b.pid \
+             FROM pg_catalog.unnest(pg_catalog.pg_blocking_pids(a.pid))"
+        ));
+        // pg_locks is read only when someone is blocked.
+        assert!(q.sql.contains(
+            "lk AS MATERIALIZED (SELECT l.* FROM pg_catalog.pg_locks l \
+             WHERE EXISTS (SELECT 1 FROM e))"
+        ));
+        // One scan of pg_stat_activity serves the sessions and the lock graph, and the graph
+        // is joined to them once.
+        assert!(q
+            .sql
+            .contains("FROM sa a LEFT JOIN nd ON nd.pid = a.pid WHERE"));
+        // With nobody blocked the rows come from a branch without the join.
+        assert!(q
+            .sql
+            .contains("AND EXISTS (SELECT 1 FROM e) UNION ALL SELECT"));
+        assert!(q
+            .sql
+            .contains("AND NOT EXISTS (SELECT 1 FROM e) UNION ALL SELECT 0,"));
+        let chained = filter(&["--blocked"]).select(&Server::version(150000));
+        assert!(!chained.sql.contains("NOT EXISTS (SELECT 1 FROM e)"));
+        assert_eq!(q.sql.matches("pg_catalog.pg_stat_activity").count(), 1);
+        assert!(!filter(&[])
+            .select(&Server::version(110000))
+            .sql
+            .contains("MATERIALIZED"));
+        assert!(q.sql.contains("AS blocked_by") && q.sql.contains("AS blocking"));
+        // Without lock-chain flags nothing is added to the sessions' conditions, and no
+        // prepared transaction matches.
+        assert!(!q.sql.contains("reach"));
+        assert!(q.sql.contains("pb.gid, false,"));
+        // The first statement of a run is written for 13 and must serve every later version.
+        let f = filter(&["--root-blocker", "--blocks", "7", "--blocked-for", "1m"]);
+        assert_eq!(
+            f.select(&Server::version(130000)).sql,
+            f.select(&Server::version(180000)).sql
+        );
+    }
+
+    #[test]
+    fn lock_chain_filters_and_their_parameters() {
+        let f = filter(&[
+            "--blocked",
+            "--blocks",
+            "7",
+            "--blocks",
+            "8",
+            "--blocked-for",
+            "2m",
+            "--blocked-for",
+            "1m",
+        ]);
+        assert!(!f.selects_everything());
+        let q = f.select(&Server::version(170000));
+        assert!(q.sql.contains(
+            "reach(origin, pid) AS (SELECT o.pid, o.pid FROM pg_catalog.unnest($2::int4[])"
+        ));
+        assert_eq!(q.params[1], Param::Int4Array(vec![7, 8]));
+        assert!(q
+            .sql
+            .contains("pg_catalog.cardinality(a.pgkick_blocked_by) > 0"));
+        assert!(q
+            .sql
+            .contains("EXISTS (SELECT 1 FROM reach r WHERE r.pid = a.pid AND r.origin <> a.pid)"));
+        // --blocked-for: the shortest; on the waiting side for --blocked, on the blocking
+        // side for --blocks.
+        assert!(q
+            .sql
+            .contains("nd.wait_start < pg_catalog.now() - $3::int8"));
+        assert!(q
+            .sql
+            .contains("WHERE e.blocker = a.pid AND w.wait_start < pg_catalog.now() - $4::int8"));
+        assert_eq!(q.params[2], Param::Int8(60_000_000));
+        // --blocked never selects a prepared transaction: it waits for nothing.
+        assert!(q.sql.contains("pb.gid, false,"));
+
+        let root = filter(&["--root-blocker", "--db", "d"]).select(&Server::version(170000));
+        assert!(root.sql.contains(
+            "nd.blocking IS NOT NULL AND \
+             COALESCE(pg_catalog.cardinality(a.pgkick_blocked_by), 0) = 0"
+        ));
+        assert!(root
+            .sql
+            .contains("pb.gid, true AND pb.database = ANY($3::text[]),"));
+        let with_state = filter(&["--root-blocker", "--state", "idle-in-transaction"]);
+        assert!(with_state
+            .select(&Server::version(170000))
+            .sql
+            .contains("pb.gid, false,"));
+    }
+
+    #[test]
+    fn lock_chains_need_9_6() {
+        let f = filter(&["--blocking"]);
+        let err = f.check_server(&Server::version(90524)).unwrap_err();
+        assert!(err.contains("9.6") && err.contains("9.5.24"), "{err}");
+        assert!(f.check_server(&Server::version(90600)).is_ok());
+        let q = filter(&[]).select(&Server::version(90524));
+        assert!(!q.sql.contains("pg_blocking_pids"));
+        assert!(q.sql.contains("NULL::int4[] AS blocked_by"));
     }
 
     #[test]

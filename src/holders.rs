@@ -32,7 +32,7 @@ use crate::signal::Report;
 use crate::sql::{Param, Query};
 
 /// What a holder is, and its `outcome` in the JSON report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// An active logical replication slot of the database.
@@ -50,6 +50,7 @@ pub enum Kind {
     WouldRollBack,
     /// A part of the catalog pgkick's role may not read: whether it holds the database is
     /// unknown.
+    #[default]
     NotVisible,
 }
 
@@ -79,7 +80,7 @@ impl Kind {
 
 /// One thing that keeps a database from being dropped. Every field is present in JSON (null
 /// when it does not apply), so `jq` filters need not test for keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Holder {
     pub outcome: Kind,
     pub datname: String,
@@ -189,11 +190,12 @@ impl Holder {
 }
 
 /// One object of terminate --lock's report: a session, or something else that holds a
-/// database. Both serialize flat, told apart by `outcome`.
+/// database. Both serialize flat, told apart by `outcome`. The report is boxed: a session
+/// row is much larger than a holder.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Entry {
-    Session(Report),
+    Session(Box<Report>),
     Holder(Holder),
 }
 
@@ -201,7 +203,7 @@ pub enum Entry {
 pub fn entries(reports: Vec<Report>, holders: Vec<Holder>) -> Vec<Entry> {
     reports
         .into_iter()
-        .map(Entry::Session)
+        .map(|r| Entry::Session(Box::new(r)))
         .chain(holders.into_iter().map(Entry::Holder))
         .collect()
 }
@@ -331,8 +333,8 @@ fn query(server: &Server, dbs: &[String], exclude: &Exclude, parts: &[Part]) -> 
     q
 }
 
-/// What holds the databases `dbs` besides backends (prepared transactions, slots,
-/// subscriptions), in one statement.
+/// What no session row shows but holds the databases `dbs`: prepared transactions and
+/// active logical slots, in one statement.
 pub fn find_without_backends(
     client: &mut postgres::Client,
     server: &Server,
@@ -343,11 +345,7 @@ pub fn find_without_backends(
         server,
         dbs,
         &Exclude::default(),
-        &[
-            Part::PreparedTransactions,
-            Part::ReplicationSlots,
-            Part::Subscriptions,
-        ],
+        &[Part::PreparedTransactions, Part::ReplicationSlots],
     )
 }
 

@@ -2,6 +2,8 @@
 //!
 //! The only place that prints errors and picks the process exit code.
 
+mod audit;
+mod chain;
 mod cli;
 mod commands;
 mod conn;
@@ -22,6 +24,7 @@ mod server;
 mod session;
 mod signal;
 mod sql;
+mod watch;
 
 use std::process::ExitCode;
 

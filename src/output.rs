@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use comfy_table::{ContentArrangement, ContentLineStyle, LineStyle, Row, Table, TableStyle};
 use serde::Serialize;
 
+use crate::chain::{Line, Node};
 use crate::cli::{OutputArgs, OutputFormat};
-use crate::session::Session;
+use crate::session::{PreparedBlocker, Session};
 use crate::signal::Report;
 
 /// Narrowest terminal a table is fitted to; below it, the width is taken as unknown.
@@ -173,6 +174,45 @@ impl Printer {
         }
     }
 
+    /// `list --tree`: the lock chains on stdout, with a footer like the table's.
+    pub fn print_tree(&self, lines: &[Line<'_>]) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        out.write_all(tree_text(lines, Utc::now()).as_bytes())?;
+        let heads = lines.iter().filter(|l| l.depth == 0).count();
+        let chained = lines.iter().any(|l| l.depth > 0);
+        if chained {
+            let noun = if heads == 1 { "chain" } else { "chains" };
+            writeln!(out, "({heads} lock {noun})")?;
+        } else {
+            let noun = if heads == 1 { "session" } else { "sessions" };
+            writeln!(out, "(no lock chains; {heads} {noun})")?;
+        }
+        out.flush()
+    }
+
+    /// --dry-run of terminate or cancel with lock-chain filters: the chains the action would
+    /// break, after the table on stdout, or on stderr with JSON output.
+    pub fn dry_run_chains(&self, lines: &[Line<'_>]) -> io::Result<()> {
+        if self.quiet || lines.is_empty() {
+            return Ok(());
+        }
+        let text = format!(
+            "-- dry run: the lock chains this would break:\n{}",
+            tree_text(lines, Utc::now())
+        );
+        if self.is_json() {
+            io::stderr().write_all(text.as_bytes())
+        } else {
+            let mut out = io::stdout().lock();
+            out.write_all(b"\n")?;
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        }
+    }
+
     /// A note for people (stderr), not shown with --quiet.
     pub fn note(&self, msg: &str) {
         if !self.quiet {
@@ -283,6 +323,7 @@ impl Tabular for Session {
             "state",
             "for",
             "wait",
+            "lock chain",
             "query",
         ]
     }
@@ -325,9 +366,119 @@ impl Tabular for Session {
             state,
             since(now, self.state_change.or(self.query_start)),
             wait,
+            lock_chain(self),
             text(&self.query),
         ]
     }
+}
+
+/// `by 12,13; blocks 14`: whom the session waits on (a prepared transaction by its gid) and
+/// who waits on it.
+fn lock_chain(s: &Session) -> String {
+    let pids = |v: &[i32]| {
+        v.iter()
+            .map(|p| match p {
+                0 if !s.blocked_by_prepared.is_empty() => s
+                    .blocked_by_prepared
+                    .iter()
+                    .map(|g| format!("prepared '{g}'"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                0 => "a prepared transaction".to_string(),
+                p => p.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut parts = Vec::new();
+    if let Some(by) = s.blocked_by.as_deref().filter(|b| !b.is_empty()) {
+        parts.push(format!("by {}", pids(by)));
+    }
+    if let Some(blocking) = s.blocking.as_deref().filter(|b| !b.is_empty()) {
+        parts.push(format!("blocks {}", pids(blocking)));
+    }
+    parts.join("; ")
+}
+
+/// One line of a lock-chain tree, without its indentation.
+fn tree_label(line: &Line<'_>, now: DateTime<Utc>) -> String {
+    match line.node {
+        Node::Prepared(p) => {
+            let age = since(now, p.prepared);
+            format!(
+                "prepared transaction '{}' (database {}, owner {}, prepared {age} ago): \
+                 cannot be signalled; ROLLBACK PREPARED ends it",
+                p.gid,
+                text(&p.database),
+                text(&p.owner),
+            )
+        }
+        Node::Session(s) => {
+            let mut label = format!("{} ", s.pid);
+            if s.is_blocked() {
+                let wait = match (&s.wait_event_type, &s.wait_event) {
+                    (Some(t), Some(e)) => format!(" {t}:{e}"),
+                    _ => String::new(),
+                };
+                match s.lock_wait_start {
+                    Some(t) => label.push_str(&format!("waiting {}{wait}", since(now, Some(t)))),
+                    None => label.push_str(&format!("waiting{wait}")),
+                }
+            } else {
+                label.push_str(&format!(
+                    "{} {}",
+                    s.state.as_deref().unwrap_or("(state hidden)"),
+                    since(now, s.state_change.or(s.query_start))
+                ));
+            }
+            if !line.unlisted_blockers.is_empty() {
+                let by: Vec<String> = line
+                    .unlisted_blockers
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect();
+                label.push_str(&format!(" (also waits on {}, not listed)", by.join(",")));
+            }
+            label.push_str(&format!("  {}/{}", text(&s.datname), text(&s.usename)));
+            if line.repeated {
+                label.push_str("  (shown above)");
+            } else if let Some(q) = &s.query {
+                label.push_str(&format!("  {}", shorten(q, PIPED_QUERY_CHARS)));
+            }
+            label.trim_end().to_string()
+        }
+    }
+}
+
+/// The lines of a lock-chain tree, indented by depth.
+pub fn tree_text(lines: &[Line<'_>], now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    for line in lines {
+        let indent = if line.depth == 0 {
+            String::new()
+        } else {
+            format!("{}└─ ", "   ".repeat(line.depth - 1))
+        };
+        out.push_str(&format!("{indent}{}\n", tree_label(line, now)));
+    }
+    out
+}
+
+/// How a prepared transaction that blocks sessions is reported: it is no session, and only
+/// `ROLLBACK PREPARED` (or `COMMIT PREPARED`) ends it.
+pub fn prepared_message(p: &PreparedBlocker) -> String {
+    let waiters: Vec<String> = p.blocking.iter().map(|w| w.to_string()).collect();
+    format!(
+        "prepared transaction '{}' (database {}, owner {}) blocks {}; it is not a session and \
+         cannot be signalled: end it with ROLLBACK PREPARED '{}' (or COMMIT PREPARED) in \
+         database {}",
+        p.gid,
+        text(&p.database),
+        text(&p.owner),
+        waiters.join(", "),
+        p.gid.replace('\'', "''"),
+        text(&p.database),
+    )
 }
 
 impl Tabular for Report {

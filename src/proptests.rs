@@ -108,6 +108,9 @@ struct FilterArgv {
     pids: Vec<i32>,
     exclude_pids: Vec<i32>,
     ages: Vec<(&'static str, Vec<String>)>,
+    /// --blocks pids, and --blocked-for durations (given only with --blocks, which they need).
+    blocks: Vec<i32>,
+    blocked_for: Vec<String>,
 }
 
 impl FilterArgv {
@@ -134,6 +137,14 @@ impl FilterArgv {
         for v in &self.exclude_pids {
             push("exclude-pid", &v.to_string());
         }
+        for v in &self.blocks {
+            push("blocks", &v.to_string());
+        }
+        if !self.blocks.is_empty() {
+            for v in &self.blocked_for {
+                push("blocked-for", v);
+            }
+        }
         argv
     }
 
@@ -158,8 +169,16 @@ impl FilterArgv {
                 *c = "10.0.0.0/8".into();
             }
         }
-        for p in n.pids.iter_mut().chain(&mut n.exclude_pids) {
+        for p in n
+            .pids
+            .iter_mut()
+            .chain(&mut n.exclude_pids)
+            .chain(&mut n.blocks)
+        {
             *p = 1;
+        }
+        for v in &mut n.blocked_for {
+            *v = "1s".into();
         }
         n
     }
@@ -218,16 +237,22 @@ fn filter_argv() -> impl Strategy<Value = FilterArgv> {
         proptest::collection::vec(any::<i32>(), 0..4),
         proptest::collection::vec(any::<i32>(), 0..3),
         ages,
+        proptest::collection::vec(any::<i32>(), 0..3),
+        proptest::collection::vec(duration(), 0..3),
     )
         .prop_map(
-            |(text, clients, states, queries, pids, exclude_pids, ages)| FilterArgv {
-                text,
-                clients,
-                states,
-                queries,
-                pids,
-                exclude_pids,
-                ages,
+            |(text, clients, states, queries, pids, exclude_pids, ages, blocks, blocked_for)| {
+                FilterArgv {
+                    text,
+                    clients,
+                    states,
+                    queries,
+                    pids,
+                    exclude_pids,
+                    ages,
+                    blocks,
+                    blocked_for,
+                }
             },
         )
 }
@@ -404,7 +429,12 @@ proptest! {
                     prop_assert!(has(Param::Int4Array(pids.clone())), "{}: {:?}", v, q.params);
                 }
             }
-            for (_, ages) in &args.ages {
+            let chain_ages = (!args.blocks.is_empty() && server.has_blocking_pids())
+                .then_some(("blocked-for", args.blocked_for.clone()));
+            if !args.blocks.is_empty() && server.has_blocking_pids() {
+                prop_assert!(has(Param::Int4Array(args.blocks.clone())), "{}: {:?}", v, q.params);
+            }
+            for (_, ages) in args.ages.iter().chain(chain_ages.iter()) {
                 if let Some(shortest) = ages.iter().map(|a| micros(a)).min() {
                     // The shortest age, or, past any session's age, a cap of at least a
                     // century.

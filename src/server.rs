@@ -76,6 +76,18 @@ impl Server {
     pub fn has_wait_event(&self) -> bool {
         self.version_num >= 90600
     }
+    /// `pg_blocking_pids()`, which the lock-chain columns and filters are built on, from 9.6.
+    pub fn has_blocking_pids(&self) -> bool {
+        self.version_num >= 90600
+    }
+    /// `WITH name AS MATERIALIZED (...)` from 12 (before, every CTE is materialized).
+    pub fn has_materialized_cte(&self) -> bool {
+        self.version_num >= 120000
+    }
+    /// `pg_locks.waitstart` from 14: when a backend began to wait for its lock.
+    pub fn has_waitstart(&self) -> bool {
+        self.version_num >= 140000
+    }
     /// The pg_signal_backend role exists from 9.6.
     pub fn has_pg_signal_backend(&self) -> bool {
         self.version_num >= 90600

@@ -32,15 +32,40 @@ pub struct Session {
     /// The role's OID: part of a session's identity when its details are hidden.
     #[serde(skip)]
     pub usesysid: Option<u32>,
+    /// The pids this session waits on (`pg_blocking_pids`, sorted, without duplicates; 0 is a
+    /// prepared transaction); empty when it does not wait for a lock, null before 9.6.
+    pub blocked_by: Option<Vec<i32>>,
+    /// The pids waiting on this session; null before 9.6.
+    pub blocking: Option<Vec<i32>>,
+    /// When the session began to wait for its lock (pg_locks.waitstart; before 14 its
+    /// query_start); null when it is not blocked.
+    pub lock_wait_start: Option<DateTime<Utc>>,
+    /// The gids of the prepared transactions it waits on (the 0 in `blocked_by`).
+    pub blocked_by_prepared: Vec<String>,
     /// With `--pgbouncer` only: the pooler whose server connection this session is, and its
     /// client (`null` for a session of no pooler given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooler: Option<Option<Box<crate::pgbouncer::PoolerLink>>>,
 }
 
+/// A prepared transaction that holds a lock some session waits for: pid 0 in
+/// `pg_blocking_pids`. It is no session and cannot be signalled; `ROLLBACK PREPARED` ends it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PreparedBlocker {
+    pub gid: String,
+    pub database: Option<String>,
+    pub owner: Option<String>,
+    pub prepared: Option<DateTime<Utc>>,
+    /// The pids waiting on it.
+    pub blocking: Vec<i32>,
+    /// Whether the filters select it (only the lock-chain filters can).
+    #[serde(skip)]
+    pub matched: bool,
+}
+
 impl Session {
-    /// Builds a session from a row of `filter::select_sql`'s result (columns in the order
-    /// above, then usesysid).
+    /// Builds a session from a row of `Filter::select`'s result (columns in the order
+    /// above, usesysid after query).
     pub fn from_row(row: &postgres::Row) -> Result<Session> {
         Ok(Session {
             pid: row.try_get(0)?,
@@ -60,8 +85,22 @@ impl Session {
             leader_pid: row.try_get(14)?,
             query: row.try_get(15)?,
             usesysid: row.try_get(16)?,
+            blocked_by: row.try_get(17)?,
+            blocking: row.try_get(18)?,
+            lock_wait_start: row.try_get(19)?,
+            blocked_by_prepared: Vec::new(),
             pooler: None,
         })
+    }
+
+    /// Waits for a lock someone holds or waits for.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked_by.as_ref().is_some_and(|b| !b.is_empty())
+    }
+
+    /// Someone waits for it.
+    pub fn is_blocking(&self) -> bool {
+        self.blocking.as_ref().is_some_and(|b| !b.is_empty())
     }
 
     /// False when the server hides this session's details from pgkick's role (query text
@@ -85,13 +124,24 @@ impl Session {
 #[derive(Debug, Default)]
 pub struct Matched {
     pub sessions: Vec<Session>,
+    /// Prepared transactions that block someone; `matched` tells which the filters select.
+    pub prepared: Vec<PreparedBlocker>,
     pub hidden_from_query_filter: usize,
     /// The server's facts, read from the rows (None when no row came back).
     pub server: Option<Server>,
+    /// With `--db`: the prepared transactions and active slots of those databases, counted by
+    /// the same statement (None when no row came back, or without `--db`).
+    pub held_in_dbs: Option<i64>,
 }
 
-/// The columns `Session::from_row` reads; the server's facts follow them.
-const SESSION_COLUMNS: usize = 17;
+/// The columns `Session::from_row` reads, then a prepared transaction's gid and whether it
+/// matched; the server's facts follow them.
+const SESSION_COLUMNS: usize = 20;
+const GID_COLUMN: usize = SESSION_COLUMNS;
+const MATCHED_COLUMN: usize = SESSION_COLUMNS + 1;
+const SERVER_COLUMN: usize = SESSION_COLUMNS + 2;
+/// After the server's two facts: `held_in_dbs` (see `Filter::select`).
+const HELD_COLUMN: usize = SERVER_COLUMN + 2;
 
 /// Runs the filter's SELECT (one statement) and applies its `--query` part.
 pub fn find(client: &mut postgres::Client, server: &Server, filter: &Filter) -> Result<Matched> {
@@ -109,7 +159,20 @@ pub fn find(client: &mut postgres::Client, server: &Server, filter: &Filter) -> 
 pub fn probe(client: &mut postgres::Client, filter: &Filter) -> Result<Option<Matched>> {
     match filter.select(&Server::probe()).run(client) {
         Ok(rows) => matched(filter, &rows).map(Some),
-        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_COLUMN) => Ok(None),
+        // What an older server lacks: a column, a function (pg_blocking_pids before 9.6) or
+        // syntax (`AS MATERIALIZED` before 12). Should a newer server reject the statement,
+        // the second attempt fails with the same error, reported as such.
+        Err(e)
+            if [
+                postgres::error::SqlState::UNDEFINED_COLUMN,
+                postgres::error::SqlState::UNDEFINED_FUNCTION,
+                postgres::error::SqlState::SYNTAX_ERROR,
+            ]
+            .iter()
+            .any(|c| e.code() == Some(c)) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e).context("could not read pg_stat_activity"),
     }
 }
@@ -118,7 +181,21 @@ fn matched(filter: &Filter, rows: &[postgres::Row]) -> Result<Matched> {
     let mut matched = Matched::default();
     for row in rows {
         if matched.server.is_none() {
-            matched.server = Some(Server::from_row(row, SESSION_COLUMNS)?);
+            matched.server = Some(Server::from_row(row, SERVER_COLUMN)?);
+            matched.held_in_dbs = row.try_get(HELD_COLUMN)?;
+        }
+        if let Some(gid) = row.try_get::<_, Option<String>>(GID_COLUMN)? {
+            matched.prepared.push(PreparedBlocker {
+                gid,
+                database: row.try_get(1)?,
+                owner: row.try_get(2)?,
+                prepared: row.try_get(7)?,
+                blocking: row.try_get::<_, Option<Vec<i32>>>(18)?.unwrap_or_default(),
+                matched: row
+                    .try_get::<_, Option<bool>>(MATCHED_COLUMN)?
+                    .unwrap_or(false),
+            });
+            continue;
         }
         let session = Session::from_row(row)?;
         if filter.matches_query(&session) {
@@ -126,6 +203,21 @@ fn matched(filter: &Filter, rows: &[postgres::Row]) -> Result<Matched> {
         } else if !filter.queries.is_empty() && !session.details_visible() {
             matched.hidden_from_query_filter += 1;
         }
+    }
+    // The statement sends null for "in no chain" (it costs less on the wire than an empty
+    // array); before 9.6 null means "cannot tell".
+    let graph = matched.server.is_some_and(|s| s.has_blocking_pids());
+    for session in &mut matched.sessions {
+        if graph {
+            session.blocked_by.get_or_insert_with(Vec::new);
+            session.blocking.get_or_insert_with(Vec::new);
+        }
+        session.blocked_by_prepared = matched
+            .prepared
+            .iter()
+            .filter(|p| p.blocking.contains(&session.pid))
+            .map(|p| p.gid.clone())
+            .collect();
     }
     Ok(matched)
 }

@@ -68,6 +68,9 @@ pub enum Outcome {
     StillPresent,
     /// Cancelled, but the same query was still running when --wait timed out.
     StillRunning,
+    /// Matched, but no longer matched the filters when pgkick was about to signal it (after a
+    /// confirmation prompt: e.g. it stopped blocking others); not signalled.
+    NoLongerMatches,
     /// --dry-run.
     WouldCancel,
     WouldTerminate,
@@ -90,6 +93,7 @@ impl Outcome {
             Outcome::PermissionDenied => "permission_denied",
             Outcome::StillPresent => "still_present",
             Outcome::StillRunning => "still_running",
+            Outcome::NoLongerMatches => "no_longer_matches",
             Outcome::WouldCancel => "would_cancel",
             Outcome::WouldTerminate => "would_terminate",
         }

@@ -126,6 +126,10 @@ pub struct Change {
     /// recorded poolers).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub poolers: Vec<crate::pgbouncer::Step>,
+    /// The saved state before the first lock (what unlock gives back), as recorded in the
+    /// object's comment; None when the object carries no record. For audit records.
+    #[serde(skip)]
+    pub prior: Option<serde_json::Value>,
 }
 
 /// What happened to one object. Shown (and serialized) as `locked`, `already_locked`,

@@ -86,8 +86,10 @@ pub fn lock_recording(
         statements: Vec::new(),
         recorded_poolers: poolers.to_vec(),
         poolers: Vec::new(),
+        prior: None,
     };
     if let Some(mut saved) = saved(object)? {
+        change.prior = Some(serde_json::to_value(&saved.prior)?);
         change.status = Status::AlreadyLocked {
             other_method: (saved.method != wanted_method).then(|| saved.method.clone()),
         };
@@ -205,6 +207,7 @@ pub fn lock_recording(
         prior,
         poolers: poolers.to_vec(),
     };
+    change.prior = Some(serde_json::to_value(&saved.prior)?);
     change
         .statements
         .push(comment_statement(object, Some(&saved.encode())));
@@ -255,6 +258,7 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
         statements: Vec::new(),
         recorded_poolers: Vec::new(),
         poolers: Vec::new(),
+        prior: None,
     };
     let Some(saved) = saved(object)? else {
         return Ok(Plan {
@@ -262,6 +266,7 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
             check_no_connect: false,
         });
     };
+    change.prior = Some(serde_json::to_value(&saved.prior)?);
     change.method = Some(saved.method.clone());
     change.recorded_poolers = saved.poolers.clone();
     let q = quoted(object);

@@ -82,6 +82,10 @@ fn completions_bash_offers_each_subcommands_flags() {
     ] {
         assert!(offered.iter().any(|o| o == flag), "{flag}: {offered:?}");
     }
+    let offered = complete(&["pgkick", "terminate", "--root"]);
+    assert_eq!(offered, vec!["--root-blocker"]);
+    let offered = complete(&["pgkick", "list", "--tr"]);
+    assert_eq!(offered, vec!["--tree"]);
     // Connection flags are global: offered after the subcommand too.
     let offered = complete(&["pgkick", "cancel", "--no-pa"]);
     assert_eq!(offered, vec!["--no-password"]);

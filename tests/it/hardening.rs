@@ -888,6 +888,42 @@ fn hardening_ctrl_c_at_the_confirmation_prompt_signals_nothing() {
     assert!(wait_until(Duration::from_secs(5), || !victim.alive(server)));
 }
 
+/// A lock chain that resolves while the confirmation prompt waits: the root that stopped
+/// blocking is not terminated.
+#[test]
+fn hardening_a_chain_resolved_during_the_prompt_is_not_acted_on() {
+    let server = Server::shared();
+    let db = server.create_db("hi_prompt_chain");
+    server
+        .connect(&db)
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)")
+        .unwrap();
+    let mut root = Session::idle_in_transaction(server, &db, SUPERUSER, "root");
+    root.execute("UPDATE t SET v = v + 1 WHERE id = 1");
+    let waiter = Session::waiting(
+        server,
+        &db,
+        SUPERUSER,
+        "waiter",
+        "UPDATE t SET v = 0 WHERE id = 1",
+    );
+    let mut cmd = server.pgkick();
+    cmd.args(["terminate", "--json", "--root-blocker", "--db", &db]);
+    let mut terminal = Terminal::start(&cmd);
+    let shown = terminal.wait_for("[y/N]");
+    assert!(shown.contains(&root.pid.to_string()), "{shown}");
+    root.execute("COMMIT");
+    assert_eq!(waiter.query_result(Duration::from_secs(10)), Some(Ok(())));
+    terminal.type_keys(b"y\r");
+    terminal.wait_for("no_longer_matches");
+    let out = terminal.finish(Duration::from_secs(5));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        root.alive(server),
+        "a root that stopped blocking was terminated"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Races
 // ---------------------------------------------------------------------------------------------

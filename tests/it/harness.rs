@@ -1341,6 +1341,33 @@ impl Session {
         session
     }
 
+    /// Runs `sql` on an idle session's connection (e.g. to take locks inside its transaction).
+    pub fn execute(&mut self, sql: &str) {
+        self.client_batch(sql);
+    }
+
+    /// Runs `sql` on a background thread like [`Session::active`], and returns once
+    /// pg_stat_activity shows the session waiting for a lock.
+    pub fn waiting(server: &Server, db: &str, user: &str, app: &str, sql: &str) -> Session {
+        let session = Session::active(server, db, user, app, sql);
+        let mut watcher = server.connect(SUPERUSER);
+        let waits = wait_until(Duration::from_secs(10), || {
+            watcher
+                .query_opt(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+                    &[&session.pid],
+                )
+                .expect("read pg_stat_activity")
+                .is_some()
+        });
+        assert!(
+            waits,
+            "session {} running {sql:?} never waited for a lock",
+            session.pid
+        );
+        session
+    }
+
     fn client_batch(&mut self, sql: &str) {
         let client = self
             .client

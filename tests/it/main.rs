@@ -3,7 +3,9 @@
 //! `harness` starts throwaway PostgreSQL servers and holds client sessions in chosen states;
 //! each feature file below tests pgkick's behaviour against them.
 
+mod audit;
 mod backends;
+mod chains;
 mod completions;
 mod conn;
 mod conninfo;
