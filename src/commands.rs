@@ -903,6 +903,10 @@ fn lock_databases_or_roles(
         Err(e) => return Err(pause.release_on(e)),
     };
     pause.attach(&mut changes, printer);
+    // The backends terminated so that a pause could complete are acted on too.
+    if !pause.terminated.is_empty() {
+        warn(printer, trail.sessions(&mut client, &pause.terminated)?);
+    }
     print_changes(printer, &changes, false, trail, &mut client)?;
     note_hidden_holders(&mut client, &server, &args.db, None, printer)?;
     Ok(ExitStatus::Success)

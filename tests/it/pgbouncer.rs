@@ -533,3 +533,47 @@ fn pgbouncer_passwords_come_from_pgpass_and_never_reach_the_record() {
     );
     assert!(!bouncer.paused(&db));
 }
+
+#[test]
+fn pgbouncer_lock_audits_the_backend_it_terminates_for_a_pause() {
+    let (server, db, bouncer) = pooled_db();
+    let mut stuck = bouncer.connect(&db, "stuck-for-lock");
+    stuck.batch_execute("BEGIN").unwrap();
+    let pid: i64 = simple_value(&mut stuck, "SELECT pg_backend_pid()")
+        .parse()
+        .unwrap();
+    let dir = TempDir::new("pgkick-it-audit");
+    let log = dir.path().join("audit.jsonl");
+    let out = server
+        .kick([
+            "lock",
+            "--db",
+            &db,
+            "--pause-timeout",
+            "1s",
+            "--reason",
+            "PGB-1",
+        ])
+        .args(["--pgbouncer", &bouncer.conninfo()])
+        .args([std::ffi::OsStr::new("--audit-log"), log.as_os_str()])
+        .run();
+    assert!(
+        out.stderr.contains(&format!("terminating pid {pid}")),
+        "{}",
+        out.stderr
+    );
+    assert!(bouncer.paused(&db));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let record = records
+        .iter()
+        .find(|r| r["session"]["pid"] == pid)
+        .unwrap_or_else(|| panic!("no record of pid {pid}: {text}"));
+    assert_eq!(record["outcome"], "terminated", "{record}");
+    assert_eq!(record["reason"], "PGB-1", "{record}");
+    server.kick(["unlock", "--db", &db]).run();
+    assert!(!bouncer.paused(&db));
+}
