@@ -22,6 +22,17 @@ fn simple_value(client: &mut Client, sql: &str) -> String {
         .expect("a row")
 }
 
+/// A client of `db` through the pooler with a transaction open (so it holds a server
+/// connection), and that backend's pid.
+fn in_transaction(bouncer: &Pgbouncer, db: &str, app: &str) -> (Client, i64) {
+    let mut client = bouncer.connect(db, app);
+    client.batch_execute("BEGIN").unwrap();
+    let pid = simple_value(&mut client, "SELECT pg_backend_pid()")
+        .parse()
+        .unwrap();
+    (client, pid)
+}
+
 /// A database with pgbench's tables, and a PgBouncer serving it.
 fn bench_db(server: &Server) -> (String, Pgbouncer) {
     let db = server.create_db("pgb");
@@ -191,11 +202,7 @@ fn pgbouncer_pause_timeout_terminates_an_open_transaction() {
     let (db, bouncer) = bench_db(server);
     let mut app = bouncer.connect(&db, "app-idle");
     assert_eq!(simple_value(&mut app, "SELECT 1"), "1");
-    let mut stuck = bouncer.connect(&db, "stuck-in-transaction");
-    stuck.batch_execute("BEGIN").unwrap();
-    let pid: i64 = simple_value(&mut stuck, "SELECT pg_backend_pid()")
-        .parse()
-        .unwrap();
+    let (mut stuck, pid) = in_transaction(&bouncer, &db, "stuck-in-transaction");
     let bench = pgbench(&bouncer, &db, 2, 4);
 
     let started = Instant::now();
@@ -248,9 +255,7 @@ fn pgbouncer_unlock_from_another_home_resumes_what_the_record_names() {
 #[test]
 fn pgbouncer_interrupted_lock_leaves_no_pooler_paused() {
     let (server, db, bouncer) = pooled_db();
-    let mut stuck = bouncer.connect(&db, "holds-the-pause");
-    stuck.batch_execute("BEGIN").unwrap();
-    assert_eq!(simple_value(&mut stuck, "SELECT 1"), "1");
+    let (mut stuck, _) = in_transaction(&bouncer, &db, "holds-the-pause");
 
     let mut cmd = server.pgkick();
     cmd.args([
@@ -383,11 +388,7 @@ fn bouncer_refuses(bouncer: &Pgbouncer, db: &str) -> bool {
 #[test]
 fn pgbouncer_list_links_busy_server_sessions_to_their_clients() {
     let (server, db, bouncer) = pooled_db();
-    let mut busy = bouncer.connect(&db, "web-1");
-    busy.batch_execute("BEGIN").unwrap();
-    let pid: i64 = simple_value(&mut busy, "SELECT pg_backend_pid()")
-        .parse()
-        .unwrap();
+    let (mut busy, pid) = in_transaction(&bouncer, &db, "web-1");
     let _direct = Session::idle(server, &db, SUPERUSER, "direct");
 
     let list = server
@@ -537,11 +538,7 @@ fn pgbouncer_passwords_come_from_pgpass_and_never_reach_the_record() {
 #[test]
 fn pgbouncer_lock_audits_the_backend_it_terminates_for_a_pause() {
     let (server, db, bouncer) = pooled_db();
-    let mut stuck = bouncer.connect(&db, "stuck-for-lock");
-    stuck.batch_execute("BEGIN").unwrap();
-    let pid: i64 = simple_value(&mut stuck, "SELECT pg_backend_pid()")
-        .parse()
-        .unwrap();
+    let (_stuck, pid) = in_transaction(&bouncer, &db, "stuck-for-lock");
     let dir = TempDir::new("pgkick-it-audit");
     let log = dir.path().join("audit.jsonl");
     let out = server
