@@ -427,7 +427,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__list)
-            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --tree --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --tree --pgbouncer --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -505,6 +505,10 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pgbouncer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -549,7 +553,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__lock)
-            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -581,6 +585,14 @@ _pgkick() {
                     ;;
                 --audit-facility)
                     COMPREPLY=($(compgen -W "auth authpriv daemon user local0 local1 local2 local3 local4 local5 local6 local7" -- "${cur}"))
+                    return 0
+                    ;;
+                --pgbouncer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pause-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --host)
@@ -627,7 +639,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__terminate)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -745,6 +757,14 @@ _pgkick() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pgbouncer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pause-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -789,7 +809,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__unlock)
-            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --pgbouncer --host --port --username --dbname --no-password --password --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -817,6 +837,10 @@ _pgkick() {
                     ;;
                 --audit-facility)
                     COMPREPLY=($(compgen -W "auth authpriv daemon user local0 local1 local2 local3 local4 local5 local6 local7" -- "${cur}"))
+                    return 0
+                    ;;
+                --pgbouncer)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --host)

@@ -67,6 +67,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-app -d 'L
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-pid -d 'Leave out this process ID' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocks -d 'The sessions PID waits on, directly or through a chain of waiting sessions (never PID itself)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there too (the poolers recorded by the lock are resumed anyway)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -191,6 +192,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l method -d 'H
 connection-limit\t'ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers'
 revoke-connect\t'REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock-timeout -d 'Give up a lock whose DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -210,6 +213,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l server-log -
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l cancel-first -d 'Cancel the sessions\' queries first, wait --grace, then terminate only the sessions that still match the filters'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock -d 'Lock the --db databases against new connections before terminating their sessions; then report everything else that keeps DROP DATABASE from succeeding (prepared transactions, active logical slots, subscriptions, other backends): exit 0 only when nothing is left'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l rollback-prepared -d 'With --lock: roll back the prepared transactions of the locked databases (each in its own database, through a connection opened before the lock), so that DROP DATABASE can succeed; without it they are only reported'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pgbouncer-disable -d 'After the pause, also DISABLE and KILL the databases on the poolers: their clients are refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l json -d 'Shorthand for --output json'
@@ -235,6 +239,8 @@ local4\t''
 local5\t''
 local6\t''
 local7\t''"
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -246,6 +252,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s n -l dry-run -d '
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l list -d 'Show what pgkick has locked in this cluster: what, how, by whom, since when'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l audit-dry-run -d 'With --dry-run: write the records too, marked "dry_run": true (otherwise a dry run writes none)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l server-log -d 'Also leave one LOG line per run in the server\'s log, next to its "terminating connection" lines: pgkick, the role, the reason and the pids ended (or the objects locked). When the role may not, pgkick says so once and goes on'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pgbouncer-disable -d 'After the pause, also DISABLE and KILL the databases on the poolers: their clients are refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l json -d 'Shorthand for --output json'
@@ -268,6 +275,7 @@ local4\t''
 local5\t''
 local6\t''
 local7\t''"
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there too (the poolers recorded by the lock are resumed anyway)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s U -l username -d 'Database user name [env: PGUSER]' -r

@@ -148,6 +148,9 @@ pub struct ListArgs {
     /// on it with how long they have waited (table output only)
     #[arg(long, help_heading = "Output options")]
     pub tree: bool,
+
+    #[command(flatten)]
+    pub poolers: PoolerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +217,46 @@ pub struct TerminateArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s",
           help_heading = "Action options")]
     pub lock_timeout: Duration,
+
+    #[command(flatten)]
+    pub pause: PauseArgs,
+}
+
+/// `--pgbouncer` where pgkick only reads the poolers or resumes them (list, unlock).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "PgBouncer options")]
+pub struct PoolerArgs {
+    /// A PgBouncer in front of the server, as a conninfo string or URI for its admin console
+    /// (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler.
+    /// list: each server session of a pooler gains a `pooler` object (its client). unlock:
+    /// RESUME the databases there too (the poolers recorded by the lock are resumed anyway)
+    #[arg(long = "pgbouncer", value_name = "CONNINFO")]
+    pub pgbouncer: Vec<String>,
+}
+
+/// `--pgbouncer` where pgkick pauses the databases on the poolers before locking them
+/// (terminate --lock, lock).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "PgBouncer options")]
+pub struct PauseArgs {
+    /// A PgBouncer in front of the server, as a conninfo string or URI for its admin console
+    /// (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler.
+    /// PAUSE the --db databases there before the lock, so their clients wait instead of
+    /// failing; the lock records it and unlock resumes them
+    #[arg(long = "pgbouncer", value_name = "CONNINFO")]
+    pub pgbouncer: Vec<String>,
+
+    /// How long PAUSE may wait for the transactions in flight; then the server backends that
+    /// keep it from completing are terminated (keep it below PgBouncer's query_wait_timeout,
+    /// 120s by default, or the queued clients fail)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s",
+          requires = "pgbouncer")]
+    pub pause_timeout: Duration,
+
+    /// After the pause, also DISABLE and KILL the databases on the poolers: their clients are
+    /// refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME
+    #[arg(long, requires = "pgbouncer")]
+    pub pgbouncer_disable: bool,
 }
 
 /// Options that protect against acting on more than intended.
@@ -497,6 +540,9 @@ pub struct LockArgs {
 
     #[command(flatten)]
     pub audit: AuditArgs,
+
+    #[command(flatten)]
+    pub pause: PauseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -519,6 +565,9 @@ pub struct UnlockArgs {
 
     #[command(flatten)]
     pub audit: AuditArgs,
+
+    #[command(flatten)]
+    pub poolers: PoolerArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]

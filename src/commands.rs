@@ -11,8 +11,8 @@ use postgres_protocol::escape::escape_identifier;
 
 use crate::chain;
 use crate::cli::{
-    Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
-    WatchArgs,
+    Cli, Command, ConnArgs, FilterArgs, GuardArgs, ListArgs, LockArgs, LockMethod, PauseArgs,
+    UnlockArgs, WaitArgs, WatchArgs,
 };
 use crate::error::{ExitStatus, Refused, Usage};
 use crate::filter::{Filter, LockChain};
@@ -20,12 +20,12 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{audit, conn, conninfo, holders, interrupt, lock, watch};
+use crate::{audit, conn, conninfo, holders, interrupt, lock, pooling, watch};
 
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     match &cli.command {
-        Command::List(args) => list(&cli.conn, &printer, &args.filter, args.tree),
+        Command::List(args) => list(&cli.conn, &printer, args),
         Command::Cancel(args) => signal_in_rounds(
             &cli.conn,
             &printer,
@@ -50,11 +50,18 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 guard: &args.guard,
                 wait: &args.wait,
                 cancel_first: args.cancel_first.then_some(args.grace),
-                lock_first: args.lock.then_some(LockFirst {
-                    method: args.method,
-                    lock_timeout: args.lock_timeout,
-                    rollback_prepared: args.rollback_prepared,
-                }),
+                lock_first: if args.lock {
+                    Some(LockFirst {
+                        method: args.method,
+                        lock_timeout: args.lock_timeout,
+                        rollback_prepared: args.rollback_prepared,
+                        pause: &args.pause,
+                    })
+                } else if !args.pause.pgbouncer.is_empty() {
+                    return Err(Usage("--pgbouncer on terminate needs --lock".into()).into());
+                } else {
+                    None
+                },
                 trail: &audit::Trail::open(
                     &args.audit,
                     "terminate",
@@ -88,18 +95,20 @@ struct SignalPlan<'a> {
     wait: &'a WaitArgs,
     /// terminate --cancel-first: the grace period.
     cancel_first: Option<Duration>,
-    lock_first: Option<LockFirst>,
+    lock_first: Option<LockFirst<'a>>,
     /// Where the records of what was done go (--audit-log, --server-log).
     trail: &'a audit::Trail,
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
 #[derive(Clone)]
-struct LockFirst {
+struct LockFirst<'a> {
     method: LockMethod,
     lock_timeout: Duration,
     /// --rollback-prepared.
     rollback_prepared: bool,
+    /// --pgbouncer: pause the databases on the poolers before the lock.
+    pause: &'a PauseArgs,
 }
 
 /// Resolves the connection settings, shows their warnings (an unsafe password file) and
@@ -113,7 +122,7 @@ fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
 }
 
 /// Connects with resolved settings, asking for a password as -W/-w and the terminal allow.
-fn connect_with(
+pub(crate) fn connect_with(
     settings: &conn::Settings,
     args: &ConnArgs,
     printer: &Printer,
@@ -232,7 +241,8 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Result<ExitStatus> {
+fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatus> {
+    let (args, tree) = (&list.filter, list.tree);
     if tree && printer.is_json() {
         return Err(Usage(
             "--tree is a table view; JSON output already carries blocked_by and blocking".into(),
@@ -240,7 +250,9 @@ fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Re
         .into());
     }
     let filter = Filter::from_args(args);
-    let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
+    let poolers = pooling::parse(&list.poolers.pgbouncer)?;
+    let (mut client, server, mut matched) = connect_and_find(conn, &filter, printer)?;
+    pooling::link_sessions(&mut matched.sessions, &poolers, conn, printer)?;
     if tree && !server.has_blocking_pids() {
         return Err(Usage(format!(
             "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
@@ -332,6 +344,10 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         trail,
     } = plan;
     let filter = Filter::from_args(args);
+    let poolers = match &lock_first {
+        Some(plan) => pooling::parse(&plan.pause.pgbouncer)?,
+        None => Vec::new(),
+    };
     if filter.selects_everything() && !guard.all {
         return Err(Refused(format!(
             "no filter given: this would {} every session; add a filter such as --db NAME, \
@@ -394,6 +410,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 plan.lock_timeout,
             )?;
             trail.changes(&mut client, &changes, true)?;
+            pooling::print_pause_plan(&poolers, &filter.dbs, plan.pause, printer)?;
             print_statements(printer, &changes)?;
         }
         let reports = with_outcome(&targets, action.would());
@@ -468,6 +485,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     // A person may take a while to answer: what matched then (a lock chain, above all) may
     // have resolved since. Only the targets that still match are signalled.
     let mut stale = Vec::new();
+    let mut unblocked = Vec::new();
     let targets = match &lock_first {
         None if prompted => {
             let still = session::find(&mut client, &server, &filter)?.sessions;
@@ -479,9 +497,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         }
         None => targets,
         Some(plan) => {
-            // Locked first, so that clients reconnecting in a loop cannot get back in; then
+            // Paused on the poolers first, so that their clients wait instead of failing;
+            // locked next, so that clients reconnecting in a loop cannot get back in; then
             // everything in the databases that matches now is a target.
-            let changes = lock::lock(
+            let pause = pooling::pause(
+                &mut client,
+                &server,
+                &poolers,
+                &filter.dbs,
+                plan.pause,
+                conn,
+                printer,
+            )?;
+            let changes = lock::lock_recording(
                 &mut client,
                 &server,
                 &lock::Targets {
@@ -489,12 +517,18 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                     roles: Vec::new(),
                 },
                 plan.method,
-                false,
                 plan.lock_timeout,
-            )?;
+                &pause.entries(),
+            );
+            let mut changes = match changes {
+                Ok(changes) => changes,
+                Err(e) => return Err(pause.release_on(e)),
+            };
             for change in &changes {
                 printer.note(&format!("database {}: {}", change.name, change.status));
             }
+            pause.attach(&mut changes, printer);
+            unblocked = pause.terminated;
             warn(printer, trail.changes(&mut client, &changes, false)?);
             let matched = find(&mut client, &server, &filter, printer)?;
             server = matched.server.unwrap_or(server);
@@ -508,6 +542,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         action
     };
     let mut reports = signal::signal(&mut client, &server, first, &targets)?;
+    // The pooler backends terminated to complete a pause are reported like any other.
+    reports.splice(0..0, unblocked);
     // From here on signals have been sent: whatever stops the run (an interrupt, the server
     // going away) still reports what was already done before the error.
     let finished = (|| -> Result<()> {
@@ -842,6 +878,8 @@ fn lock_databases_or_roles(
     args: &LockArgs,
     trail: &audit::Trail,
 ) -> Result<ExitStatus> {
+    let poolers = pooling::parse(&args.pause.pgbouncer)?;
+    pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
     trail.connected(&mut client)?;
     if args.list {
@@ -853,15 +891,46 @@ fn lock_databases_or_roles(
         roles: args.role.clone(),
     };
     interrupt::install()?;
-    let changes = lock::lock(
+    if args.dry_run {
+        let changes = lock::lock(
+            &mut client,
+            &server,
+            &targets,
+            args.method,
+            true,
+            args.lock_timeout,
+        )?;
+        print_changes(printer, &changes, true, trail, &mut client)?;
+        pooling::print_pause_plan(&poolers, &args.db, &args.pause, printer)?;
+        return Ok(ExitStatus::Success);
+    }
+    let pause = pooling::pause(
+        &mut client,
+        &server,
+        &poolers,
+        &args.db,
+        &args.pause,
+        conn,
+        printer,
+    )?;
+    let changes = lock::lock_recording(
         &mut client,
         &server,
         &targets,
         args.method,
-        args.dry_run,
         args.lock_timeout,
-    )?;
-    print_changes(printer, &changes, args.dry_run, trail, &mut client)?;
+        &pause.entries(),
+    );
+    let mut changes = match changes {
+        Ok(changes) => changes,
+        Err(e) => return Err(pause.release_on(e)),
+    };
+    pause.attach(&mut changes, printer);
+    // The backends terminated so that a pause could complete are acted on too.
+    if !pause.terminated.is_empty() {
+        warn(printer, trail.sessions(&mut client, &pause.terminated)?);
+    }
+    print_changes(printer, &changes, false, trail, &mut client)?;
     note_hidden_holders(&mut client, &server, &args.db, None, printer)?;
     Ok(ExitStatus::Success)
 }
@@ -872,6 +941,8 @@ fn unlock_databases_or_roles(
     args: &UnlockArgs,
     trail: &audit::Trail,
 ) -> Result<ExitStatus> {
+    let poolers = pooling::parse(&args.poolers.pgbouncer)?;
+    pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
     trail.connected(&mut client)?;
     let targets = lock::Targets {
@@ -879,15 +950,26 @@ fn unlock_databases_or_roles(
         roles: args.role.clone(),
     };
     interrupt::install()?;
-    let changes = lock::unlock(
+    let mut changes = lock::unlock(
         &mut client,
         &server,
         &targets,
         args.dry_run,
         args.lock_timeout,
     )?;
-    print_changes(printer, &changes, args.dry_run, trail, &mut client)?;
-    Ok(ExitStatus::Success)
+    if args.dry_run {
+        print_changes(printer, &changes, true, trail, &mut client)?;
+        pooling::print_resume_plan(&changes, &poolers, printer)?;
+        return Ok(ExitStatus::Success);
+    }
+    // The server side is unlocked whatever the poolers say; one not resumed is exit 3.
+    let resumed = pooling::resume(&mut changes, &poolers, conn, printer);
+    print_changes(printer, &changes, false, trail, &mut client)?;
+    Ok(if resumed {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Partial
+    })
 }
 
 /// A warning from the audit trail (the server refused the --server-log line).

@@ -281,6 +281,28 @@ const AUDIT_RECORDS: &[&str] = &[
      ... (session user ...); reason: .... The reason travels only as a bind parameter.",
 ];
 
+/// The PGBOUNCER section: what --pgbouncer does, records and adds to the JSON.
+const PGBOUNCER: &[&str] = &[
+    "--pgbouncer CONNINFO names the admin console of a PgBouncer in front of the server (a \
+     conninfo string or URI; libpq conventions and .pgpass apply; the database is always \
+     pgbouncer; -h, -p and -U do not apply to it). terminate --lock and lock run PAUSE for each \
+     --db database on every pooler before the lock, so its clients wait instead of failing; \
+     PAUSE waits at most --pause-timeout for the transactions in flight, then the server \
+     backends of the pooler's active connections to the database are terminated. \
+     --pgbouncer-disable adds DISABLE and KILL. If the lock is not recorded (an error, an \
+     unknown database on a pooler, SIGINT, SIGTERM) what was paused is resumed.",
+    "The lock record names each pooler (its connection string without password) and the \
+     action, pause or disable; unlock runs ENABLE (after disable) and RESUME on those poolers \
+     and on any --pgbouncer given to it, and exits 3 when one cannot be reached, with the \
+     server side unlocked. Each database's change in the JSON of lock and unlock has poolers: \
+     pooler, status (paused, disabled, already_paused, resumed, not_paused, failed) and error.",
+    "list --pgbouncer adds pooler to every session: null, or pooler (the connection string), \
+     state (the server connection's state in the pooler) and client (addr, port, user, \
+     application_name of the client it serves; null when idle in the pool). It joins SHOW \
+     SERVERS (remote_pid, link) with SHOW CLIENTS (ptr); application_name is null before \
+     PgBouncer 1.18.",
+];
+
 /// What a holder outcome means, for the man page. A new kind fails to compile here until it
 /// is documented.
 fn holder_meaning(kind: holders::Kind) -> &'static str {
@@ -612,6 +634,9 @@ pub fn man_page() -> String {
     roff.control("SH", ["AUDIT RECORDS"]);
     paragraphs(&mut roff, AUDIT_RECORDS);
 
+    roff.control("SH", ["PGBOUNCER"]);
+    paragraphs(&mut roff, PGBOUNCER);
+
     roff.control("SH", ["ENVIRONMENT"]);
     definitions(&mut roff, ENVIRONMENT);
     roff.control("PP", []);
@@ -700,6 +725,7 @@ mod tests {
             "COMMANDS",
             "FILTERS",
             "\"JSON OUTPUT\"",
+            "PGBOUNCER",
             "ENVIRONMENT",
             "FILES",
             "\"EXIT STATUS\"",

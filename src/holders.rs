@@ -190,11 +190,12 @@ impl Holder {
 }
 
 /// One object of terminate --lock's report: a session, or something else that holds a
-/// database. Both serialize flat, told apart by `outcome`.
+/// database. Both serialize flat, told apart by `outcome`. The report is boxed: a session
+/// row is much larger than a holder.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Entry {
-    Session(Report),
+    Session(Box<Report>),
     Holder(Holder),
 }
 
@@ -218,7 +219,7 @@ pub fn locked_out(holders: &mut [Holder]) {
 pub fn entries(reports: Vec<Report>, holders: Vec<Holder>) -> Vec<Entry> {
     reports
         .into_iter()
-        .map(Entry::Session)
+        .map(|r| Entry::Session(Box::new(r)))
         .chain(holders.into_iter().map(Entry::Holder))
         .collect()
 }

@@ -16,6 +16,8 @@ mod holders;
 mod interrupt;
 mod lock;
 mod output;
+mod pgbouncer;
+mod pooling;
 #[cfg(test)]
 mod proptests;
 mod server;

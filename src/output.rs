@@ -335,6 +335,18 @@ impl Tabular for Session {
             (Some(addr), None) => addr.to_string(),
             (None, _) => String::new(),
         };
+        // list --pgbouncer: the pooler's client stands behind a pooled backend.
+        let client = match &self.pooler {
+            Some(Some(link)) => match &link.client {
+                Some(c) => format!(
+                    "{}:{} via pooler",
+                    c.addr.as_deref().unwrap_or_default(),
+                    c.port.map(|p| p.to_string()).unwrap_or_default()
+                ),
+                None => "pooler (idle in pool)".to_string(),
+            },
+            _ => client,
+        };
         let wait = match (&self.wait_event_type, &self.wait_event) {
             (Some(t), Some(e)) => format!("{t}:{e}"),
             (Some(t), None) => t.clone(),
@@ -538,7 +550,15 @@ impl Tabular for crate::lock::Change {
 impl Tabular for crate::lock::Record {
     const NOUN: (&'static str, &'static str) = ("lock", "locks");
     fn headers() -> Vec<&'static str> {
-        vec!["kind", "name", "method", "locked_by", "locked_at", "for"]
+        vec![
+            "kind",
+            "name",
+            "method",
+            "locked_by",
+            "locked_at",
+            "for",
+            "poolers",
+        ]
     }
     fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
         vec![
@@ -550,6 +570,11 @@ impl Tabular for crate::lock::Record {
                 .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
                 .unwrap_or_default(),
             since(now, self.locked_at),
+            self.poolers
+                .iter()
+                .map(|p| format!("{} ({})", p.pooler, p.action.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
         ]
     }
 }

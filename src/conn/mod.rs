@@ -51,6 +51,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 pub use attempts::{Connected, Failure};
+pub use conninfo::render_conninfo;
 
 pub use hosts::{Host, Target};
 pub use mask::mask_passwords;
@@ -72,6 +73,20 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// upstream's. The first one holding `.s.PGSQL.<port>` is used; if neither does, the first,
 /// so the error names it.
 pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+
+/// The options a connection string sets (a `key=value` conninfo string or a URI), checked as
+/// `-d` checks them; `None` when `s` is neither (a plain database name).
+pub fn parse_connection_string(s: &str) -> Result<Option<options::Options>> {
+    if !options::is_connection_string(s) {
+        return Ok(None);
+    }
+    let opts = if uri::uri_prefix_len(s) > 0 {
+        uri::parse_uri(s)?
+    } else {
+        conninfo::parse_conninfo(s)?
+    };
+    Ok(Some(opts))
+}
 
 /// Reads a password for a user (the argument) from a person.
 pub type ReadPassword<'a> = &'a mut dyn FnMut(&str) -> Result<String>;

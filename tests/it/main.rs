@@ -14,6 +14,7 @@ mod harness;
 mod holders;
 mod list;
 mod lock;
+mod pgbouncer;
 mod privileges;
 mod signal;
 mod tls;
