@@ -70,6 +70,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-app -d 'L
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l exclude-pid -d 'Leave out this process ID' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocks -d 'The sessions PID waits on, directly or through a chain of waiting sessions (never PID itself)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there too (the poolers recorded by the lock are resumed anyway)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -114,6 +115,22 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l blocks -d 'The 
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l max -d 'Refuse (exit 4, nothing signalled) when more than N sessions match' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l wait-timeout -d 'How long --wait waits before reporting the sessions still there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l every -d 'Run the same match-and-act round every DURATION until SIGINT or SIGTERM (which end it after the current round; SIGHUP is ignored). Each round matches afresh, prints its own results and writes its own audit records; the guards apply to each round and nothing is ever asked. A round that fails (e.g. a lost connection) is reported and retried after 1s, 2s, 4s, ... up to DURATION. Exit 0 when every round succeeded, otherwise the highest status a round had' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l rounds -d 'With --every: stop after N rounds' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l reason -d 'Why this is done (e.g. a ticket number): written into every audit record and the --server-log line; sent to the server only as a bind parameter, never as SQL text' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l audit-log -d 'Append one JSON line per session or object acted on, after the server answered: to a file (created with mode 0600; each line one atomic append, so concurrent runs never interleave), to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr). pgkick acts on nothing when it cannot write there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l audit-facility -d 'The syslog facility of --audit-log syslog' -r -f -a "auth\t''
+authpriv\t''
+daemon\t''
+user\t''
+local0\t''
+local1\t''
+local2\t''
+local3\t''
+local4\t''
+local5\t''
+local6\t''
+local7\t''"
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -130,6 +147,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l all -d 'Act on 
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s y -l yes -d 'Do not ask for confirmation on a terminal'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s n -l dry-run -d 'Show the matched sessions and the SQL that would run; change nothing'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l wait -d 'Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l audit-dry-run -d 'With --dry-run: write the records too, marked "dry_run": true (otherwise a dry run writes none)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l server-log -d 'Also leave one LOG line per run in the server\'s log, next to its "terminating connection" lines: pgkick, the role, the reason and the pids ended (or the objects locked). When the role may not, pgkick says so once and goes on'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
@@ -161,11 +180,29 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l blocks -d 'T
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l max -d 'Refuse (exit 4, nothing signalled) when more than N sessions match' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l wait-timeout -d 'How long --wait waits before reporting the sessions still there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l every -d 'Run the same match-and-act round every DURATION until SIGINT or SIGTERM (which end it after the current round; SIGHUP is ignored). Each round matches afresh, prints its own results and writes its own audit records; the guards apply to each round and nothing is ever asked. A round that fails (e.g. a lost connection) is reported and retried after 1s, 2s, 4s, ... up to DURATION. Exit 0 when every round succeeded, otherwise the highest status a round had' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l rounds -d 'With --every: stop after N rounds' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l reason -d 'Why this is done (e.g. a ticket number): written into every audit record and the --server-log line; sent to the server only as a bind parameter, never as SQL text' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l audit-log -d 'Append one JSON line per session or object acted on, after the server answered: to a file (created with mode 0600; each line one atomic append, so concurrent runs never interleave), to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr). pgkick acts on nothing when it cannot write there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l audit-facility -d 'The syslog facility of --audit-log syslog' -r -f -a "auth\t''
+authpriv\t''
+daemon\t''
+user\t''
+local0\t''
+local1\t''
+local2\t''
+local3\t''
+local4\t''
+local5\t''
+local6\t''
+local7\t''"
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l grace -d 'How long --cancel-first waits between cancel and terminate' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l method -d 'How --lock keeps new connections out' -r -f -a "allow-connections\t'ALTER DATABASE ... ALLOW_CONNECTIONS false: keeps everyone out, superusers included'
 connection-limit\t'ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers'
 revoke-connect\t'REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock-timeout -d 'Give up a lock whose DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -182,9 +219,12 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l all -d 'Act 
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s y -l yes -d 'Do not ask for confirmation on a terminal'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s n -l dry-run -d 'Show the matched sessions and the SQL that would run; change nothing'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l wait -d 'Wait until the signalled sessions are gone (terminate) or their queries stopped (cancel)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l audit-dry-run -d 'With --dry-run: write the records too, marked "dry_run": true (otherwise a dry run writes none)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l server-log -d 'Also leave one LOG line per run in the server\'s log, next to its "terminating connection" lines: pgkick, the role, the reason and the pids ended (or the objects locked). When the role may not, pgkick says so once and goes on'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l cancel-first -d 'Cancel the sessions\' queries first, wait --grace, then terminate only the sessions that still match the filters'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock -d 'Lock the --db databases against new connections before terminating their sessions; then report everything else that keeps DROP DATABASE from succeeding (prepared transactions, active logical slots, subscriptions, other backends): exit 0 only when nothing is left'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l rollback-prepared -d 'With --lock: roll back the prepared transactions of the locked databases (each in its own database, through a connection opened before the lock), so that DROP DATABASE can succeed; without it they are only reported'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pgbouncer-disable -d 'After the pause, also DISABLE and KILL the databases on the poolers: their clients are refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
@@ -197,6 +237,22 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l method -d 'How da
 connection-limit\t'ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers'
 revoke-connect\t'REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l lock-timeout -d 'Give up when the DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l reason -d 'Why this is done (e.g. a ticket number): written into every audit record and the --server-log line; sent to the server only as a bind parameter, never as SQL text' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l audit-log -d 'Append one JSON line per session or object acted on, after the server answered: to a file (created with mode 0600; each line one atomic append, so concurrent runs never interleave), to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr). pgkick acts on nothing when it cannot write there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l audit-facility -d 'The syslog facility of --audit-log syslog' -r -f -a "auth\t''
+authpriv\t''
+daemon\t''
+user\t''
+local0\t''
+local1\t''
+local2\t''
+local3\t''
+local4\t''
+local5\t''
+local6\t''
+local7\t''"
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -208,6 +264,9 @@ json\t'One JSON array'
 jsonl\t'One JSON object per line'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s n -l dry-run -d 'Show the statements; change nothing'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l list -d 'Show what pgkick has locked in this cluster: what, how, by whom, since when'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l audit-dry-run -d 'With --dry-run: write the records too, marked "dry_run": true (otherwise a dry run writes none)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l server-log -d 'Also leave one LOG line per run in the server\'s log, next to its "terminating connection" lines: pgkick, the role, the reason and the pids ended (or the objects locked). When the role may not, pgkick says so once and goes on'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pgbouncer-disable -d 'After the pause, also DISABLE and KILL the databases on the poolers: their clients are refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
@@ -217,6 +276,21 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l help -d 'Print he
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l db -d 'Database to unlock (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l role -d 'Role to unlock (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l lock-timeout -d 'Give up when the DDL waits this long behind other transactions' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l reason -d 'Why this is done (e.g. a ticket number): written into every audit record and the --server-log line; sent to the server only as a bind parameter, never as SQL text' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l audit-log -d 'Append one JSON line per session or object acted on, after the server answered: to a file (created with mode 0600; each line one atomic append, so concurrent runs never interleave), to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr). pgkick acts on nothing when it cannot write there' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l audit-facility -d 'The syslog facility of --audit-log syslog' -r -f -a "auth\t''
+authpriv\t''
+daemon\t''
+user\t''
+local0\t''
+local1\t''
+local2\t''
+local3\t''
+local4\t''
+local5\t''
+local6\t''
+local7\t''"
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there too (the poolers recorded by the lock are resumed anyway)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s p -l port -d 'Database server port [env: PGPORT]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s U -l username -d 'Database user name [env: PGUSER]' -r
@@ -227,6 +301,8 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l output -d 'Outp
 json\t'One JSON array'
 jsonl\t'One JSON object per line'"
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s n -l dry-run -d 'Show the statements; change nothing'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l audit-dry-run -d 'With --dry-run: write the records too, marked "dry_run": true (otherwise a dry run writes none)'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l server-log -d 'Also leave one LOG line per run in the server\'s log, next to its "terminating connection" lines: pgkick, the role, the reason and the pids ended (or the objects locked). When the role may not, pgkick says so once and goes on'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s w -l no-password -d 'Never prompt for a password'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s W -l password -d 'Prompt for a password before connecting'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'

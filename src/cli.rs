@@ -181,6 +181,9 @@ pub struct ListArgs {
     /// on it with how long they have waited (table output only)
     #[arg(long, help_heading = "Output options")]
     pub tree: bool,
+
+    #[command(flatten)]
+    pub poolers: PoolerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +194,10 @@ pub struct CancelArgs {
     pub guard: GuardArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +208,10 @@ pub struct TerminateArgs {
     pub guard: GuardArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 
     /// Cancel the sessions' queries first, wait --grace, then terminate only the sessions
     /// that still match the filters
@@ -216,7 +227,12 @@ pub struct TerminateArgs {
     /// then report everything else that keeps DROP DATABASE from succeeding (prepared
     /// transactions, active logical slots, subscriptions, other backends): exit 0 only when
     /// nothing is left
-    #[arg(long, requires = "db", help_heading = "Action options")]
+    #[arg(
+        long,
+        requires = "db",
+        conflicts_with = "every",
+        help_heading = "Action options"
+    )]
     pub lock: bool,
 
     /// With --lock: roll back the prepared transactions of the locked databases (each in its
@@ -234,10 +250,50 @@ pub struct TerminateArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s",
           help_heading = "Action options")]
     pub lock_timeout: Duration,
+
+    #[command(flatten)]
+    pub pause: PauseArgs,
+}
+
+/// `--pgbouncer` where pgkick only reads the poolers or resumes them (list, unlock).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "PgBouncer options")]
+pub struct PoolerArgs {
+    /// A PgBouncer in front of the server, as a conninfo string or URI for its admin console
+    /// (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler.
+    /// list: each server session of a pooler gains a `pooler` object (its client). unlock:
+    /// RESUME the databases there too (the poolers recorded by the lock are resumed anyway)
+    #[arg(long = "pgbouncer", value_name = "CONNINFO")]
+    pub pgbouncer: Vec<String>,
+}
+
+/// `--pgbouncer` where pgkick pauses the databases on the poolers before locking them
+/// (terminate --lock, lock).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "PgBouncer options")]
+pub struct PauseArgs {
+    /// A PgBouncer in front of the server, as a conninfo string or URI for its admin console
+    /// (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler.
+    /// PAUSE the --db databases there before the lock, so their clients wait instead of
+    /// failing; the lock records it and unlock resumes them
+    #[arg(long = "pgbouncer", value_name = "CONNINFO")]
+    pub pgbouncer: Vec<String>,
+
+    /// How long PAUSE may wait for the transactions in flight; then the server backends that
+    /// keep it from completing are terminated (keep it below PgBouncer's query_wait_timeout,
+    /// 120s by default, or the queued clients fail)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s",
+          requires = "pgbouncer")]
+    pub pause_timeout: Duration,
+
+    /// After the pause, also DISABLE and KILL the databases on the poolers: their clients are
+    /// refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME
+    #[arg(long, requires = "pgbouncer")]
+    pub pgbouncer_disable: bool,
 }
 
 /// Options that protect against acting on more than intended.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Action options")]
 pub struct GuardArgs {
     /// Act on every session when no filter is given (otherwise refused, exit 4)
@@ -267,6 +323,128 @@ pub struct WaitArgs {
     /// How long --wait waits before reporting the sessions still there
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub wait_timeout: Duration,
+}
+
+/// --every: the watch mode of cancel and terminate.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Watch options")]
+pub struct WatchArgs {
+    /// Run the same match-and-act round every DURATION until SIGINT or SIGTERM (which end it
+    /// after the current round; SIGHUP is ignored). Each round matches afresh, prints its own
+    /// results and writes its own audit records; the guards apply to each round and nothing
+    /// is ever asked. A round that fails (e.g. a lost connection) is reported and retried
+    /// after 1s, 2s, 4s, ... up to DURATION. Exit 0 when every round succeeded, otherwise the
+    /// highest status a round had
+    #[arg(long, value_name = "DURATION", value_parser = parse_period)]
+    pub every: Option<Duration>,
+
+    /// With --every: stop after N rounds
+    #[arg(long, value_name = "N", requires = "every",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub rounds: Option<u64>,
+}
+
+/// Accountability: why pgkick acted, and where the record of it goes.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Audit options")]
+pub struct AuditArgs {
+    /// Why this is done (e.g. a ticket number): written into every audit record and the
+    /// --server-log line; sent to the server only as a bind parameter, never as SQL text
+    #[arg(long, value_name = "TEXT", value_parser = parse_reason)]
+    pub reason: Option<String>,
+
+    /// Append one JSON line per session or object acted on, after the server answered: to a
+    /// file (created with mode 0600; each line one atomic append, so concurrent runs never
+    /// interleave), to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr).
+    /// pgkick acts on nothing when it cannot write there
+    #[arg(long, value_name = "FILE|syslog|-", env = "PGKICK_AUDIT_LOG",
+          value_parser = parse_audit_destination)]
+    pub audit_log: Option<AuditDestination>,
+
+    /// The syslog facility of --audit-log syslog
+    #[arg(long, value_enum, value_name = "FACILITY", default_value_t = Facility::Authpriv,
+          env = "PGKICK_AUDIT_FACILITY")]
+    pub audit_facility: Facility,
+
+    /// With --dry-run: write the records too, marked "dry_run": true (otherwise a dry run
+    /// writes none)
+    #[arg(long, requires = "dry_run")]
+    pub audit_dry_run: bool,
+
+    /// Also leave one LOG line per run in the server's log, next to its "terminating
+    /// connection" lines: pgkick, the role, the reason and the pids ended (or the objects
+    /// locked). When the role may not, pgkick says so once and goes on
+    #[arg(long)]
+    pub server_log: bool,
+}
+
+/// Where --audit-log writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditDestination {
+    File(std::path::PathBuf),
+    Syslog,
+    Stderr,
+}
+
+/// Syslog facilities fit for an audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Facility {
+    Auth,
+    Authpriv,
+    Daemon,
+    User,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl Facility {
+    /// The facility's number in the syslog protocol (RFC 5424 section 6.2.1).
+    pub fn code(self) -> u8 {
+        match self {
+            Facility::Auth => 4,
+            Facility::Authpriv => 10,
+            Facility::Daemon => 3,
+            Facility::User => 1,
+            Facility::Local0 => 16,
+            Facility::Local1 => 17,
+            Facility::Local2 => 18,
+            Facility::Local3 => 19,
+            Facility::Local4 => 20,
+            Facility::Local5 => 21,
+            Facility::Local6 => 22,
+            Facility::Local7 => 23,
+        }
+    }
+}
+
+fn parse_reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the reason is empty".into());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_audit_destination(s: &str) -> Result<AuditDestination, String> {
+    Ok(match s {
+        "" => return Err("the audit destination is empty".into()),
+        "syslog" => AuditDestination::Syslog,
+        "-" => AuditDestination::Stderr,
+        path => AuditDestination::File(path.into()),
+    })
+}
+
+/// A --every period: a duration above zero.
+fn parse_period(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("the period must be longer than zero".into()),
+        d => Ok(d),
+    }
 }
 
 /// Filters shared by list, cancel and terminate. Repeating a flag ORs its values; different
@@ -392,6 +570,12 @@ pub struct LockArgs {
     /// Give up when the DDL waits this long behind other transactions
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub lock_timeout: Duration,
+
+    #[command(flatten)]
+    pub audit: AuditArgs,
+
+    #[command(flatten)]
+    pub pause: PauseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +595,12 @@ pub struct UnlockArgs {
     /// Give up when the DDL waits this long behind other transactions
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub lock_timeout: Duration,
+
+    #[command(flatten)]
+    pub audit: AuditArgs,
+
+    #[command(flatten)]
+    pub poolers: PoolerArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -561,6 +751,50 @@ mod tests {
         assert_eq!(cli.conn.port.as_deref(), Some("5433"));
         let cli = Cli::try_parse_from(["pgkick", "-U", "bob", "terminate", "--db", "x"]).unwrap();
         assert_eq!(cli.conn.username.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn audit_and_watch_flags_are_checked_by_clap() {
+        let cli = Cli::try_parse_from([
+            "pgkick",
+            "terminate",
+            "--db",
+            "x",
+            "--reason",
+            "INC-1",
+            "--audit-log",
+            "syslog",
+            "--every",
+            "1s",
+            "--rounds",
+            "3",
+        ])
+        .unwrap();
+        let Command::Terminate(t) = cli.command else {
+            panic!("not terminate")
+        };
+        assert_eq!(t.audit.audit_log, Some(AuditDestination::Syslog));
+        assert_eq!(t.audit.audit_facility, Facility::Authpriv);
+        assert_eq!(t.watch.every, Some(Duration::from_secs(1)));
+        for args in [
+            &["pgkick", "cancel", "--db", "x", "--rounds", "3"][..],
+            &["pgkick", "cancel", "--db", "x", "--every", "0s"],
+            &[
+                "pgkick",
+                "terminate",
+                "--db",
+                "x",
+                "--lock",
+                "--every",
+                "5s",
+            ],
+            &["pgkick", "lock", "--db", "x", "--audit-dry-run"],
+            &["pgkick", "unlock", "--db", "x", "--reason", " "],
+            &["pgkick", "cancel", "--db", "x", "--audit-log", ""],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
     }
 
     #[test]

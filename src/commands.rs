@@ -13,7 +13,8 @@ use postgres_protocol::escape::escape_identifier;
 
 use crate::chain;
 use crate::cli::{
-    Cli, Command, ConnArgs, FilterArgs, GuardArgs, LockArgs, LockMethod, UnlockArgs, WaitArgs,
+    Cli, Command, ConnArgs, FilterArgs, GuardArgs, ListArgs, LockArgs, LockMethod, PauseArgs,
+    UnlockArgs, WaitArgs, WatchArgs,
 };
 use crate::error::{ExitStatus, Refused, Usage};
 use crate::filter::{Filter, LockChain};
@@ -21,7 +22,7 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{conn, conninfo, holders, interrupt, lock};
+use crate::{audit, conn, conninfo, holders, interrupt, lock, pooling, watch};
 
 /// Runs the command on the one server `conn` names, printing through `printer`; `gate`
 /// decides whether the targets cancel and terminate found may be signalled.
@@ -32,10 +33,11 @@ pub fn run_on(
     gate: &dyn Gate,
 ) -> Result<ExitStatus> {
     match &cli.command {
-        Command::List(args) => list(conn, printer, &args.filter, args.tree),
-        Command::Cancel(args) => signal_sessions(
+        Command::List(args) => list(conn, printer, args),
+        Command::Cancel(args) => signal_in_rounds(
             conn,
             printer,
+            &args.watch,
             SignalPlan {
                 action: Action::Cancel,
                 filter: &args.filter,
@@ -43,28 +45,48 @@ pub fn run_on(
                 wait: &args.wait,
                 cancel_first: None,
                 lock_first: None,
+                trail: &audit::Trail::open(&args.audit, "cancel", conn, args.guard.dry_run)?,
                 gate,
             },
         ),
-        Command::Terminate(args) => signal_sessions(
+        Command::Terminate(args) => signal_in_rounds(
             conn,
             printer,
+            &args.watch,
             SignalPlan {
                 action: Action::Terminate,
                 filter: &args.filter,
                 guard: &args.guard,
                 wait: &args.wait,
                 cancel_first: args.cancel_first.then_some(args.grace),
-                lock_first: args.lock.then_some(LockFirst {
-                    method: args.method,
-                    lock_timeout: args.lock_timeout,
-                    rollback_prepared: args.rollback_prepared,
-                }),
+                lock_first: if args.lock {
+                    Some(LockFirst {
+                        method: args.method,
+                        lock_timeout: args.lock_timeout,
+                        rollback_prepared: args.rollback_prepared,
+                        pause: &args.pause,
+                    })
+                } else if !args.pause.pgbouncer.is_empty() {
+                    return Err(Usage("--pgbouncer on terminate needs --lock".into()).into());
+                } else {
+                    None
+                },
+                trail: &audit::Trail::open(&args.audit, "terminate", conn, args.guard.dry_run)?,
                 gate,
             },
         ),
-        Command::Lock(args) => lock_databases_or_roles(conn, printer, args),
-        Command::Unlock(args) => unlock_databases_or_roles(conn, printer, args),
+        Command::Lock(args) => lock_databases_or_roles(
+            conn,
+            printer,
+            args,
+            &audit::Trail::open(&args.audit, "lock", conn, args.dry_run)?,
+        ),
+        Command::Unlock(args) => unlock_databases_or_roles(
+            conn,
+            printer,
+            args,
+            &audit::Trail::open(&args.audit, "unlock", conn, args.dry_run)?,
+        ),
         Command::Conninfo(args) => conninfo(conn, printer, args.connect),
     }
 }
@@ -109,6 +131,7 @@ pub fn refuse_unfiltered(filter: &Filter, guard: &GuardArgs, action: Action) -> 
 }
 
 /// What cancel or terminate was asked to do.
+#[derive(Clone)]
 struct SignalPlan<'a> {
     action: Action,
     filter: &'a FilterArgs,
@@ -116,16 +139,21 @@ struct SignalPlan<'a> {
     wait: &'a WaitArgs,
     /// terminate --cancel-first: the grace period.
     cancel_first: Option<Duration>,
-    lock_first: Option<LockFirst>,
+    lock_first: Option<LockFirst<'a>>,
+    /// Where the records of what was done go (--audit-log, --server-log).
+    trail: &'a audit::Trail,
     gate: &'a dyn Gate,
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
-struct LockFirst {
+#[derive(Clone)]
+struct LockFirst<'a> {
     method: LockMethod,
     lock_timeout: Duration,
     /// --rollback-prepared.
     rollback_prepared: bool,
+    /// --pgbouncer: pause the databases on the poolers before the lock.
+    pause: &'a PauseArgs,
 }
 
 /// Resolves the connection settings, shows their warnings (an unsafe password file) and
@@ -139,7 +167,7 @@ fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
 }
 
 /// Connects with resolved settings, asking for a password as -W/-w and the terminal allow.
-fn connect_with(
+pub(crate) fn connect_with(
     settings: &conn::Settings,
     args: &ConnArgs,
     printer: &Printer,
@@ -258,7 +286,8 @@ fn warn_hidden_from_query(matched: &Matched, printer: &Printer) {
     }
 }
 
-fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Result<ExitStatus> {
+fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatus> {
+    let (args, tree) = (&list.filter, list.tree);
     if tree && printer.is_json() {
         return Err(Usage(
             "--tree is a table view; JSON output already carries blocked_by and blocking".into(),
@@ -266,7 +295,9 @@ fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Re
         .into());
     }
     let filter = Filter::from_args(args);
-    let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
+    let poolers = pooling::parse(&list.poolers.pgbouncer)?;
+    let (mut client, server, mut matched) = connect_and_find(conn, &filter, printer)?;
+    pooling::link_sessions(&mut matched.sessions, &poolers, conn, printer)?;
     if tree && !server.has_blocking_pids() {
         return Err(Usage(format!(
             "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
@@ -309,6 +340,44 @@ fn list(conn: &ConnArgs, printer: &Printer, args: &FilterArgs, tree: bool) -> Re
     Ok(ExitStatus::Success)
 }
 
+/// cancel and terminate: one run, or with --every one round after another. Rounds never ask
+/// for confirmation or for a password.
+fn signal_in_rounds(
+    conn: &ConnArgs,
+    printer: &Printer,
+    watch: &WatchArgs,
+    plan: SignalPlan<'_>,
+) -> Result<ExitStatus> {
+    let Some(every) = watch.every else {
+        return signal_sessions(conn, printer, plan);
+    };
+    if conn.password {
+        return Err(Usage(
+            "--every cannot prompt for a password (-W): put it in ~/.pgpass or PGPASSWORD".into(),
+        )
+        .into());
+    }
+    let conn = ConnArgs {
+        no_password: true,
+        ..conn.clone()
+    };
+    let guard = GuardArgs {
+        yes: true,
+        ..plan.guard.clone()
+    };
+    watch::run(every, watch.rounds, printer, |round| {
+        plan.trail.set_round(round);
+        signal_sessions(
+            &conn,
+            printer,
+            SignalPlan {
+                guard: &guard,
+                ..plan.clone()
+            },
+        )
+    })
+}
+
 fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<ExitStatus> {
     let SignalPlan {
         action,
@@ -317,11 +386,17 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         wait,
         cancel_first,
         lock_first,
+        trail,
         gate,
     } = plan;
     let filter = Filter::from_args(args);
+    let poolers = match &lock_first {
+        Some(plan) => pooling::parse(&plan.pause.pgbouncer)?,
+        None => Vec::new(),
+    };
     refuse_unfiltered(&filter, guard, action)?;
     let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
+    trail.connected(&mut client)?;
     // Prepared transactions the filters select: reported, never signalled (exit 3).
     let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
     for p in &unsignallable {
@@ -365,11 +440,14 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                 true,
                 plan.lock_timeout,
             )?;
+            trail.changes(&mut client, &changes, true)?;
+            pooling::print_pause_plan(&poolers, &filter.dbs, plan.pause, printer)?;
             print_statements(printer, &changes)?;
         }
         let reports = with_outcome(&targets, action.would());
+        trail.planned_sessions(&reports)?;
         if lock_first.is_some() {
-            printer.print(&holders::entries(reports, holders.clone()))?;
+            print_entries(printer, reports, holders.clone())?;
         } else {
             printer.print(&reports)?;
         }
@@ -438,6 +516,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     // A person may take a while to answer: what matched then (a lock chain, above all) may
     // have resolved since. Only the targets that still match are signalled.
     let mut stale = Vec::new();
+    let mut unblocked = Vec::new();
     let targets = match &lock_first {
         None if prompted => {
             let still = session::find(&mut client, &server, &filter)?.sessions;
@@ -449,9 +528,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         }
         None => targets,
         Some(plan) => {
-            // Locked first, so that clients reconnecting in a loop cannot get back in; then
+            // Paused on the poolers first, so that their clients wait instead of failing;
+            // locked next, so that clients reconnecting in a loop cannot get back in; then
             // everything in the databases that matches now is a target.
-            let changes = lock::lock(
+            let pause = pooling::pause(
+                &mut client,
+                &server,
+                &poolers,
+                &filter.dbs,
+                plan.pause,
+                conn,
+                printer,
+            )?;
+            let changes = lock::lock_recording(
                 &mut client,
                 &server,
                 &lock::Targets {
@@ -459,12 +548,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
                     roles: Vec::new(),
                 },
                 plan.method,
-                false,
                 plan.lock_timeout,
-            )?;
+                &pause.entries(),
+            );
+            let mut changes = match changes {
+                Ok(changes) => changes,
+                Err(e) => return Err(pause.release_on(e)),
+            };
             for change in &changes {
                 printer.note(&format!("database {}: {}", change.name, change.status));
             }
+            pause.attach(&mut changes, printer);
+            unblocked = pause.terminated;
+            warn(printer, trail.changes(&mut client, &changes, false)?);
             let matched = find(&mut client, &server, &filter, printer)?;
             server = matched.server.unwrap_or(server);
             matched.sessions
@@ -484,6 +580,8 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         action
     };
     let mut reports = signal::signal(&mut client, &server, first, &targets)?;
+    // The pooler backends terminated to complete a pause are reported like any other.
+    reports.splice(0..0, unblocked);
     // From here on signals have been sent: whatever stops the run (an interrupt, the server
     // going away) still reports what was already done before the error.
     let finished = (|| -> Result<()> {
@@ -511,6 +609,15 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         Ok(())
     })();
     printer.progress("", 0, Duration::ZERO);
+    // Records for what was acted on: the sessions that no longer matched were not.
+    if let Err(e) = trail
+        .sessions(&mut client, &reports)
+        .map(|w| warn(printer, w))
+    {
+        reports.extend(stale);
+        printer.print(&reports)?;
+        return Err(e);
+    }
     reports.extend(stale);
     reports.sort_by_key(|r| r.session.pid);
     if lock_first.is_none() {
@@ -541,13 +648,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             return Err(e);
         }
     };
-    let held = match held {
+    let mut held = match held {
         Ok(held) => held,
         Err(e) => {
             printer.print(&reports)?;
             return Err(e);
         }
     };
+    if lock_first
+        .as_ref()
+        .is_some_and(|p| p.method == LockMethod::AllowConnections)
+    {
+        holders::locked_out(&mut held);
+    }
     for r in &reports {
         let why = match r.outcome {
             Outcome::StillPresent => "it did not exit within --wait-timeout",
@@ -576,8 +689,25 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     } else {
         exit_status(&reports)
     };
-    printer.print(&holders::entries(reports, held))?;
+    print_entries(printer, reports, held)?;
     Ok(status)
+}
+
+/// terminate --lock's report: in JSON one array, the sessions then the holders; as tables, the
+/// sessions, then (when there are any) the holders with their fixes.
+fn print_entries(
+    printer: &Printer,
+    reports: Vec<Report>,
+    held: Vec<holders::Holder>,
+) -> std::io::Result<()> {
+    if printer.is_json() {
+        return printer.print(&holders::entries(reports, held));
+    }
+    printer.print(&reports)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    printer.print(&held)
 }
 
 /// After terminate --lock: rolls back prepared transactions (--rollback-prepared), closes
@@ -784,8 +914,12 @@ fn lock_databases_or_roles(
     conn: &ConnArgs,
     printer: &Printer,
     args: &LockArgs,
+    trail: &audit::Trail,
 ) -> Result<ExitStatus> {
+    let poolers = pooling::parse(&args.pause.pgbouncer)?;
+    pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
+    trail.connected(&mut client)?;
     if args.list {
         printer.print(&lock::list(&mut client, &server)?)?;
         return Ok(ExitStatus::Success);
@@ -795,15 +929,46 @@ fn lock_databases_or_roles(
         roles: args.role.clone(),
     };
     interrupt::install()?;
-    let changes = lock::lock(
+    if args.dry_run {
+        let changes = lock::lock(
+            &mut client,
+            &server,
+            &targets,
+            args.method,
+            true,
+            args.lock_timeout,
+        )?;
+        print_changes(printer, &changes, true, trail, &mut client)?;
+        pooling::print_pause_plan(&poolers, &args.db, &args.pause, printer)?;
+        return Ok(ExitStatus::Success);
+    }
+    let pause = pooling::pause(
+        &mut client,
+        &server,
+        &poolers,
+        &args.db,
+        &args.pause,
+        conn,
+        printer,
+    )?;
+    let changes = lock::lock_recording(
         &mut client,
         &server,
         &targets,
         args.method,
-        args.dry_run,
         args.lock_timeout,
-    )?;
-    print_changes(printer, &changes, args.dry_run)?;
+        &pause.entries(),
+    );
+    let mut changes = match changes {
+        Ok(changes) => changes,
+        Err(e) => return Err(pause.release_on(e)),
+    };
+    pause.attach(&mut changes, printer);
+    // The backends terminated so that a pause could complete are acted on too.
+    if !pause.terminated.is_empty() {
+        warn(printer, trail.sessions(&mut client, &pause.terminated)?);
+    }
+    print_changes(printer, &changes, false, trail, &mut client)?;
     note_hidden_holders(&mut client, &server, &args.db, None, printer)?;
     Ok(ExitStatus::Success)
 }
@@ -812,30 +977,62 @@ fn unlock_databases_or_roles(
     conn: &ConnArgs,
     printer: &Printer,
     args: &UnlockArgs,
+    trail: &audit::Trail,
 ) -> Result<ExitStatus> {
+    let poolers = pooling::parse(&args.poolers.pgbouncer)?;
+    pooling::check_databases(&poolers, &args.db)?;
     let (mut client, server) = connect(conn, printer)?;
+    trail.connected(&mut client)?;
     let targets = lock::Targets {
         dbs: args.db.clone(),
         roles: args.role.clone(),
     };
     interrupt::install()?;
-    let changes = lock::unlock(
+    let mut changes = lock::unlock(
         &mut client,
         &server,
         &targets,
         args.dry_run,
         args.lock_timeout,
     )?;
-    print_changes(printer, &changes, args.dry_run)?;
-    Ok(ExitStatus::Success)
+    if args.dry_run {
+        print_changes(printer, &changes, true, trail, &mut client)?;
+        pooling::print_resume_plan(&changes, &poolers, printer)?;
+        return Ok(ExitStatus::Success);
+    }
+    // The server side is unlocked whatever the poolers say; one not resumed is exit 3.
+    let resumed = pooling::resume(&mut changes, &poolers, conn, printer);
+    print_changes(printer, &changes, false, trail, &mut client)?;
+    Ok(if resumed {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Partial
+    })
 }
 
-/// What lock or unlock did; with --dry-run, also the statements each change would run.
-fn print_changes(printer: &Printer, changes: &[lock::Change], dry_run: bool) -> Result<()> {
+/// A warning from the audit trail (the server refused the --server-log line).
+fn warn(printer: &Printer, warning: Option<String>) {
+    if let Some(w) = warning {
+        printer.warn(&w);
+    }
+}
+
+/// What lock or unlock did; with --dry-run, also the statements each change would run. The
+/// audit records are written first, and an error writing them is returned once the changes
+/// are shown.
+fn print_changes(
+    printer: &Printer,
+    changes: &[lock::Change],
+    dry_run: bool,
+    trail: &audit::Trail,
+    client: &mut postgres::Client,
+) -> Result<()> {
+    let audited = trail.changes(client, changes, dry_run);
     printer.print(changes)?;
     if dry_run {
         print_statements(printer, changes)?;
     }
+    warn(printer, audited?);
     Ok(())
 }
 

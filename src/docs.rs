@@ -269,6 +269,40 @@ const HOLDER_OUTCOMES: [holders::Kind; 7] = [
     holders::Kind::WouldRollBack,
 ];
 
+const AUDIT_RECORDS: &[&str] = &[
+    "--audit-log writes one JSON object per line, for each session or object acted on, after \
+     the server answered. Every record has the fields time, pgkick_version, os_user, host, \
+     current_user, session_user, server (host:port/database as pgkick was told), server_addr \
+     (null over a unix socket), command, args (passwords in connection strings masked), \
+     reason, dry_run, round (--every), session (the session as matched, with the fields \
+     above) or object (kind, name, method, prior: the state saved before the first lock, \
+     statements), and outcome (the session's outcome or the object's status).",
+    "--server-log writes one line per run at level LOG: pgkick: terminated pids ... by role \
+     ... (session user ...); reason: .... The reason travels only as a bind parameter.",
+];
+
+/// The PGBOUNCER section: what --pgbouncer does, records and adds to the JSON.
+const PGBOUNCER: &[&str] = &[
+    "--pgbouncer CONNINFO names the admin console of a PgBouncer in front of the server (a \
+     conninfo string or URI; libpq conventions and .pgpass apply; the database is always \
+     pgbouncer; -h, -p and -U do not apply to it). terminate --lock and lock run PAUSE for each \
+     --db database on every pooler before the lock, so its clients wait instead of failing; \
+     PAUSE waits at most --pause-timeout for the transactions in flight, then the server \
+     backends of the pooler's active connections to the database are terminated. \
+     --pgbouncer-disable adds DISABLE and KILL. If the lock is not recorded (an error, an \
+     unknown database on a pooler, SIGINT, SIGTERM) what was paused is resumed.",
+    "The lock record names each pooler (its connection string without password) and the \
+     action, pause or disable; unlock runs ENABLE (after disable) and RESUME on those poolers \
+     and on any --pgbouncer given to it, and exits 3 when one cannot be reached, with the \
+     server side unlocked. Each database's change in the JSON of lock and unlock has poolers: \
+     pooler, status (paused, disabled, already_paused, resumed, not_paused, failed) and error.",
+    "list --pgbouncer adds pooler to every session: null, or pooler (the connection string), \
+     state (the server connection's state in the pooler) and client (addr, port, user, \
+     application_name of the client it serves; null when idle in the pool). It joins SHOW \
+     SERVERS (remote_pid, link) with SHOW CLIENTS (ptr); application_name is null before \
+     PgBouncer 1.18.",
+];
+
 /// What a holder outcome means, for the man page. A new kind fails to compile here until it
 /// is documented.
 fn holder_meaning(kind: holders::Kind) -> &'static str {
@@ -360,6 +394,15 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "NO_COLOR",
         "when set to a non-empty value, no colours in the output",
+    ),
+    (
+        "PGKICK_AUDIT_LOG",
+        "the --audit-log destination (a file, syslog or -), so that a cron line stays short",
+    ),
+    ("PGKICK_AUDIT_FACILITY", "the --audit-facility"),
+    (
+        "PGKICK_SYSLOG_SOCKET",
+        "the syslog socket --audit-log syslog writes to, instead of /dev/log",
     ),
 ];
 
@@ -588,6 +631,12 @@ pub fn man_page() -> String {
     paragraphs(&mut roff, HOLDER_NOTES);
     definitions(&mut roff, &holder_definitions());
 
+    roff.control("SH", ["AUDIT RECORDS"]);
+    paragraphs(&mut roff, AUDIT_RECORDS);
+
+    roff.control("SH", ["PGBOUNCER"]);
+    paragraphs(&mut roff, PGBOUNCER);
+
     roff.control("SH", ["ENVIRONMENT"]);
     definitions(&mut roff, ENVIRONMENT);
     roff.control("PP", []);
@@ -676,6 +725,7 @@ mod tests {
             "COMMANDS",
             "FILTERS",
             "\"JSON OUTPUT\"",
+            "PGBOUNCER",
             "ENVIRONMENT",
             "FILES",
             "\"EXIT STATUS\"",

@@ -190,19 +190,36 @@ impl Holder {
 }
 
 /// One object of terminate --lock's report: a session, or something else that holds a
-/// database. Both serialize flat, told apart by `outcome`.
+/// database. Both serialize flat, told apart by `outcome`. The report is boxed: a session
+/// row is much larger than a holder.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Entry {
-    Session(Report),
+    Session(Box<Report>),
     Holder(Holder),
+}
+
+/// After a lock with ALLOW_CONNECTIONS false: the fixes that must run inside a database say
+/// that nobody can connect to it until it is unlocked.
+pub fn locked_out(holders: &mut [Holder]) {
+    for h in holders
+        .iter_mut()
+        .filter(|h| matches!(h.outcome, Kind::PreparedTransaction | Kind::Subscription))
+    {
+        h.fix.push_str(&format!(
+            "; the lock keeps everyone out of \"{}\" now, superusers included: pgkick unlock \
+             --db {} first",
+            h.datname,
+            shell_word(&h.datname)
+        ));
+    }
 }
 
 /// The sessions' reports, then the holders.
 pub fn entries(reports: Vec<Report>, holders: Vec<Holder>) -> Vec<Entry> {
     reports
         .into_iter()
-        .map(Entry::Session)
+        .map(|r| Entry::Session(Box::new(r)))
         .chain(holders.into_iter().map(Entry::Holder))
         .collect()
 }
@@ -444,9 +461,10 @@ fn fix(h: &Holder) -> String {
     let db = &h.datname;
     match h.outcome {
         Kind::PreparedTransaction => format!(
-            "run {} in database \"{db}\" (or COMMIT PREPARED; pgkick terminate --lock \
-             --rollback-prepared does the rollback){}",
+            "run {} (or COMMIT PREPARED) in database \"{db}\", or let pgkick terminate --db \
+             {} --lock --rollback-prepared do it (it connects before it locks){}",
             rollback_statement(h.gid.as_deref().unwrap_or_default()),
+            shell_word(db),
             h.owner
                 .as_deref()
                 .map(|o| format!("; it was prepared by role \"{o}\""))

@@ -3,7 +3,7 @@
 //! 130 or 143. Before `install` (e.g. at the confirmation prompt, when nothing has been done
 //! yet) the default action applies and the signal ends pgkick at once.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
@@ -12,12 +12,29 @@ use crate::error::Interrupted;
 
 static RECEIVED: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
-/// Starts noting SIGINT and SIGTERM instead of dying on them.
+/// Starts noting SIGINT and SIGTERM instead of dying on them. Registers the handlers once
+/// however often it is called (`--every` runs many rounds in one process).
 pub fn install() -> Result<()> {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
     let flag = RECEIVED.get_or_init(|| Arc::new(AtomicUsize::new(0)));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_usize(sig, Arc::clone(flag), sig as usize)?;
     }
+    let _ = INSTALLED.set(());
+    Ok(())
+}
+
+/// `--every`: SIGHUP (a closed terminal, a supervisor's reload) is ignored rather than fatal.
+pub fn ignore_hangup() -> Result<()> {
+    static IGNORED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if IGNORED.get().is_some() {
+        return Ok(());
+    }
+    let noted = IGNORED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(noted))?;
     Ok(())
 }
 

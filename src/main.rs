@@ -2,6 +2,7 @@
 //!
 //! The only place that prints errors and picks the process exit code.
 
+mod audit;
 mod chain;
 mod cli;
 mod commands;
@@ -16,12 +17,15 @@ mod holders;
 mod interrupt;
 mod lock;
 mod output;
+mod pgbouncer;
+mod pooling;
 #[cfg(test)]
 mod proptests;
 mod server;
 mod session;
 mod signal;
 mod sql;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -671,6 +671,18 @@ impl Tabular for Session {
             (Some(addr), None) => addr.to_string(),
             (None, _) => String::new(),
         };
+        // list --pgbouncer: the pooler's client stands behind a pooled backend.
+        let client = match &self.pooler {
+            Some(Some(link)) => match &link.client {
+                Some(c) => format!(
+                    "{}:{} via pooler",
+                    c.addr.as_deref().unwrap_or_default(),
+                    c.port.map(|p| p.to_string()).unwrap_or_default()
+                ),
+                None => "pooler (idle in pool)".to_string(),
+            },
+            _ => client,
+        };
         let wait = match (&self.wait_event_type, &self.wait_event) {
             (Some(t), Some(e)) => format!("{t}:{e}"),
             (Some(t), None) => t.clone(),
@@ -819,28 +831,40 @@ impl Tabular for Report {
     }
 }
 
+/// terminate --lock's JSON array (as tables, sessions and holders print apart).
 impl Tabular for crate::holders::Entry {
     fn headers() -> Vec<&'static str> {
         Report::headers()
     }
 
-    /// A holder fills the columns it has: outcome, pid, database, the owner of a prepared
-    /// transaction as user, the backend type as state, what it is as the last column.
     fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
         match self {
             crate::holders::Entry::Session(r) => r.cells(now),
-            crate::holders::Entry::Holder(h) => vec![
-                h.outcome.as_str().to_string(),
-                h.pid.map(|p| p.to_string()).unwrap_or_default(),
-                h.datname.clone(),
-                text(&h.owner),
-                String::new(),
-                text(&h.backend_type),
-                String::new(),
-                String::new(),
-                h.detail(),
-            ],
+            crate::holders::Entry::Holder(h) => {
+                let mut cells = vec![String::new(); Report::headers().len()];
+                cells[0] = h.outcome.as_str().to_string();
+                if let Some(last) = cells.last_mut() {
+                    *last = h.detail();
+                }
+                cells
+            }
         }
+    }
+}
+
+impl Tabular for crate::holders::Holder {
+    const NOUN: (&'static str, &'static str) = ("holder", "holders");
+    fn headers() -> Vec<&'static str> {
+        vec!["outcome", "database", "pid", "holder", "fix"]
+    }
+    fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
+        vec![
+            self.outcome.as_str().to_string(),
+            self.datname.clone(),
+            self.pid.map(|p| p.to_string()).unwrap_or_default(),
+            self.detail(),
+            self.fix.clone(),
+        ]
     }
 }
 
@@ -862,7 +886,15 @@ impl Tabular for crate::lock::Change {
 impl Tabular for crate::lock::Record {
     const NOUN: (&'static str, &'static str) = ("lock", "locks");
     fn headers() -> Vec<&'static str> {
-        vec!["kind", "name", "method", "locked_by", "locked_at", "for"]
+        vec![
+            "kind",
+            "name",
+            "method",
+            "locked_by",
+            "locked_at",
+            "for",
+            "poolers",
+        ]
     }
     fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
         vec![
@@ -874,6 +906,11 @@ impl Tabular for crate::lock::Record {
                 .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
                 .unwrap_or_default(),
             since(now, self.locked_at),
+            self.poolers
+                .iter()
+                .map(|p| format!("{} ({})", p.pooler, p.action.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
         ]
     }
 }

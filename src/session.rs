@@ -42,6 +42,10 @@ pub struct Session {
     pub lock_wait_start: Option<DateTime<Utc>>,
     /// The gids of the prepared transactions it waits on (the 0 in `blocked_by`).
     pub blocked_by_prepared: Vec<String>,
+    /// With `--pgbouncer` only: the pooler whose server connection this session is, and its
+    /// client (`null` for a session of no pooler given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<Option<Box<crate::pgbouncer::PoolerLink>>>,
 }
 
 /// A prepared transaction that holds a lock some session waits for: pid 0 in
@@ -85,6 +89,7 @@ impl Session {
             blocking: row.try_get(18)?,
             lock_wait_start: row.try_get(19)?,
             blocked_by_prepared: Vec::new(),
+            pooler: None,
         })
     }
 

@@ -1,7 +1,7 @@
 //! libpq's `key=value` connection strings (`-d "host=db1 port=5433"`).
 //!
 //! This file owns their syntax: whitespace, single quotes and backslash escapes. Each keyword
-//! is checked against the table in `options.rs`.
+//! is checked against the table in `options.rs`; [`render_conninfo`] writes the same syntax.
 
 use anyhow::{bail, Result};
 
@@ -57,6 +57,25 @@ pub fn parse_conninfo(s: &str) -> Result<Options> {
     }
 }
 
+/// Writes options as a `key=value` conninfo string that [`parse_conninfo`] reads back: values
+/// that are empty or hold whitespace, quotes or backslashes are single-quoted and escaped.
+pub fn render_conninfo(opts: &Options) -> String {
+    let mut parts = Vec::new();
+    for (key, value) in opts {
+        let plain = !value.is_empty()
+            && !value
+                .chars()
+                .any(|c| c.is_ascii_whitespace() || c == '\'' || c == '\\');
+        if plain {
+            parts.push(format!("{key}={value}"));
+        } else {
+            let escaped = value.replace('\\', "\\\\").replace('\'', "\\'");
+            parts.push(format!("{key}='{escaped}'"));
+        }
+    }
+    parts.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +117,21 @@ mod tests {
             parse_conninfo("requiressl=1").unwrap(),
             opts(&[("sslmode", "require")])
         );
+    }
+
+    #[test]
+    fn rendered_conninfo_parses_back() {
+        let o = opts(&[
+            ("host", "/tmp/a dir"),
+            ("port", "6432"),
+            ("user", r"it's\x"),
+            ("dbname", ""),
+        ]);
+        let text = render_conninfo(&o);
+        assert_eq!(
+            text,
+            r"dbname='' host='/tmp/a dir' port=6432 user='it\'s\\x'"
+        );
+        assert_eq!(parse_conninfo(&text).unwrap(), o);
     }
 }

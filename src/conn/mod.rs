@@ -11,7 +11,8 @@
 //! - `settings.rs`: raw values to typed [`Settings`], with libpq's defaults and checks;
 //! - `hosts.rs`: the host/hostaddr/port lists; `attempts.rs`: trying each host and address,
 //!   with the sslmode retries; `timeout.rs`: connect_timeout over a whole attempt;
-//! - `explain.rs`: one-line failure messages; `tls.rs`: sslmode and its rustls configuration.
+//! - `explain.rs`: one-line failure messages; `tls.rs`: sslmode and its rustls configuration;
+//! - `mask.rs`: passwords hidden in connection strings that are recorded.
 //!
 //! Nothing here prints or reads the terminal: resolving returns its warnings in
 //! [`Settings::warnings`] and [`connect`] asks its caller for a password through a [`Prompt`].
@@ -33,6 +34,7 @@ mod attempts;
 mod conninfo;
 mod explain;
 mod hosts;
+mod mask;
 mod options;
 mod os_user;
 mod pgpass;
@@ -49,9 +51,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 pub use attempts::{Connected, Failure};
+pub use conninfo::render_conninfo;
 
 pub use hosts::{Host, Target};
+pub use mask::mask_passwords;
 pub use options::{Given, Origin, KEYWORDS};
+pub use os_user::os_user;
 pub use settings::Settings;
 
 /// The name pgkick's sessions carry in pg_stat_activity unless the user sets
@@ -80,6 +85,20 @@ impl std::fmt::Display for NotTargetSession {
     }
 }
 impl std::error::Error for NotTargetSession {}
+
+/// The options a connection string sets (a `key=value` conninfo string or a URI), checked as
+/// `-d` checks them; `None` when `s` is neither (a plain database name).
+pub fn parse_connection_string(s: &str) -> Result<Option<options::Options>> {
+    if !options::is_connection_string(s) {
+        return Ok(None);
+    }
+    let opts = if uri::uri_prefix_len(s) > 0 {
+        uri::parse_uri(s)?
+    } else {
+        conninfo::parse_conninfo(s)?
+    };
+    Ok(Some(opts))
+}
 
 /// Reads a password for a user (the argument) from a person.
 pub type ReadPassword<'a> = &'a mut dyn FnMut(&str) -> Result<String>;

@@ -45,6 +45,19 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         let printer = Printer::new(&cli.output).for_server(&server.label);
         return commands::run_on(&cli, &server.conn, &printer, &OneServer);
     };
+    let every = match &cli.command {
+        Command::Cancel(a) => a.watch.every.is_some(),
+        Command::Terminate(a) => a.watch.every.is_some(),
+        _ => false,
+    };
+    if every {
+        return Err(Usage(
+            "--every runs on one server: give one -d (one pgkick --every per server), or \
+             run the fleet from cron"
+                .into(),
+        )
+        .into());
+    }
     if matches!(cli.command, Command::Conninfo(_)) {
         return Err(Usage(
             "conninfo shows one server: give at most one -d, and no --servers or --each-host"

@@ -43,7 +43,12 @@
 //! ```
 //!
 //! `grantee` null is PUBLIC (a role may really be called "PUBLIC"). Only the CONNECT entries
-//! are kept. For roles, `method` is `nologin` and `prior` holds `comment` and `rolcanlogin`.
+//! are kept. A database locked with `--pgbouncer` also has
+//! `"poolers":[{"pooler":"host=... port=6432 user=...","action":"pause"}]` (action `pause` or
+//! `disable`; the connection string never holds a password): what unlock resumes. The field
+//! is left out when there are none, and a record without it reads as one with none, so
+//! records written before it existed are read as they always were; a lock that finds a record
+//! already there adds the poolers it paused to it and keeps the rest. For roles, `method` is `nologin` and `prior` holds `comment` and `rolcanlogin`.
 //! The previous comment is saved and put back by unlock (`COMMENT ... IS NULL` if there was
 //! none). `lock --list` reads these comments from `pg_shdescription`.
 //!
@@ -93,7 +98,7 @@ mod frame;
 mod plan;
 mod record;
 
-pub use record::{list, Record};
+pub use record::{list, PoolerAction, PoolerEntry, Record};
 
 /// What to lock or unlock.
 #[derive(Debug, Clone, Default)]
@@ -113,6 +118,18 @@ pub struct Change {
     pub method: Option<String>,
     /// The statements run (or, with dry_run, that would run), in order.
     pub statements: Vec<String>,
+    /// The poolers the record names: after lock, those it holds now; at unlock, those it held
+    /// (what unlock resumes).
+    #[serde(skip)]
+    pub recorded_poolers: Vec<PoolerEntry>,
+    /// What pgkick did on each pooler for this database (`--pgbouncer`, or at unlock the
+    /// recorded poolers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub poolers: Vec<crate::pgbouncer::Step>,
+    /// The saved state before the first lock (what unlock gives back), as recorded in the
+    /// object's comment; None when the object carries no record. For audit records.
+    #[serde(skip)]
+    pub prior: Option<serde_json::Value>,
 }
 
 /// What happened to one object. Shown (and serialized) as `locked`, `already_locked`,
@@ -244,6 +261,25 @@ pub fn lock(
 ) -> Result<Vec<Change>> {
     frame::in_one_transaction(client, targets, dry_run, lock_timeout, |_tx, me, object| {
         plan::lock(object, method, server, me)
+    })
+}
+
+/// Like [`lock`], recording in each database's record what was done to `poolers` for it
+/// (`--pgbouncer`), in the same transaction as the lock itself.
+pub fn lock_recording(
+    client: &mut postgres::Client,
+    server: &Server,
+    targets: &Targets,
+    method: LockMethod,
+    lock_timeout: Duration,
+    poolers: &[PoolerEntry],
+) -> Result<Vec<Change>> {
+    frame::in_one_transaction(client, targets, false, lock_timeout, |_tx, me, object| {
+        let poolers = match object.kind {
+            Kind::Database => poolers,
+            Kind::Role => &[],
+        };
+        plan::lock_recording(object, method, server, me, poolers)
     })
 }
 

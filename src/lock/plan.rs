@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use super::catalog::{AclEntry, Facts, Object};
-use super::record::{Prior, Saved};
+use super::record::{PoolerEntry, Prior, Saved};
 use super::{Change, Kind, Note, Status};
 use crate::cli::LockMethod;
 use crate::server::Server;
@@ -62,6 +62,18 @@ fn saved(object: &Object) -> Result<Option<Saved>> {
 
 /// Locks `object` with `method` (roles: always NOLOGIN), unless it already carries a record.
 pub fn lock(object: &Object, method: LockMethod, server: &Server, me: &Me) -> Result<Plan> {
+    lock_recording(object, method, server, me, &[])
+}
+
+/// Like [`lock`], recording `poolers` (what `--pgbouncer` did for this database) in the record;
+/// a record there already keeps its saved state and gains the poolers it did not name.
+pub fn lock_recording(
+    object: &Object,
+    method: LockMethod,
+    server: &Server,
+    me: &Me,
+    poolers: &[PoolerEntry],
+) -> Result<Plan> {
     let wanted_method = match object.kind {
         Kind::Database => method_name(method),
         Kind::Role => NOLOGIN,
@@ -72,12 +84,27 @@ pub fn lock(object: &Object, method: LockMethod, server: &Server, me: &Me) -> Re
         status: Status::Locked,
         method: Some(wanted_method.to_string()),
         statements: Vec::new(),
+        recorded_poolers: poolers.to_vec(),
+        poolers: Vec::new(),
+        prior: None,
     };
-    if let Some(saved) = saved(object)? {
+    if let Some(mut saved) = saved(object)? {
+        change.prior = Some(serde_json::to_value(&saved.prior)?);
         change.status = Status::AlreadyLocked {
             other_method: (saved.method != wanted_method).then(|| saved.method.clone()),
         };
-        change.method = Some(saved.method);
+        change.method = Some(saved.method.clone());
+        let new: Vec<&PoolerEntry> = poolers
+            .iter()
+            .filter(|p| !saved.poolers.iter().any(|s| s.pooler == p.pooler))
+            .collect();
+        if !new.is_empty() {
+            saved.poolers.extend(new.into_iter().cloned());
+            change
+                .statements
+                .push(comment_statement(object, Some(&saved.encode())));
+        }
+        change.recorded_poolers = saved.poolers;
         return Ok(Plan {
             change,
             check_no_connect: false,
@@ -178,7 +205,9 @@ pub fn lock(object: &Object, method: LockMethod, server: &Server, me: &Me) -> Re
         locked_at: me.now,
         pgkick_version: env!("CARGO_PKG_VERSION").to_string(),
         prior,
+        poolers: poolers.to_vec(),
     };
+    change.prior = Some(serde_json::to_value(&saved.prior)?);
     change
         .statements
         .push(comment_statement(object, Some(&saved.encode())));
@@ -227,6 +256,9 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
         status: Status::NotLocked,
         method: None,
         statements: Vec::new(),
+        recorded_poolers: Vec::new(),
+        poolers: Vec::new(),
+        prior: None,
     };
     let Some(saved) = saved(object)? else {
         return Ok(Plan {
@@ -234,7 +266,9 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
             check_no_connect: false,
         });
     };
+    change.prior = Some(serde_json::to_value(&saved.prior)?);
     change.method = Some(saved.method.clone());
+    change.recorded_poolers = saved.poolers.clone();
     let q = quoted(object);
     let prior = &saved.prior;
     let mut notes: Vec<Note> = Vec::new();
@@ -694,6 +728,37 @@ mod tests {
         assert_eq!(plan.change.status, Status::Locked);
     }
 
+    fn pooler(label: &str) -> PoolerEntry {
+        PoolerEntry {
+            pooler: label.into(),
+            action: super::super::PoolerAction::Pause,
+        }
+    }
+
+    #[test]
+    fn poolers_go_into_the_record_and_back_out_at_unlock() {
+        let srv = server(V15, true);
+        let a = [pooler("host=a port=6432 user=p")];
+        let plan = lock_recording(&db(), LockMethod::AllowConnections, &srv, &me(), &a).unwrap();
+        assert_eq!(record_of(&plan).poolers, a);
+        assert_eq!(plan.change.recorded_poolers, a);
+        let locked = apply(&db(), &plan.change.statements);
+        let unlocked = unlock(&locked, &srv, &BTreeSet::new()).unwrap();
+        assert_eq!(unlocked.change.recorded_poolers, a);
+
+        // Locked again through another pooler: the saved state stays, the pooler is added.
+        let b = [pooler("host=b port=6432 user=p")];
+        let again = lock_recording(&locked, LockMethod::AllowConnections, &srv, &me(), &b).unwrap();
+        assert!(matches!(again.change.status, Status::AlreadyLocked { .. }));
+        assert_eq!(again.change.statements.len(), 1);
+        let record = record_of(&again);
+        assert_eq!(record.prior, record_of(&plan).prior);
+        assert_eq!(record.poolers, [a[0].clone(), b[0].clone()]);
+        // The same pooler again changes nothing.
+        let same = lock_recording(&locked, LockMethod::AllowConnections, &srv, &me(), &a).unwrap();
+        assert!(same.change.statements.is_empty());
+    }
+
     #[test]
     fn the_record_keeps_the_state_before_the_lock() {
         let mut object = with_db(db(), |_, limit, _, _| *limit = 7);
@@ -714,6 +779,7 @@ mod tests {
                     acl: Some(default_acl()),
                     rolcanlogin: None,
                 },
+                poolers: Vec::new(),
             }
         );
         let plan = lock_plan(&role(true), LockMethod::RevokeConnect, &server(V15, true));

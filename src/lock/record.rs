@@ -22,6 +22,38 @@ pub struct Saved {
     pub locked_at: DateTime<Utc>,
     pub pgkick_version: String,
     pub prior: Prior,
+    /// What the lock did to PgBouncer poolers in front of the database (`--pgbouncer`), for
+    /// unlock to undo from anywhere. Absent in records without poolers (and in those written
+    /// before the field existed), which read as they always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poolers: Vec<PoolerEntry>,
+}
+
+/// One pooler a database lock paused (or disabled): its admin console's connection string,
+/// with any password left out, and what was done to the database there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolerEntry {
+    pub pooler: String,
+    pub action: PoolerAction,
+}
+
+/// What lock did on a pooler, and so what unlock undoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolerAction {
+    /// `PAUSE db`; unlock runs `RESUME db`.
+    Pause,
+    /// `PAUSE db`, `DISABLE db`, `KILL db`; unlock runs `ENABLE db` and `RESUME db`.
+    Disable,
+}
+
+impl PoolerAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolerAction::Pause => "pause",
+            PoolerAction::Disable => "disable",
+        }
+    }
 }
 
 /// The state before the lock. Databases keep `owner`, `datallowconn`, `datconnlimit` and `acl`
@@ -86,6 +118,8 @@ pub struct Record {
     pub pgkick_version: Option<String>,
     /// The saved state unlock gives back, as recorded.
     pub prior: Option<serde_json::Value>,
+    /// The poolers the lock paused or disabled, as recorded (empty when none).
+    pub poolers: Vec<PoolerEntry>,
 }
 
 impl Record {
@@ -109,6 +143,11 @@ impl Record {
             locked_at: field("locked_at").and_then(|t| t.parse().ok()),
             pgkick_version: field("pgkick_version"),
             prior: json.as_ref().and_then(|j| j.get("prior")).cloned(),
+            poolers: json
+                .as_ref()
+                .and_then(|j| j.get("poolers"))
+                .and_then(|p| serde_json::from_value(p.clone()).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -172,6 +211,7 @@ mod tests {
                 }]),
                 rolcanlogin: None,
             },
+            poolers: Vec::new(),
         }
     }
 
@@ -218,5 +258,30 @@ mod tests {
         let record = Record::from_comment("role", "r".into(), "pgkick-lock v9 ?");
         assert_eq!(record.method.as_deref(), Some("(unreadable record)"));
         assert_eq!(record.locked_by, None);
+    }
+
+    #[test]
+    fn poolers_are_recorded_only_when_there_are_some_and_old_records_still_read() {
+        let old = saved().encode();
+        assert!(!old.contains("poolers"), "{old}");
+        let mut with = saved();
+        with.poolers = vec![PoolerEntry {
+            pooler: "host=/tmp port=6432 user=pgbouncer".into(),
+            action: PoolerAction::Disable,
+        }];
+        let text = with.encode();
+        assert!(
+            text.contains(
+                r#""poolers":[{"pooler":"host=/tmp port=6432 user=pgbouncer","action":"disable"}]"#
+            ),
+            "{text}"
+        );
+        assert_eq!(Saved::decode(Some(&text), label()).unwrap(), Some(with));
+        let record = Record::from_comment("database", "d".into(), &text);
+        assert_eq!(record.poolers.len(), 1);
+        assert_eq!(record.poolers[0].action, PoolerAction::Disable);
+        assert!(Record::from_comment("database", "d".into(), &old)
+            .poolers
+            .is_empty());
     }
 }

@@ -741,13 +741,18 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // Closing the pipe makes the watchdog shut the server down and delete the dir.
-        drop(self.keepalive.take());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            match self.watchdog.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => thread::sleep(Duration::from_millis(20)),
-            }
+        stop_watchdog(&mut self.keepalive, &mut self.watchdog);
+    }
+}
+
+/// Closes a watchdog's pipe (it then stops what it watches) and waits for it to exit.
+fn stop_watchdog(keepalive: &mut Option<ChildStdin>, watchdog: &mut Child) {
+    drop(keepalive.take());
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        match watchdog.try_wait() {
+            Ok(Some(_)) | Err(_) => return,
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
         }
     }
 }
@@ -1619,4 +1624,223 @@ fn harness_stop_immediate() {
         .sock_dir()
         .join(format!(".s.PGSQL.{}", server.port()))
         .exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// PgBouncer
+// ---------------------------------------------------------------------------------------------
+
+/// Debian's PgBouncer (package `pgbouncer`, installed by scripts/test).
+pub const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
+/// pgbench, from the PostgreSQL client packages.
+pub const PGBENCH: &str = "/usr/bin/pgbench";
+
+/// A throwaway PgBouncer in front of a [`Server`], in transaction pooling, with its own temp
+/// dir (ini, userlist, unix socket, log) and TCP port. Its admin console lets in the
+/// superuser; authentication is `trust` (or `md5`, [`Pgbouncer::start_with`] a password) for
+/// the users in its userlist (the superuser). Under
+/// root it runs as the server's OS user. Started through a watchdog like the server's, so it
+/// is stopped when the `Pgbouncer` is dropped or the test process goes away.
+pub struct Pgbouncer {
+    dir: TempDir,
+    port: u16,
+    /// The superuser's password on the pooler (`auth_type = md5`), if it has one.
+    password: Option<String>,
+    watchdog: Child,
+    keepalive: Option<ChildStdin>,
+}
+
+impl Pgbouncer {
+    /// A PgBouncer serving `dbs` of `server` (other names are unknown to it).
+    pub fn start(server: &Server, dbs: &[&str]) -> Pgbouncer {
+        Pgbouncer::start_with(server, dbs, None)
+    }
+
+    /// Like [`Pgbouncer::start`]; with a password, clients of the pooler (the admin console
+    /// included) must give it (`auth_type = md5`); the pooler still logs in to the server
+    /// with trust.
+    pub fn start_with(server: &Server, dbs: &[&str], password: Option<&str>) -> Pgbouncer {
+        assert!(
+            Path::new(PGBOUNCER).is_file(),
+            "{PGBOUNCER} is missing: run scripts/test (it installs Debian's pgbouncer), or \
+             apt-get install pgbouncer"
+        );
+        let dir = TempDir::new("pgkick-it-pgbouncer");
+        chown_to_os_user(dir.path());
+        let port = free_port();
+        let path = dir.path().to_str().expect("utf-8 temp dir").to_string();
+        let mut ini = String::from("[databases]\n");
+        for db in dbs {
+            ini.push_str(&format!(
+                "{db} = host={} port={} dbname={db}\n",
+                server.sock_dir().display(),
+                server.port()
+            ));
+        }
+        ini.push_str(&format!(
+            "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir = {path}\n\
+             auth_type = {auth}\nauth_file = {path}/userlist.txt\nadmin_users = {SUPERUSER}\n\
+             pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = 20\n\
+             ignore_startup_parameters = extra_float_digits\nlogfile = {path}/pgbouncer.log\n",
+            auth = if password.is_some() { "md5" } else { "trust" }
+        ));
+        let ini_path = dir.write("pgbouncer.ini", &ini, 0o644);
+        dir.write(
+            "userlist.txt",
+            &format!("\"{SUPERUSER}\" \"{}\"\n", password.unwrap_or_default()),
+            0o600,
+        );
+        for f in ["pgbouncer.ini", "userlist.txt"] {
+            chown_to_os_user(&dir.path().join(f));
+        }
+        let program = server_command(Path::new(PGBOUNCER));
+        let mut watchdog = Command::new("bash");
+        watchdog
+            .arg("-c")
+            .arg(
+                r#"trap '' PIPE; out=$1; shift
+                "$@" </dev/null >>"$out" 2>&1 & pgb=$!
+                read -r _
+                kill -TERM "$pgb" 2>/dev/null; wait "$pgb""#,
+            )
+            .arg("pgkick-it-pgbouncer")
+            .arg(dir.path().join("pgbouncer.out"))
+            .arg(program.get_program())
+            .args(program.get_args())
+            .arg(&ini_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut watchdog = watchdog.spawn().expect("cannot start bash");
+        let keepalive = watchdog.stdin.take();
+        let bouncer = Pgbouncer {
+            dir,
+            port,
+            password: password.map(str::to_string),
+            watchdog,
+            keepalive,
+        };
+        assert!(
+            wait_until(READY_TIMEOUT, || bouncer
+                .try_connect(ADMIN_DB, "pgkick-it")
+                .is_ok()),
+            "PgBouncer not ready after {READY_TIMEOUT:?}; log:\n{}",
+            bouncer.log()
+        );
+        bouncer
+    }
+
+    pub fn sock_dir(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// Its log, and what it printed.
+    pub fn log(&self) -> String {
+        let read = |f: &str| fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        format!("{}{}", read("pgbouncer.log"), read("pgbouncer.out"))
+    }
+
+    /// The `--pgbouncer` value for its admin console.
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host={} port={} user={SUPERUSER}",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
+    fn try_connect(&self, db: &str, app: &str) -> Result<Client, postgres::Error> {
+        let mut config = postgres::Config::new();
+        config
+            .host_path(self.dir.path())
+            .port(self.port)
+            .user(SUPERUSER)
+            .dbname(db)
+            .application_name(app)
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(password) = &self.password {
+            config.password(password);
+        }
+        config.connect(NoTls)
+    }
+
+    /// A client of `db` through the pooler, as the superuser, with application_name `app`.
+    /// Use `simple_query` on it: in transaction pooling, the extended protocol's separate
+    /// round trips may land on different server connections.
+    pub fn connect(&self, db: &str, app: &str) -> Client {
+        self.try_connect(db, app)
+            .unwrap_or_else(|e| panic!("connect to {db} through PgBouncer: {}", describe(&e)))
+    }
+
+    /// `SHOW <what>` on the admin console, each row by column name.
+    pub fn show(&self, what: &str) -> Vec<BTreeMap<String, String>> {
+        let mut admin = self.connect(ADMIN_DB, "pgkick-it");
+        admin
+            .simple_query(&format!("SHOW {what}"))
+            .unwrap_or_else(|e| panic!("SHOW {what}: {}", describe(&e)))
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => Some(
+                    row.columns()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.name().to_string(), row.get(i).unwrap_or("").to_string()))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// SHOW DATABASES' `paused` column for `db`.
+    pub fn paused(&self, db: &str) -> bool {
+        self.database_flag(db, "paused")
+    }
+
+    /// SHOW DATABASES' `disabled` column for `db`.
+    pub fn disabled(&self, db: &str) -> bool {
+        self.database_flag(db, "disabled")
+    }
+
+    fn database_flag(&self, db: &str, column: &str) -> bool {
+        self.show("DATABASES")
+            .iter()
+            .find(|r| r.get("name").map(String::as_str) == Some(db))
+            .unwrap_or_else(|| panic!("PgBouncer has no database {db}"))
+            .get(column)
+            .is_some_and(|v| v == "1")
+    }
+
+    /// SHOW POOLS' column `column` for `db`, summed over its users.
+    pub fn pool_count(&self, db: &str, column: &str) -> i64 {
+        self.show("POOLS")
+            .iter()
+            .filter(|r| r.get("database").map(String::as_str) == Some(db))
+            .filter_map(|r| r.get(column)?.parse::<i64>().ok())
+            .sum()
+    }
+}
+
+const ADMIN_DB: &str = "pgbouncer";
+
+impl Drop for Pgbouncer {
+    fn drop(&mut self) {
+        stop_watchdog(&mut self.keepalive, &mut self.watchdog);
+    }
+}
+
+/// Sessions of `db` on the server (client backends), as the superuser sees them.
+pub fn sessions_in(server: &Server, db: &str) -> i64 {
+    server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = $1 \
+               AND pid <> pg_catalog.pg_backend_pid()",
+            &[&db],
+        )
+        .expect("count sessions")
+        .get(0)
 }

@@ -355,8 +355,9 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     assert_eq!(prepared[0]["gid"], gid);
     assert_eq!(prepared[0]["datname"], db.as_str());
     assert!(
-        out.stderr.contains("ROLLBACK PREPARED 'deploy ''v2'''"),
-        "{}",
+        out.stderr.contains("ROLLBACK PREPARED 'deploy ''v2'''")
+            && out.stderr.contains("pgkick unlock --db"),
+        "the fix names the statement and that the lock must go first: {}",
         out.stderr
     );
     let err = drop_database(server, &db).unwrap_err();

@@ -3,6 +3,7 @@
 //! `harness` starts throwaway PostgreSQL servers and holds client sessions in chosen states;
 //! each feature file below tests pgkick's behaviour against them.
 
+mod audit;
 mod backends;
 mod chains;
 mod completions;
@@ -14,6 +15,7 @@ mod harness;
 mod holders;
 mod list;
 mod lock;
+mod pgbouncer;
 mod privileges;
 mod signal;
 mod tls;

@@ -1,0 +1,320 @@
+//! The commands' side of `--pgbouncer`: connects to the poolers with the run's password
+//! policy, pauses the databases before a lock (terminating, through the server, the backends
+//! that keep a pause from completing), resumes them after unlock, and links `list`'s sessions
+//! to their pooler clients. What the admin console says and does is `pgbouncer`; this file
+//! only wires it to the server connection and the printer.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{ConnArgs, FilterArgs, PauseArgs};
+use crate::commands::connect_with;
+use crate::error::Usage;
+use crate::filter::Filter;
+use crate::interrupt;
+use crate::lock::{self, PoolerAction};
+use crate::output::Printer;
+use crate::pgbouncer::{self, Admin, Connections, Paused, Pooler, PoolerLink, Step};
+use crate::server::Server;
+use crate::session::{self, Session};
+use crate::signal::{self, Action, Report};
+
+/// The `--pgbouncer` values, checked before anything connects.
+pub fn parse(values: &[String]) -> Result<Vec<Pooler>> {
+    let mut poolers: Vec<Pooler> = Vec::new();
+    for value in values {
+        let pooler = Pooler::parse(value)?;
+        // The same pooler twice would be paused twice and recorded twice.
+        if !poolers.iter().any(|p| p.label == pooler.label) {
+            poolers.push(pooler);
+        }
+    }
+    Ok(poolers)
+}
+
+/// `--pgbouncer` needs databases to pause.
+pub fn check_databases(poolers: &[Pooler], dbs: &[String]) -> Result<()> {
+    if !poolers.is_empty() && dbs.is_empty() {
+        return Err(Usage("--pgbouncer pauses the --db databases: give --db NAME".into()).into());
+    }
+    Ok(())
+}
+
+/// A session on the pooler's admin console.
+fn connect(pooler: &Pooler, conn: &ConnArgs, printer: &Printer) -> Result<Admin> {
+    let settings = pooler.settings()?;
+    for w in &settings.warnings {
+        printer.warn(w);
+    }
+    let connected = connect_with(&settings, conn, printer)
+        .with_context(|| format!("could not reach pooler {}", pooler.label))?;
+    Ok(Admin::new(&pooler.label, connected.client))
+}
+
+/// What `pause` did: the pauses, and the sessions it terminated to complete them.
+pub struct Pause {
+    pub paused: Option<Paused>,
+    pub terminated: Vec<Report>,
+}
+
+impl Pause {
+    /// What the lock records.
+    pub fn entries(&self) -> Vec<lock::PoolerEntry> {
+        self.paused
+            .as_ref()
+            .map(Paused::entries)
+            .unwrap_or_default()
+    }
+
+    /// After the lock: each database's pooler steps into its change, and a note for each.
+    pub fn attach(&self, changes: &mut [lock::Change], printer: &Printer) {
+        let Some(paused) = &self.paused else {
+            return;
+        };
+        for change in changes.iter_mut().filter(|c| c.kind == "database") {
+            change.poolers = paused.steps(&change.name);
+            for step in &change.poolers {
+                printer.note(&step.line());
+            }
+        }
+    }
+
+    /// The lock did not happen: resume what was paused; the error says whether that worked.
+    pub fn release_on(self, e: anyhow::Error) -> anyhow::Error {
+        let Some(paused) = self.paused else {
+            return e;
+        };
+        match paused.release().first() {
+            Some(failed) => e.context(format!(
+                "and the pause could not be undone: {}",
+                failed.line()
+            )),
+            None => e.context("what pgkick paused on the poolers was resumed"),
+        }
+    }
+}
+
+/// PAUSE (with `--pgbouncer-disable`, also DISABLE and KILL) the databases on every pooler.
+/// Every pooler is reached before anything is paused.
+pub fn pause(
+    client: &mut postgres::Client,
+    server: &Server,
+    poolers: &[Pooler],
+    dbs: &[String],
+    args: &PauseArgs,
+    conn: &ConnArgs,
+    printer: &Printer,
+) -> Result<Pause> {
+    if poolers.is_empty() {
+        return Ok(Pause {
+            paused: None,
+            terminated: Vec::new(),
+        });
+    }
+    let mut connections = Vec::new();
+    for pooler in poolers {
+        let open = || connect(pooler, conn, printer).context("nothing was changed");
+        connections.push(Connections {
+            waiter: open()?,
+            monitor: open()?,
+        });
+    }
+    let action = if args.pgbouncer_disable {
+        PoolerAction::Disable
+    } else {
+        PoolerAction::Pause
+    };
+    let mut unblocker = Unblocker {
+        client,
+        server,
+        printer,
+        terminated: Vec::new(),
+    };
+    let result = pgbouncer::pause_all(connections, dbs, action, args.pause_timeout, &mut unblocker);
+    printer.progress("", 0, Duration::ZERO);
+    Ok(Pause {
+        paused: Some(result?),
+        terminated: unblocker.terminated,
+    })
+}
+
+/// Terminates the backends that hold a pause back, through pgkick's server connection.
+struct Unblocker<'a> {
+    client: &'a mut postgres::Client,
+    server: &'a Server,
+    printer: &'a Printer,
+    terminated: Vec<Report>,
+}
+
+impl pgbouncer::Pausing for Unblocker<'_> {
+    fn tick(&mut self, pooler: &str, database: &str, left: Duration) -> Result<()> {
+        interrupt::check()?;
+        self.printer.progress(
+            &format!("waiting for PAUSE of \"{database}\" on pooler {pooler}"),
+            1,
+            left,
+        );
+        Ok(())
+    }
+
+    fn unblock(&mut self, database: &str, pids: &[i32]) -> Result<()> {
+        // Only backends of this server and database: a pooler may front other servers.
+        let filter = Filter::from_args(&FilterArgs {
+            db: vec![database.to_string()],
+            pid: pids.to_vec(),
+            ..FilterArgs::default()
+        });
+        let sessions = session::find(self.client, self.server, &filter)?.sessions;
+        for s in &sessions {
+            self.printer.warn(&format!(
+                "terminating pid {} ({}): its open transaction keeps the pause of database \
+                 \"{database}\" from completing within --pause-timeout",
+                s.pid,
+                s.application_name.as_deref().unwrap_or_default()
+            ));
+        }
+        let reports = signal::signal(self.client, self.server, Action::Terminate, &sessions)?;
+        self.terminated.extend(reports);
+        Ok(())
+    }
+}
+
+/// After unlock: undo on each pooler what the lock recorded for each database (the
+/// `--pgbouncer` value with the same name is used to reach it, e.g. for its password), and
+/// RESUME the databases on the `--pgbouncer` poolers not recorded. False when a pooler could
+/// not be reached or refused.
+pub fn resume(
+    changes: &mut [lock::Change],
+    given: &[Pooler],
+    conn: &ConnArgs,
+    printer: &Printer,
+) -> bool {
+    let mut admins: BTreeMap<String, Result<Admin, String>> = BTreeMap::new();
+    let mut all_ok = true;
+    for change in changes.iter_mut().filter(|c| c.kind == "database") {
+        let mut todo: Vec<(Pooler, PoolerAction)> = Vec::new();
+        for entry in &change.recorded_poolers {
+            let pooler = match given.iter().find(|g| g.label == entry.pooler) {
+                Some(g) => g.clone(),
+                None => match Pooler::parse(&entry.pooler) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        change.poolers.push(failed(&entry.pooler, &change.name, &e));
+                        continue;
+                    }
+                },
+            };
+            todo.push((pooler, entry.action));
+        }
+        for g in given {
+            if !todo.iter().any(|(p, _)| p.label == g.label) {
+                todo.push((g.clone(), PoolerAction::Pause));
+            }
+        }
+        for (pooler, action) in todo {
+            let admin = admins
+                .entry(pooler.label.clone())
+                .or_insert_with(|| connect(&pooler, conn, printer).map_err(|e| format!("{e:#}")));
+            let step = match admin {
+                Ok(admin) => admin.undo(&change.name, action),
+                Err(e) => Step {
+                    error: Some(e.clone()),
+                    ..Step::new(&pooler.label, &change.name, "failed")
+                },
+            };
+            change.poolers.push(step);
+        }
+        for step in &change.poolers {
+            if step.failed() {
+                all_ok = false;
+                printer.warn(&step.line());
+            } else {
+                printer.note(&step.line());
+            }
+        }
+    }
+    all_ok
+}
+
+fn failed(pooler: &str, database: &str, e: &anyhow::Error) -> Step {
+    Step {
+        error: Some(format!("{e:#}")),
+        ..Step::new(pooler, database, "failed")
+    }
+}
+
+/// unlock --dry-run: the admin commands unlock would run.
+pub fn print_resume_plan(
+    changes: &[lock::Change],
+    given: &[Pooler],
+    printer: &Printer,
+) -> Result<()> {
+    for change in changes.iter().filter(|c| c.kind == "database") {
+        let mut lines = Vec::new();
+        for entry in &change.recorded_poolers {
+            lines.push((entry.pooler.clone(), entry.action));
+        }
+        for g in given {
+            if !lines.iter().any(|(l, _)| *l == g.label) {
+                lines.push((g.label.clone(), PoolerAction::Pause));
+            }
+        }
+        for (label, action) in lines {
+            let db = pgbouncer::quote(&change.name);
+            let enable = match action {
+                PoolerAction::Disable => format!("ENABLE {db};\n"),
+                PoolerAction::Pause => String::new(),
+            };
+            printer.dry_run_sql(&format!("-- on pooler {label}:\n{enable}RESUME {db};"))?;
+        }
+    }
+    Ok(())
+}
+
+/// lock --dry-run and terminate --lock --dry-run: the admin commands the lock would run.
+pub fn print_pause_plan(
+    poolers: &[Pooler],
+    dbs: &[String],
+    args: &PauseArgs,
+    printer: &Printer,
+) -> Result<()> {
+    for pooler in poolers {
+        let mut text = format!("-- on pooler {}:", pooler.label);
+        for db in dbs {
+            let db = pgbouncer::quote(db);
+            text.push_str(&format!("\nPAUSE {db};"));
+            if args.pgbouncer_disable {
+                text.push_str(&format!("\nDISABLE {db};\nKILL {db};"));
+            }
+        }
+        printer.dry_run_sql(&text)?;
+    }
+    Ok(())
+}
+
+/// list --pgbouncer: each session that is a server connection of one of the poolers gets its
+/// pooler and client; every other session gets `null`.
+pub fn link_sessions(
+    sessions: &mut [Session],
+    poolers: &[Pooler],
+    conn: &ConnArgs,
+    printer: &Printer,
+) -> Result<()> {
+    if poolers.is_empty() {
+        return Ok(());
+    }
+    let mut links: BTreeMap<(i32, String), PoolerLink> = BTreeMap::new();
+    for pooler in poolers {
+        let mut admin = connect(pooler, conn, printer)?;
+        let servers = admin.show("SERVERS")?;
+        let clients = admin.show("CLIENTS")?;
+        links.extend(pgbouncer::links(&pooler.label, &servers, &clients));
+    }
+    for s in sessions {
+        let key = (s.pid, s.usename.clone().unwrap_or_default());
+        s.pooler = Some(links.get(&key).cloned().map(Box::new));
+    }
+    Ok(())
+}
