@@ -22,7 +22,7 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{audit, conn, conninfo, holders, interrupt, lock, pooling, watch};
+use crate::{audit, conn, conninfo, holders, interrupt, lock, pgbouncer, pooling, watch};
 
 /// Runs the command on the one server `conn` names, printing through `printer`; `gate`
 /// decides whether the targets cancel and terminate found may be signalled.
@@ -143,6 +143,17 @@ struct SignalPlan<'a> {
     /// Where the records of what was done go (--audit-log, --server-log).
     trail: &'a audit::Trail,
     gate: &'a dyn Gate,
+}
+
+impl SignalPlan<'_> {
+    /// The signal sent first: cancel with --cancel-first, else the action itself.
+    fn first_action(&self) -> Action {
+        if self.cancel_first.is_some() {
+            Action::Cancel
+        } else {
+            self.action
+        }
+    }
 }
 
 /// terminate --lock: lock the --db databases before terminating their sessions.
@@ -378,31 +389,59 @@ fn signal_in_rounds(
     })
 }
 
+/// cancel and terminate on one server, in three steps: match and guard (nothing changes),
+/// then either show the plan (--dry-run) or carry it out.
 fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> Result<ExitStatus> {
-    let SignalPlan {
-        action,
-        filter: args,
-        guard,
-        wait,
-        cancel_first,
-        lock_first,
-        trail,
-        gate,
-    } = plan;
-    let filter = Filter::from_args(args);
-    let poolers = match &lock_first {
-        Some(plan) => pooling::parse(&plan.pause.pgbouncer)?,
+    let found = match_and_guard(conn, printer, &plan)?;
+    if plan.guard.dry_run {
+        show_plan(printer, &plan, found)
+    } else {
+        execute(conn, printer, &plan, found)
+    }
+}
+
+/// What matching found on the server, and what the guards let through.
+struct Found {
+    client: postgres::Client,
+    server: Server,
+    filter: Filter,
+    poolers: Vec<pgbouncer::Pooler>,
+    targets: Vec<Session>,
+    /// Prepared transactions the filters select: reported, never signalled (exit 3).
+    prepared_selected: bool,
+    /// The statement's count of what else holds the --db databases (see `Matched`).
+    held_in_dbs: Option<i64>,
+    /// The targets the gate allows (None: all of them).
+    allowed: Option<Vec<Session>>,
+}
+
+impl Found {
+    /// Success, or partial when a prepared transaction was selected.
+    fn status_before(&self) -> ExitStatus {
+        if self.prepared_selected {
+            ExitStatus::Partial
+        } else {
+            ExitStatus::Success
+        }
+    }
+}
+
+/// The guards: a filter or --all, the matched sessions, what cannot be signalled or seen, and
+/// the gate (--max, or a fleet's guards). Changes nothing.
+fn match_and_guard(conn: &ConnArgs, printer: &Printer, plan: &SignalPlan<'_>) -> Result<Found> {
+    let filter = Filter::from_args(plan.filter);
+    let poolers = match &plan.lock_first {
+        Some(lock) => pooling::parse(&lock.pause.pgbouncer)?,
         None => Vec::new(),
     };
-    refuse_unfiltered(&filter, guard, action)?;
-    let (mut client, mut server, matched) = connect_and_find(conn, &filter, printer)?;
-    trail.connected(&mut client)?;
-    // Prepared transactions the filters select: reported, never signalled (exit 3).
+    refuse_unfiltered(&filter, plan.guard, plan.action)?;
+    let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
+    plan.trail.connected(&mut client)?;
     let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
     for p in &unsignallable {
         printer.warn(&crate::output::prepared_message(p));
     }
-    let partial_before = !unsignallable.is_empty();
+    let prepared_selected = !unsignallable.is_empty();
     let held_in_dbs = matched.held_in_dbs;
     let targets = matched.sessions;
     let hidden = targets.iter().filter(|s| !s.details_visible()).count();
@@ -413,75 +452,108 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
              parallel worker); grant pg_read_all_stats to pgkick's role to see them"
         ));
     }
+    let allowed = plan.gate.approve(&targets, plan.guard)?;
+    Ok(Found {
+        client,
+        server,
+        filter,
+        poolers,
+        targets,
+        prepared_selected,
+        held_in_dbs,
+        allowed,
+    })
+}
 
-    let allowed = gate.approve(&targets, guard)?;
-    if guard.dry_run {
-        let mut holders = Vec::new();
-        if let Some(plan) = &lock_first {
-            let exclude = holders::Exclude {
-                pids: targets.iter().map(|s| s.pid).collect(),
-            };
-            holders = holders::find(&mut client, &server, &filter.dbs, &exclude)?;
-            if plan.rollback_prepared {
-                for h in &mut holders {
-                    if h.outcome == holders::Kind::PreparedTransaction {
-                        h.outcome = holders::Kind::WouldRollBack;
-                    }
+/// --dry-run: the sessions and what would happen to them, the lock's statements, the holders
+/// and the chains it would break, and the statements; changes nothing.
+fn show_plan(printer: &Printer, plan: &SignalPlan<'_>, found: Found) -> Result<ExitStatus> {
+    let Found {
+        mut client,
+        server,
+        filter,
+        poolers,
+        targets,
+        ..
+    } = found;
+    let mut holders = Vec::new();
+    if let Some(lock) = &plan.lock_first {
+        let exclude = holders::Exclude {
+            pids: targets.iter().map(|s| s.pid).collect(),
+        };
+        holders = holders::find(&mut client, &server, &filter.dbs, &exclude)?;
+        if lock.rollback_prepared {
+            for h in &mut holders {
+                if h.outcome == holders::Kind::PreparedTransaction {
+                    h.outcome = holders::Kind::WouldRollBack;
                 }
             }
-            let changes = lock::lock(
-                &mut client,
-                &server,
-                &lock::Targets {
-                    dbs: filter.dbs.clone(),
-                    roles: Vec::new(),
-                },
-                plan.method,
-                true,
-                plan.lock_timeout,
-            )?;
-            trail.changes(&mut client, &changes, true)?;
-            pooling::print_pause_plan(&poolers, &filter.dbs, plan.pause, printer)?;
-            print_statements(printer, &changes)?;
         }
-        let reports = with_outcome(&targets, action.would());
-        trail.planned_sessions(&reports)?;
-        if lock_first.is_some() {
-            print_entries(printer, reports, holders.clone())?;
-        } else {
-            printer.print(&reports)?;
-        }
-        if !filter.chain.is_empty() {
-            print_chains_to_break(&mut client, &server, &targets, printer)?;
-        }
-        let first = if cancel_first.is_some() {
-            Action::Cancel
-        } else {
-            action
-        };
-        printer.dry_run_sql(&signal::signal_query(&server, first, &targets).display())?;
-        for h in holders
-            .iter()
-            .filter(|h| h.outcome == holders::Kind::WouldRollBack)
-        {
-            printer.dry_run_sql(&format!(
-                "-- in database {}:\n{};",
-                escape_identifier(&h.datname),
-                holders::rollback_statement(h.gid.as_deref().unwrap_or_default())
-            ))?;
-        }
-        return Ok(ExitStatus::Success);
+        let changes = lock::lock(
+            &mut client,
+            &server,
+            &lock::Targets {
+                dbs: filter.dbs.clone(),
+                roles: Vec::new(),
+            },
+            lock.method,
+            true,
+            lock.lock_timeout,
+        )?;
+        plan.trail.changes(&mut client, &changes, true)?;
+        pooling::print_pause_plan(&poolers, &filter.dbs, lock.pause, printer)?;
+        print_statements(printer, &changes)?;
     }
-    if lock_first.is_none() {
+    let reports = with_outcome(&targets, plan.action.would());
+    plan.trail.planned_sessions(&reports)?;
+    if plan.lock_first.is_some() {
+        print_entries(printer, reports, holders.clone())?;
+    } else {
+        printer.print(&reports)?;
+    }
+    if !filter.chain.is_empty() {
+        print_chains_to_break(&mut client, &server, &targets, printer)?;
+    }
+    printer.dry_run_sql(&signal::signal_query(&server, plan.first_action(), &targets).display())?;
+    for h in holders
+        .iter()
+        .filter(|h| h.outcome == holders::Kind::WouldRollBack)
+    {
+        printer.dry_run_sql(&format!(
+            "-- in database {}:\n{};",
+            escape_identifier(&h.datname),
+            holders::rollback_statement(h.gid.as_deref().unwrap_or_default())
+        ))?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Carries the plan out: asks on a terminal, locks first (terminate --lock), signals, waits,
+/// records, and reports; for terminate --lock also what else still holds the databases.
+fn execute(
+    conn: &ConnArgs,
+    printer: &Printer,
+    plan: &SignalPlan<'_>,
+    found: Found,
+) -> Result<ExitStatus> {
+    let status_before = found.status_before();
+    let Found {
+        mut client,
+        mut server,
+        mut filter,
+        poolers,
+        targets,
+        held_in_dbs,
+        allowed,
+        ..
+    } = found;
+    let (action, guard, trail) = (plan.action, plan.guard, plan.trail);
+    if plan.lock_first.is_none() {
         note_hidden_holders(&mut client, &server, &filter.dbs, held_in_dbs, printer)?;
-    }
-    if targets.is_empty() && lock_first.is_none() {
-        printer.print::<Report>(&[])?;
-        return Ok(if partial_before {
-            ExitStatus::Partial
-        } else {
-            ExitStatus::Success
-        });
+        if targets.is_empty() {
+            printer.print::<Report>(&[])?;
+            return Ok(status_before);
+        }
     }
     let mut prompted = false;
     if !guard.yes && printer.interactive() && !targets.is_empty() {
@@ -497,27 +569,19 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     interrupt::install()?;
     // --rollback-prepared: into each database with prepared transactions before the lock
     // keeps everyone out; these connections are neither targets nor holders until closed.
-    let mut filter = filter;
-    let mut rollback = None;
-    if lock_first.as_ref().is_some_and(|p| p.rollback_prepared) {
-        let prepared = holders::find(&mut client, &server, &filter.dbs, &Default::default())?;
-        let dbs: BTreeSet<String> = prepared
-            .iter()
-            .filter(|h| h.outcome == holders::Kind::PreparedTransaction)
-            .map(|h| h.datname.clone())
-            .collect();
-        let opened = holders::PreparedRollback::open(&dbs.into_iter().collect::<Vec<_>>(), |db| {
-            let settings = conn::Settings::resolve_for_database(conn, db)?;
-            Ok(connect_with(&settings, conn, printer)?.client)
-        })?;
-        filter.exclude_pids.extend(opened.pids());
-        rollback = Some(opened);
-    }
+    let rollback = match &plan.lock_first {
+        Some(lock) if lock.rollback_prepared => {
+            let opened = open_rollback(&mut client, &server, &filter.dbs, conn, printer)?;
+            filter.exclude_pids.extend(opened.pids());
+            Some(opened)
+        }
+        _ => None,
+    };
     // A person may take a while to answer: what matched then (a lock chain, above all) may
     // have resolved since. Only the targets that still match are signalled.
     let mut stale = Vec::new();
     let mut unblocked = Vec::new();
-    let targets = match &lock_first {
+    let targets = match &plan.lock_first {
         None if prompted => {
             let still = session::find(&mut client, &server, &filter)?.sessions;
             let (keep, gone): (Vec<Session>, Vec<Session>) = targets
@@ -527,41 +591,18 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             keep
         }
         None => targets,
-        Some(plan) => {
-            // Paused on the poolers first, so that their clients wait instead of failing;
-            // locked next, so that clients reconnecting in a loop cannot get back in; then
-            // everything in the databases that matches now is a target.
-            let pause = pooling::pause(
+        Some(lock) => {
+            let (matched, terminated) = lock_then_find(
                 &mut client,
                 &server,
+                &filter,
                 &poolers,
-                &filter.dbs,
-                plan.pause,
+                lock,
                 conn,
+                trail,
                 printer,
             )?;
-            let changes = lock::lock_recording(
-                &mut client,
-                &server,
-                &lock::Targets {
-                    dbs: filter.dbs.clone(),
-                    roles: Vec::new(),
-                },
-                plan.method,
-                plan.lock_timeout,
-                &pause.entries(),
-            );
-            let mut changes = match changes {
-                Ok(changes) => changes,
-                Err(e) => return Err(pause.release_on(e)),
-            };
-            for change in &changes {
-                printer.note(&format!("database {}: {}", change.name, change.status));
-            }
-            pause.attach(&mut changes, printer);
-            unblocked = pause.terminated;
-            warn(printer, trail.changes(&mut client, &changes, false)?);
-            let matched = find(&mut client, &server, &filter, printer)?;
+            unblocked = terminated;
             server = matched.server.unwrap_or(server);
             matched.sessions
         }
@@ -574,41 +615,12 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
         None => targets,
     };
 
-    let first = if cancel_first.is_some() {
-        Action::Cancel
-    } else {
-        action
-    };
-    let mut reports = signal::signal(&mut client, &server, first, &targets)?;
+    let mut reports = signal::signal(&mut client, &server, plan.first_action(), &targets)?;
     // The pooler backends terminated to complete a pause are reported like any other.
     reports.splice(0..0, unblocked);
     // From here on signals have been sent: whatever stops the run (an interrupt, the server
     // going away) still reports what was already done before the error.
-    let finished = (|| -> Result<()> {
-        if let Some(grace) = cancel_first {
-            terminate_after_grace(&mut client, &server, &filter, &mut reports, grace, printer)?;
-        }
-        if wait.wait {
-            let what = match action {
-                Action::Terminate => "waiting for sessions to end",
-                Action::Cancel => "waiting for queries to stop",
-            };
-            signal::wait(
-                &mut client,
-                &server,
-                action,
-                &mut reports,
-                wait.wait_timeout,
-                &mut |remaining, left| {
-                    interrupt::check()?;
-                    printer.progress(what, remaining, left);
-                    Ok(())
-                },
-            )?;
-        }
-        Ok(())
-    })();
-    printer.progress("", 0, Duration::ZERO);
+    let finished = grace_and_wait(&mut client, &server, &filter, plan, &mut reports, printer);
     // Records for what was acted on: the sessions that no longer matched were not.
     if let Err(e) = trail
         .sessions(&mut client, &reports)
@@ -620,34 +632,23 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     }
     reports.extend(stale);
     reports.sort_by_key(|r| r.session.pid);
-    if lock_first.is_none() {
+    let Some(lock) = &plan.lock_first else {
         printer.print(&reports)?;
         finished?;
-        return Ok(if partial_before {
-            ExitStatus::Partial
-        } else {
-            exit_status(&reports)
-        });
-    }
+        return Ok(or_partial(status_before, &reports));
+    };
     // terminate --lock: what else keeps the databases from being dropped.
-    let held = match finished {
-        Ok(()) => drop_holders(
+    let held = finished.and_then(|()| {
+        drop_holders(
             &mut client,
             &server,
             &filter.dbs,
             &reports,
             rollback,
-            wait,
+            plan.wait,
             printer,
-        ),
-        Err(e) => {
-            if let Some(r) = rollback {
-                r.close();
-            }
-            printer.print(&reports)?;
-            return Err(e);
-        }
-    };
+        )
+    });
     let mut held = match held {
         Ok(held) => held,
         Err(e) => {
@@ -655,13 +656,137 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             return Err(e);
         }
     };
-    if lock_first
-        .as_ref()
-        .is_some_and(|p| p.method == LockMethod::AllowConnections)
-    {
+    if lock.method == LockMethod::AllowConnections {
         holders::locked_out(&mut held);
     }
-    for r in &reports {
+    report_what_holds(printer, &reports, &held);
+    let status = if held.iter().any(holders::Holder::holds) {
+        ExitStatus::Partial
+    } else {
+        or_partial(status_before, &reports)
+    };
+    print_entries(printer, reports, held)?;
+    Ok(status)
+}
+
+/// Partial when `before` is, else as the reports say.
+fn or_partial(before: ExitStatus, reports: &[Report]) -> ExitStatus {
+    if before == ExitStatus::Partial {
+        before
+    } else {
+        exit_status(reports)
+    }
+}
+
+/// --rollback-prepared, before the lock: one connection into each database that has prepared
+/// transactions.
+fn open_rollback(
+    client: &mut postgres::Client,
+    server: &Server,
+    dbs: &[String],
+    conn: &ConnArgs,
+    printer: &Printer,
+) -> Result<holders::PreparedRollback> {
+    let prepared = holders::find(client, server, dbs, &Default::default())?;
+    let dbs: BTreeSet<String> = prepared
+        .iter()
+        .filter(|h| h.outcome == holders::Kind::PreparedTransaction)
+        .map(|h| h.datname.clone())
+        .collect();
+    holders::PreparedRollback::open(&dbs.into_iter().collect::<Vec<_>>(), |db| {
+        let settings = conn::Settings::resolve_for_database(conn, db)?;
+        Ok(connect_with(&settings, conn, printer)?.client)
+    })
+}
+
+/// terminate --lock: paused on the poolers first, so that their clients wait instead of
+/// failing; locked next, so that clients reconnecting in a loop cannot get back in; then
+/// everything in the databases that matches now is a target. Returns those, and the pooler
+/// backends terminated to complete a pause.
+#[allow(clippy::too_many_arguments)]
+fn lock_then_find(
+    client: &mut postgres::Client,
+    server: &Server,
+    filter: &Filter,
+    poolers: &[pgbouncer::Pooler],
+    lock: &LockFirst<'_>,
+    conn: &ConnArgs,
+    trail: &audit::Trail,
+    printer: &Printer,
+) -> Result<(Matched, Vec<Report>)> {
+    let pause = pooling::pause(
+        client,
+        server,
+        poolers,
+        &filter.dbs,
+        lock.pause,
+        conn,
+        printer,
+    )?;
+    let changes = lock::lock_recording(
+        client,
+        server,
+        &lock::Targets {
+            dbs: filter.dbs.clone(),
+            roles: Vec::new(),
+        },
+        lock.method,
+        lock.lock_timeout,
+        &pause.entries(),
+    );
+    let mut changes = match changes {
+        Ok(changes) => changes,
+        Err(e) => return Err(pause.release_on(e)),
+    };
+    for change in &changes {
+        printer.note(&format!("database {}: {}", change.name, change.status));
+    }
+    pause.attach(&mut changes, printer);
+    let terminated = pause.terminated;
+    warn(printer, trail.changes(client, &changes, false)?);
+    Ok((find(client, server, filter, printer)?, terminated))
+}
+
+/// After the signal: --cancel-first's grace period, then --wait.
+fn grace_and_wait(
+    client: &mut postgres::Client,
+    server: &Server,
+    filter: &Filter,
+    plan: &SignalPlan<'_>,
+    reports: &mut [Report],
+    printer: &Printer,
+) -> Result<()> {
+    let finished = (|| -> Result<()> {
+        if let Some(grace) = plan.cancel_first {
+            terminate_after_grace(client, server, filter, reports, grace, printer)?;
+        }
+        if plan.wait.wait {
+            let what = match plan.action {
+                Action::Terminate => "waiting for sessions to end",
+                Action::Cancel => "waiting for queries to stop",
+            };
+            signal::wait(
+                client,
+                server,
+                plan.action,
+                reports,
+                plan.wait.wait_timeout,
+                &mut |remaining, left| {
+                    interrupt::check()?;
+                    printer.progress(what, remaining, left);
+                    Ok(())
+                },
+            )?;
+        }
+        Ok(())
+    })();
+    printer.progress("", 0, Duration::ZERO);
+    finished
+}
+
+/// terminate --lock: one line on stderr for each session and holder still in a database.
+fn report_what_holds(printer: &Printer, reports: &[Report], held: &[holders::Holder]) {
+    for r in reports {
         let why = match r.outcome {
             Outcome::StillPresent => "it did not exit within --wait-timeout",
             Outcome::PermissionDenied => "pgkick's role may not terminate it",
@@ -677,20 +802,13 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
             r.session.pid
         ));
     }
-    for h in &held {
+    for h in held {
         if h.holds() {
             printer.warn(&h.line());
         } else {
             printer.note(&h.line());
         }
     }
-    let status = if partial_before || held.iter().any(holders::Holder::holds) {
-        ExitStatus::Partial
-    } else {
-        exit_status(&reports)
-    };
-    print_entries(printer, reports, held)?;
-    Ok(status)
 }
 
 /// terminate --lock's report: in JSON one array, the sessions then the holders; as tables, the
