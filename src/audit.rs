@@ -36,7 +36,7 @@ use chrono::{DateTime, Utc};
 use postgres::types::Type;
 use serde::Serialize;
 
-use crate::cli::{AuditArgs, AuditDestination, ConnArgs, Facility};
+use crate::cli::{AuditArgs, ConnArgs};
 use crate::conn;
 use crate::lock::{Change, Status};
 use crate::session::Session;
@@ -503,6 +503,51 @@ fn host_name() -> Option<String> {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// Where --audit-log writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditDestination {
+    File(std::path::PathBuf),
+    Syslog,
+    Stderr,
+}
+
+/// Syslog facilities fit for an audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Facility {
+    Auth,
+    Authpriv,
+    Daemon,
+    User,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl Facility {
+    /// The facility's number in the syslog protocol (RFC 5424 section 6.2.1).
+    pub fn code(self) -> u8 {
+        match self {
+            Facility::Auth => 4,
+            Facility::Authpriv => 10,
+            Facility::Daemon => 3,
+            Facility::User => 1,
+            Facility::Local0 => 16,
+            Facility::Local1 => 17,
+            Facility::Local2 => 18,
+            Facility::Local3 => 19,
+            Facility::Local4 => 20,
+            Facility::Local5 => 21,
+            Facility::Local6 => 22,
+            Facility::Local7 => 23,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! The command-line contract: every flag pgkick accepts, in one place.
 //!
-//! Only clap types live here. Values are parsed into typed form by clap's value parsers
-//! (durations, regexes, addresses, states), so a malformed value is a usage error (exit 2)
-//! reported before any connection is made. Help text, man page and completions are all
+//! Only clap types live here; the values they parse into (`State`, `ClientMatch`,
+//! `LockMethod`, `AuditDestination`, ...) belong to the modules that use them. Values are
+//! parsed into typed form by clap's value parsers (durations, regexes, addresses, states), so
+//! a malformed value is a usage error (exit 2) reported before any connection is made. Help text, man page and completions are all
 //! generated from these definitions.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+use crate::audit::{AuditDestination, Facility};
+use crate::filter::{ClientMatch, State};
+use crate::lock::LockMethod;
 
 /// List, cancel and terminate PostgreSQL sessions; lock databases and roles against new
 /// connections.
@@ -378,51 +383,6 @@ pub struct AuditArgs {
     pub server_log: bool,
 }
 
-/// Where --audit-log writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuditDestination {
-    File(std::path::PathBuf),
-    Syslog,
-    Stderr,
-}
-
-/// Syslog facilities fit for an audit trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Facility {
-    Auth,
-    Authpriv,
-    Daemon,
-    User,
-    Local0,
-    Local1,
-    Local2,
-    Local3,
-    Local4,
-    Local5,
-    Local6,
-    Local7,
-}
-
-impl Facility {
-    /// The facility's number in the syslog protocol (RFC 5424 section 6.2.1).
-    pub fn code(self) -> u8 {
-        match self {
-            Facility::Auth => 4,
-            Facility::Authpriv => 10,
-            Facility::Daemon => 3,
-            Facility::User => 1,
-            Facility::Local0 => 16,
-            Facility::Local1 => 17,
-            Facility::Local2 => 18,
-            Facility::Local3 => 19,
-            Facility::Local4 => 20,
-            Facility::Local5 => 21,
-            Facility::Local6 => 22,
-            Facility::Local7 => 23,
-        }
-    }
-}
-
 fn parse_reason(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
         return Err("the reason is empty".into());
@@ -601,61 +561,6 @@ pub struct UnlockArgs {
 
     #[command(flatten)]
     pub poolers: PoolerArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LockMethod {
-    /// ALTER DATABASE ... ALLOW_CONNECTIONS false: keeps everyone out, superusers included
-    AllowConnections,
-    /// ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers
-    ConnectionLimit,
-    /// REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name
-    RevokeConnect,
-}
-
-/// pg_stat_activity.state values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum State {
-    Active,
-    Idle,
-    IdleInTransaction,
-    IdleInTransactionAborted,
-    Fastpath,
-    Disabled,
-}
-
-impl State {
-    /// The text pg_stat_activity.state holds for this state.
-    pub fn as_pg(self) -> &'static str {
-        match self {
-            State::Active => "active",
-            State::Idle => "idle",
-            State::IdleInTransaction => "idle in transaction",
-            State::IdleInTransactionAborted => "idle in transaction (aborted)",
-            State::Fastpath => "fastpath function call",
-            State::Disabled => "disabled",
-        }
-    }
-}
-
-/// A --client value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientMatch {
-    /// Unix-socket sessions.
-    Local,
-    /// An address or a network, in PostgreSQL's inet text form.
-    Network { addr: IpAddr, prefix: u8 },
-}
-
-impl ClientMatch {
-    /// Text PostgreSQL's inet input accepts.
-    pub fn to_inet(&self) -> Option<String> {
-        match self {
-            ClientMatch::Local => None,
-            ClientMatch::Network { addr, prefix } => Some(format!("{addr}/{prefix}")),
-        }
-    }
 }
 
 fn parse_client(s: &str) -> Result<ClientMatch, String> {

@@ -13,11 +13,12 @@ use postgres_protocol::escape::escape_identifier;
 
 use crate::chain;
 use crate::cli::{
-    Cli, Command, ConnArgs, FilterArgs, GuardArgs, ListArgs, LockArgs, LockMethod, PauseArgs,
-    UnlockArgs, WaitArgs, WatchArgs,
+    Cli, Command, ConnArgs, FilterArgs, GuardArgs, ListArgs, LockArgs, PauseArgs, UnlockArgs,
+    WaitArgs, WatchArgs,
 };
 use crate::error::{ExitStatus, Refused, Usage};
 use crate::filter::{Filter, LockChain};
+use crate::lock::LockMethod;
 use crate::output::Printer;
 use crate::server::Server;
 use crate::session::{self, Matched, Session};

@@ -7,11 +7,12 @@
 //! returns (Rust regex syntax, validated before connecting); a session whose query text the
 //! server hides from pgkick's role never matches a `--query` filter.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use regex::Regex;
 
-use crate::cli::{ClientMatch, FilterArgs, State};
+use crate::cli::FilterArgs;
 use crate::server::Server;
 use crate::session::Session;
 use crate::sql::{Param, Query};
@@ -631,6 +632,52 @@ impl Filter {
         }
         let text = session.query.as_deref().unwrap_or("");
         self.queries.iter().any(|re| re.is_match(text))
+    }
+}
+
+// The filter's values (from --state and --client).
+
+/// pg_stat_activity.state values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum State {
+    Active,
+    Idle,
+    IdleInTransaction,
+    IdleInTransactionAborted,
+    Fastpath,
+    Disabled,
+}
+
+impl State {
+    /// The text pg_stat_activity.state holds for this state.
+    pub fn as_pg(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::Idle => "idle",
+            State::IdleInTransaction => "idle in transaction",
+            State::IdleInTransactionAborted => "idle in transaction (aborted)",
+            State::Fastpath => "fastpath function call",
+            State::Disabled => "disabled",
+        }
+    }
+}
+
+/// A --client value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMatch {
+    /// Unix-socket sessions.
+    Local,
+    /// An address or a network, in PostgreSQL's inet text form.
+    Network { addr: IpAddr, prefix: u8 },
+}
+
+impl ClientMatch {
+    /// Text PostgreSQL's inet input accepts.
+    pub fn to_inet(&self) -> Option<String> {
+        match self {
+            ClientMatch::Local => None,
+            ClientMatch::Network { addr, prefix } => Some(format!("{addr}/{prefix}")),
+        }
     }
 }
 

@@ -90,7 +90,6 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::{Serialize, Serializer};
 
-use crate::cli::LockMethod;
 use crate::server::Server;
 
 mod catalog;
@@ -362,4 +361,18 @@ mod tests {
         };
         assert_eq!(already.clone().dry_run(), already);
     }
+}
+
+/// How `lock` keeps new connections out of a database (a `--method` value).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMethod {
+    /// ALTER DATABASE ... ALLOW_CONNECTIONS false: keeps everyone out, superusers included
+    AllowConnections,
+    /// ALTER DATABASE ... CONNECTION LIMIT 0: keeps out everyone but superusers
+    ConnectionLimit,
+    /// REVOKE CONNECT from PUBLIC and from every role granted CONNECT by name
+    RevokeConnect,
 }

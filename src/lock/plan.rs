@@ -11,8 +11,8 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 use super::catalog::{AclEntry, Facts, Object};
 use super::record::{PoolerEntry, Prior, Saved};
+use super::LockMethod;
 use super::{Change, Kind, Note, Status};
-use crate::cli::LockMethod;
 use crate::server::Server;
 
 /// The method name recorded for roles.
