@@ -13,8 +13,8 @@ use postgres_protocol::escape::escape_identifier;
 
 use crate::chain;
 use crate::cli::{
-    Cli, Command, ConnArgs, FilterArgs, GuardArgs, ListArgs, LockArgs, PauseArgs, UnlockArgs,
-    WaitArgs, WatchArgs,
+    Cli, Command, ConnArgs, GuardArgs, ListArgs, LockArgs, PauseArgs, UnlockArgs, WaitArgs,
+    WatchArgs,
 };
 use crate::error::{ExitStatus, Refused, Usage};
 use crate::filter::{Filter, LockChain};
@@ -41,7 +41,7 @@ pub fn run_on(
             &args.watch,
             SignalPlan {
                 action: Action::Cancel,
-                filter: &args.filter,
+                filter: Filter::from_args(&args.filter),
                 guard: &args.guard,
                 wait: &args.wait,
                 cancel_first: None,
@@ -56,7 +56,7 @@ pub fn run_on(
             &args.watch,
             SignalPlan {
                 action: Action::Terminate,
-                filter: &args.filter,
+                filter: Filter::from_args(&args.filter),
                 guard: &args.guard,
                 wait: &args.wait,
                 cancel_first: args.cancel_first.then_some(args.grace),
@@ -131,11 +131,13 @@ pub fn refuse_unfiltered(filter: &Filter, guard: &GuardArgs, action: Action) -> 
     Ok(())
 }
 
-/// What cancel or terminate was asked to do.
+/// What cancel or terminate was asked to do: the typed request, built from the command line
+/// once; nothing after it looks at command-line strings.
 #[derive(Clone)]
 struct SignalPlan<'a> {
     action: Action,
-    filter: &'a FilterArgs,
+    /// The typed filter, built from the command line once.
+    filter: Filter,
     guard: &'a GuardArgs,
     wait: &'a WaitArgs,
     /// terminate --cancel-first: the grace period.
@@ -430,7 +432,7 @@ impl Found {
 /// The guards: a filter or --all, the matched sessions, what cannot be signalled or seen, and
 /// the gate (--max, or a fleet's guards). Changes nothing.
 fn match_and_guard(conn: &ConnArgs, printer: &Printer, plan: &SignalPlan<'_>) -> Result<Found> {
-    let filter = Filter::from_args(plan.filter);
+    let filter = plan.filter.clone();
     let poolers = match &plan.lock_first {
         Some(lock) => pooling::parse(&lock.pause.pgbouncer)?,
         None => Vec::new(),
