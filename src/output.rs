@@ -298,9 +298,14 @@ impl Printer {
         if self.quiet {
             return Ok(());
         }
-        let text =
-            format!("-- dry run: nothing was changed. The statement that would run:\n{sql}\n");
-        if self.keep_block(&text, true) {
+        self.dry_run_block(&format!(
+            "-- dry run: nothing was changed. The statement that would run:\n{sql}\n"
+        ))
+    }
+
+    /// A block of --dry-run text: after the table on stdout, or on stderr with JSON output.
+    fn dry_run_block(&self, text: &str) -> io::Result<()> {
+        if self.keep_block(text, true) {
             return Ok(());
         }
         if self.is_json() {
@@ -342,21 +347,10 @@ impl Printer {
         if self.quiet || lines.is_empty() {
             return Ok(());
         }
-        let text = format!(
+        self.dry_run_block(&format!(
             "-- dry run: the lock chains this would break:\n{}",
             tree_text(lines, Utc::now())
-        );
-        if self.keep_block(&text, true) {
-            return Ok(());
-        }
-        if self.is_json() {
-            io::stderr().write_all(text.as_bytes())
-        } else {
-            let mut out = io::stdout().lock();
-            out.write_all(b"\n")?;
-            out.write_all(text.as_bytes())?;
-            out.flush()
-        }
+        ))
     }
 
     /// One server of many: keeps `text` to show under the server's name; false otherwise.
