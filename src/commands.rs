@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
+use crate::activity::{self, Matched};
 use crate::chain;
 use crate::cli::{
     Cli, Command, ConnArgs, FilterArgs, GuardArgs, ListArgs, LockArgs, LockMethod, PauseArgs,
@@ -20,7 +21,7 @@ use crate::error::{ExitStatus, Refused, Usage};
 use crate::filter::{Filter, LockChain};
 use crate::output::Printer;
 use crate::server::Server;
-use crate::session::{self, Matched, Session};
+use crate::session::Session;
 use crate::signal::{self, Action, Outcome, Report};
 use crate::{audit, conn, conninfo, holders, interrupt, lock, pooling, watch};
 
@@ -222,12 +223,15 @@ fn connect_and_find(
     printer: &Printer,
 ) -> Result<(postgres::Client, Server, Matched)> {
     let mut client = open(args, printer)?.client;
-    let (server, matched) = match session::probe(&mut client, filter)? {
-        Some(matched) => (matched.server.unwrap_or_else(Server::probe), matched),
+    let (server, matched) = match activity::probe(&mut client, filter)? {
+        Some(matched) => (
+            matched.server.unwrap_or_else(Server::assumed_for_probe),
+            matched,
+        ),
         None => {
             let server = Server::detect(&mut client)?;
             filter.check_server(&server).map_err(Usage)?;
-            let matched = session::find(&mut client, &server, filter)?;
+            let matched = activity::find(&mut client, &server, filter)?;
             (server, matched)
         }
     };
@@ -271,7 +275,7 @@ fn find(
     filter: &Filter,
     printer: &Printer,
 ) -> Result<Matched> {
-    let matched = session::find(client, server, filter)?;
+    let matched = activity::find(client, server, filter)?;
     warn_hidden_from_query(&matched, printer);
     Ok(matched)
 }
@@ -519,7 +523,7 @@ fn signal_sessions(conn: &ConnArgs, printer: &Printer, plan: SignalPlan<'_>) -> 
     let mut unblocked = Vec::new();
     let targets = match &lock_first {
         None if prompted => {
-            let still = session::find(&mut client, &server, &filter)?.sessions;
+            let still = activity::find(&mut client, &server, &filter)?.sessions;
             let (keep, gone): (Vec<Session>, Vec<Session>) = targets
                 .into_iter()
                 .partition(|t| still.iter().any(|s| s.same_backend(t)));
@@ -821,7 +825,7 @@ fn print_chains_to_break(
         },
         ..Filter::default()
     };
-    let mut sessions = session::find(client, server, &blocked)?.sessions;
+    let mut sessions = activity::find(client, server, &blocked)?.sessions;
     for t in targets {
         if !sessions.iter().any(|s| s.pid == t.pid) {
             sessions.push(t.clone());
@@ -866,7 +870,7 @@ fn terminate_after_grace(
     }
     printer.progress("", 0, Duration::ZERO);
 
-    let still_matching = session::find(client, server, filter)?.sessions;
+    let still_matching = activity::find(client, server, filter)?.sessions;
     let to_terminate: Vec<Session> = reports
         .iter()
         .filter(|r| r.outcome == Outcome::Cancelled)
