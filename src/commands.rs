@@ -215,28 +215,42 @@ fn connect(args: &ConnArgs, printer: &Printer) -> Result<(postgres::Client, Serv
 }
 
 /// Connects and finds the filter's sessions. On PostgreSQL 13 and later one statement finds
-/// them and tells the server's version (the rows carry it); an older server rejects that
-/// statement, and is then detected first.
+/// them and tells the server's facts (the rows carry them: None when no row came back); an
+/// older server rejects that statement, and is then detected first.
+fn connect_and_probe(
+    args: &ConnArgs,
+    filter: &Filter,
+    printer: &Printer,
+) -> Result<(postgres::Client, Option<Server>, Matched)> {
+    let mut client = open(args, printer)?.client;
+    let (server, matched) = match activity::probe(&mut client, filter)? {
+        Some(matched) => (matched.server, matched),
+        None => {
+            let server = Server::detect(&mut client)?;
+            filter.check_server(&server).map_err(Usage)?;
+            let matched = activity::find(&mut client, &server, filter)?;
+            (Some(server), matched)
+        }
+    };
+    warn_hidden_from_query(&matched, printer);
+    if let Some(server) = &server {
+        warn_lock_chain_limits(filter, server, &matched, printer);
+    }
+    Ok((client, server, matched))
+}
+
+/// `connect_and_probe` for the commands that act on the server whatever matched: when no row
+/// told the server's facts, they are detected (one more statement, only then).
 fn connect_and_find(
     args: &ConnArgs,
     filter: &Filter,
     printer: &Printer,
 ) -> Result<(postgres::Client, Server, Matched)> {
-    let mut client = open(args, printer)?.client;
-    let (server, matched) = match activity::probe(&mut client, filter)? {
-        Some(matched) => (
-            matched.server.unwrap_or_else(Server::assumed_for_probe),
-            matched,
-        ),
-        None => {
-            let server = Server::detect(&mut client)?;
-            filter.check_server(&server).map_err(Usage)?;
-            let matched = activity::find(&mut client, &server, filter)?;
-            (server, matched)
-        }
+    let (mut client, server, matched) = connect_and_probe(args, filter, printer)?;
+    let server = match server {
+        Some(server) => server,
+        None => Server::detect(&mut client)?,
     };
-    warn_hidden_from_query(&matched, printer);
-    warn_lock_chain_limits(filter, &server, &matched, printer);
     Ok((client, server, matched))
 }
 
@@ -300,9 +314,11 @@ fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatu
     }
     let filter = Filter::from_args(args);
     let poolers = pooling::parse(&list.poolers.pgbouncer)?;
-    let (mut client, server, mut matched) = connect_and_find(conn, &filter, printer)?;
+    let (mut client, server, mut matched) = connect_and_probe(conn, &filter, printer)?;
     pooling::link_sessions(&mut matched.sessions, &poolers, conn, printer)?;
-    if tree && !server.has_blocking_pids() {
+    // No facts, no row: the probe's statement ran, which only servers with pg_blocking_pids
+    // answer (13 and later).
+    if let Some(server) = server.filter(|s| tree && !s.has_blocking_pids()) {
         return Err(Usage(format!(
             "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
             server.version_text()
@@ -334,6 +350,13 @@ fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatu
     } else {
         printer.print(&matched.sessions)?;
     }
+    // With no row (so no facts) the server is detected only for the statement that looks
+    // for what else holds the databases.
+    let server = match server {
+        Some(server) => server,
+        None if filter.dbs.is_empty() => return Ok(ExitStatus::Success),
+        None => Server::detect(&mut client)?,
+    };
     note_hidden_holders(
         &mut client,
         &server,
