@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
+use crate::activity::{self, Matched};
 use crate::chain;
 use crate::cli::{
     Cli, Command, ConnArgs, GuardArgs, ListArgs, LockArgs, PauseArgs, UnlockArgs, WaitArgs,
@@ -21,7 +22,7 @@ use crate::filter::{Filter, LockChain};
 use crate::lock::LockMethod;
 use crate::output::Printer;
 use crate::server::Server;
-use crate::session::{self, Matched, Session};
+use crate::session::Session;
 use crate::signal::{self, Action, Outcome, Report};
 use crate::{audit, conn, conninfo, holders, interrupt, lock, pgbouncer, pooling, watch};
 
@@ -228,25 +229,42 @@ fn connect(args: &ConnArgs, printer: &Printer) -> Result<(postgres::Client, Serv
 }
 
 /// Connects and finds the filter's sessions. On PostgreSQL 13 and later one statement finds
-/// them and tells the server's version (the rows carry it); an older server rejects that
-/// statement, and is then detected first.
+/// them and tells the server's facts (the rows carry them: None when no row came back); an
+/// older server rejects that statement, and is then detected first.
+fn connect_and_probe(
+    args: &ConnArgs,
+    filter: &Filter,
+    printer: &Printer,
+) -> Result<(postgres::Client, Option<Server>, Matched)> {
+    let mut client = open(args, printer)?.client;
+    let (server, matched) = match activity::probe(&mut client, filter)? {
+        Some(matched) => (matched.server, matched),
+        None => {
+            let server = Server::detect(&mut client)?;
+            filter.check_server(&server).map_err(Usage)?;
+            let matched = activity::find(&mut client, &server, filter)?;
+            (Some(server), matched)
+        }
+    };
+    warn_hidden_from_query(&matched, printer);
+    if let Some(server) = &server {
+        warn_lock_chain_limits(filter, server, &matched, printer);
+    }
+    Ok((client, server, matched))
+}
+
+/// `connect_and_probe` for the commands that act on the server whatever matched: when no row
+/// told the server's facts, they are detected (one more statement, only then).
 fn connect_and_find(
     args: &ConnArgs,
     filter: &Filter,
     printer: &Printer,
 ) -> Result<(postgres::Client, Server, Matched)> {
-    let mut client = open(args, printer)?.client;
-    let (server, matched) = match session::probe(&mut client, filter)? {
-        Some(matched) => (matched.server.unwrap_or_else(Server::probe), matched),
-        None => {
-            let server = Server::detect(&mut client)?;
-            filter.check_server(&server).map_err(Usage)?;
-            let matched = session::find(&mut client, &server, filter)?;
-            (server, matched)
-        }
+    let (mut client, server, matched) = connect_and_probe(args, filter, printer)?;
+    let server = match server {
+        Some(server) => server,
+        None => Server::detect(&mut client)?,
     };
-    warn_hidden_from_query(&matched, printer);
-    warn_lock_chain_limits(filter, &server, &matched, printer);
     Ok((client, server, matched))
 }
 
@@ -285,7 +303,7 @@ fn find(
     filter: &Filter,
     printer: &Printer,
 ) -> Result<Matched> {
-    let matched = session::find(client, server, filter)?;
+    let matched = activity::find(client, server, filter)?;
     warn_hidden_from_query(&matched, printer);
     Ok(matched)
 }
@@ -310,9 +328,11 @@ fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatu
     }
     let filter = Filter::from_args(args);
     let poolers = pooling::parse(&list.poolers.pgbouncer)?;
-    let (mut client, server, mut matched) = connect_and_find(conn, &filter, printer)?;
+    let (mut client, server, mut matched) = connect_and_probe(conn, &filter, printer)?;
     pooling::link_sessions(&mut matched.sessions, &poolers, conn, printer)?;
-    if tree && !server.has_blocking_pids() {
+    // No facts, no row: the probe's statement ran, which only servers with pg_blocking_pids
+    // answer (13 and later).
+    if let Some(server) = server.filter(|s| tree && !s.has_blocking_pids()) {
         return Err(Usage(format!(
             "--tree needs pg_blocking_pids(), which PostgreSQL has from 9.6; the server is {}",
             server.version_text()
@@ -344,6 +364,13 @@ fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatu
     } else {
         printer.print(&matched.sessions)?;
     }
+    // With no row (so no facts) the server is detected only for the statement that looks
+    // for what else holds the databases.
+    let server = match server {
+        Some(server) => server,
+        None if filter.dbs.is_empty() => return Ok(ExitStatus::Success),
+        None => Server::detect(&mut client)?,
+    };
     note_hidden_holders(
         &mut client,
         &server,
@@ -586,7 +613,7 @@ fn execute(
     let mut unblocked = Vec::new();
     let targets = match &plan.lock_first {
         None if prompted => {
-            let still = session::find(&mut client, &server, &filter)?.sessions;
+            let still = activity::find(&mut client, &server, &filter)?.sessions;
             let (keep, gone): (Vec<Session>, Vec<Session>) = targets
                 .into_iter()
                 .partition(|t| still.iter().any(|s| s.same_backend(t)));
@@ -942,7 +969,7 @@ fn print_chains_to_break(
         },
         ..Filter::default()
     };
-    let mut sessions = session::find(client, server, &blocked)?.sessions;
+    let mut sessions = activity::find(client, server, &blocked)?.sessions;
     for t in targets {
         if !sessions.iter().any(|s| s.pid == t.pid) {
             sessions.push(t.clone());
@@ -987,7 +1014,7 @@ fn terminate_after_grace(
     }
     printer.progress("", 0, Duration::ZERO);
 
-    let still_matching = session::find(client, server, filter)?.sessions;
+    let still_matching = activity::find(client, server, filter)?.sessions;
     let to_terminate: Vec<Session> = reports
         .iter()
         .filter(|r| r.outcome == Outcome::Cancelled)

@@ -6,21 +6,20 @@
 //! with the number of values. `--query` regexes are applied by pgkick to the rows the server
 //! returns (Rust regex syntax, validated before connecting); a session whose query text the
 //! server hides from pgkick's role never matches a `--query` filter.
+//!
+//! The columns the statement selects, and the names they go by, are `activity::columns`'s;
+//! running the statement and reading its rows is `activity::find`'s.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use regex::Regex;
 
+use crate::activity::columns::{name, Columns, NO_LOCK_COLUMNS, SERVER_FACTS};
 use crate::cli::FilterArgs;
 use crate::server::Server;
 use crate::session::Session;
 use crate::sql::{Param, Query};
-
-/// Appended to every row of `Filter::select`: the server's version and whether pgkick's role is
-/// a superuser (`Server::from_row` reads them), so the rows carry what detection would ask.
-const SERVER_FACTS: &str = "pg_catalog.current_setting('server_version_num')::int4 \
-     AS server_version_num, pg_catalog.current_setting('is_superuser') = 'on' AS is_superuser";
 
 /// Ages longer than this (1000 years) are taken as this: every session is younger.
 const MAX_AGE_MICROS: i64 = 1000 * 36525 * 24 * 3600 * 10_000;
@@ -150,104 +149,6 @@ fn lock_graph(server: &Server, cols: &Columns) -> String {
         h = lock_object("h"),
         w = lock_object("w"),
     )
-}
-
-/// The lock-chain columns on servers without pg_blocking_pids (before 9.6): unknown.
-const NO_LOCK_COLUMNS: &str = "NULL::int4[] AS blocked_by, NULL::int4[] AS blocking, \
-     NULL::timestamptz AS lock_wait_start, NULL::text AS gid, NULL::bool AS matched";
-
-/// Column expressions of pg_stat_activity for one server version family.
-pub struct Columns {
-    pub pid: &'static str,
-    pub query: &'static str,
-    pub state: &'static str,
-    state_change: &'static str,
-    wait_event_type: &'static str,
-    wait_event: &'static str,
-    backend_type: &'static str,
-    leader_pid: &'static str,
-}
-
-impl Columns {
-    pub fn for_server(server: &Server) -> Columns {
-        let old = !server.has_state();
-        Columns {
-            pid: if old { "a.procpid" } else { "a.pid" },
-            query: if old { "a.current_query" } else { "a.query" },
-            // Before 9.2 the state is encoded in current_query.
-            state: if old {
-                "(CASE a.current_query WHEN '<IDLE>' THEN 'idle' \
-                 WHEN '<IDLE> in transaction' THEN 'idle in transaction' \
-                 WHEN '<IDLE> in transaction (aborted)' THEN 'idle in transaction (aborted)' \
-                 WHEN '<insufficient privilege>' THEN NULL ELSE 'active' END)"
-            } else {
-                "a.state"
-            },
-            state_change: if old {
-                "NULL::timestamptz"
-            } else {
-                "a.state_change"
-            },
-            wait_event_type: if server.has_wait_event() {
-                "a.wait_event_type"
-            } else {
-                "(CASE WHEN a.waiting THEN 'Lock' END)"
-            },
-            wait_event: if server.has_wait_event() {
-                "a.wait_event"
-            } else {
-                "NULL::text"
-            },
-            backend_type: if server.has_backend_type() {
-                "a.backend_type"
-            } else {
-                "NULL::text"
-            },
-            leader_pid: if server.has_leader_pid() {
-                "a.leader_pid"
-            } else {
-                "NULL::int4"
-            },
-        }
-    }
-
-    /// The select list `Session::from_row` reads.
-    pub fn select_list(&self) -> String {
-        format!(
-            "{pid} AS pid, a.datname::text AS datname, a.usename::text AS usename, \
-             a.application_name, a.client_addr, a.client_port, a.backend_start, a.xact_start, \
-             a.query_start, {sc} AS state_change, {wet} AS wait_event_type, \
-             {we} AS wait_event, {st} AS state, {bt} AS backend_type, {lp} AS leader_pid, \
-             {q} AS query, a.usesysid",
-            pid = self.pid,
-            sc = self.state_change,
-            wet = self.wait_event_type,
-            we = self.wait_event,
-            st = self.state,
-            bt = self.backend_type,
-            lp = self.leader_pid,
-            q = self.query,
-        )
-    }
-
-    /// Conditions that hold whatever the filters: not pgkick's own session, a database
-    /// session, not a parallel worker.
-    pub fn always(&self, server: &Server) -> Vec<String> {
-        let mut conds = vec![
-            format!("{} <> pg_catalog.pg_backend_pid()", self.pid),
-            "a.datname IS NOT NULL".to_string(),
-        ];
-        if server.has_backend_type() {
-            conds.push(format!(
-                "a.backend_type IS DISTINCT FROM '{}'",
-                server.parallel_worker_type()
-            ));
-        }
-        if server.has_leader_pid() {
-            conds.push("(a.leader_pid IS NULL OR a.leader_pid = a.pid)".into());
-        }
-        conds
-    }
 }
 
 /// `now() - d`, with `d` bound as a parameter. Capped at 1000 years, which no session is older
@@ -387,21 +288,31 @@ impl Filter {
         let prepared_matched = self.prepared_conditions(&mut q).join(" AND ");
         let facts = self.server_facts(server, &mut q);
         // A session outside any chain gets nulls (4 bytes each on the wire; `session` reads
-        // them as empty arrays). With nobody blocked, the join to `nd` would still hash every
+        // them as empty arrays in `activity`). With nobody blocked, the join to `nd` would still hash every
         // session, so then (and only when no lock-chain filter asks, since those match nothing
         // without a chain) a second branch without it serves the rows instead: each branch is
         // gated by a one-time test of `e`.
         let conds = conds.join(" AND ");
         let sessions = |join: &str, columns: &str, gate: &str| {
             format!(
-                "SELECT {list}, a.pgkick_blocked_by AS blocked_by, {columns}, \
-                 NULL::text AS gid, NULL::bool AS matched, {facts} \
+                "SELECT {list}, a.pgkick_blocked_by AS {blocked_by}, {columns}, \
+                 NULL::text AS {gid}, NULL::bool AS {matched}, {facts} \
                  FROM sa a{join} WHERE {conds}{gate}",
                 list = cols.select_list(),
+                blocked_by = name::BLOCKED_BY,
+                gid = name::GID,
+                matched = name::MATCHED,
             )
         };
         let join = format!(" LEFT JOIN nd ON nd.pid = {}", cols.pid);
-        let graph_columns = "nd.blocking AS blocking, nd.wait_start AS lock_wait_start";
+        let lock_columns = |blocking: &str, wait_start: &str| {
+            format!(
+                "{blocking} AS {}, {wait_start} AS {}",
+                name::BLOCKING,
+                name::LOCK_WAIT_START
+            )
+        };
+        let graph_columns = &lock_columns("nd.blocking", "nd.wait_start");
         let mut branches = Vec::new();
         if self.chain.is_empty() {
             branches.push(sessions(
@@ -411,7 +322,7 @@ impl Filter {
             ));
             branches.push(sessions(
                 "",
-                "NULL::int4[] AS blocking, NULL::timestamptz AS lock_wait_start",
+                &lock_columns("NULL::int4[]", "NULL::timestamptz"),
                 " AND NOT EXISTS (SELECT 1 FROM e)",
             ));
         } else {
@@ -475,7 +386,7 @@ impl Filter {
     /// no row came back; null without `--db`.
     fn server_facts(&self, server: &Server, q: &mut Query) -> String {
         if self.dbs.is_empty() {
-            return format!("{SERVER_FACTS}, NULL::int8 AS held_in_dbs");
+            return format!("{SERVER_FACTS}, NULL::int8 AS {}", name::HELD_IN_DBS);
         }
         let p = q.bind(Param::TextArray(self.dbs.clone()));
         let slots = if server.version_num >= 90400 {
@@ -489,7 +400,8 @@ impl Filter {
         };
         format!(
             "{SERVER_FACTS}, ((SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
-             WHERE x.database::text = ANY({p}::text[])){slots}) AS held_in_dbs"
+             WHERE x.database::text = ANY({p}::text[])){slots}) AS {held}",
+            held = name::HELD_IN_DBS
         )
     }
 

@@ -2,6 +2,7 @@
 //!
 //! The only place that prints errors and picks the process exit code.
 
+mod activity;
 mod audit;
 mod chain;
 mod cli;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::activity;
 use crate::cli::{ConnArgs, FilterArgs, PauseArgs};
 use crate::commands::connect_with;
 use crate::error::Usage;
@@ -18,7 +19,7 @@ use crate::lock::{self, PoolerAction};
 use crate::output::Printer;
 use crate::pgbouncer::{self, Admin, Connections, Paused, Pooler, PoolerLink, Step};
 use crate::server::Server;
-use crate::session::{self, Session};
+use crate::session::Session;
 use crate::signal::{self, Action, Report};
 
 /// The `--pgbouncer` values, checked before anything connects.
@@ -166,7 +167,7 @@ impl pgbouncer::Pausing for Unblocker<'_> {
             pid: pids.to_vec(),
             ..FilterArgs::default()
         });
-        let sessions = session::find(self.client, self.server, &filter)?.sessions;
+        let sessions = activity::find(self.client, self.server, &filter)?.sessions;
         for s in &sessions {
             self.printer.warn(&format!(
                 "terminating pid {} ({}): its open transaction keeps the pause of database \

@@ -31,22 +31,16 @@ impl Server {
         })
     }
 
-    /// What a probe assumes before it knows: the oldest version whose pg_stat_activity SQL is
-    /// the same as the newest's (13, `leader_pid`). A server older than that rejects the
-    /// probe's statement; a newer one answers it with its real facts (`from_row`).
-    pub fn probe() -> Server {
+    /// The server a probe writes its statement for, before it knows the real one: the oldest
+    /// version whose pg_stat_activity SQL is the same as the newest's (13, `leader_pid`). A
+    /// server older than that rejects the probe's statement; a newer one answers it with its
+    /// real facts on every row (`activity::Matched::server`). For SQL generation only: never
+    /// the facts of the server connected to.
+    pub fn assumed_for_probe() -> Server {
         Server {
             version_num: 130000,
             is_superuser: false,
         }
-    }
-
-    /// The facts `filter::Filter::select` appends to each row, after the session's columns.
-    pub fn from_row(row: &postgres::Row, first: usize) -> Result<Server> {
-        Ok(Server {
-            version_num: row.try_get(first)?,
-            is_superuser: row.try_get(first + 1)?,
-        })
     }
 
     /// A server of the given version, for SQL generation without a connection.

@@ -472,3 +472,27 @@ fn chains_prepared_transaction_blocker_cannot_be_signalled() {
     assert_eq!(w.query_result(Duration::from_secs(20)), Some(Ok(())));
     assert_eq!(x.query_result(Duration::from_secs(20)), Some(Ok(())));
 }
+
+/// With nothing matched no row carries the server's facts: what pgkick says about the server
+/// is the real server's, never the version the first statement was written for (13).
+#[test]
+fn chains_nothing_matched_tells_nothing_invented_about_the_server() {
+    let server = Server::shared();
+    let db = unique_name("chains_none");
+    for verb in ["list", "terminate"] {
+        let mut cmd = server.pgkick();
+        cmd.args([verb, "--db", &db, "--blocked", "--blocked-for", "1m"]);
+        if verb == "terminate" {
+            cmd.arg("--yes");
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.code, 0, "{verb}: {}", out.stderr);
+        if server.version_num() / 10000 != 13 {
+            assert!(
+                !out.stderr.contains("PostgreSQL 13"),
+                "{verb}: {}",
+                out.stderr
+            );
+        }
+    }
+}
