@@ -7,7 +7,7 @@
 //! returns (Rust regex syntax, validated before connecting); a session whose query text the
 //! server hides from pgkick's role never matches a `--query` filter.
 //!
-//! The columns the statement selects, and the names they go by, are `activity::columns`'s;
+//! The columns the statement selects, and the names they go by, are `columns`'s;
 //! running the statement and reading its rows is `activity::find`'s.
 
 use std::net::IpAddr;
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::activity::columns::{name, Columns, NO_LOCK_COLUMNS, SERVER_FACTS};
 use crate::cli::FilterArgs;
+use crate::columns::{name, Columns, NO_LOCK_COLUMNS, SERVER_FACTS};
 use crate::server::Server;
 use crate::session::Session;
 use crate::sql::{Param, Query};

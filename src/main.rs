@@ -6,6 +6,7 @@ mod activity;
 mod audit;
 mod chain;
 mod cli;
+mod columns;
 mod commands;
 mod conn;
 mod conninfo;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::activity::columns::Columns;
+use crate::columns::Columns;
 use crate::server::Server;
 use crate::session::Session;
 use crate::sql::{Param, Query};

@@ -1,11 +1,11 @@
 //! pg_stat_activity's columns: their expression on each server version, the select list, and
 //! the name each column of a row is read by. `crate::filter` writes its statement from these;
-//! `super::find` reads the rows by these names, so that the two cannot disagree on a position.
+//! `crate::activity` reads the rows by these names, so that the two cannot disagree on a position.
 
 use crate::server::Server;
 
 /// The names of the columns of a row of `Filter::select`'s statement. The SQL aliases are
-/// written from these and `super::find` reads by them.
+/// written from these and `crate::activity` reads by them.
 pub mod name {
     pub const PID: &str = "pid";
     pub const DATNAME: &str = "datname";

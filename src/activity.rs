@@ -1,10 +1,13 @@
 //! Finding the sessions a filter matches: runs `Filter::select`'s statement and reads each
-//! row by the column names of `super::columns::name`.
+//! row by the column names of `crate::columns::name`.
+//!
+//! Modules depend one way: `session` (the data) ← `columns` (pg_stat_activity's columns) ←
+//! `filter` (the filter and its SQL) ← `activity` (runs it and reads the rows).
 
 use anyhow::{Context, Result};
 use postgres::types::FromSqlOwned;
 
-use super::columns::name;
+use crate::columns::name;
 use crate::filter::Filter;
 use crate::server::Server;
 use crate::session::{PreparedBlocker, Session};
@@ -164,7 +167,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::activity::columns::{Columns, NO_LOCK_COLUMNS, SERVER_FACTS};
+    use crate::columns::{Columns, NO_LOCK_COLUMNS, SERVER_FACTS};
 
     /// A row whose every column is its type's default, and that records the names read.
     #[derive(Default)]
