@@ -4,6 +4,9 @@
 
 use crate::server::Server;
 
+/// The backend type considered when no --backend-type is given.
+pub const DEFAULT_BACKEND_TYPE: &str = "client backend";
+
 /// The names of the columns of a row of `Filter::select`'s statement. The SQL aliases are
 /// written from these and `crate::activity` reads by them.
 pub mod name {

@@ -828,7 +828,7 @@ fn report_what_holds(printer: &Printer, reports: &[Report], held: &[holders::Hol
             r.session
                 .backend_type
                 .as_deref()
-                .unwrap_or(crate::filter::DEFAULT_BACKEND_TYPE),
+                .unwrap_or(crate::columns::DEFAULT_BACKEND_TYPE),
             r.session.pid
         ));
     }

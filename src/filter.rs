@@ -16,16 +16,13 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::cli::FilterArgs;
-use crate::columns::{name, Columns, NO_LOCK_COLUMNS, SERVER_FACTS};
+use crate::columns::{name, Columns, DEFAULT_BACKEND_TYPE, NO_LOCK_COLUMNS, SERVER_FACTS};
 use crate::server::Server;
 use crate::session::Session;
 use crate::sql::{Param, Query};
 
 /// Ages longer than this (1000 years) are taken as this: every session is younger.
 const MAX_AGE_MICROS: i64 = 1000 * 36525 * 24 * 3600 * 10_000;
-
-/// The backend type considered when no --backend-type is given.
-pub const DEFAULT_BACKEND_TYPE: &str = "client backend";
 
 /// A validated filter. Built from the command line once; nothing after this point looks at
 /// command-line strings.
@@ -385,24 +382,13 @@ impl Filter {
     /// row shows), so that the caller needs another statement only when there are any, or when
     /// no row came back; null without `--db`.
     fn server_facts(&self, server: &Server, q: &mut Query) -> String {
-        if self.dbs.is_empty() {
-            return format!("{SERVER_FACTS}, NULL::int8 AS {}", name::HELD_IN_DBS);
-        }
-        let p = q.bind(Param::TextArray(self.dbs.clone()));
-        let slots = if server.version_num >= 90400 {
-            format!(
-                " + (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots s \
-                 JOIN pg_catalog.pg_database d ON d.oid = s.datoid \
-                 WHERE s.active AND d.datname::text = ANY({p}::text[]))"
-            )
+        let held = if self.dbs.is_empty() {
+            "NULL::int8".to_string()
         } else {
-            String::new()
+            let p = q.bind(Param::TextArray(self.dbs.clone()));
+            crate::holders::count_without_backends(server, &p)
         };
-        format!(
-            "{SERVER_FACTS}, ((SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
-             WHERE x.database::text = ANY({p}::text[])){slots}) AS {held}",
-            held = name::HELD_IN_DBS
-        )
+        format!("{SERVER_FACTS}, {held} AS {}", name::HELD_IN_DBS)
     }
 
     /// Whether a prepared transaction that blocks someone (a row of `pb`) matches: only the
@@ -652,7 +638,7 @@ mod tests {
             "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
              WHERE x.database::text = ANY("
         ));
-        assert!(q.sql.contains("WHERE s.active AND d.datname::text = ANY("));
+        assert!(q.sql.contains("WHERE d.datname::text = ANY($3::text[]) AND s.active)"));
         assert!(q.sql.contains(") AS held_in_dbs"));
         let q = filter(&[]).select(&Server::version(150000));
         assert!(q.sql.contains("NULL::int8 AS held_in_dbs"));

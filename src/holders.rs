@@ -67,14 +67,16 @@ impl Kind {
         }
     }
 
+    /// The kinds the statement reports, by their `outcome`.
     fn parse(s: &str) -> Option<Kind> {
-        match s {
-            "replication_slot" => Some(Kind::ReplicationSlot),
-            "subscription" => Some(Kind::Subscription),
-            "backend" => Some(Kind::Backend),
-            "prepared_transaction" => Some(Kind::PreparedTransaction),
-            _ => None,
-        }
+        [
+            Kind::ReplicationSlot,
+            Kind::Subscription,
+            Kind::Backend,
+            Kind::PreparedTransaction,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -94,9 +96,6 @@ pub struct Holder {
     pub owner: Option<String>,
     pub slot_name: Option<String>,
     pub subname: Option<String>,
-    /// For a subscription: whether it is enabled (its apply worker runs).
-    #[serde(skip)]
-    pub subenabled: Option<bool>,
     /// For a logical replication worker: its subscription is disabled, so it is on its way out.
     #[serde(skip)]
     pub exiting: bool,
@@ -124,7 +123,7 @@ impl Holder {
     }
 
     /// What it is, for people: `prepared transaction 'tx1'`.
-    fn what(&self) -> String {
+    pub fn what(&self) -> String {
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
         match self.outcome {
             Kind::PreparedTransaction | Kind::RolledBack | Kind::WouldRollBack => {
@@ -147,11 +146,6 @@ impl Holder {
             ),
             Kind::NotVisible => "what pgkick's role cannot see".to_string(),
         }
-    }
-
-    /// A short description for the table's last column.
-    pub fn detail(&self) -> String {
-        self.what()
     }
 
     /// A note for list, cancel and terminate without --lock: something no session row shows.
@@ -266,26 +260,29 @@ impl Part {
         }
     }
 
-    /// One branch of the UNION: kind, datname, pid, backend_type, gid, owner, slot_name,
-    /// subname, subenabled, exiting, leader_pid. `d` is the set of databases; `$2` the excluded pids.
+    /// One branch of the UNION, its columns named as [`read`] reads them. `d` is the set of
+    /// databases; `$2` the excluded pids.
     fn select(self, server: &Server) -> Option<String> {
         Some(match self {
-            Part::PreparedTransactions => "SELECT 'prepared_transaction', d.datname, NULL::int4, \
-                 NULL::text, p.gid, p.owner::text, NULL::text, NULL::text, NULL::bool, false, NULL::int4 \
-                 FROM pg_catalog.pg_prepared_xacts p JOIN d ON p.database::text = d.datname"
-                .to_string(),
+            Part::PreparedTransactions => branch(
+                Kind::PreparedTransaction,
+                &[("gid", "p.gid"), ("owner", "p.owner::text")],
+                "pg_catalog.pg_prepared_xacts p JOIN d ON p.database::text = d.datname",
+            ),
             Part::ReplicationSlots => {
-                // From 10 only active slots stop DROP DATABASE (it drops the others); before,
-                // any logical slot did. active_pid exists from 9.5.
-                let active = if server.version_num >= 100000 {
-                    " WHERE s.active"
-                } else {
-                    ""
-                };
-                format!(
-                    "SELECT 'replication_slot', d.datname, s.active_pid, NULL::text, NULL::text, \
-                     NULL::text, s.slot_name::text, NULL::text, NULL::bool, false, NULL::int4 \
-                     FROM pg_catalog.pg_replication_slots s JOIN d ON s.datoid = d.oid{active}"
+                if !server.has_replication_slots() {
+                    return None;
+                }
+                branch(
+                    Kind::ReplicationSlot,
+                    &[
+                        ("pid", slot_pid(server)),
+                        ("slot_name", "s.slot_name::text"),
+                    ],
+                    &format!(
+                        "pg_catalog.pg_replication_slots s JOIN d ON s.datoid = d.oid WHERE {}",
+                        slot_holds(server)
+                    ),
                 )
             }
             Part::Subscriptions => {
@@ -293,10 +290,11 @@ impl Part {
                     return None;
                 }
                 // Only columns granted to PUBLIC (subconninfo is not).
-                "SELECT 'subscription', d.datname, NULL::int4, NULL::text, NULL::text, \
-                 NULL::text, NULL::text, s.subname::text, s.subenabled, false, NULL::int4 \
-                 FROM pg_catalog.pg_subscription s JOIN d ON s.subdbid = d.oid"
-                    .to_string()
+                branch(
+                    Kind::Subscription,
+                    &[("subname", "s.subname::text")],
+                    "pg_catalog.pg_subscription s JOIN d ON s.subdbid = d.oid",
+                )
             }
             Part::Backends => {
                 let (backend_type, not_autovacuum) = if server.has_backend_type() {
@@ -321,16 +319,95 @@ impl Part {
                 } else {
                     "false"
                 };
-                format!(
-                    "SELECT 'backend', d.datname, a.pid, {backend_type}, NULL::text, NULL::text, \
-                     NULL::text, NULL::text, NULL::bool, {exiting}, {leader} \
-                     FROM pg_catalog.pg_stat_activity a JOIN d ON a.datid = d.oid \
-                     WHERE a.pid <> pg_catalog.pg_backend_pid() \
-                     AND NOT (a.pid = ANY($2::int4[])){not_autovacuum}"
+                branch(
+                    Kind::Backend,
+                    &[
+                        ("pid", "a.pid"),
+                        ("backend_type", backend_type),
+                        ("exiting", exiting),
+                        ("leader_pid", leader),
+                    ],
+                    &format!(
+                        "pg_catalog.pg_stat_activity a JOIN d ON a.datid = d.oid \
+                         WHERE a.pid <> pg_catalog.pg_backend_pid() \
+                         AND NOT (a.pid = ANY($2::int4[])){not_autovacuum}"
+                    ),
                 )
             }
         })
     }
+}
+
+/// The columns every branch returns, by name, with what a branch that lacks one sends.
+const COLUMNS: [(&str, &str); 8] = [
+    ("pid", "NULL::int4"),
+    ("backend_type", "NULL::text"),
+    ("gid", "NULL::text"),
+    ("owner", "NULL::text"),
+    ("slot_name", "NULL::text"),
+    ("subname", "NULL::text"),
+    ("exiting", "false"),
+    ("leader_pid", "NULL::int4"),
+];
+
+/// `SELECT '<outcome>' AS outcome, d.datname AS datname, <COLUMNS> FROM <from>`, with the
+/// expressions `given` has and the defaults for the rest.
+fn branch(kind: Kind, given: &[(&str, &str)], from: &str) -> String {
+    let columns: Vec<String> = COLUMNS
+        .iter()
+        .map(|&(name, default)| {
+            let expr = given
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(default, |(_, e)| e);
+            format!("{expr} AS {name}")
+        })
+        .collect();
+    format!(
+        "SELECT '{}' AS outcome, d.datname AS datname, {} FROM {from}",
+        kind.as_str(),
+        columns.join(", ")
+    )
+}
+
+/// The pid of the walsender that keeps a slot active (`active_pid`, from 9.5).
+fn slot_pid(server: &Server) -> &'static str {
+    if server.version_num >= 90500 {
+        "s.active_pid"
+    } else {
+        "NULL::int4"
+    }
+}
+
+/// Which logical slots of a database stop DROP DATABASE: from 10 the active ones (it drops the
+/// others itself); before, every one.
+fn slot_holds(server: &Server) -> &'static str {
+    if server.version_num >= 100000 {
+        "s.active"
+    } else {
+        "true"
+    }
+}
+
+/// An SQL expression counting what holds the databases in the text array `dbs` (a
+/// placeholder) without being a session: prepared transactions and the slots that stop DROP
+/// DATABASE. The statement that finds sessions carries it, so that a note on them costs
+/// another statement only when there is something to note.
+pub fn count_without_backends(server: &Server, dbs: &str) -> String {
+    let slots = if server.has_replication_slots() {
+        format!(
+            " + (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots s \
+             JOIN pg_catalog.pg_database d ON d.oid = s.datoid \
+             WHERE d.datname::text = ANY({dbs}::text[]) AND {})",
+            slot_holds(server)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "((SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
+         WHERE x.database::text = ANY({dbs}::text[])){slots})"
+    )
 }
 
 /// The statement that reads `parts` for the databases `dbs`.
@@ -344,7 +421,7 @@ fn query(server: &Server, dbs: &[String], exclude: &Exclude, parts: &[Part]) -> 
     q.sql = format!(
         "WITH d AS (SELECT oid, datname::text AS datname FROM pg_catalog.pg_database \
          WHERE datname::text = ANY({d}::text[])) \
-         SELECT * FROM ({branches}) AS h ORDER BY 2, 1, 3, 5, 7, 8"
+         SELECT * FROM ({branches}) AS h ORDER BY datname, outcome, pid, gid, slot_name, subname"
     );
     q
 }
@@ -414,40 +491,31 @@ fn not_visible(db: &str, part: Part) -> Holder {
     Holder {
         outcome: Kind::NotVisible,
         datname: db.to_string(),
-        pid: None,
-        backend_type: None,
-        gid: None,
-        owner: None,
-        slot_name: None,
-        subname: None,
-        subenabled: None,
-        exiting: false,
-        leader_pid: None,
         fix: format!(
             "pgkick's role may not read {}, so it cannot tell whether {} hold the database; \
              connect as a superuser or grant SELECT on it",
             Part::catalog(part),
             part.what()
         ),
+        ..Holder::default()
     }
 }
 
 fn read(rows: &[postgres::Row]) -> Result<Vec<Holder>> {
     rows.iter()
         .map(|row| {
-            let kind: String = row.try_get(0)?;
+            let kind: String = row.try_get("outcome")?;
             let mut h = Holder {
                 outcome: Kind::parse(&kind).with_context(|| format!("unknown holder {kind:?}"))?,
-                datname: row.try_get(1)?,
-                pid: row.try_get(2)?,
-                backend_type: row.try_get(3)?,
-                gid: row.try_get(4)?,
-                owner: row.try_get(5)?,
-                slot_name: row.try_get(6)?,
-                subname: row.try_get(7)?,
-                subenabled: row.try_get(8)?,
-                exiting: row.try_get(9)?,
-                leader_pid: row.try_get(10)?,
+                datname: row.try_get("datname")?,
+                pid: row.try_get("pid")?,
+                backend_type: row.try_get("backend_type")?,
+                gid: row.try_get("gid")?,
+                owner: row.try_get("owner")?,
+                slot_name: row.try_get("slot_name")?,
+                subname: row.try_get("subname")?,
+                exiting: row.try_get("exiting")?,
+                leader_pid: row.try_get("leader_pid")?,
                 fix: String::new(),
             };
             h.fix = fix(&h);
@@ -493,7 +561,7 @@ fn fix(h: &Holder) -> String {
                 "a worker of a subscription in \"{db}\": disable or drop the subscription \
                  (ALTER SUBSCRIPTION ... DISABLE), or end it with --backend-type '{t}'"
             ),
-            Some(t) if t == crate::filter::DEFAULT_BACKEND_TYPE => {
+            Some(t) if t == crate::columns::DEFAULT_BACKEND_TYPE => {
                 "a session the filters did not match: widen them, or terminate it".to_string()
             }
             Some(t) => format!("not a target by default: add --backend-type '{t}' to end it"),
@@ -618,7 +686,7 @@ mod tests {
         ] {
             assert!(q.sql.contains(catalog), "{catalog}: {}", q.sql);
         }
-        assert!(q.sql.contains("WHERE s.active"));
+        assert!(q.sql.contains("WHERE s.active"), "{}", q.sql);
         assert!(q.sql.contains("'autovacuum worker'"));
     }
 
@@ -632,7 +700,8 @@ mod tests {
         );
         assert!(!q.sql.contains("WHERE s.active"));
         assert!(!q.sql.contains("pg_subscription"));
-        assert!(!q.sql.contains("backend_type"));
+        assert!(!q.sql.contains("a.backend_type"));
+        assert!(q.sql.contains("WHERE true"), "every logical slot holds: {}", q.sql);
     }
 
     #[test]

@@ -684,7 +684,7 @@ impl Tabular for Session {
         };
         let state = match (&self.state, &self.backend_type) {
             (Some(s), _) => s.clone(),
-            (None, Some(b)) if b != crate::filter::DEFAULT_BACKEND_TYPE => b.clone(),
+            (None, Some(b)) if b != crate::columns::DEFAULT_BACKEND_TYPE => b.clone(),
             _ => String::new(),
         };
         vec![
@@ -838,7 +838,7 @@ impl Tabular for crate::holders::Entry {
                 let mut cells = vec![String::new(); Report::headers().len()];
                 cells[0] = h.outcome.as_str().to_string();
                 if let Some(last) = cells.last_mut() {
-                    *last = h.detail();
+                    *last = h.what();
                 }
                 cells
             }
@@ -856,7 +856,7 @@ impl Tabular for crate::holders::Holder {
             self.outcome.as_str().to_string(),
             self.datname.clone(),
             self.pid.map(|p| p.to_string()).unwrap_or_default(),
-            self.detail(),
+            self.what(),
             self.fix.clone(),
         ]
     }

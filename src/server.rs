@@ -106,6 +106,10 @@ impl Server {
             "background worker"
         }
     }
+    /// Replication slots (`pg_replication_slots`) from 9.4.
+    pub fn has_replication_slots(&self) -> bool {
+        self.version_num >= 90400
+    }
     /// Logical replication subscriptions (`pg_subscription`) from 10.
     pub fn has_subscriptions(&self) -> bool {
         self.version_num >= 100000

@@ -13,7 +13,7 @@ use crate::harness::*;
 fn simple_value(client: &mut Client, sql: &str) -> String {
     client
         .simple_query(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .into_iter()
         .find_map(|m| match m {
             SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or_default().to_string()),
