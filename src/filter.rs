@@ -638,7 +638,9 @@ mod tests {
             "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts x \
              WHERE x.database::text = ANY("
         ));
-        assert!(q.sql.contains("WHERE d.datname::text = ANY($3::text[]) AND s.active)"));
+        assert!(q
+            .sql
+            .contains("WHERE d.datname::text = ANY($3::text[]) AND s.active)"));
         assert!(q.sql.contains(") AS held_in_dbs"));
         let q = filter(&[]).select(&Server::version(150000));
         assert!(q.sql.contains("NULL::int8 AS held_in_dbs"));

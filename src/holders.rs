@@ -701,7 +701,11 @@ mod tests {
         assert!(!q.sql.contains("WHERE s.active"));
         assert!(!q.sql.contains("pg_subscription"));
         assert!(!q.sql.contains("a.backend_type"));
-        assert!(q.sql.contains("WHERE true"), "every logical slot holds: {}", q.sql);
+        assert!(
+            q.sql.contains("WHERE true"),
+            "every logical slot holds: {}",
+            q.sql
+        );
     }
 
     #[test]
