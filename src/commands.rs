@@ -744,37 +744,69 @@ fn lock_then_find(
     trail: &audit::Trail,
     printer: &Printer,
 ) -> Result<(Matched, Vec<Report>)> {
+    let targets = lock::Targets {
+        dbs: filter.dbs.clone(),
+        roles: Vec::new(),
+    };
+    let (changes, terminated) = pause_and_lock(
+        client,
+        server,
+        poolers,
+        &targets,
+        (lock.method, lock.lock_timeout),
+        lock.pause,
+        conn,
+        printer,
+        true,
+    )?;
+    warn(printer, trail.changes(client, &changes, false)?);
+    Ok((find(client, server, filter, printer)?, terminated))
+}
+
+/// lock and terminate --lock: pause the databases on the poolers, then lock them, recording
+/// the pauses with the lock; a lock that fails resumes what was paused. With `note`, each
+/// change is noted on stderr before what was done on the poolers. Returns the changes and the
+/// pooler backends terminated so that a pause could complete.
+#[allow(clippy::too_many_arguments)]
+fn pause_and_lock(
+    client: &mut postgres::Client,
+    server: &Server,
+    poolers: &[pgbouncer::Pooler],
+    targets: &lock::Targets,
+    (method, lock_timeout): (LockMethod, Duration),
+    pause_args: &PauseArgs,
+    conn: &ConnArgs,
+    printer: &Printer,
+    note: bool,
+) -> Result<(Vec<lock::Change>, Vec<Report>)> {
     let pause = pooling::pause(
         client,
         server,
         poolers,
-        &filter.dbs,
-        lock.pause,
+        &targets.dbs,
+        pause_args,
         conn,
         printer,
     )?;
     let changes = lock::lock_recording(
         client,
         server,
-        &lock::Targets {
-            dbs: filter.dbs.clone(),
-            roles: Vec::new(),
-        },
-        lock.method,
-        lock.lock_timeout,
+        targets,
+        method,
+        lock_timeout,
         &pause.entries(),
     );
     let mut changes = match changes {
         Ok(changes) => changes,
         Err(e) => return Err(pause.release_on(e)),
     };
-    for change in &changes {
-        printer.note(&format!("database {}: {}", change.name, change.status));
+    if note {
+        for change in &changes {
+            printer.note(&format!("database {}: {}", change.name, change.status));
+        }
     }
     pause.attach(&mut changes, printer);
-    let terminated = pause.terminated;
-    warn(printer, trail.changes(client, &changes, false)?);
-    Ok((find(client, server, filter, printer)?, terminated))
+    Ok((changes, pause.terminated))
 }
 
 /// After the signal: --cancel-first's grace period, then --wait.
@@ -1090,31 +1122,20 @@ fn lock_databases_or_roles(
         pooling::print_pause_plan(&poolers, &args.db, &args.pause, printer)?;
         return Ok(ExitStatus::Success);
     }
-    let pause = pooling::pause(
+    let (changes, terminated) = pause_and_lock(
         &mut client,
         &server,
         &poolers,
-        &args.db,
+        &targets,
+        (args.method, args.lock_timeout),
         &args.pause,
         conn,
         printer,
+        false,
     )?;
-    let changes = lock::lock_recording(
-        &mut client,
-        &server,
-        &targets,
-        args.method,
-        args.lock_timeout,
-        &pause.entries(),
-    );
-    let mut changes = match changes {
-        Ok(changes) => changes,
-        Err(e) => return Err(pause.release_on(e)),
-    };
-    pause.attach(&mut changes, printer);
     // The backends terminated so that a pause could complete are acted on too.
-    if !pause.terminated.is_empty() {
-        warn(printer, trail.sessions(&mut client, &pause.terminated)?);
+    if !terminated.is_empty() {
+        warn(printer, trail.sessions(&mut client, &terminated)?);
     }
     print_changes(printer, &changes, false, trail, &mut client)?;
     note_hidden_holders(&mut client, &server, &args.db, None, printer)?;
