@@ -34,7 +34,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use postgres::SimpleQueryMessage;
 use serde::Serialize;
 
-pub use show::{links, PoolerLink, ServerConn, ShowRow};
+pub use show::{links, pool_is_logging_in, PoolerLink, ServerConn, ShowRow};
 
 use crate::cli::ConnArgs;
 use crate::conn;
@@ -47,6 +47,10 @@ pub const ADMIN_DATABASE: &str = "pgbouncer";
 /// How many times a pause that does not complete has its blockers terminated before pgkick
 /// gives up on it.
 const UNBLOCK_ROUNDS: u32 = 3;
+
+/// How long PAUSE waits for a database's pools to finish logging in server connections (see
+/// [`show::pool_is_logging_in`]) before it is sent anyway.
+const LOGINS_SETTLE: Duration = Duration::from_secs(2);
 
 /// One `--pgbouncer` value.
 #[derive(Debug, Clone)]
@@ -332,6 +336,7 @@ pub fn pause_all(
                 let admin = waiter
                     .take()
                     .expect("the waiter comes back after each pause");
+                settle_logins(&mut paused.monitors[i], db, timeout, pausing)?;
                 // Recorded before PAUSE is sent: a pause given up half-way is resumed too.
                 paused.done.push((i, db.clone()));
                 match pause(admin, &mut paused.monitors[i], db, timeout, pausing)? {
@@ -364,6 +369,26 @@ pub fn pause_all(
             ))
         }
     }
+}
+
+/// Waits (up to [`LOGINS_SETTLE`]) until no pool of `database` is logging in a server
+/// connection, so that PAUSE does not close one half-way: PgBouncer would take that for a
+/// failing server and refuse clients after RESUME. What is left is the moment between this
+/// look and PAUSE; a pool still busy after the wait (all its connections in use and clients
+/// queued, so it logs in nothing) is paused anyway.
+fn settle_logins(
+    monitor: &mut Admin,
+    database: &str,
+    timeout: Duration,
+    pausing: &mut dyn Pausing,
+) -> Result<()> {
+    let started = Instant::now();
+    while pool_is_logging_in(&monitor.show("POOLS")?, database) && started.elapsed() < LOGINS_SETTLE
+    {
+        pausing.tick(&monitor.label, database, timeout)?;
+        thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// PAUSE on `admin`'s session, in a thread since PgBouncer answers only once the pause is

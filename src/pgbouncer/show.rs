@@ -68,6 +68,24 @@ impl ServerConn {
     }
 }
 
+/// Whether the pools of `database` (rows of SHOW POOLS, one per user) are logging in a server
+/// connection or about to: a server connection in login (`sv_login`), or a client waiting for
+/// one (`cl_waiting`). PAUSE closes a connection still in login, and PgBouncer (1.18 and
+/// later) then counts that as a failed login: until a later login succeeds, a client that
+/// needs a server connection while the pool has none is refused with "server login has been
+/// failing" (`server_login_retry`), which is what a pause must not cause.
+pub fn pool_is_logging_in(pools: &[ShowRow], database: &str) -> bool {
+    let count = |row: &ShowRow, column: &str| {
+        row.get(column)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    pools
+        .iter()
+        .filter(|row| row.get("database") == Some(database))
+        .any(|row| count(row, "sv_login") > 0 || count(row, "cl_waiting") > 0)
+}
+
 /// The client behind a server connection, as the pooler sees it (a row of SHOW CLIENTS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PoolerClient {
@@ -134,6 +152,28 @@ pub fn links(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_logs_in_while_a_server_is_in_login_or_a_client_waits() {
+        let pool = |db: &str, login: &str, waiting: &str| {
+            ShowRow::of(&[
+                ("database", db),
+                ("user", "app"),
+                ("cl_waiting", waiting),
+                ("sv_login", login),
+                ("sv_idle", "3"),
+            ])
+        };
+        assert!(!pool_is_logging_in(&[pool("app", "0", "0")], "app"));
+        assert!(pool_is_logging_in(&[pool("app", "1", "0")], "app"));
+        assert!(pool_is_logging_in(
+            &[pool("app", "0", "0"), pool("app", "0", "2")],
+            "app"
+        ));
+        // Other databases, and no pool at all, do not count.
+        assert!(!pool_is_logging_in(&[pool("other", "1", "1")], "app"));
+        assert!(!pool_is_logging_in(&[], "app"));
+    }
 
     #[test]
     fn servers_are_linked_to_their_clients_by_ptr() {

@@ -220,13 +220,10 @@ fn pgbouncer_pause_timeout_terminates_an_open_transaction() {
     assert!(!bouncer.paused(&db));
 }
 
-/// Known defect (issue 15 stays open): with PgBouncer 1.18, a backend terminated so that a
-/// pause can complete is "server conn crashed?" to the pooler; when it was the pool's last
-/// server connection, the pooler fast-fails the next client that needs one after RESUME with
-/// "server login has been failing, try again later (server_login_retry)", unless a queued
-/// client's new login has reset that first. Under load this test fails about one run in two.
+/// pgbench starts right before the pause, so the pooler is logging in server connections when
+/// pgkick comes: PAUSE must not close one half-way (PgBouncer would take it for a failing
+/// server and refuse clients after RESUME with "server login has been failing").
 #[test]
-#[ignore = "known defect, issue 15: PgBouncer 1.18 may fast-fail a client after a pause completed by terminating a backend"]
 fn pgbouncer_pause_timeout_then_no_client_sees_an_error() {
     let server = Server::shared();
     let (db, bouncer) = bench_db(server);
