@@ -187,13 +187,23 @@ pub(crate) fn connect_with(
     args: &ConnArgs,
     printer: &Printer,
 ) -> Result<conn::Connected> {
-    let mut read = |user: &str| printer.read_password(user);
+    connect_reading(settings, args, &mut |user: &str| {
+        printer.read_password(user)
+    })
+}
+
+/// Like [`connect_with`], a password that must be typed read by `read`.
+pub(crate) fn connect_reading(
+    settings: &conn::Settings,
+    args: &ConnArgs,
+    read: conn::ReadPassword<'_>,
+) -> Result<conn::Connected> {
     let prompt = if args.password {
-        conn::Prompt::Before(&mut read)
+        conn::Prompt::Before(read)
     } else if args.no_password {
         conn::Prompt::Never
     } else if std::io::stdin().is_terminal() {
-        conn::Prompt::WhenNeeded(&mut read)
+        conn::Prompt::WhenNeeded(read)
     } else {
         conn::Prompt::NoTerminal
     };

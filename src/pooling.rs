@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::activity;
 use crate::cli::{ConnArgs, FilterArgs, PauseArgs};
-use crate::commands::connect_with;
+use crate::commands::connect_reading;
 use crate::error::Usage;
 use crate::filter::Filter;
 use crate::interrupt;
@@ -45,13 +45,33 @@ pub fn check_databases(poolers: &[Pooler], dbs: &[String]) -> Result<()> {
 
 /// A session on the pooler's admin console.
 fn connect(pooler: &Pooler, conn: &ConnArgs, printer: &Printer) -> Result<Admin> {
+    let mut sessions = connect_n(pooler, conn, printer, 1)?;
+    Ok(sessions.remove(0))
+}
+
+/// `n` sessions on the pooler's admin console; a password typed for the first serves the
+/// others, so it is asked for once.
+fn connect_n(pooler: &Pooler, conn: &ConnArgs, printer: &Printer, n: usize) -> Result<Vec<Admin>> {
     let settings = pooler.settings()?;
     for w in &settings.warnings {
         printer.warn(w);
     }
-    let connected = connect_with(&settings, conn, printer)
-        .with_context(|| format!("could not reach pooler {}", pooler.label))?;
-    Ok(Admin::new(&pooler.label, connected.client))
+    let mut typed: Option<String> = None;
+    let mut read = |user: &str| -> Result<String> {
+        if let Some(password) = &typed {
+            return Ok(password.clone());
+        }
+        let password = printer.read_password(user)?;
+        typed = Some(password.clone());
+        Ok(password)
+    };
+    (0..n)
+        .map(|_| {
+            let connected = connect_reading(&settings, conn, &mut read)
+                .with_context(|| format!("could not reach pooler {}", pooler.label))?;
+            Ok(Admin::new(&pooler.label, connected.client))
+        })
+        .collect()
 }
 
 /// What `pause` did: the pauses, and the sessions it terminated to complete them.
@@ -116,11 +136,11 @@ pub fn pause(
     }
     let mut connections = Vec::new();
     for pooler in poolers {
-        let open = || connect(pooler, conn, printer).context("nothing was changed");
-        connections.push(Connections {
-            waiter: open()?,
-            monitor: open()?,
-        });
+        let [waiter, monitor]: [Admin; 2] = connect_n(pooler, conn, printer, 2)
+            .context("nothing was changed")?
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("connect_n gives n sessions"));
+        connections.push(Connections { waiter, monitor });
     }
     let action = if args.pgbouncer_disable {
         PoolerAction::Disable

@@ -547,6 +547,28 @@ fn pgbouncer_passwords_come_from_pgpass_and_never_reach_the_record() {
         out.stdout
     );
     assert!(!bouncer.paused(&db));
+
+    // On a terminal with no .pgpass: pgkick opens two sessions on the pooler (one waits on
+    // PAUSE), and asks for the password once.
+    let mut cmd = server.pgkick();
+    cmd.args(["lock", "--db", &db, "--pgbouncer", &conninfo])
+        .env("HOME", bare.path());
+    let mut terminal = Terminal::start(&cmd);
+    terminal.wait_for("Password for user");
+    terminal.type_keys(format!("{secret}\r").as_bytes());
+    let out = terminal.finish(Duration::from_secs(20));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("Password for user").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert!(bouncer.paused(&db));
+    server
+        .kick(["unlock", "--db", &db, "--pgbouncer", &with_password])
+        .run();
+    assert!(!bouncer.paused(&db));
 }
 
 #[test]
