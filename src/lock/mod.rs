@@ -125,6 +125,10 @@ pub struct Change {
     /// recorded poolers).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub poolers: Vec<crate::pgbouncer::Step>,
+    /// `lock --pgbouncer`: the backends of this database terminated so that a pause could
+    /// complete (`--pause-timeout`), each with its outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub terminated: Vec<crate::signal::Report>,
     /// The saved state before the first lock (what unlock gives back), as recorded in the
     /// object's comment; None when the object carries no record. For audit records.
     #[serde(skip)]

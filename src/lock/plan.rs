@@ -86,6 +86,7 @@ pub fn lock_recording(
         statements: Vec::new(),
         recorded_poolers: poolers.to_vec(),
         poolers: Vec::new(),
+        terminated: Vec::new(),
         prior: None,
     };
     if let Some(mut saved) = saved(object)? {
@@ -258,6 +259,7 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
         statements: Vec::new(),
         recorded_poolers: Vec::new(),
         poolers: Vec::new(),
+        terminated: Vec::new(),
         prior: None,
     };
     let Some(saved) = saved(object)? else {

@@ -572,7 +572,7 @@ fn pgbouncer_passwords_come_from_pgpass_and_never_reach_the_record() {
 }
 
 #[test]
-fn pgbouncer_lock_audits_the_backend_it_terminates_for_a_pause() {
+fn pgbouncer_lock_reports_and_audits_the_backend_it_terminates_for_a_pause() {
     let (server, db, bouncer) = pooled_db();
     let (_stuck, pid) = in_transaction(&bouncer, &db, "stuck-for-lock");
     let dir = TempDir::new("pgkick-it-audit");
@@ -586,6 +586,7 @@ fn pgbouncer_lock_audits_the_backend_it_terminates_for_a_pause() {
             "1s",
             "--reason",
             "PGB-1",
+            "--json",
         ])
         .args(["--pgbouncer", &bouncer.conninfo()])
         .args([std::ffi::OsStr::new("--audit-log"), log.as_os_str()])
@@ -596,6 +597,15 @@ fn pgbouncer_lock_audits_the_backend_it_terminates_for_a_pause() {
         out.stderr
     );
     assert!(bouncer.paused(&db));
+    let changes = out.json();
+    let terminated = changes[0]["terminated"].as_array().expect("terminated");
+    assert_eq!(terminated.len(), 1, "{changes}");
+    assert_eq!(terminated[0]["pid"], pid, "{changes}");
+    assert_eq!(terminated[0]["outcome"], "terminated", "{changes}");
+    assert_eq!(terminated[0]["application_name"], "stuck-for-lock");
+    assert!(wait_until(Duration::from_secs(5), || sessions_in(
+        server, &db
+    ) == 0));
     let text = std::fs::read_to_string(&log).unwrap();
     let records: Vec<serde_json::Value> = text
         .lines()
