@@ -215,7 +215,8 @@ pub fn resume(
     let mut admins: BTreeMap<String, Result<Admin, String>> = BTreeMap::new();
     let mut all_ok = true;
     for change in changes.iter_mut().filter(|c| c.kind == "database") {
-        let mut todo: Vec<(Pooler, PoolerAction)> = Vec::new();
+        // None: a --pgbouncer pooler the record does not name; what to undo is looked up.
+        let mut todo: Vec<(Pooler, Option<PoolerAction>)> = Vec::new();
         for entry in &change.recorded_poolers {
             let pooler = match given.iter().find(|g| g.label == entry.pooler) {
                 Some(g) => g.clone(),
@@ -227,11 +228,11 @@ pub fn resume(
                     }
                 },
             };
-            todo.push((pooler, entry.action));
+            todo.push((pooler, Some(entry.action)));
         }
         for g in given {
             if !todo.iter().any(|(p, _)| p.label == g.label) {
-                todo.push((g.clone(), PoolerAction::Pause));
+                todo.push((g.clone(), None));
             }
         }
         for (pooler, action) in todo {
@@ -239,7 +240,10 @@ pub fn resume(
                 .entry(pooler.label.clone())
                 .or_insert_with(|| connect(&pooler, conn, printer).map_err(|e| format!("{e:#}")));
             let step = match admin {
-                Ok(admin) => admin.undo(&change.name, action),
+                Ok(admin) => match action.map_or_else(|| admin.undo_needed(&change.name), Ok) {
+                    Ok(action) => admin.undo(&change.name, action),
+                    Err(e) => failed(&pooler.label, &change.name, &e),
+                },
                 Err(e) => Step {
                     error: Some(e.clone()),
                     ..Step::new(&pooler.label, &change.name, "failed")
@@ -279,13 +283,17 @@ pub fn print_resume_plan(
         }
         for g in given {
             if !lines.iter().any(|(l, _)| *l == g.label) {
-                lines.push((g.label.clone(), PoolerAction::Pause));
+                lines.push((g.label.clone(), PoolerAction::Disable));
             }
         }
         for (label, action) in lines {
             let db = pgbouncer::quote(&change.name);
+            let recorded = change.recorded_poolers.iter().any(|e| e.pooler == label);
             let enable = match action {
-                PoolerAction::Disable => format!("ENABLE {db};\n"),
+                PoolerAction::Disable if recorded => format!("ENABLE {db};\n"),
+                PoolerAction::Disable => {
+                    format!("ENABLE {db}; -- if SHOW DATABASES says disabled\n")
+                }
                 PoolerAction::Pause => String::new(),
             };
             printer.dry_run_sql(&format!("-- on pooler {label}:\n{enable}RESUME {db};"))?;

@@ -154,9 +154,25 @@ impl Admin {
 
     /// SHOW DATABASES says the database is paused (by anyone).
     pub fn is_paused(&mut self, database: &str) -> Result<bool> {
+        self.database_flag(database, "paused")
+    }
+
+    /// SHOW DATABASES' flag `column` (`paused`, `disabled`) is set for the database.
+    fn database_flag(&mut self, database: &str, column: &str) -> Result<bool> {
         Ok(self.show("DATABASES")?.iter().any(|row| {
-            row.get("name") == Some(database) && row.get("paused").is_some_and(|p| p != "0")
+            row.get("name") == Some(database) && row.get(column).is_some_and(|v| v != "0")
         }))
+    }
+
+    /// What unlock undoes on a pooler the lock record does not name: ENABLE too when SHOW
+    /// DATABASES says the database is disabled (`--pgbouncer-disable`, or by hand), else
+    /// RESUME only.
+    pub fn undo_needed(&mut self, database: &str) -> Result<PoolerAction> {
+        Ok(if self.database_flag(database, "disabled")? {
+            PoolerAction::Disable
+        } else {
+            PoolerAction::Pause
+        })
     }
 
     /// `<verb> "<database>"`.

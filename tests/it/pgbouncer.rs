@@ -383,6 +383,35 @@ fn pgbouncer_disable_refuses_clients_until_unlock() {
     assert!(!bouncer.disabled(&db) && !bouncer.paused(&db));
     let mut client = bouncer.connect(&db, "after");
     assert_eq!(simple_value(&mut client, "SELECT 1"), "1");
+    drop(client);
+
+    // Disabled and paused by hand, so no record names the pooler: unlock --pgbouncer looks,
+    // and enables it as well as resuming it.
+    let mut admin = bouncer.connect("pgbouncer", "by-hand");
+    let quoted = format!("\"{db}\"");
+    admin
+        .simple_query(&format!("PAUSE {quoted}"))
+        .expect("PAUSE");
+    admin
+        .simple_query(&format!("DISABLE {quoted}"))
+        .expect("DISABLE");
+    assert!(bouncer.disabled(&db) && bouncer.paused(&db));
+    let unlocked = server
+        .kick([
+            "unlock",
+            "--db",
+            &db,
+            "--json",
+            "--pgbouncer",
+            &bouncer.conninfo(),
+        ])
+        .run()
+        .json();
+    assert_eq!(unlocked[0]["status"], "not_locked", "{unlocked}");
+    assert_eq!(unlocked[0]["poolers"][0]["status"], "resumed", "{unlocked}");
+    assert!(!bouncer.disabled(&db) && !bouncer.paused(&db));
+    let mut client = bouncer.connect(&db, "after-by-hand");
+    assert_eq!(simple_value(&mut client, "SELECT 2"), "2");
 }
 
 fn bouncer_refuses(bouncer: &Pgbouncer, db: &str) -> bool {
