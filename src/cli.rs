@@ -298,7 +298,7 @@ pub struct PauseArgs {
 }
 
 /// Options that protect against acting on more than intended.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Action options")]
 pub struct GuardArgs {
     /// Act on every session when no filter is given (otherwise refused, exit 4)

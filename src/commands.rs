@@ -99,6 +99,12 @@ pub trait Gate: Sync {
     /// An error refuses. `Ok(None)` lets every target be signalled; `Ok(Some(allowed))` only
     /// the targets that are among `allowed` (what was counted and confirmed for this server).
     fn approve(&self, targets: &[Session], guard: &GuardArgs) -> Result<Option<Vec<Session>>>;
+
+    /// After `approve`: a person confirmed the targets (the run over many servers asked), so
+    /// they are matched again before the signal, as after this server's own prompt.
+    fn asked(&self) -> bool {
+        false
+    }
 }
 
 /// The guard of a run on one server: --max.
@@ -595,7 +601,7 @@ fn execute(
             return Ok(status_before);
         }
     }
-    let mut prompted = false;
+    let mut prompted = plan.gate.asked();
     if !guard.yes && printer.interactive() && !targets.is_empty() {
         let question = match targets.len() {
             1 => format!("{} this session?", capitalized(action.verb())),

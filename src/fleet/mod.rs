@@ -3,23 +3,27 @@
 //!
 //! - `servers.rs`: which servers (`-d` repeated, `--servers FILE`, `--each-host`), each once,
 //!   and their labels;
-//! - `runner.rs`: at most `--jobs` servers at a time, each on its own thread.
+//! - `runner.rs`: at most `--jobs` servers at a time, each on its own thread;
+//! - `rendezvous.rs`: the guards in one pass, every server waiting at the gate.
 //!
 //! Each server runs the command exactly as a run on one server does (`commands::run_on`),
 //! through a printer that keeps its results (`Printer::capturing`); they are printed once at
-//! the end, each row naming its server. The guards hold over the whole run: cancel and
-//! terminate with --max, or asking on a terminal, first count every server's targets (a pass
-//! that stops before anything is signalled), refuse or ask once, then act on each server
-//! only on what was counted.
+//! the end, each row naming its server. The guards hold over the whole run: for cancel and
+//! terminate with --max, or asking on a terminal, every server finds its targets and waits at
+//! the gate on its connection; once all have come, the run refuses or asks once, and all go
+//! on or none. With more servers than `--jobs` (their connections cannot all stay open), a
+//! counting pass that stops before anything is signalled comes first, and each server then
+//! acts only on what was counted.
 //!
 //! A run that names one server (no `-d` or one, no `--servers`, one host) is the one-server
 //! run, with its messages and exit statuses unchanged; only the `server` field is added to
 //! its JSON objects.
 
+mod rendezvous;
 mod runner;
 mod servers;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::Result;
 
@@ -32,6 +36,7 @@ use crate::interrupt;
 use crate::output::{Printer, ServerOutput};
 use crate::session::Session;
 use crate::signal::Action;
+use rendezvous::{Rendezvous, Seated, Verdict};
 
 pub use servers::Server;
 
@@ -175,74 +180,105 @@ enum Ended {
 fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     let jobs = usize::from(cli.fleet.jobs);
-    let mut allowed: Vec<Option<Vec<Session>>> = vec![None; servers.len()];
+    let mut gates: Vec<Box<dyn Gate + Send>> = Vec::new();
     let mut early: Vec<Option<ServerOutput>> = (0..servers.len()).map(|_| None).collect();
+    let mut seated = None;
     let cli = Arc::new(cli);
-    if let Some((guard, filter, action)) = signal_guard(&cli) {
-        commands::refuse_unfiltered(&filter, guard, action)?;
-        let ask = !guard.yes && !guard.dry_run && printer.interactive();
-        if guard.max.is_some() || ask {
+    let guards = match signal_guard(&cli) {
+        Some((guard, filter, action)) => {
+            commands::refuse_unfiltered(&filter, guard, action)?;
+            let ask = !guard.yes && !guard.dry_run && printer.interactive();
+            (guard.max.is_some() || ask).then_some((guard, action, ask))
+        }
+        None => None,
+    };
+    match guards {
+        // Every server's connection can stay open at the gate: one pass.
+        Some(guards) if servers.len() <= jobs => {
+            let rendezvous = Rendezvous::new(servers.len());
+            for i in 0..servers.len() {
+                gates.push(Box::new(Seated::new(&rendezvous, i)));
+            }
+            seated = Some((rendezvous, guards));
+        }
+        // More servers than --jobs: a counting pass first, then the acting pass on what was
+        // counted (each server connected to twice).
+        Some((guard, action, ask)) => {
             let counted = count(&cli, &servers, jobs)?;
-            let mut groups = Vec::new();
+            let mut targets = Vec::new();
             for (i, result) in counted.into_iter().enumerate() {
                 match result {
-                    Ok(targets) => {
-                        if !targets.is_empty() {
-                            groups.push((servers[i].label.clone(), targets.clone()));
-                        }
-                        allowed[i] = Some(targets);
+                    Ok(t) => targets.push(Some(t)),
+                    Err(e) => {
+                        early[i] = Some(failed(&servers[i], &e));
+                        targets.push(None);
                     }
-                    Err(e) => early[i] = Some(failed(&servers[i], &e)),
                 }
             }
-            let total: usize = groups.iter().map(|(_, t)| t.len()).sum();
-            let on = match groups.len() {
-                1 => "1 server".to_string(),
-                n => format!("{n} servers"),
-            };
-            if let Some(max) = guard.max.filter(|&max| total > max) {
-                return Err(Refused(format!(
-                    "{total} sessions match on {on}, more than --max {max}; nothing was \
-                     signalled"
-                ))
-                .into());
-            }
-            if ask && total > 0 {
-                let verb = commands::capitalized(action.verb());
-                let question = match total {
-                    1 => format!("{verb} this session?"),
-                    n => format!("{verb} these {n} sessions on {on}?"),
-                };
-                if !printer.confirm_fleet(&groups, &question)? {
-                    return Err(Refused("not confirmed; nothing was signalled".into()).into());
-                }
-            }
+            decide(&printer, &servers, &targets, guard, action, ask)?;
+            gates.extend(
+                targets
+                    .into_iter()
+                    .map(|t| Box::new(Allowed(t)) as Box<dyn Gate + Send>),
+            );
         }
+        None => gates.extend(
+            servers
+                .iter()
+                .map(|_| Box::new(Allowed(None)) as Box<dyn Gate + Send>),
+        ),
     }
-    interrupt::install()?;
+    if seated.is_none() {
+        interrupt::install()?;
+    }
     let mut outputs: Vec<Option<(ServerOutput, Ended)>> =
         (0..servers.len()).map(|_| None).collect();
     let mut todo = Vec::new();
-    for (i, server) in servers.iter().enumerate() {
+    for ((i, server), gate) in servers.iter().enumerate().zip(gates) {
         match early[i].take() {
             Some(mut out) => {
                 report(&printer, &mut out);
                 outputs[i] = Some((out, Ended::Failed));
             }
-            None => todo.push((i, server.clone(), allowed[i].take())),
+            None => todo.push((i, server.clone(), gate)),
         }
     }
     let indices: Vec<usize> = todo.iter().map(|(i, _, _)| *i).collect();
     let work_cli = Arc::clone(&cli);
+    let rendezvous = seated.as_ref().map(|(r, _)| Arc::clone(r));
     let work = Arc::new(
-        move |(_, server, allowed): (usize, Server, Option<Vec<Session>>)| {
-            one(&work_cli, &server, allowed)
+        move |(i, server, gate): (usize, Server, Box<dyn Gate + Send>)| {
+            let out = one(&work_cli, &server, gate.as_ref());
+            if let Some(r) = &rendezvous {
+                r.leave(i);
+            }
+            out
         },
     );
-    let unfinished = runner::run(todo, jobs, work, |k, (mut out, ended)| {
+    let (tx, rx) = mpsc::channel();
+    let running = std::thread::spawn(move || {
+        runner::run(todo, jobs, work, |k, out| {
+            let _ = tx.send((k, out));
+        })
+    });
+    if let Some((rendezvous, (guard, action, ask))) = &seated {
+        // Before the verdict nothing was signalled anywhere, and a signal still ends pgkick
+        // at once (as at a one-server prompt).
+        let targets = rendezvous
+            .wait_for_all(|| interrupt::received().is_some())
+            .unwrap_or_default();
+        if let Err(e) = decide(&printer, &servers, &targets, guard, *action, *ask) {
+            rendezvous.decide(Verdict::Stop);
+            return Err(e);
+        }
+        interrupt::install()?;
+        rendezvous.decide(Verdict::Go { asked: *ask });
+    }
+    for (k, (mut out, ended)) in rx {
         report(&printer, &mut out);
         outputs[indices[k]] = Some((out, ended));
-    });
+    }
+    let unfinished = running.join().unwrap_or_default();
     for k in unfinished {
         let i = indices[k];
         let mut out = ServerOutput {
@@ -260,6 +296,47 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
         return Err(Interrupted { signal }.into());
     }
     Ok(exit_status(&ended))
+}
+
+/// The guards over the whole run, from every server's targets (`None`: it could not be
+/// counted): --max over all of them together, then one question on a terminal. An error
+/// refuses, and nothing was signalled anywhere.
+fn decide(
+    printer: &Printer,
+    servers: &[Server],
+    targets: &[Option<Vec<Session>>],
+    guard: &GuardArgs,
+    action: Action,
+    ask: bool,
+) -> Result<()> {
+    let groups: Vec<(String, Vec<Session>)> = servers
+        .iter()
+        .zip(targets)
+        .filter_map(|(server, t)| Some((server.label.clone(), t.clone()?)))
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    let total: usize = groups.iter().map(|(_, t)| t.len()).sum();
+    let on = match groups.len() {
+        1 => "1 server".to_string(),
+        n => format!("{n} servers"),
+    };
+    if let Some(max) = guard.max.filter(|&max| total > max) {
+        return Err(Refused(format!(
+            "{total} sessions match on {on}, more than --max {max}; nothing was signalled"
+        ))
+        .into());
+    }
+    if ask && total > 0 {
+        let verb = commands::capitalized(action.verb());
+        let question = match total {
+            1 => format!("{verb} this session?"),
+            n => format!("{verb} these {n} sessions on {on}?"),
+        };
+        if !printer.confirm_fleet(&groups, &question)? {
+            return Err(Refused("not confirmed; nothing was signalled".into()).into());
+        }
+    }
+    Ok(())
 }
 
 /// The counting pass: every server's targets, or why it could not be counted.
@@ -292,9 +369,9 @@ fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<Result<V
 }
 
 /// One server's part of the run.
-fn one(cli: &Cli, server: &Server, allowed: Option<Vec<Session>>) -> (ServerOutput, Ended) {
+fn one(cli: &Cli, server: &Server, gate: &dyn Gate) -> (ServerOutput, Ended) {
     let printer = Printer::capturing(&cli.output, &server.label);
-    let result = commands::run_on(cli, &server.conn, &printer, &Allowed(allowed));
+    let result = commands::run_on(cli, &server.conn, &printer, gate);
     let mut out = ServerOutput {
         label: server.label.clone(),
         captured: printer.into_captured(),

@@ -406,14 +406,15 @@ fn servers_from_stdin_with_comments_duplicates_and_a_bad_line() {
     let reports = out.json().as_array().unwrap().clone();
     assert_reported(&reports, &[(&a, &sa), (&b, &sb)], "terminated");
 
-    // -W on a terminal: counting, then acting, connects to each server twice; the password
-    // is asked once per server.
+    // -W on a terminal: each server is connected to once (its targets wait at the gate for
+    // the one question), and the password is asked once per server.
     let role = unique_name("fleetpw");
     for server in [&a, &b] {
         server.sql(&format!(
             "SET password_encryption = 'scram-sha-256'; \
              CREATE ROLE \"{role}\" SUPERUSER LOGIN PASSWORD 'fleet horse'"
         ));
+        server.sql("ALTER SYSTEM SET log_connections = on");
         set_hba(server, "host all all 127.0.0.1/32 scram-sha-256\n");
     }
     let (pa, pb) = (
@@ -441,6 +442,36 @@ fn servers_from_stdin_with_comments_duplicates_and_a_bad_line() {
         out.stdout
     );
     assert!(wait_until(Duration::from_secs(5), || !pa.alive(&a) && !pb.alive(&b)));
+    let authorized = format!("connection authorized: user={role} ");
+    for server in [&a, &b] {
+        assert_eq!(
+            server.log().matches(&authorized).count(),
+            1,
+            "{}",
+            server.log()
+        );
+    }
+
+    // With more servers than --jobs, the targets are counted in a pass of their own, then
+    // acted on: the guards hold all the same.
+    let (qa, qb) = (
+        Session::idle(&a, "postgres", SUPERUSER, "jobs1"),
+        Session::idle(&b, "postgres", SUPERUSER, "jobs1"),
+    );
+    a.kick([
+        "--jobs",
+        "1",
+        "terminate",
+        "--yes",
+        "--app",
+        "jobs1",
+        "--max",
+        "1",
+    ])
+    .args(dbnames(&[&a, &b]))
+    .status(4)
+    .fails_with(&["2 sessions match on 2 servers", "--max 1"]);
+    assert!(qa.alive(&a) && qb.alive(&b));
 }
 
 /// Ctrl-C while every server waits: pgkick stops promptly, exits 130, and still reports what

@@ -1,0 +1,211 @@
+//! The guards of a fleet run in one pass: every server finds its targets and stops at the
+//! gate, on the connection it found them on; once all have come (or ended before the gate),
+//! the caller counts them together (--max), asks once on a terminal, and lets them all go on,
+//! or none. Each server then acts as a run on one server does, with the statements of one.
+//!
+//! This needs every server's connection open at once, so it is used when the servers fit in
+//! `--jobs`; with more, `fleet` counts in a pass of its own first.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::GuardArgs;
+use crate::commands::Gate;
+use crate::session::Session;
+
+/// What the caller decided, for every server waiting at the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on; `asked`: a person confirmed (so the targets are matched again before the
+    /// signal, as on one server).
+    Go { asked: bool },
+    /// Stop: refused, not confirmed, or the caller gave up.
+    Stop,
+}
+
+/// Where one server stands.
+#[derive(Debug, Clone)]
+enum Seat {
+    /// Not at the gate yet.
+    Coming,
+    /// At the gate with these targets.
+    Waiting(Vec<Session>),
+    /// Ended without coming to the gate (it failed, or had nothing to guard).
+    Left,
+}
+
+struct State {
+    seats: Vec<Seat>,
+    verdict: Option<Verdict>,
+}
+
+/// Shared by the servers of one run and the caller.
+pub struct Rendezvous {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// How long a wait lasts before it looks again (the caller's wait ends on an interrupt).
+const LOOK: Duration = Duration::from_millis(50);
+
+/// The gate's refusal, for a server told to stop: the caller reports the run's own reason.
+#[derive(Debug)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped at the guard of the run")
+    }
+}
+impl std::error::Error for Stopped {}
+
+impl Rendezvous {
+    pub fn new(servers: usize) -> Arc<Rendezvous> {
+        Arc::new(Rendezvous {
+            state: Mutex::new(State {
+                seats: vec![Seat::Coming; servers],
+                verdict: None,
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Server `index` ended; if it never came to the gate, it is no longer waited for.
+    pub fn leave(&self, index: usize) {
+        let mut state = self.lock();
+        if matches!(state.seats[index], Seat::Coming) {
+            state.seats[index] = Seat::Left;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits until every server is at the gate or gone: each one's targets (`None` for one
+    /// gone). `None` when `give_up` says so first (an interrupt).
+    pub fn wait_for_all(&self, give_up: impl Fn() -> bool) -> Option<Vec<Option<Vec<Session>>>> {
+        let mut state = self.lock();
+        while state.seats.iter().any(|s| matches!(s, Seat::Coming)) {
+            if give_up() {
+                return None;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, LOOK)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Some(
+            state
+                .seats
+                .iter()
+                .map(|s| match s {
+                    Seat::Waiting(targets) => Some(targets.clone()),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// Lets every waiting server go on, or stops them all.
+    pub fn decide(&self, verdict: Verdict) {
+        self.lock().verdict = Some(verdict);
+        self.changed.notify_all();
+    }
+
+    /// Server `index` is at the gate with `targets`: waits for the verdict.
+    fn arrive(&self, index: usize, targets: &[Session]) -> Verdict {
+        let mut state = self.lock();
+        state.seats[index] = Seat::Waiting(targets.to_vec());
+        self.changed.notify_all();
+        loop {
+            if let Some(verdict) = state.verdict {
+                return verdict;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, LOOK)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// The gate of server `index` of a run guarded in one pass.
+pub struct Seated {
+    pub rendezvous: Arc<Rendezvous>,
+    pub index: usize,
+    asked: Mutex<bool>,
+}
+
+impl Seated {
+    pub fn new(rendezvous: &Arc<Rendezvous>, index: usize) -> Seated {
+        Seated {
+            rendezvous: Arc::clone(rendezvous),
+            index,
+            asked: Mutex::new(false),
+        }
+    }
+}
+
+impl Gate for Seated {
+    fn approve(&self, targets: &[Session], _guard: &GuardArgs) -> Result<Option<Vec<Session>>> {
+        match self.rendezvous.arrive(self.index, targets) {
+            Verdict::Go { asked } => {
+                *self.asked.lock().unwrap_or_else(|e| e.into_inner()) = asked;
+                Ok(None)
+            }
+            Verdict::Stop => Err(Stopped.into()),
+        }
+    }
+
+    fn asked(&self) -> bool {
+        *self.asked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    #[test]
+    fn every_server_waits_for_the_verdict_and_a_gone_one_is_not_waited_for() {
+        let rv = Rendezvous::new(3);
+        let guard = GuardArgs::default();
+        let mut waiting = Vec::new();
+        for index in [0, 2] {
+            let gate = Seated::new(&rv, index);
+            let guard = guard.clone();
+            waiting.push(thread::spawn(move || {
+                let result = gate.approve(&[], &guard).map(|_| gate.asked());
+                result.map_err(|e| e.to_string())
+            }));
+        }
+        rv.leave(1);
+        let seen = rv.wait_for_all(|| false).expect("all came");
+        assert_eq!(seen, vec![Some(Vec::new()), None, Some(Vec::new())]);
+        rv.decide(Verdict::Go { asked: true });
+        for w in waiting {
+            assert_eq!(w.join().unwrap(), Ok(true));
+        }
+    }
+
+    #[test]
+    fn a_stop_refuses_at_every_gate_and_giving_up_ends_the_wait() {
+        let rv = Rendezvous::new(2);
+        assert!(rv.wait_for_all(|| true).is_none(), "nobody came yet");
+        let gate = Seated::new(&rv, 0);
+        let waiter = thread::spawn(move || gate.approve(&[], &GuardArgs::default()).is_err());
+        rv.leave(1);
+        rv.wait_for_all(|| false).expect("all came");
+        rv.decide(Verdict::Stop);
+        assert!(waiter.join().unwrap());
+        // A server that leaves after the gate (it acted) changes nothing.
+        rv.leave(0);
+    }
+}
