@@ -76,6 +76,14 @@ impl Rendezvous {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Waits until something changes, or [`LOOK`] has passed.
+    fn wait_a_moment<'a>(&self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed
+            .wait_timeout(state, LOOK)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+
     /// Server `index` ended; if it never came to the gate, it is no longer waited for.
     pub fn leave(&self, index: usize) {
         let mut state = self.lock();
@@ -93,11 +101,7 @@ impl Rendezvous {
             if give_up() {
                 return None;
             }
-            state = self
-                .changed
-                .wait_timeout(state, LOOK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.wait_a_moment(state);
         }
         Some(
             state
@@ -126,11 +130,7 @@ impl Rendezvous {
             if let Some(verdict) = state.verdict {
                 return verdict;
             }
-            state = self
-                .changed
-                .wait_timeout(state, LOOK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.wait_a_moment(state);
         }
     }
 }
