@@ -248,11 +248,10 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
     let rendezvous = seated.as_ref().map(|(r, _)| Arc::clone(r));
     let work = Arc::new(
         move |(i, server, gate): (usize, Server, Box<dyn Gate + Send>)| {
-            let out = one(&work_cli, &server, gate.as_ref());
-            if let Some(r) = &rendezvous {
-                r.leave(i);
-            }
-            out
+            // Left however the server's part ends, a panic included, so the gate never waits
+            // for a server that is gone.
+            let _leave = rendezvous.as_ref().map(|r| r.leaving(i));
+            one(&work_cli, &server, gate.as_ref())
         },
     );
     let (tx, rx) = mpsc::channel();

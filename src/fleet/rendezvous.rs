@@ -93,6 +93,14 @@ impl Rendezvous {
         }
     }
 
+    /// [`Rendezvous::leave`] for server `index` when the returned value is dropped.
+    pub fn leaving(self: &Arc<Self>, index: usize) -> Leaving {
+        Leaving {
+            rendezvous: Arc::clone(self),
+            index,
+        }
+    }
+
     /// Waits until every server is at the gate or gone: each one's targets (`None` for one
     /// gone). `None` when `give_up` says so first (an interrupt).
     pub fn wait_for_all(&self, give_up: impl Fn() -> bool) -> Option<Vec<Option<Vec<Session>>>> {
@@ -132,6 +140,18 @@ impl Rendezvous {
             }
             state = self.wait_a_moment(state);
         }
+    }
+}
+
+/// Leaves the rendezvous when dropped (see [`Rendezvous::leaving`]).
+pub struct Leaving {
+    rendezvous: Arc<Rendezvous>,
+    index: usize,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.rendezvous.leave(self.index);
     }
 }
 
@@ -193,6 +213,18 @@ mod tests {
         for w in waiting {
             assert_eq!(w.join().unwrap(), Ok(true));
         }
+    }
+
+    #[test]
+    fn a_server_whose_part_panics_is_not_waited_for() {
+        let rv = Rendezvous::new(1);
+        let r = Arc::clone(&rv);
+        let died = thread::spawn(move || {
+            let _leave = r.leaving(0);
+            panic!("a server's part panicked");
+        });
+        assert!(died.join().is_err());
+        assert_eq!(rv.wait_for_all(|| false).expect("all came").len(), 1);
     }
 
     #[test]
