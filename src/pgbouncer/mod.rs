@@ -152,16 +152,18 @@ impl Admin {
             .collect())
     }
 
-    /// SHOW DATABASES says the database is paused (by anyone).
-    pub fn is_paused(&mut self, database: &str) -> Result<bool> {
-        self.database_flag(database, "paused")
+    /// The database's row of SHOW DATABASES (an empty one when the pooler has none).
+    pub fn database(&mut self, database: &str) -> Result<ShowRow> {
+        Ok(self
+            .show("DATABASES")?
+            .into_iter()
+            .find(|row| row.get("name") == Some(database))
+            .unwrap_or_default())
     }
 
     /// SHOW DATABASES' flag `column` (`paused`, `disabled`) is set for the database.
     fn database_flag(&mut self, database: &str, column: &str) -> Result<bool> {
-        Ok(self.show("DATABASES")?.iter().any(|row| {
-            row.get("name") == Some(database) && row.get(column).is_some_and(|v| v != "0")
-        }))
+        Ok(self.database(database)?.flag(column))
     }
 
     /// What unlock undoes on a pooler the lock record does not name: ENABLE too when SHOW
@@ -345,14 +347,15 @@ pub fn pause_all(
     let result = (|| -> Result<()> {
         for (i, waiter) in waiters.iter_mut().enumerate() {
             for db in databases {
-                if paused.monitors[i].is_paused(db)? {
+                let row = paused.monitors[i].database(db)?;
+                if row.flag("paused") {
                     paused.already.push((i, db.clone()));
                     continue;
                 }
                 let admin = waiter
                     .take()
                     .expect("the waiter comes back after each pause");
-                settle_logins(&mut paused.monitors[i], db, timeout, pausing)?;
+                settle_logins(&mut paused.monitors[i], &row, db, timeout, pausing)?;
                 // Recorded before PAUSE is sent: a pause given up half-way is resumed too.
                 paused.done.push((i, db.clone()));
                 match pause(admin, &mut paused.monitors[i], db, timeout, pausing)? {
@@ -390,16 +393,18 @@ pub fn pause_all(
 /// Waits (up to [`LOGINS_SETTLE`]) until no pool of `database` is logging in a server
 /// connection, so that PAUSE does not close one half-way: PgBouncer would take that for a
 /// failing server and refuse clients after RESUME. What is left is the moment between this
-/// look and PAUSE; a pool still busy after the wait (all its connections in use and clients
-/// queued, so it logs in nothing) is paused anyway.
+/// look and PAUSE; a pool still logging in after the wait is paused anyway.
 fn settle_logins(
     monitor: &mut Admin,
+    row: &ShowRow,
     database: &str,
     timeout: Duration,
     pausing: &mut dyn Pausing,
 ) -> Result<()> {
     let started = Instant::now();
-    while pool_is_logging_in(&monitor.show("POOLS")?, database) && started.elapsed() < LOGINS_SETTLE
+    let room = show::PoolRoom::of_database(row);
+    while pool_is_logging_in(&monitor.show("POOLS")?, database, room)
+        && started.elapsed() < LOGINS_SETTLE
     {
         pausing.tick(&monitor.label, database, timeout)?;
         thread::sleep(Duration::from_millis(10));

@@ -19,6 +19,16 @@ impl ShowRow {
         self.0.get(column).and_then(|v| v.as_deref())
     }
 
+    /// A count column; 0 when missing or not a number.
+    pub fn count(&self, column: &str) -> u64 {
+        self.get(column).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// A 0/1 column is set.
+    pub fn flag(&self, column: &str) -> bool {
+        self.get(column).is_some_and(|v| v != "0")
+    }
+
     #[cfg(test)]
     pub fn of(pairs: &[(&str, &str)]) -> ShowRow {
         ShowRow(
@@ -68,22 +78,41 @@ impl ServerConn {
     }
 }
 
+/// How many server connections a pool of a database may have (SHOW DATABASES: `pool_size`
+/// plus `reserve_pool`); `None` when the pooler does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRoom(Option<u64>);
+
+impl PoolRoom {
+    pub fn of_database(row: &ShowRow) -> PoolRoom {
+        PoolRoom(
+            row.get("pool_size")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|size| size + row.count("reserve_pool")),
+        )
+    }
+}
+
+/// The server connection states of SHOW POOLS.
+const SERVER_STATES: [&str; 5] = ["sv_active", "sv_idle", "sv_used", "sv_tested", "sv_login"];
+
 /// Whether the pools of `database` (rows of SHOW POOLS, one per user) are logging in a server
-/// connection or about to: a server connection in login (`sv_login`), or a client waiting for
-/// one (`cl_waiting`). PAUSE closes a connection still in login, and PgBouncer (1.18 and
-/// later) then counts that as a failed login: until a later login succeeds, a client that
-/// needs a server connection while the pool has none is refused with "server login has been
-/// failing" (`server_login_retry`), which is what a pause must not cause.
-pub fn pool_is_logging_in(pools: &[ShowRow], database: &str) -> bool {
-    let count = |row: &ShowRow, column: &str| {
-        row.get(column)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+/// connection or about to: a server connection in login (`sv_login`), or a client waiting
+/// (`cl_waiting`) while the pool has no idle connection for it and room for another. PAUSE
+/// closes a connection still in login, and PgBouncer (1.18 and later) then counts that as a
+/// failed login: until a later login succeeds, a client that needs a server connection while
+/// the pool has none is refused with "server login has been failing" (`server_login_retry`),
+/// which is what a pause must not cause.
+pub fn pool_is_logging_in(pools: &[ShowRow], database: &str, room: PoolRoom) -> bool {
     pools
         .iter()
         .filter(|row| row.get("database") == Some(database))
-        .any(|row| count(row, "sv_login") > 0 || count(row, "cl_waiting") > 0)
+        .any(|row| {
+            let servers: u64 = SERVER_STATES.iter().map(|c| row.count(c)).sum();
+            let can_grow = room.0.is_none_or(|most| servers < most);
+            row.count("sv_login") > 0
+                || (row.count("cl_waiting") > 0 && row.count("sv_idle") == 0 && can_grow)
+        })
 }
 
 /// The client behind a server connection, as the pooler sees it (a row of SHOW CLIENTS).
@@ -154,25 +183,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pool_logs_in_while_a_server_is_in_login_or_a_client_waits() {
-        let pool = |db: &str, login: &str, waiting: &str| {
+    fn a_pool_logs_in_while_a_server_is_in_login_or_a_client_waits_with_room_to_grow() {
+        let pool = |db: &str, login: &str, waiting: &str, active: &str, idle: &str| {
             ShowRow::of(&[
                 ("database", db),
                 ("user", "app"),
                 ("cl_waiting", waiting),
+                ("sv_active", active),
+                ("sv_idle", idle),
                 ("sv_login", login),
-                ("sv_idle", "3"),
             ])
         };
-        assert!(!pool_is_logging_in(&[pool("app", "0", "0")], "app"));
-        assert!(pool_is_logging_in(&[pool("app", "1", "0")], "app"));
-        assert!(pool_is_logging_in(
-            &[pool("app", "0", "0"), pool("app", "0", "2")],
-            "app"
+        let room = PoolRoom::of_database(&ShowRow::of(&[
+            ("name", "app"),
+            ("pool_size", "3"),
+            ("reserve_pool", "1"),
+        ]));
+        assert_eq!(room, PoolRoom(Some(4)));
+        let unknown = PoolRoom::of_database(&ShowRow::default());
+        assert_eq!(unknown, PoolRoom(None));
+        let logging_in = |rows: &[ShowRow], room| pool_is_logging_in(rows, "app", room);
+        assert!(!logging_in(&[pool("app", "0", "0", "1", "1")], room));
+        assert!(logging_in(&[pool("app", "1", "0", "1", "0")], room));
+        // A client waits, no idle connection, room for more: a login is coming.
+        assert!(logging_in(&[pool("app", "0", "2", "1", "0")], room));
+        assert!(logging_in(&[pool("app", "0", "2", "1", "0")], unknown));
+        // An idle connection will serve it; a full pool logs in nothing.
+        assert!(!logging_in(&[pool("app", "0", "2", "1", "1")], room));
+        assert!(!logging_in(&[pool("app", "0", "2", "4", "0")], room));
+        // One user's pool is enough; other databases and no pool do not count.
+        assert!(logging_in(
+            &[
+                pool("app", "0", "0", "0", "0"),
+                pool("app", "1", "0", "0", "0")
+            ],
+            room
         ));
-        // Other databases, and no pool at all, do not count.
-        assert!(!pool_is_logging_in(&[pool("other", "1", "1")], "app"));
-        assert!(!pool_is_logging_in(&[], "app"));
+        assert!(!logging_in(&[pool("other", "1", "1", "0", "0")], room));
+        assert!(!logging_in(&[], room));
     }
 
     #[test]
