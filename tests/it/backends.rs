@@ -39,6 +39,32 @@ fn still_there(server: &Server, pid: i32, backend_type: &str) -> bool {
         .is_some()
 }
 
+/// Waits until the server's client sessions are `keep` alone: a connection this test just
+/// closed (to read pg_stat_activity, or a pgkick run's) may still be on its way out, and
+/// `terminate --all` would find it.
+fn only_clients(server: &Server, keep: &[i32]) {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let others = || -> Vec<i32> {
+        server
+            .connect("postgres")
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' \
+                 AND pid <> pg_backend_pid() ORDER BY pid",
+                &[],
+            )
+            .expect("read pg_stat_activity")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || others() == keep),
+        "client sessions besides {keep:?}: {:?}",
+        others()
+    );
+}
+
 #[test]
 fn terminate_all_leaves_every_background_process_running() {
     let server = Server::start();
@@ -64,6 +90,7 @@ fn terminate_all_leaves_every_background_process_running() {
         assert!(types.contains(&"io worker"), "no io worker: {before:?}");
     }
 
+    only_clients(&server, &[client.pid]);
     assert_eq!(
         server
             .kick(["terminate", "--all", "--yes", "--wait", "--json"])
@@ -82,6 +109,7 @@ fn terminate_all_leaves_every_background_process_running() {
             asked.args(["--backend-type", t]);
         }
     }
+    only_clients(&server, &[]);
     let out = run(&mut asked);
     assert_eq!((out.code, out.stdout.trim()), (0, "[]"), "{}", out.stderr);
 
@@ -241,6 +269,7 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
         expect(&[(client.pid, "terminated")])
     );
     all_alive("terminate --db");
+    only_clients(&server, &[]);
     let out = run(server
         .pgkick()
         .args(["terminate", "--all", "--yes", "--wait", "--json"]));
@@ -250,6 +279,7 @@ fn walsenders_are_never_targeted_by_default_and_can_be_on_purpose() {
     // A pg_signal_backend member without pg_read_all_stats sees no backend_type at all: the
     // walsender of a non-superuser must still not be taken for a client session.
     let kicker = server.create_role("kicker", "IN ROLE pg_signal_backend");
+    only_clients(&server, &[]);
     let out =
         run(server
             .pgkick_as(&kicker)
