@@ -867,7 +867,7 @@ fn hardening_ctrl_c_at_the_confirmation_prompt_signals_nothing() {
     let shown = terminal.wait_for("[y/N]");
     assert!(shown.contains(&victim.pid.to_string()), "{shown}");
     terminal.type_keys(b"\x03");
-    let out = terminal.finish(Duration::from_secs(5));
+    let out = terminal.finish(Duration::from_secs(20));
     assert_eq!(out.code, 130, "{}", out.stdout);
     assert!(victim.alive(server), "signalled after Ctrl-C at the prompt");
 
@@ -875,7 +875,7 @@ fn hardening_ctrl_c_at_the_confirmation_prompt_signals_nothing() {
     let mut terminal = Terminal::start(&cmd);
     terminal.wait_for("[y/N]");
     terminal.type_keys(b"n\r");
-    let out = terminal.finish(Duration::from_secs(5));
+    let out = terminal.finish(Duration::from_secs(20));
     assert_eq!(out.code, 4, "{}", out.stdout);
     assert!(victim.alive(server));
 
@@ -883,7 +883,7 @@ fn hardening_ctrl_c_at_the_confirmation_prompt_signals_nothing() {
     let mut terminal = Terminal::start(&cmd);
     terminal.wait_for("[y/N]");
     terminal.type_keys(b"y\r");
-    let out = terminal.finish(Duration::from_secs(5));
+    let out = terminal.finish(Duration::from_secs(20));
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(wait_until(Duration::from_secs(5), || !victim.alive(server)));
 }
