@@ -263,15 +263,17 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
     if let Some((rendezvous, (guard, action, ask))) = &seated {
         // Before the verdict nothing was signalled anywhere, and a signal still ends pgkick
         // at once (as at a one-server prompt).
-        let targets = rendezvous
-            .wait_for_all(|| interrupt::received().is_some())
-            .unwrap_or_default();
-        if let Err(e) = decide(&printer, &servers, &targets, guard, *action, *ask) {
-            rendezvous.decide(Verdict::Stop);
-            return Err(e);
+        let decided = match rendezvous.wait_for_all(|| interrupt::received().is_some()) {
+            Some(targets) => decide(&printer, &servers, &targets, guard, *action, *ask),
+            None => interrupt::check().map(|()| false),
+        };
+        match decided.and_then(|asked| interrupt::install().map(|()| asked)) {
+            Ok(asked) => rendezvous.decide(Verdict::Go { asked }),
+            Err(e) => {
+                rendezvous.decide(Verdict::Stop);
+                return Err(e);
+            }
         }
-        interrupt::install()?;
-        rendezvous.decide(Verdict::Go { asked: *ask });
     }
     for (k, (mut out, ended)) in rx {
         report(&printer, &mut out);
@@ -298,8 +300,8 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
 }
 
 /// The guards over the whole run, from every server's targets (`None`: it could not be
-/// counted): --max over all of them together, then one question on a terminal. An error
-/// refuses, and nothing was signalled anywhere.
+/// counted): --max over all of them together, then one question on a terminal; true when it
+/// was asked. An error refuses, and nothing was signalled anywhere.
 fn decide(
     printer: &Printer,
     servers: &[Server],
@@ -307,7 +309,7 @@ fn decide(
     guard: &GuardArgs,
     action: Action,
     ask: bool,
-) -> Result<()> {
+) -> Result<bool> {
     let groups: Vec<(String, Vec<Session>)> = servers
         .iter()
         .zip(targets)
@@ -334,8 +336,9 @@ fn decide(
         if !printer.confirm_fleet(&groups, &question)? {
             return Err(Refused("not confirmed; nothing was signalled".into()).into());
         }
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The counting pass: every server's targets, or why it could not be counted.
