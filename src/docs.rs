@@ -259,7 +259,8 @@ const HOLDER_NOTES: &[&str] = &[
 ];
 
 /// Every holder outcome, in the order the man page lists them.
-const HOLDER_OUTCOMES: [holders::Kind; 7] = [
+const HOLDER_OUTCOMES: [holders::Kind; 8] = [
+    holders::Kind::TemplateDatabase,
     holders::Kind::PreparedTransaction,
     holders::Kind::ReplicationSlot,
     holders::Kind::Subscription,
@@ -287,13 +288,17 @@ const PGBOUNCER: &[&str] = &[
      conninfo string or URI; libpq conventions and .pgpass apply; the database is always \
      pgbouncer; -h, -p and -U do not apply to it). terminate --lock and lock run PAUSE for each \
      --db database on every pooler before the lock, so its clients wait instead of failing; \
-     PAUSE waits at most --pause-timeout for the transactions in flight, then the server \
-     backends of the pooler's active connections to the database are terminated. \
+     before each PAUSE pgkick waits up to 2 s for the pooler's server logins to the database \
+     to finish (PgBouncer counts a login that PAUSE closes as a failed one, and would then \
+     refuse clients after RESUME); PAUSE waits at most --pause-timeout for the transactions \
+     in flight, then the server backends of the pooler's active connections to the database \
+     are terminated (lock lists them under terminated in its JSON). \
      --pgbouncer-disable adds DISABLE and KILL. If the lock is not recorded (an error, an \
      unknown database on a pooler, SIGINT, SIGTERM) what was paused is resumed.",
     "The lock record names each pooler (its connection string without password) and the \
      action, pause or disable; unlock runs ENABLE (after disable) and RESUME on those poolers \
-     and on any --pgbouncer given to it, and exits 3 when one cannot be reached, with the \
+     and on any --pgbouncer given to it (ENABLE there too when SHOW DATABASES says the \
+     database is disabled), and exits 3 when one cannot be reached, with the \
      server side unlocked. Each database's change in the JSON of lock and unlock has poolers: \
      pooler, status (paused, disabled, already_paused, resumed, not_paused, failed) and error.",
     "list --pgbouncer adds pooler to every session: null, or pooler (the connection string), \
@@ -316,6 +321,10 @@ fn holder_meaning(kind: holders::Kind) -> &'static str {
             "an active logical replication slot (slot_name; pid is its walsender)"
         }
         Kind::Subscription => "a subscription defined in the database (subname)",
+        Kind::TemplateDatabase => {
+            "the database is a template (IS_TEMPLATE true), which DROP DATABASE refuses: ALTER \
+             DATABASE ... IS_TEMPLATE false"
+        }
         Kind::Backend => {
             "another backend in the database (pid, backend_type): a session the filters did \
              not match, a walsender, a replication or background worker"

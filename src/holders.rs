@@ -10,7 +10,9 @@
 //!   parallel and other background workers. Autovacuum workers it signals itself, so they do
 //!   not count;
 //! - a prepared transaction in it (`pg_prepared_xacts.database`), counted by the same
-//!   function.
+//!   function;
+//! - and before all of these, the database being a template (`pg_database.datistemplate`):
+//!   "cannot drop a template database", whoever asks.
 //!
 //! [`find`] reads all of them for a set of databases in one statement, whatever their number.
 //! A part of the catalog that pgkick's role may not read is reported as a [`Holder`] of kind
@@ -35,6 +37,8 @@ use crate::sql::{Param, Query};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// The database is a template (`IS_TEMPLATE true`): DROP DATABASE refuses it.
+    TemplateDatabase,
     /// An active logical replication slot of the database.
     ReplicationSlot,
     /// A subscription defined in the database.
@@ -57,6 +61,7 @@ pub enum Kind {
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
+            Kind::TemplateDatabase => "template_database",
             Kind::ReplicationSlot => "replication_slot",
             Kind::Subscription => "subscription",
             Kind::Backend => "still_present",
@@ -70,6 +75,7 @@ impl Kind {
     /// The kinds the statement reports, by their `outcome`.
     fn parse(s: &str) -> Option<Kind> {
         [
+            Kind::TemplateDatabase,
             Kind::ReplicationSlot,
             Kind::Subscription,
             Kind::Backend,
@@ -137,6 +143,7 @@ impl Holder {
                     .unwrap_or_default()
             ),
             Kind::Subscription => format!("subscription \"{}\"", s(&self.subname)),
+            Kind::TemplateDatabase => "its template flag (datistemplate)".to_string(),
             Kind::Backend => format!(
                 "{} pid {}",
                 self.backend_type
@@ -228,6 +235,7 @@ pub struct Exclude {
 /// Which parts of the catalog one statement reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
+    Template,
     PreparedTransactions,
     ReplicationSlots,
     Subscriptions,
@@ -235,7 +243,8 @@ enum Part {
 }
 
 impl Part {
-    const ALL: [Part; 4] = [
+    const ALL: [Part; 5] = [
+        Part::Template,
         Part::PreparedTransactions,
         Part::ReplicationSlots,
         Part::Subscriptions,
@@ -244,6 +253,7 @@ impl Part {
 
     fn catalog(self) -> &'static str {
         match self {
+            Part::Template => "pg_database",
             Part::PreparedTransactions => "pg_prepared_xacts",
             Part::ReplicationSlots => "pg_replication_slots",
             Part::Subscriptions => "pg_subscription",
@@ -253,6 +263,7 @@ impl Part {
 
     fn what(self) -> &'static str {
         match self {
+            Part::Template => "template flags",
             Part::PreparedTransactions => "prepared transactions",
             Part::ReplicationSlots => "logical replication slots",
             Part::Subscriptions => "subscriptions",
@@ -264,6 +275,7 @@ impl Part {
     /// databases; `$2` the excluded pids.
     fn select(self, server: &Server) -> Option<String> {
         Some(match self {
+            Part::Template => branch(Kind::TemplateDatabase, &[], "d WHERE d.datistemplate"),
             Part::PreparedTransactions => branch(
                 Kind::PreparedTransaction,
                 &[("gid", "p.gid"), ("owner", "p.owner::text")],
@@ -419,8 +431,8 @@ fn query(server: &Server, dbs: &[String], exclude: &Exclude, parts: &[Part]) -> 
     let branches: Vec<String> = parts.iter().filter_map(|p| p.select(server)).collect();
     let branches = branches.join(" UNION ALL ");
     q.sql = format!(
-        "WITH d AS (SELECT oid, datname::text AS datname FROM pg_catalog.pg_database \
-         WHERE datname::text = ANY({d}::text[])) \
+        "WITH d AS (SELECT oid, datname::text AS datname, datistemplate \
+         FROM pg_catalog.pg_database WHERE datname::text = ANY({d}::text[])) \
          SELECT * FROM ({branches}) AS h ORDER BY datname, outcome, pid, gid, slot_name, subname"
     );
     q
@@ -544,6 +556,11 @@ fn fix(h: &Holder) -> String {
              DROP DATABASE drops inactive slots itself",
             h.slot_name.as_deref().unwrap_or_default(),
             shell_word(db)
+        ),
+        Kind::TemplateDatabase => format!(
+            "DROP DATABASE refuses a template database: ALTER DATABASE {} IS_TEMPLATE false \
+             first (as a superuser or its owner)",
+            escape_identifier(db)
         ),
         Kind::Subscription => {
             let name = escape_identifier(h.subname.as_deref().unwrap_or_default());
@@ -678,6 +695,7 @@ mod tests {
         assert_eq!(q.params[0], Param::TextArray(dbs.clone()));
         assert_eq!(q.params[1], Param::Int4Array(vec![7, 9]));
         assert!(!q.sql.contains("shop") && !q.sql.contains("it's"));
+        assert!(q.sql.contains("d WHERE d.datistemplate"), "{}", q.sql);
         for catalog in [
             "pg_catalog.pg_prepared_xacts",
             "pg_catalog.pg_replication_slots",
@@ -728,6 +746,9 @@ mod tests {
         h.outcome = Kind::PreparedTransaction;
         h.gid = Some("g".into());
         assert!(fix(&h).contains("ROLLBACK PREPARED 'g'"));
+        h.outcome = Kind::TemplateDatabase;
+        h.datname = "Shop".into();
+        assert!(fix(&h).contains("ALTER DATABASE \"Shop\" IS_TEMPLATE false"));
         assert_eq!(shell_word("shop"), "shop");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
     }

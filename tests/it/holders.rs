@@ -454,3 +454,33 @@ fn outcomes_of_sessions(out: &Output) -> std::collections::BTreeMap<i64, String>
         })
         .collect()
 }
+
+/// A template database: DROP DATABASE refuses it whoever asks ("cannot drop a template
+/// database"), so the workflow exits 3 and names the fix; after it, exit 0 and the drop works.
+#[test]
+fn drop_ready_reports_a_template_database() {
+    let server = Server::shared();
+    let db = server.create_db("hold_template");
+    server.sql(&format!("ALTER DATABASE \"{db}\" IS_TEMPLATE true"));
+    let idle = Session::idle(server, &db, SUPERUSER, "app");
+    let out = drop_workflow(server, SUPERUSER, &db, &[]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(!idle.alive(server), "the client session was not terminated");
+    let template = with_outcome(&out, "template_database");
+    assert_eq!(template.len(), 1, "{}", out.stdout);
+    assert_eq!(template[0]["datname"], db.as_str());
+    assert!(
+        out.stderr
+            .contains(&format!("ALTER DATABASE \"{db}\" IS_TEMPLATE false")),
+        "{}",
+        out.stderr
+    );
+    let err = drop_database(server, &db).unwrap_err();
+    assert!(err.contains("cannot drop a template database"), "{err}");
+
+    // The fix it names, from another database (nobody can connect to this one now).
+    server.sql(&format!("ALTER DATABASE \"{db}\" IS_TEMPLATE false"));
+    let out = drop_workflow(server, SUPERUSER, &db, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    drop_database(server, &db).unwrap();
+}
