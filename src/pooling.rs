@@ -215,24 +215,14 @@ pub fn resume(
     let mut admins: BTreeMap<String, Result<Admin, String>> = BTreeMap::new();
     let mut all_ok = true;
     for change in changes.iter_mut().filter(|c| c.kind == "database") {
-        // None: a --pgbouncer pooler the record does not name; what to undo is looked up.
         let mut todo: Vec<(Pooler, Option<PoolerAction>)> = Vec::new();
-        for entry in &change.recorded_poolers {
-            let pooler = match given.iter().find(|g| g.label == entry.pooler) {
-                Some(g) => g.clone(),
-                None => match Pooler::parse(&entry.pooler) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        change.poolers.push(failed(&entry.pooler, &change.name, &e));
-                        continue;
-                    }
+        for (label, action) in to_undo(change, given) {
+            match given.iter().find(|g| g.label == label) {
+                Some(g) => todo.push((g.clone(), action)),
+                None => match Pooler::parse(&label) {
+                    Ok(p) => todo.push((p, action)),
+                    Err(e) => change.poolers.push(failed(&label, &change.name, &e)),
                 },
-            };
-            todo.push((pooler, Some(entry.action)));
-        }
-        for g in given {
-            if !todo.iter().any(|(p, _)| p.label == g.label) {
-                todo.push((g.clone(), None));
             }
         }
         for (pooler, action) in todo {
@@ -263,6 +253,23 @@ pub fn resume(
     all_ok
 }
 
+/// What unlock undoes for a database's change: each pooler the lock record names, with what
+/// was done there, then each `--pgbouncer` pooler it does not name (`None`: what to undo is
+/// looked up on the pooler).
+fn to_undo(change: &lock::Change, given: &[Pooler]) -> Vec<(String, Option<PoolerAction>)> {
+    let mut todo: Vec<(String, Option<PoolerAction>)> = change
+        .recorded_poolers
+        .iter()
+        .map(|e| (e.pooler.clone(), Some(e.action)))
+        .collect();
+    for g in given {
+        if !todo.iter().any(|(label, _)| *label == g.label) {
+            todo.push((g.label.clone(), None));
+        }
+    }
+    todo
+}
+
 fn failed(pooler: &str, database: &str, e: &anyhow::Error) -> Step {
     Step {
         error: Some(format!("{e:#}")),
@@ -277,24 +284,12 @@ pub fn print_resume_plan(
     printer: &Printer,
 ) -> Result<()> {
     for change in changes.iter().filter(|c| c.kind == "database") {
-        let mut lines = Vec::new();
-        for entry in &change.recorded_poolers {
-            lines.push((entry.pooler.clone(), entry.action));
-        }
-        for g in given {
-            if !lines.iter().any(|(l, _)| *l == g.label) {
-                lines.push((g.label.clone(), PoolerAction::Disable));
-            }
-        }
-        for (label, action) in lines {
+        for (label, action) in to_undo(change, given) {
             let db = pgbouncer::quote(&change.name);
-            let recorded = change.recorded_poolers.iter().any(|e| e.pooler == label);
             let enable = match action {
-                PoolerAction::Disable if recorded => format!("ENABLE {db};\n"),
-                PoolerAction::Disable => {
-                    format!("ENABLE {db}; -- if SHOW DATABASES says disabled\n")
-                }
-                PoolerAction::Pause => String::new(),
+                Some(PoolerAction::Disable) => format!("ENABLE {db};\n"),
+                Some(PoolerAction::Pause) => String::new(),
+                None => format!("ENABLE {db}; -- if SHOW DATABASES says disabled\n"),
             };
             printer.dry_run_sql(&format!("-- on pooler {label}:\n{enable}RESUME {db};"))?;
         }

@@ -161,16 +161,11 @@ impl Admin {
             .unwrap_or_default())
     }
 
-    /// SHOW DATABASES' flag `column` (`paused`, `disabled`) is set for the database.
-    fn database_flag(&mut self, database: &str, column: &str) -> Result<bool> {
-        Ok(self.database(database)?.flag(column))
-    }
-
     /// What unlock undoes on a pooler the lock record does not name: ENABLE too when SHOW
     /// DATABASES says the database is disabled (`--pgbouncer-disable`, or by hand), else
     /// RESUME only.
     pub fn undo_needed(&mut self, database: &str) -> Result<PoolerAction> {
-        Ok(if self.database_flag(database, "disabled")? {
+        Ok(if self.database(database)?.flag("disabled") {
             PoolerAction::Disable
         } else {
             PoolerAction::Pause
