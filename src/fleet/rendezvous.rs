@@ -157,8 +157,8 @@ impl Drop for Leaving {
 
 /// The gate of server `index` of a run guarded in one pass.
 pub struct Seated {
-    pub rendezvous: Arc<Rendezvous>,
-    pub index: usize,
+    rendezvous: Arc<Rendezvous>,
+    index: usize,
     asked: Mutex<bool>,
 }
 
