@@ -1828,11 +1828,11 @@ const ADMIN_DB: &str = "pgbouncer";
 
 impl Drop for Pgbouncer {
     fn drop(&mut self) {
-        stop_watchdog(&mut self.keepalive, &mut self.watchdog);
         // A failing test shows what the pooler saw: which connection it closed, and why.
         if std::thread::panicking() {
             eprintln!("PgBouncer's log (port {}):\n{}", self.port, self.log());
         }
+        stop_watchdog(&mut self.keepalive, &mut self.watchdog);
     }
 }
 
