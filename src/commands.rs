@@ -627,6 +627,7 @@ fn execute(
     // have resolved since. Only the targets that still match are signalled.
     let mut stale = Vec::new();
     let mut unblocked = Vec::new();
+    let mut still_starting = false;
     let targets = match &plan.lock_first {
         None if prompted => {
             let still = activity::find(&mut client, &server, &filter)?.sessions;
@@ -638,7 +639,7 @@ fn execute(
         }
         None => targets,
         Some(lock) => {
-            let (matched, terminated) = lock_then_find(
+            let (matched, terminated, late) = lock_then_find(
                 &mut client,
                 &server,
                 &filter,
@@ -649,6 +650,7 @@ fn execute(
                 printer,
             )?;
             unblocked = terminated;
+            still_starting = late;
             server = matched.server.unwrap_or(server);
             matched.sessions
         }
@@ -706,7 +708,7 @@ fn execute(
         holders::locked_out(&mut held);
     }
     report_what_holds(printer, &reports, &held);
-    let status = if held.iter().any(holders::Holder::holds) {
+    let status = if still_starting || held.iter().any(holders::Holder::holds) {
         ExitStatus::Partial
     } else {
         or_partial(status_before, &reports)
@@ -747,8 +749,9 @@ fn open_rollback(
 
 /// terminate --lock: paused on the poolers first, so that their clients wait instead of
 /// failing; locked next, so that clients reconnecting in a loop cannot get back in; then
-/// everything in the databases that matches now is a target. Returns those, and the pooler
-/// backends terminated to complete a pause.
+/// everything in the databases that matches now is a target, once the backends that were
+/// starting into them have shown up. Returns those, the pooler backends terminated to complete
+/// a pause, and whether some backend was still starting (then not a target).
 #[allow(clippy::too_many_arguments)]
 fn lock_then_find(
     client: &mut postgres::Client,
@@ -759,7 +762,7 @@ fn lock_then_find(
     conn: &ConnArgs,
     trail: &audit::Trail,
     printer: &Printer,
-) -> Result<(Matched, Vec<Report>)> {
+) -> Result<(Matched, Vec<Report>, bool)> {
     let targets = lock::Targets {
         dbs: filter.dbs.clone(),
         roles: Vec::new(),
@@ -776,7 +779,23 @@ fn lock_then_find(
         true,
     )?;
     warn(printer, trail.changes(client, &changes, false)?);
-    Ok((find(client, server, filter, printer)?, terminated))
+    // Sessions that got in just before the lock are not in pg_stat_activity yet.
+    let starting = holders::wait_for_starting(client, &filter.dbs, holders::STARTING_WAIT)?;
+    if !starting.is_empty() {
+        printer.warn(&format!(
+            "{} backend(s) (pid {}) got into the databases before the lock and were still \
+             starting after {}s: they were not terminated; run the command again to end them",
+            starting.len(),
+            starting
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            holders::STARTING_WAIT.as_secs()
+        ));
+    }
+    let matched = find(client, server, filter, printer)?;
+    Ok((matched, terminated, !starting.is_empty()))
 }
 
 /// lock and terminate --lock: pause the databases on the poolers, then lock them, recording

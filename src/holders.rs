@@ -14,6 +14,10 @@
 //! - and before all of these, the database being a template (`pg_database.datistemplate`):
 //!   "cannot drop a template database", whoever asks.
 //!
+//! A backend still starting into the database is in the ProcArray, where `CountOtherDBBackends`
+//! looks, before it is in pg_stat_activity; [`wait_for_starting`] sees it by the lock its
+//! startup holds on the database.
+//!
 //! [`find`] reads all of them for a set of databases in one statement, whatever their number.
 //! A part of the catalog that pgkick's role may not read is reported as a [`Holder`] of kind
 //! `not_visible`: what cannot be seen is never taken as absent.
@@ -23,6 +27,7 @@
 //! connect to it, so its connections are opened before the lock and closed at the end.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use postgres::error::SqlState;
@@ -454,6 +459,71 @@ pub fn find_without_backends(
     )
 }
 
+/// How long [`wait_for_starting`] waits: as long as DROP DATABASE waits for other backends
+/// to leave (`CountOtherDBBackends`).
+pub const STARTING_WAIT: Duration = Duration::from_secs(5);
+
+/// The backends starting into the databases `dbs` that pg_stat_activity does not show yet.
+///
+/// `InitPostgres` takes a `RowExclusiveLock` on the database object (`pg_locks`, locktype
+/// `object`) before it reads `datallowconn`, the connection limit and the CONNECT privilege,
+/// and holds it until its startup transaction ends, after the backend has appeared in
+/// pg_stat_activity (`pgstat_bestart`). A backend that passed those checks before a lock
+/// committed is in the database without being in pg_stat_activity yet, and only this lock
+/// tells.
+fn starting_query(dbs: &[String]) -> Query {
+    let mut q = Query::default();
+    let d = q.bind(Param::TextArray(dbs.to_vec()));
+    q.sql = format!(
+        "SELECT l.pid FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_database d \
+         ON l.classid = 'pg_catalog.pg_database'::pg_catalog.regclass::pg_catalog.oid \
+         AND l.objid = d.oid \
+         WHERE l.locktype = 'object' AND l.database = 0 AND l.mode = 'RowExclusiveLock' \
+         AND l.granted AND l.pid <> pg_catalog.pg_backend_pid() \
+         AND d.datname::text = ANY({d}::text[]) \
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a \
+         WHERE a.pid = l.pid AND a.datid = d.oid) ORDER BY 1"
+    );
+    q
+}
+
+/// After a lock has committed: waits, up to `within`, until every backend that was starting
+/// into `dbs` has either appeared in pg_stat_activity or gone, so that a search for the
+/// sessions in `dbs` finds those that got in just before the lock. Backends that begin to
+/// start later read the lock and are refused (or, with a method that lets them in, are not
+/// waited for: they keep coming). Returns the pids still starting at the end.
+pub fn wait_for_starting(
+    client: &mut postgres::Client,
+    dbs: &[String],
+    within: Duration,
+) -> Result<Vec<i32>> {
+    if dbs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = starting_query(dbs);
+    let pids = |client: &mut postgres::Client| -> Result<BTreeSet<i32>> {
+        let rows = q
+            .run(client)
+            .context("could not read which backends are starting into the databases")?;
+        rows.iter().map(|r| Ok(r.try_get::<_, i32>(0)?)).collect()
+    };
+    let first = pids(client)?;
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(2);
+    let mut still = first.clone();
+    while !still.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        crate::interrupt::check()?;
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(100));
+        still = pids(client)?.intersection(&first).copied().collect();
+    }
+    Ok(still.into_iter().collect())
+}
+
 /// Everything that holds the databases `dbs` now, in one statement. Backends in `exclude` are
 /// left out. Parts of the catalog the role may not read become `not_visible` holders (then one
 /// statement per part).
@@ -706,6 +776,22 @@ mod tests {
         }
         assert!(q.sql.contains("WHERE s.active"), "{}", q.sql);
         assert!(q.sql.contains("'autovacuum worker'"));
+    }
+
+    #[test]
+    fn starting_backends_are_read_from_the_database_lock_with_names_as_parameters() {
+        let dbs = vec!["it's".to_string()];
+        let q = starting_query(&dbs);
+        assert_eq!(q.params, vec![Param::TextArray(dbs)]);
+        assert!(!q.sql.contains("it's"));
+        for part in [
+            "pg_catalog.pg_locks l",
+            "l.mode = 'RowExclusiveLock' AND l.granted",
+            "l.pid <> pg_catalog.pg_backend_pid()",
+            "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a",
+        ] {
+            assert!(q.sql.contains(part), "{part}: {}", q.sql);
+        }
     }
 
     #[test]

@@ -730,3 +730,74 @@ fn lock_terminate_then_drop_database_with_clients_reconnecting() {
     dropped.unwrap_or_else(|e| panic!("dropdb after terminate --lock --wait: {e}"));
     assert!(!db_exists(server, &db));
 }
+
+/// Backends holding the lock that startup takes on database `db` (`RowExclusiveLock` on the
+/// database object), that is, past or at its connection checks and not yet done starting.
+fn starting_into(server: &Server, db: &str) -> i64 {
+    server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON l.objid = d.oid \
+             WHERE l.locktype = 'object' AND l.classid = 'pg_database'::regclass \
+             AND l.mode = 'RowExclusiveLock' AND l.granted AND d.datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A backend that passed its connection checks just before the lock committed is in the
+/// database before pg_stat_activity shows it: a few milliseconds on a busy server, three
+/// seconds here (`post_auth_delay` sleeps between the checks and `pgstat_bestart`).
+/// terminate --lock waits for it to show up and ends it; before, it was missed, and on a
+/// loaded CI machine it was then reported as a session the filters did not match.
+#[test]
+fn lock_terminate_ends_a_session_that_got_in_just_before_the_lock() {
+    let server = Server::shared();
+    let db = server.create_db("lock_late");
+    let mut config = postgres::Config::new();
+    config
+        .host_path(server.sock_dir())
+        .port(server.port())
+        .user(SUPERUSER)
+        .dbname(&db)
+        .application_name("late")
+        .options("-c post_auth_delay=3")
+        .connect_timeout(Duration::from_secs(20));
+    let late = thread::spawn(move || {
+        let mut client = config.connect(NoTls).expect("the late session connects");
+        client
+            .batch_execute("SELECT pg_sleep(60)")
+            .expect_err("the late session is terminated")
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || starting_into(server, &db) == 1),
+        "the late session never began to start"
+    );
+    let out = server
+        .kick([
+            "terminate",
+            "--json",
+            "--db",
+            &db,
+            "--lock",
+            "--wait",
+            "--yes",
+        ])
+        .run();
+    let sessions = out.json();
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{}", out.stdout);
+    assert_eq!(sessions[0]["application_name"], "late", "{}", out.stdout);
+    assert_eq!(sessions[0]["outcome"], "terminated", "{}", out.stdout);
+    assert_eq!(sessions_in(server, &db), 0);
+    let err = late.join().unwrap();
+    assert!(
+        err.code() == Some(&postgres::error::SqlState::ADMIN_SHUTDOWN) || err.is_closed(),
+        "{err:?}"
+    );
+    let mut admin = server.connect(SUPERUSER);
+    admin
+        .batch_execute(&format!("DROP DATABASE {}", ident(&db)))
+        .unwrap_or_else(|e| panic!("dropdb after terminate --lock --wait: {e}"));
+}
