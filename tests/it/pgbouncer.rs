@@ -139,6 +139,30 @@ fn wait_for_queued(bouncer: &Pgbouncer, db: &str, n: i64) {
     );
 }
 
+/// Waits until the pool of `db` has `servers` server connections and none logging in: the
+/// load has all the connections it needs, so the pooler logs in nothing more.
+///
+/// A test's load should be there before pgkick comes. A server login that begins in the
+/// instant between pgkick's look at SHOW POOLS and its PAUSE is closed by the PAUSE, and
+/// PgBouncer (1.18 and today) then takes the pool for failing and refuses clients after
+/// RESUME: that is PgBouncer's, which pgkick narrows (it waits for logins in progress) but
+/// cannot close, and a test that starts pgbench at the moment pgkick comes meets it now and
+/// then.
+fn wait_for_logins_over(bouncer: &Pgbouncer, db: &str, servers: i64) {
+    let count = || {
+        ["sv_active", "sv_idle", "sv_used"]
+            .iter()
+            .map(|c| bouncer.pool_count(db, c))
+            .sum::<i64>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || count() >= servers
+            && bouncer.pool_count(db, "sv_login") == 0),
+        "the load never had its {servers} server connections: {:?}",
+        bouncer.show("POOLS")
+    );
+}
+
 /// Unlocks through the pooler and times how long a client takes to be served again.
 fn unlock_and_time_first_query(
     server: &Server,
@@ -169,14 +193,8 @@ fn pgbouncer_maintenance_window_no_client_sees_an_error() {
         assert_eq!(simple_value(app, "SELECT 1"), "1");
     }
     let bench = pgbench(&bouncer, &db, 4, 6);
-    assert!(
-        wait_until(Duration::from_secs(10), || bouncer
-            .pool_count(&db, "cl_active")
-            + bouncer.pool_count(&db, "cl_waiting")
-            >= 6),
-        "pgbench clients never arrived: {:?}",
-        bouncer.show("POOLS")
-    );
+    // pgbench's four clients run at once: four server connections, and no login after them.
+    wait_for_logins_over(&bouncer, &db, 4);
 
     let out = terminate_through(server, &bouncer, &db, &[]).run();
     assert!(
@@ -222,12 +240,6 @@ fn pgbouncer_pause_timeout_terminates_an_open_transaction() {
 
 /// A client idle in a transaction holds the pause back while pgbench runs: the pause completes
 /// after --pause-timeout by terminating its backend, and no other client sees an error.
-///
-/// pgbench's logins are over before pgkick comes. A server login that begins in the instant
-/// between pgkick's look at SHOW POOLS and its PAUSE is closed by the PAUSE, and PgBouncer
-/// (1.18 and today) then takes the pool for failing and refuses clients after RESUME: that
-/// is PgBouncer's, which pgkick can narrow (it waits for logins in progress) but not close,
-/// and a test that starts pgbench at the same moment meets it now and then.
 #[test]
 fn pgbouncer_pause_timeout_then_no_client_sees_an_error() {
     let server = Server::shared();
@@ -236,20 +248,9 @@ fn pgbouncer_pause_timeout_then_no_client_sees_an_error() {
     assert_eq!(simple_value(&mut app, "SELECT 1"), "1");
     let (_stuck, _pid) = in_transaction(&bouncer, &db, "stuck-in-transaction");
     let bench = pgbench(&bouncer, &db, 2, 6);
-    // Both pgbench clients served: the pool has its three server connections (one held by
-    // the open transaction) and logs in nothing more.
-    let servers = |b: &Pgbouncer| {
-        ["sv_active", "sv_idle", "sv_used"]
-            .iter()
-            .map(|c| b.pool_count(&db, c))
-            .sum::<i64>()
-    };
-    assert!(
-        wait_until(Duration::from_secs(10), || servers(&bouncer) >= 3
-            && bouncer.pool_count(&db, "sv_login") == 0),
-        "pgbench was never served: {:?}",
-        bouncer.show("POOLS")
-    );
+    // Both pgbench clients served: three server connections (one held by the open
+    // transaction).
+    wait_for_logins_over(&bouncer, &db, 3);
     terminate_through(server, &bouncer, &db, &["--pause-timeout", "1s"]).outcomes();
     let took = unlock_and_time_first_query(server, &bouncer, &db, std::slice::from_mut(&mut app));
     assert!(took < Duration::from_secs(2), "served again after {took:?}");
