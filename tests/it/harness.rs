@@ -1752,7 +1752,8 @@ impl Pgbouncer {
         )
     }
 
-    fn try_connect(&self, db: &str, app: &str) -> Result<Client, postgres::Error> {
+    /// A client of `db` through the pooler, or the error the pooler gives.
+    pub fn try_connect(&self, db: &str, app: &str) -> Result<Client, postgres::Error> {
         let mut config = postgres::Config::new();
         config
             .host_path(self.dir.path())

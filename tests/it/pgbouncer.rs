@@ -435,14 +435,7 @@ fn pgbouncer_disable_refuses_clients_until_unlock() {
 }
 
 fn bouncer_refuses(bouncer: &Pgbouncer, db: &str) -> bool {
-    let mut config = postgres::Config::new();
-    config
-        .host_path(bouncer.sock_dir())
-        .port(bouncer.port())
-        .user(SUPERUSER)
-        .dbname(db)
-        .connect_timeout(Duration::from_secs(5));
-    match config.connect(postgres::NoTls) {
+    match bouncer.try_connect(db, "refused") {
         Err(_) => true,
         Ok(mut c) => c.simple_query("SELECT 1").is_err(),
     }
