@@ -188,7 +188,7 @@ fn open(args: &ConnArgs, printer: &Printer) -> Result<conn::Connected> {
 }
 
 /// Connects with resolved settings, asking for a password as -W/-w and the terminal allow.
-pub(crate) fn connect_with(
+fn connect_with(
     settings: &conn::Settings,
     args: &ConnArgs,
     printer: &Printer,
@@ -735,7 +735,7 @@ fn open_rollback(
     conn: &ConnArgs,
     printer: &Printer,
 ) -> Result<holders::PreparedRollback> {
-    let prepared = holders::find(client, server, dbs, &Default::default())?;
+    let prepared = holders::find_prepared(client, server, dbs)?;
     let dbs: BTreeSet<String> = prepared
         .iter()
         .filter(|h| h.outcome == holders::Kind::PreparedTransaction)
@@ -945,24 +945,17 @@ fn drop_holders(
     let mut own = BTreeSet::new();
     if let Some(mut rollback) = rollback {
         own = rollback.pids();
-        let exclude = holders::Exclude {
-            pids: reported.union(&own).copied().collect(),
-        };
-        let mut found = holders::find(client, server, dbs, &exclude)?;
+        let mut found = holders::find_prepared(client, server, dbs)?;
         rollback.rollback(&mut found);
         rollback.close();
-        (failed, rolled_back) = found
-            .into_iter()
-            .filter(|h| h.outcome != holders::Kind::Backend)
-            .partition(holders::Holder::holds);
+        (failed, rolled_back) = found.into_iter().partition(holders::Holder::holds);
     }
     let exclude = holders::Exclude { pids: reported };
-    let deadline = Instant::now()
-        + if wait.wait {
-            wait.wait_timeout
-        } else {
-            Duration::from_secs(5)
-        };
+    let within = if wait.wait {
+        wait.wait_timeout
+    } else {
+        Duration::from_secs(5)
+    };
     // Without --wait only pgkick's own connections are waited for.
     let ended: BTreeSet<i32> = reports
         .iter()
@@ -970,21 +963,23 @@ fn drop_holders(
         .map(|r| r.session.pid)
         .chain(own.iter().copied())
         .collect();
-    let mut pause = Duration::from_millis(5);
+    let mut backoff =
+        interrupt::Backoff::new(within, Duration::from_millis(5), Duration::from_millis(200));
     let held = loop {
         let held = holders::find(client, server, dbs, &exclude)?;
         let leaving = held
             .iter()
             .filter(|h| h.pid.is_some_and(|p| own.contains(&p)) || (wait.wait && h.leaving(&ended)))
             .count();
-        let left = deadline.saturating_duration_since(Instant::now());
-        if leaving == 0 || left.is_zero() {
+        if leaving == 0 || backoff.left().is_zero() {
             break held;
         }
-        interrupt::check()?;
-        printer.progress("waiting for what holds the databases", leaving, left);
-        std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(Duration::from_millis(200));
+        printer.progress(
+            "waiting for what holds the databases",
+            leaving,
+            backoff.left(),
+        );
+        backoff.sleep()?;
     };
     printer.progress("", 0, Duration::ZERO);
     // A prepared transaction whose rollback failed keeps the server's reason in its fix.

@@ -27,13 +27,14 @@
 //! connect to it, so its connections are opened before the lock and closed at the end.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use postgres::error::SqlState;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use serde::Serialize;
 
+use crate::interrupt::Backoff;
 use crate::server::Server;
 use crate::signal::Report;
 use crate::sql::{Param, Query};
@@ -508,20 +509,27 @@ pub fn wait_for_starting(
         rows.iter().map(|r| Ok(r.try_get::<_, i32>(0)?)).collect()
     };
     let first = pids(client)?;
-    let deadline = Instant::now() + within;
-    let mut pause = Duration::from_millis(2);
+    let mut backoff = Backoff::new(within, Duration::from_millis(2), Duration::from_millis(100));
     let mut still = first.clone();
-    while !still.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        crate::interrupt::check()?;
-        std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(Duration::from_millis(100));
+    while !still.is_empty() && backoff.sleep()? {
         still = pids(client)?.intersection(&first).copied().collect();
     }
     Ok(still.into_iter().collect())
+}
+
+/// The prepared transactions of the databases `dbs`: what `--rollback-prepared` acts on.
+pub fn find_prepared(
+    client: &mut postgres::Client,
+    server: &Server,
+    dbs: &[String],
+) -> Result<Vec<Holder>> {
+    find_parts(
+        client,
+        server,
+        dbs,
+        &Exclude::default(),
+        &[Part::PreparedTransactions],
+    )
 }
 
 /// Everything that holds the databases `dbs` now, in one statement. Backends in `exclude` are

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -49,5 +50,41 @@ pub fn check() -> Result<()> {
     match received() {
         Some(signal) => Err(Interrupted { signal }.into()),
         None => Ok(()),
+    }
+}
+
+/// A wait polled until a deadline, with pauses that double from `first` up to `cap`, and
+/// stopped by SIGINT or SIGTERM between polls.
+pub struct Backoff {
+    deadline: Instant,
+    pause: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub fn new(within: Duration, first: Duration, cap: Duration) -> Backoff {
+        Backoff {
+            deadline: Instant::now() + within,
+            pause: first,
+            cap,
+        }
+    }
+
+    /// The time left before the deadline.
+    pub fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Sleeps the next pause (never past the deadline) unless a signal has arrived (then
+    /// `Interrupted`); false, without sleeping, once the deadline has passed.
+    pub fn sleep(&mut self) -> Result<bool> {
+        let left = self.left();
+        if left.is_zero() {
+            return Ok(false);
+        }
+        check()?;
+        std::thread::sleep(self.pause.min(left));
+        self.pause = (self.pause * 2).min(self.cap);
+        Ok(true)
     }
 }
