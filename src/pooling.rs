@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use postgres_protocol::escape::escape_identifier;
 
 use crate::activity;
-use crate::cli::{ConnArgs, FilterArgs, PauseArgs};
+use crate::cli::{ConnArgs, PauseArgs};
 use crate::commands::connect_reading;
 use crate::error::Usage;
 use crate::filter::Filter;
@@ -182,11 +183,11 @@ impl pgbouncer::Pausing for Unblocker<'_> {
 
     fn unblock(&mut self, database: &str, pids: &[i32]) -> Result<()> {
         // Only backends of this server and database: a pooler may front other servers.
-        let filter = Filter::from_args(&FilterArgs {
-            db: vec![database.to_string()],
-            pid: pids.to_vec(),
-            ..FilterArgs::default()
-        });
+        let filter = Filter {
+            dbs: vec![database.to_string()],
+            pids: pids.to_vec(),
+            ..Filter::default()
+        };
         let sessions = activity::find(self.client, self.server, &filter)?.sessions;
         for s in &sessions {
             self.printer.warn(&format!(
@@ -285,7 +286,7 @@ pub fn print_resume_plan(
 ) -> Result<()> {
     for change in changes.iter().filter(|c| c.kind == "database") {
         for (label, action) in to_undo(change, given) {
-            let db = pgbouncer::quote(&change.name);
+            let db = escape_identifier(&change.name);
             let enable = match action {
                 Some(PoolerAction::Disable) => format!("ENABLE {db};\n"),
                 Some(PoolerAction::Pause) => String::new(),
@@ -307,7 +308,7 @@ pub fn print_pause_plan(
     for pooler in poolers {
         let mut text = format!("-- on pooler {}:", pooler.label);
         for db in dbs {
-            let db = pgbouncer::quote(db);
+            let db = escape_identifier(db);
             text.push_str(&format!("\nPAUSE {db};"));
             if args.pgbouncer_disable {
                 text.push_str(&format!("\nDISABLE {db};\nKILL {db};"));

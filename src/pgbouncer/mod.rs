@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use postgres::SimpleQueryMessage;
+use postgres_protocol::escape::escape_identifier;
 use serde::Serialize;
 
 pub use show::{links, pool_is_logging_in, PoolerLink, ServerConn, ShowRow};
@@ -112,11 +113,6 @@ fn resolve(conninfo: &str) -> Result<conn::Settings> {
     conn::Settings::resolve_for_database(&args, ADMIN_DATABASE)
 }
 
-/// A name as the admin console reads it: double-quoted, `"` doubled.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// A session on a pooler's admin console.
 pub struct Admin {
     pub label: String,
@@ -174,7 +170,7 @@ impl Admin {
 
     /// `<verb> "<database>"`.
     pub fn command(&mut self, verb: &str, database: &str) -> Result<()> {
-        let text = format!("{verb} {}", quote(database));
+        let text = format!("{verb} {}", escape_identifier(database));
         self.client
             .simple_query(&text)
             .map(drop)
@@ -432,7 +428,7 @@ fn pause(
                 bail!(
                     "pooler {}: PAUSE {}: lost the session",
                     monitor.label,
-                    quote(database)
+                    escape_identifier(database)
                 )
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -446,7 +442,7 @@ fn pause(
             bail!(
                 "pooler {}: PAUSE {} did not complete after terminating what held it {} times",
                 monitor.label,
-                quote(database),
+                escape_identifier(database),
                 UNBLOCK_ROUNDS
             );
         }
@@ -471,8 +467,9 @@ mod tests {
 
     #[test]
     fn names_are_double_quoted_for_the_admin_console() {
-        assert_eq!(quote("app"), "\"app\"");
-        assert_eq!(quote("My \"db\""), "\"My \"\"db\"\"\"");
+        // The admin console reads a database name as SQL reads an identifier.
+        assert_eq!(escape_identifier("app"), "\"app\"");
+        assert_eq!(escape_identifier("My \"db\""), "\"My \"\"db\"\"\"");
     }
 
     #[test]
