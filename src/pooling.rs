@@ -143,11 +143,7 @@ pub fn pause(
             .unwrap_or_else(|_| unreachable!("connect_n gives n sessions"));
         connections.push(Connections { waiter, monitor });
     }
-    let action = if args.pgbouncer_disable {
-        PoolerAction::Disable
-    } else {
-        PoolerAction::Pause
-    };
+    let action = PoolerAction::asked(args.pgbouncer_disable);
     let mut unblocker = Unblocker {
         client,
         server,
@@ -288,8 +284,7 @@ pub fn print_resume_plan(
         for (label, action) in to_undo(change, given) {
             let db = escape_identifier(&change.name);
             let enable = match action {
-                Some(PoolerAction::Disable) => format!("ENABLE {db};\n"),
-                Some(PoolerAction::Pause) => String::new(),
+                Some(action) => commands(action.before_resume(), &db),
                 None => format!("ENABLE {db}; -- if SHOW DATABASES says disabled\n"),
             };
             printer.dry_run_sql(&format!("-- on pooler {label}:\n{enable}RESUME {db};"))?;
@@ -305,18 +300,22 @@ pub fn print_pause_plan(
     args: &PauseArgs,
     printer: &Printer,
 ) -> Result<()> {
+    let action = PoolerAction::asked(args.pgbouncer_disable);
     for pooler in poolers {
-        let mut text = format!("-- on pooler {}:", pooler.label);
+        let mut text = format!("-- on pooler {}:\n", pooler.label);
         for db in dbs {
             let db = escape_identifier(db);
-            text.push_str(&format!("\nPAUSE {db};"));
-            if args.pgbouncer_disable {
-                text.push_str(&format!("\nDISABLE {db};\nKILL {db};"));
-            }
+            text.push_str(&format!("PAUSE {db};\n"));
+            text.push_str(&commands(action.after_pause(), &db));
         }
-        printer.dry_run_sql(&text)?;
+        printer.dry_run_sql(text.trim_end())?;
     }
     Ok(())
+}
+
+/// `<verb> <db>;` and a newline, for each of `verbs`.
+fn commands(verbs: &[&str], db: &str) -> String {
+    verbs.iter().map(|verb| format!("{verb} {db};\n")).collect()
 }
 
 /// list --pgbouncer: each session that is a server connection of one of the poolers gets its

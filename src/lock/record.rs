@@ -48,6 +48,31 @@ pub enum PoolerAction {
 }
 
 impl PoolerAction {
+    /// What `--pgbouncer-disable` (`disable`) or its absence asks of each pooler.
+    pub fn asked(disable: bool) -> PoolerAction {
+        if disable {
+            PoolerAction::Disable
+        } else {
+            PoolerAction::Pause
+        }
+    }
+
+    /// The admin commands run for a database once its PAUSE has completed.
+    pub fn after_pause(self) -> &'static [&'static str] {
+        match self {
+            PoolerAction::Pause => &[],
+            PoolerAction::Disable => &["DISABLE", "KILL"],
+        }
+    }
+
+    /// The admin commands that unlock runs for a database before its RESUME.
+    pub fn before_resume(self) -> &'static [&'static str] {
+        match self {
+            PoolerAction::Pause => &[],
+            PoolerAction::Disable => &["ENABLE"],
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             PoolerAction::Pause => "pause",

@@ -161,11 +161,9 @@ impl Admin {
     /// DATABASES says the database is disabled (`--pgbouncer-disable`, or by hand), else
     /// RESUME only.
     pub fn undo_needed(&mut self, database: &str) -> Result<PoolerAction> {
-        Ok(if self.database(database)?.flag("disabled") {
-            PoolerAction::Disable
-        } else {
-            PoolerAction::Pause
-        })
+        Ok(PoolerAction::asked(
+            self.database(database)?.flag("disabled"),
+        ))
     }
 
     /// `<verb> "<database>"`.
@@ -189,8 +187,8 @@ impl Admin {
     pub fn undo(&mut self, database: &str, action: PoolerAction) -> Step {
         let mut step = Step::new(&self.label, database, "resumed");
         let result = (|| -> Result<()> {
-            if action == PoolerAction::Disable {
-                self.command("ENABLE", database)?;
+            for verb in action.before_resume() {
+                self.command(verb, database)?;
             }
             match self.command("RESUME", database) {
                 Err(e) if e.to_string().ends_with("is not paused") => {
@@ -357,10 +355,8 @@ pub fn pause_all(
                         return Err(refused);
                     }
                 }
-                if action == PoolerAction::Disable {
-                    let monitor = &mut paused.monitors[i];
-                    monitor.command("DISABLE", db)?;
-                    monitor.command("KILL", db)?;
+                for verb in action.after_pause() {
+                    paused.monitors[i].command(verb, db)?;
                 }
             }
         }

@@ -493,7 +493,18 @@ fn pgbouncer_lock_twice_and_dry_runs_keep_one_pause() {
         "{}",
         dry.stdout
     );
-    assert!(!bouncer.paused(&db));
+    let dry = server
+        .kick(["lock", "--db", &db, "--dry-run", "--pgbouncer", &conninfo])
+        .args(["--pgbouncer-disable"])
+        .run();
+    assert!(
+        dry.stdout.contains(&format!(
+            "-- on pooler {conninfo}:\nPAUSE \"{db}\";\nDISABLE \"{db}\";\nKILL \"{db}\";"
+        )),
+        "{}",
+        dry.stdout
+    );
+    assert!(!bouncer.paused(&db) && !bouncer.disabled(&db));
 
     server
         .kick(["lock", "--db", &db, "--pgbouncer", &conninfo])
