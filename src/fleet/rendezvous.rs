@@ -159,7 +159,6 @@ impl Drop for Leaving {
 pub struct Seated {
     rendezvous: Arc<Rendezvous>,
     index: usize,
-    asked: Mutex<bool>,
 }
 
 impl Seated {
@@ -167,7 +166,6 @@ impl Seated {
         Seated {
             rendezvous: Arc::clone(rendezvous),
             index,
-            asked: Mutex::new(false),
         }
     }
 }
@@ -175,16 +173,17 @@ impl Seated {
 impl Gate for Seated {
     fn approve(&self, targets: &[Session], _guard: &GuardArgs) -> Result<Option<Vec<Session>>> {
         match self.rendezvous.arrive(self.index, targets) {
-            Verdict::Go { asked } => {
-                *self.asked.lock().unwrap_or_else(|e| e.into_inner()) = asked;
-                Ok(None)
-            }
+            Verdict::Go { .. } => Ok(None),
             Verdict::Stop => Err(Stopped.into()),
         }
     }
 
+    /// The verdict is given once every server has come, so it is this server's too.
     fn asked(&self) -> bool {
-        *self.asked.lock().unwrap_or_else(|e| e.into_inner())
+        matches!(
+            self.rendezvous.lock().verdict,
+            Some(Verdict::Go { asked: true })
+        )
     }
 }
 
