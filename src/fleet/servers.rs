@@ -45,19 +45,35 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// How many times the raw command line gives `-d`/`--dbname` (before a `--`). clap keeps
-/// only the values on one side of the subcommand when both have some; comparing with this
-/// count tells the run to refuse rather than act on some of the servers.
+/// How many times the raw command line gives `-d`/`--dbname` (before a `--`), in a cluster
+/// of short flags too (`-wd`). clap keeps only the values on one side of the subcommand when
+/// both have some; comparing with this count tells the run to refuse rather than act on some
+/// of the servers.
 pub fn dbname_flags(args: &[std::ffi::OsString]) -> usize {
+    use clap::CommandFactory;
+    // The short flags that take a value: in a cluster, the rest of the word is that value.
+    let command = crate::cli::Cli::command();
+    let valued: Vec<char> = command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(clap::Arg::get_short)
+        .collect();
     args.iter()
         .skip(1)
         .map(|a| a.to_string_lossy())
         .take_while(|a| a != "--")
         .filter(|a| {
-            *a == "-d"
-                || *a == "--dbname"
-                || a.starts_with("--dbname=")
-                || (a.starts_with("-d") && !a.starts_with("--"))
+            if *a == "--dbname" || a.starts_with("--dbname=") {
+                return true;
+            }
+            let Some(cluster) = a.strip_prefix('-').filter(|c| !c.starts_with('-')) else {
+                return false;
+            };
+            cluster
+                .chars()
+                .find(|c| valued.contains(c))
+                .is_some_and(|c| c == 'd')
         })
         .count()
 }
@@ -229,10 +245,13 @@ mod tests {
             "b",
             "--dbname=c",
             "-dd",
+            "-wd",
+            "-qWdx",
+            "-wUd",
             "--",
             "-d",
         ]));
-        assert_eq!(n, 4);
+        assert_eq!(n, 6);
         assert_eq!(dbname_flags(&args(&["pgkick", "list", "--db", "x"])), 0);
     }
 
