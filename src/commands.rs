@@ -545,6 +545,7 @@ fn show_plan(printer: &Printer, plan: &SignalPlan<'_>, found: Found) -> Result<E
             lock.method,
             true,
             lock.lock_timeout,
+            &[],
         )?;
         plan.trail.changes(&mut client, &changes, true)?;
         pooling::print_pause_plan(&poolers, &filter.dbs, lock.pause, printer)?;
@@ -823,11 +824,12 @@ fn pause_and_lock(
         conn,
         printer,
     )?;
-    let changes = lock::lock_recording(
+    let changes = lock::lock(
         client,
         server,
         targets,
         method,
+        false,
         lock_timeout,
         &pause.entries(),
     );
@@ -1147,6 +1149,7 @@ fn lock_databases_or_roles(
             args.method,
             true,
             args.lock_timeout,
+            &[],
         )?;
         print_changes(printer, &changes, true, trail, &mut client)?;
         pooling::print_pause_plan(&poolers, &args.db, &args.pause, printer)?;

@@ -253,7 +253,8 @@ impl fmt::Display for Label<'_> {
     }
 }
 
-/// Locks the targets; see the module documentation.
+/// Locks the targets; see the module documentation. Each database's record also says what
+/// was done to `poolers` for it (`--pgbouncer`), in the same transaction as the lock itself.
 pub fn lock(
     client: &mut postgres::Client,
     server: &Server,
@@ -261,23 +262,9 @@ pub fn lock(
     method: LockMethod,
     dry_run: bool,
     lock_timeout: Duration,
-) -> Result<Vec<Change>> {
-    frame::in_one_transaction(client, targets, dry_run, lock_timeout, |_tx, me, object| {
-        plan::lock(object, method, server, me)
-    })
-}
-
-/// Like [`lock`], recording in each database's record what was done to `poolers` for it
-/// (`--pgbouncer`), in the same transaction as the lock itself.
-pub fn lock_recording(
-    client: &mut postgres::Client,
-    server: &Server,
-    targets: &Targets,
-    method: LockMethod,
-    lock_timeout: Duration,
     poolers: &[PoolerEntry],
 ) -> Result<Vec<Change>> {
-    frame::in_one_transaction(client, targets, false, lock_timeout, |_tx, me, object| {
+    frame::in_one_transaction(client, targets, dry_run, lock_timeout, |_tx, me, object| {
         let poolers = match object.kind {
             Kind::Database => poolers,
             Kind::Role => &[],

@@ -60,13 +60,15 @@ fn saved(object: &Object) -> Result<Option<Saved>> {
     Saved::decode(object.comment.as_deref(), object.label())
 }
 
-/// Locks `object` with `method` (roles: always NOLOGIN), unless it already carries a record.
+/// [`lock_recording`] with no poolers.
+#[cfg(test)]
 pub fn lock(object: &Object, method: LockMethod, server: &Server, me: &Me) -> Result<Plan> {
     lock_recording(object, method, server, me, &[])
 }
 
-/// Like [`lock`], recording `poolers` (what `--pgbouncer` did for this database) in the record;
-/// a record there already keeps its saved state and gains the poolers it did not name.
+/// Locks `object` with `method` (roles: always NOLOGIN), unless it already carries a record,
+/// recording `poolers` (what `--pgbouncer` did for this database) in the record; a record
+/// there already keeps its saved state and gains the poolers it did not name.
 pub fn lock_recording(
     object: &Object,
     method: LockMethod,
