@@ -34,6 +34,7 @@ use postgres::error::SqlState;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use serde::Serialize;
 
+use crate::columns::Columns;
 use crate::interrupt::Backoff;
 use crate::server::Server;
 use crate::signal::Report;
@@ -315,18 +316,11 @@ impl Part {
                 )
             }
             Part::Backends => {
-                let (backend_type, not_autovacuum) = if server.has_backend_type() {
-                    (
-                        "a.backend_type",
-                        " AND a.backend_type IS DISTINCT FROM 'autovacuum worker'",
-                    )
+                let cols = Columns::for_server(server);
+                let not_autovacuum = if server.has_backend_type() {
+                    " AND a.backend_type IS DISTINCT FROM 'autovacuum worker'"
                 } else {
-                    ("NULL::text", "")
-                };
-                let leader = if server.has_leader_pid() {
-                    "a.leader_pid"
-                } else {
-                    "NULL::int4"
+                    ""
                 };
                 // A logical replication worker whose subscription is disabled exits by itself.
                 // (Joined by name: before 12, pg_subscription's oid is not granted to PUBLIC.)
@@ -340,15 +334,16 @@ impl Part {
                 branch(
                     Kind::Backend,
                     &[
-                        ("pid", "a.pid"),
-                        ("backend_type", backend_type),
+                        ("pid", cols.pid),
+                        ("backend_type", cols.backend_type),
                         ("exiting", exiting),
-                        ("leader_pid", leader),
+                        ("leader_pid", cols.leader_pid),
                     ],
                     &format!(
                         "pg_catalog.pg_stat_activity a JOIN d ON a.datid = d.oid \
-                         WHERE a.pid <> pg_catalog.pg_backend_pid() \
-                         AND NOT (a.pid = ANY($2::int4[])){not_autovacuum}"
+                         WHERE {pid} <> pg_catalog.pg_backend_pid() \
+                         AND NOT ({pid} = ANY($2::int4[])){not_autovacuum}",
+                        pid = cols.pid
                     ),
                 )
             }
