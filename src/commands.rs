@@ -67,6 +67,7 @@ pub fn run_on(
                         lock_timeout: args.lock_timeout,
                         rollback_prepared: args.rollback_prepared,
                         pause: &args.pause,
+                        poolers: pooling::parse(&args.pause.pgbouncer)?,
                     })
                 } else if !args.pause.pgbouncer.is_empty() {
                     return Err(Usage("--pgbouncer on terminate needs --lock".into()).into());
@@ -175,6 +176,8 @@ struct LockFirst<'a> {
     rollback_prepared: bool,
     /// --pgbouncer: pause the databases on the poolers before the lock.
     pause: &'a PauseArgs,
+    /// The poolers --pgbouncer names, parsed once for every round and server.
+    poolers: Vec<pgbouncer::Pooler>,
 }
 
 /// Resolves the connection settings, shows their warnings (an unsafe password file) and
@@ -451,7 +454,6 @@ struct Found {
     client: postgres::Client,
     server: Server,
     filter: Filter,
-    poolers: Vec<pgbouncer::Pooler>,
     targets: Vec<Session>,
     /// Prepared transactions the filters select: reported, never signalled (exit 3).
     prepared_selected: bool,
@@ -476,10 +478,6 @@ impl Found {
 /// the gate (--max, or a fleet's guards). Changes nothing.
 fn match_and_guard(conn: &ConnArgs, printer: &Printer, plan: &SignalPlan<'_>) -> Result<Found> {
     let filter = plan.filter.clone();
-    let poolers = match &plan.lock_first {
-        Some(lock) => pooling::parse(&lock.pause.pgbouncer)?,
-        None => Vec::new(),
-    };
     refuse_unfiltered(&filter, plan.guard, plan.action)?;
     let (mut client, server, matched) = connect_and_find(conn, &filter, printer)?;
     plan.trail.connected(&mut client)?;
@@ -503,7 +501,6 @@ fn match_and_guard(conn: &ConnArgs, printer: &Printer, plan: &SignalPlan<'_>) ->
         client,
         server,
         filter,
-        poolers,
         targets,
         prepared_selected,
         held_in_dbs,
@@ -518,7 +515,6 @@ fn show_plan(printer: &Printer, plan: &SignalPlan<'_>, found: Found) -> Result<E
         mut client,
         server,
         filter,
-        poolers,
         targets,
         ..
     } = found;
@@ -548,7 +544,7 @@ fn show_plan(printer: &Printer, plan: &SignalPlan<'_>, found: Found) -> Result<E
             &[],
         )?;
         plan.trail.changes(&mut client, &changes, true)?;
-        pooling::print_pause_plan(&poolers, &filter.dbs, lock.pause, printer)?;
+        pooling::print_pause_plan(&lock.poolers, &filter.dbs, lock.pause, printer)?;
         print_statements(printer, &changes)?;
     }
     let reports = with_outcome(&targets, plan.action.would());
@@ -588,7 +584,6 @@ fn execute(
         mut client,
         mut server,
         mut filter,
-        poolers,
         targets,
         held_in_dbs,
         allowed,
@@ -640,16 +635,8 @@ fn execute(
         }
         None => targets,
         Some(lock) => {
-            let (matched, terminated, late) = lock_then_find(
-                &mut client,
-                &server,
-                &filter,
-                &poolers,
-                lock,
-                conn,
-                trail,
-                printer,
-            )?;
+            let (matched, terminated, late) =
+                lock_then_find(&mut client, &server, &filter, lock, conn, trail, printer)?;
             unblocked = terminated;
             still_starting = late;
             server = matched.server.unwrap_or(server);
@@ -753,12 +740,10 @@ fn open_rollback(
 /// everything in the databases that matches now is a target, once the backends that were
 /// starting into them have shown up. Returns those, the pooler backends terminated to complete
 /// a pause, and whether some backend was still starting (then not a target).
-#[allow(clippy::too_many_arguments)]
 fn lock_then_find(
     client: &mut postgres::Client,
     server: &Server,
     filter: &Filter,
-    poolers: &[pgbouncer::Pooler],
     lock: &LockFirst<'_>,
     conn: &ConnArgs,
     trail: &audit::Trail,
@@ -771,7 +756,7 @@ fn lock_then_find(
     let (changes, terminated) = pause_and_lock(
         client,
         server,
-        poolers,
+        &lock.poolers,
         &targets,
         (lock.method, lock.lock_timeout),
         lock.pause,
