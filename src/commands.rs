@@ -1140,7 +1140,7 @@ fn lock_databases_or_roles(
         pooling::print_pause_plan(&poolers, &args.db, &args.pause, printer)?;
         return Ok(ExitStatus::Success);
     }
-    let (mut changes, terminated) = pause_and_lock(
+    let (changes, terminated) = pause_and_lock(
         &mut client,
         &server,
         &poolers,
@@ -1151,17 +1151,10 @@ fn lock_databases_or_roles(
         printer,
         false,
     )?;
-    // The backends terminated so that a pause could complete are acted on too: audited, and
-    // reported with their database's change.
+    // The backends terminated so that a pause could complete are acted on too: audited (and
+    // reported with their database's change).
     if !terminated.is_empty() {
         warn(printer, trail.sessions(&mut client, &terminated)?);
-    }
-    for change in changes.iter_mut().filter(|c| c.kind == "database") {
-        change.terminated = terminated
-            .iter()
-            .filter(|r| r.session.datname.as_deref() == Some(change.name.as_str()))
-            .cloned()
-            .collect();
     }
     print_changes(printer, &changes, false, trail, &mut client)?;
     note_hidden_holders(&mut client, &server, &args.db, None, printer)?;

@@ -90,7 +90,8 @@ impl Pause {
             .unwrap_or_default()
     }
 
-    /// After the lock: each database's pooler steps into its change, and a note for each.
+    /// After the lock: each database's pooler steps, and the backends terminated so that its
+    /// pause could complete, into its change; a note for each step.
     pub fn attach(&self, changes: &mut [lock::Change], printer: &Printer) {
         let Some(paused) = &self.paused else {
             return;
@@ -100,6 +101,12 @@ impl Pause {
             for step in &change.poolers {
                 printer.note(&step.line());
             }
+            change.terminated = self
+                .terminated
+                .iter()
+                .filter(|r| r.session.datname.as_deref() == Some(change.name.as_str()))
+                .cloned()
+                .collect();
         }
     }
 
