@@ -89,15 +89,7 @@ impl std::error::Error for NotTargetSession {}
 /// The options a connection string sets (a `key=value` conninfo string or a URI), checked as
 /// `-d` checks them; `None` when `s` is neither (a plain database name).
 pub fn parse_connection_string(s: &str) -> Result<Option<options::Options>> {
-    if !options::is_connection_string(s) {
-        return Ok(None);
-    }
-    let opts = if uri::uri_prefix_len(s) > 0 {
-        uri::parse_uri(s)?
-    } else {
-        conninfo::parse_conninfo(s)?
-    };
-    Ok(Some(opts))
+    Ok(options::expand(s)?.map(|(opts, _)| opts))
 }
 
 /// Reads a password for a user (the argument) from a person.

@@ -126,12 +126,7 @@ pub(super) fn collect_options(
         }
     }
     if let Some(db) = args.dbname.as_deref().filter(|v| !v.is_empty()) {
-        if is_connection_string(db) {
-            let (expanded, origin) = if uri_prefix_len(db) > 0 {
-                (parse_uri(db)?, Origin::Uri)
-            } else {
-                (parse_conninfo(db)?, Origin::Conninfo)
-            };
+        if let Some((expanded, origin)) = expand(db)? {
             if expanded.contains_key("password") {
                 opts.insert(FROM_DBNAME_PASSWORD.to_string(), String::new());
             }
@@ -171,6 +166,19 @@ pub(super) fn collect_options(
         }
     }
     Ok((opts, origins))
+}
+
+/// The options a connection string sets (a URI or a `key=value` conninfo string) and which of
+/// the two it is; `None` when `s` is neither (a plain database name).
+pub fn expand(s: &str) -> Result<Option<(Options, Origin)>> {
+    if !is_connection_string(s) {
+        return Ok(None);
+    }
+    Ok(Some(if uri_prefix_len(s) > 0 {
+        (parse_uri(s)?, Origin::Uri)
+    } else {
+        (parse_conninfo(s)?, Origin::Conninfo)
+    }))
 }
 
 /// libpq's `recognized_connection_string`: a URI, or anything containing `=`.
