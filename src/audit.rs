@@ -232,14 +232,7 @@ pub fn server_label(settings: &conn::Settings) -> String {
     let hosts: Vec<String> = settings
         .targets
         .iter()
-        .map(|t| {
-            let host = match &t.host {
-                conn::Host::Socket(dir) => dir.display().to_string(),
-                conn::Host::Tcp(h) if h.contains(':') => format!("[{h}]"),
-                conn::Host::Tcp(h) => h.clone(),
-            };
-            format!("{host}:{}", t.port)
-        })
+        .map(conn::Target::host_port)
         .collect();
     format!("{}/{}", hosts.join(","), settings.dbname)
 }

@@ -233,7 +233,7 @@ impl Setting {
 fn default_value(settings: &Settings, name: &str) -> Option<String> {
     Some(match name {
         "host" => {
-            let hosts: Vec<String> = settings.targets.iter().map(host_text).collect();
+            let hosts: Vec<String> = settings.targets.iter().map(|t| t.host.text()).collect();
             hosts.join(",")
         }
         "port" => conn::DEFAULT_PORT.to_string(),
@@ -246,17 +246,10 @@ fn default_value(settings: &Settings, name: &str) -> Option<String> {
     })
 }
 
-fn host_text(t: &Target) -> String {
-    match &t.host {
-        Host::Socket(dir) => dir.display().to_string(),
-        Host::Tcp(name) => name.clone(),
-    }
-}
-
 impl HostEntry {
     fn new(t: &Target) -> HostEntry {
         HostEntry {
-            host: host_text(t),
+            host: t.host.text(),
             socket: matches!(t.host, Host::Socket(_)),
             hostaddr: t.hostaddr.map(|a| a.to_string()),
             port: t.port,

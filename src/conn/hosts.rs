@@ -21,6 +21,16 @@ pub enum Host {
     Tcp(String),
 }
 
+impl Host {
+    /// The host as libpq's `host` gives it: the socket directory, or the name or address.
+    pub fn text(&self) -> String {
+        match self {
+            Host::Socket(dir) => dir.display().to_string(),
+            Host::Tcp(name) => name.clone(),
+        }
+    }
+}
+
 /// One entry of the host list, with the password that applies to it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Target {
@@ -32,6 +42,16 @@ pub struct Target {
     pub pgpass: Option<(String, PathBuf)>,
     /// The line of the password file that matched (from 1).
     pub pgpass_line: Option<usize>,
+}
+
+impl Target {
+    /// `host:port`, an IPv6 address in brackets.
+    pub fn host_port(&self) -> String {
+        match &self.host {
+            Host::Tcp(h) if h.contains(':') => format!("[{h}]:{}", self.port),
+            host => format!("{}:{}", host.text(), self.port),
+        }
+    }
 }
 
 impl std::fmt::Debug for Target {

@@ -180,8 +180,7 @@ fn host_name(target: &conn::Target) -> String {
     match (&target.host, target.hostaddr) {
         (Host::Tcp(name), _) if !name.is_empty() => name.clone(),
         (_, Some(addr)) => addr.to_string(),
-        (Host::Tcp(name), None) => name.clone(),
-        (Host::Socket(dir), None) => dir.display().to_string(),
+        (host, None) => host.text(),
     }
 }
 

@@ -84,11 +84,7 @@ impl Pooler {
             .or_insert_with(|| settings.user.clone());
         if let [target] = &settings.targets[..] {
             if !opts.contains_key("host") && !opts.contains_key("hostaddr") {
-                let host = match &target.host {
-                    conn::Host::Socket(dir) => dir.display().to_string(),
-                    conn::Host::Tcp(name) => name.clone(),
-                };
-                opts.insert("host".into(), host);
+                opts.insert("host".into(), target.host.text());
             }
             opts.entry("port".into())
                 .or_insert_with(|| target.port.to_string());
