@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::chain::{Line, Node};
 use crate::cli::{OutputArgs, OutputFormat};
+use crate::error::ExitStatus;
 use crate::session::{PreparedBlocker, Session};
 use crate::signal::Report;
 
@@ -81,10 +82,27 @@ pub struct Block {
 pub struct ServerOutput {
     pub label: String,
     pub captured: Captured,
-    /// Why the server failed (unreachable, refused, an error mid-run).
-    pub error: Option<String>,
-    /// Why the server was skipped (--each-host, target_session_attrs).
-    pub skipped: Option<String>,
+    pub ended: Ended,
+}
+
+/// How one server's part of a run over many ended.
+pub enum Ended {
+    Done(ExitStatus),
+    /// Skipped, and why (--each-host, target_session_attrs).
+    Skipped(String),
+    /// Failed, and why (unreachable, refused, an error mid-run).
+    Failed(String),
+}
+
+impl ServerOutput {
+    /// A server that failed with nothing captured.
+    pub fn failed(label: &str, why: String) -> ServerOutput {
+        ServerOutput {
+            label: label.to_string(),
+            captured: Captured::default(),
+            ended: Ended::Failed(why),
+        }
+    }
 }
 
 /// An item with its server's label as its first field.
@@ -502,7 +520,10 @@ impl Printer {
                 let table = rows_table(headers, rows, self.stdout_tty, false, kind.cut_last);
                 writeln!(out, "{table}")?;
                 let noun = if n == 1 { kind.noun.0 } else { kind.noun.1 };
-                let servers = outputs.iter().filter(|o| o.error.is_none()).count();
+                let servers = outputs
+                    .iter()
+                    .filter(|o| !matches!(o.ended, Ended::Failed(_)))
+                    .count();
                 let on = if servers == 1 { "server" } else { "servers" };
                 writeln!(out, "({n} {noun} on {servers} {on})")?;
             }
@@ -549,11 +570,16 @@ impl Printer {
             #[serde(skip_serializing_if = "Option::is_none")]
             skipped: Option<&'a str>,
         }
-        if output.error.is_some() || output.skipped.is_some() {
+        let (error, skipped) = match &output.ended {
+            Ended::Done(_) => (None, None),
+            Ended::Failed(why) => (Some(why.as_str()), None),
+            Ended::Skipped(why) => (None, Some(why.as_str())),
+        };
+        if error.is_some() || skipped.is_some() {
             let status = Status {
                 server: &output.label,
-                error: output.error.as_deref(),
-                skipped: output.skipped.as_deref().filter(|_| output.error.is_none()),
+                error,
+                skipped,
             };
             serde_json::to_writer(&mut out, &status)?;
             writeln!(out)?;

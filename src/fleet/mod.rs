@@ -33,7 +33,7 @@ use crate::conn::NotTargetSession;
 use crate::error::{self, ExitStatus, Interrupted, Refused, Usage};
 use crate::filter::Filter;
 use crate::interrupt;
-use crate::output::{Printer, ServerOutput};
+use crate::output::{Ended, Printer, ServerOutput};
 use crate::session::Session;
 use crate::signal::Action;
 use rendezvous::{Rendezvous, Seated, Verdict};
@@ -170,13 +170,6 @@ impl Gate for Allowed {
     }
 }
 
-/// How one server's part ended.
-enum Ended {
-    Done(ExitStatus),
-    Skipped,
-    Failed,
-}
-
 fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
     let printer = Printer::new(&cli.output);
     let jobs = usize::from(cli.fleet.jobs);
@@ -210,7 +203,8 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
                 match result {
                     Ok(t) => targets.push(Some(t)),
                     Err(e) => {
-                        early[i] = Some(failed(&servers[i], &e));
+                        early[i] =
+                            Some(ServerOutput::failed(&servers[i].label, error::one_line(&e)));
                         targets.push(None);
                     }
                 }
@@ -231,14 +225,13 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
     if seated.is_none() {
         interrupt::install()?;
     }
-    let mut outputs: Vec<Option<(ServerOutput, Ended)>> =
-        (0..servers.len()).map(|_| None).collect();
+    let mut outputs: Vec<Option<ServerOutput>> = (0..servers.len()).map(|_| None).collect();
     let mut todo = Vec::new();
     for ((i, server), gate) in servers.iter().enumerate().zip(gates) {
         match early[i].take() {
             Some(mut out) => {
                 report(&printer, &mut out);
-                outputs[i] = Some((out, Ended::Failed));
+                outputs[i] = Some(out);
             }
             None => todo.push((i, server.clone(), gate)),
         }
@@ -275,28 +268,26 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
             }
         }
     }
-    for (k, (mut out, ended)) in rx {
+    for (k, mut out) in rx {
         report(&printer, &mut out);
-        outputs[indices[k]] = Some((out, ended));
+        outputs[indices[k]] = Some(out);
     }
     let unfinished = running.join().unwrap_or_default();
     for k in unfinished {
         let i = indices[k];
-        let mut out = ServerOutput {
-            label: servers[i].label.clone(),
-            captured: Default::default(),
-            error: Some("interrupted before it finished; what it did is unknown".into()),
-            skipped: None,
-        };
+        let mut out = ServerOutput::failed(
+            &servers[i].label,
+            "interrupted before it finished; what it did is unknown".into(),
+        );
         report(&printer, &mut out);
-        outputs[i] = Some((out, Ended::Failed));
+        outputs[i] = Some(out);
     }
-    let (outputs, ended): (Vec<ServerOutput>, Vec<Ended>) = outputs.into_iter().flatten().unzip();
+    let outputs: Vec<ServerOutput> = outputs.into_iter().flatten().collect();
     printer.print_fleet(&outputs)?;
     if let Some(signal) = interrupt::received() {
         return Err(Interrupted { signal }.into());
     }
-    Ok(exit_status(&ended))
+    Ok(exit_status(outputs.iter().map(|o| &o.ended)))
 }
 
 /// The guards over the whole run, from every server's targets (`None`: it could not be
@@ -371,44 +362,29 @@ fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<Result<V
 }
 
 /// One server's part of the run.
-fn one(cli: &Cli, server: &Server, gate: &dyn Gate) -> (ServerOutput, Ended) {
+fn one(cli: &Cli, server: &Server, gate: &dyn Gate) -> ServerOutput {
     let printer = Printer::capturing(&cli.output, &server.label);
     let result = commands::run_on(cli, &server.conn, &printer, gate);
-    let mut out = ServerOutput {
-        label: server.label.clone(),
-        captured: printer.into_captured(),
-        error: None,
-        skipped: None,
-    };
     let ended = match result {
         Ok(status) => Ended::Done(status),
         Err(e) if e.chain().any(|c| c.is::<NotTargetSession>()) && cli.fleet.each_host => {
-            out.skipped = Some(error::one_line(&e));
-            Ended::Skipped
+            Ended::Skipped(error::one_line(&e))
         }
-        Err(e) => {
-            out.error = Some(error::one_line(&e));
-            Ended::Failed
-        }
+        Err(e) => Ended::Failed(error::one_line(&e)),
     };
-    (out, ended)
-}
-
-fn failed(server: &Server, e: &anyhow::Error) -> ServerOutput {
     ServerOutput {
         label: server.label.clone(),
-        captured: Default::default(),
-        error: Some(error::one_line(e)),
-        skipped: None,
+        captured: printer.into_captured(),
+        ended,
     }
 }
 
 /// As each server finishes: its failure (or skip) on stderr, its JSON lines on stdout.
 fn report(printer: &Printer, out: &mut ServerOutput) {
-    if let Some(e) = &out.error {
-        printer.server_failed(&out.label, e);
-    } else if let Some(why) = &out.skipped {
-        printer.note(&format!("{}: skipped: {why}", out.label));
+    match &out.ended {
+        Ended::Failed(e) => printer.server_failed(&out.label, e),
+        Ended::Skipped(why) => printer.note(&format!("{}: skipped: {why}", out.label)),
+        Ended::Done(_) => {}
     }
     if let Err(e) = printer.print_server_lines(out) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -418,8 +394,12 @@ fn report(printer: &Printer, out: &mut ServerOutput) {
 }
 
 /// 0 when every server succeeded (or was skipped), 1 when none did, 3 otherwise.
-fn exit_status(ended: &[Ended]) -> ExitStatus {
-    let failed = ended.iter().filter(|e| matches!(e, Ended::Failed)).count();
+fn exit_status<'a>(ended: impl IntoIterator<Item = &'a Ended>) -> ExitStatus {
+    let ended: Vec<&Ended> = ended.into_iter().collect();
+    let failed = ended
+        .iter()
+        .filter(|e| matches!(e, Ended::Failed(_)))
+        .count();
     if !ended.is_empty() && failed == ended.len() {
         ExitStatus::Runtime
     } else if failed > 0
@@ -440,18 +420,22 @@ mod tests {
     #[test]
     fn exit_status_over_servers() {
         use Ended::*;
+        let why = String::new;
         assert_eq!(
-            exit_status(&[Done(ExitStatus::Success), Skipped]),
+            exit_status(&[Done(ExitStatus::Success), Skipped(why())]),
             ExitStatus::Success
         );
         assert_eq!(
-            exit_status(&[Done(ExitStatus::Success), Failed]),
+            exit_status(&[Done(ExitStatus::Success), Failed(why())]),
             ExitStatus::Partial
         );
         assert_eq!(
             exit_status(&[Done(ExitStatus::Partial), Done(ExitStatus::Success)]),
             ExitStatus::Partial
         );
-        assert_eq!(exit_status(&[Failed, Failed]), ExitStatus::Runtime);
+        assert_eq!(
+            exit_status(&[Failed(why()), Failed(why())]),
+            ExitStatus::Runtime
+        );
     }
 }
