@@ -326,7 +326,13 @@ impl Printer {
         if self.keep_block(text, true) {
             return Ok(());
         }
-        if self.is_json() {
+        self.write_block(text, true)
+    }
+
+    /// A block of text after the tables on stdout, or (`stderr_with_json`) on stderr with
+    /// JSON output, which keeps stdout JSON.
+    fn write_block(&self, text: &str, stderr_with_json: bool) -> io::Result<()> {
+        if self.is_json() && stderr_with_json {
             io::stderr().write_all(text.as_bytes())
         } else {
             let mut out = io::stdout().lock();
@@ -492,9 +498,14 @@ impl Printer {
                     kinds.push(t);
                 }
             }
+            // A server column when there is more than one server.
+            let named = outputs.len() > 1;
+            let servers = outputs
+                .iter()
+                .filter(|o| !matches!(o.ended, Ended::Failed(_)))
+                .count();
+            let on = if servers == 1 { "server" } else { "servers" };
             for kind in kinds {
-                // A server column when there is more than one server.
-                let named = outputs.len() > 1;
                 let mut rows = Vec::new();
                 for o in outputs {
                     for t in o
@@ -520,11 +531,6 @@ impl Printer {
                 let table = rows_table(headers, rows, self.stdout_tty, false, kind.cut_last);
                 writeln!(out, "{table}")?;
                 let noun = if n == 1 { kind.noun.0 } else { kind.noun.1 };
-                let servers = outputs
-                    .iter()
-                    .filter(|o| !matches!(o.ended, Ended::Failed(_)))
-                    .count();
-                let on = if servers == 1 { "server" } else { "servers" };
                 writeln!(out, "({n} {noun} on {servers} {on})")?;
             }
         }
@@ -532,14 +538,7 @@ impl Printer {
         for o in outputs {
             for block in &o.captured.blocks {
                 let text = format!("-- server {}\n{}", o.label, block.text);
-                if self.is_json() && block.stderr_with_json {
-                    io::stderr().write_all(text.as_bytes())?;
-                } else {
-                    let mut out = io::stdout().lock();
-                    out.write_all(b"\n")?;
-                    out.write_all(text.as_bytes())?;
-                    out.flush()?;
-                }
+                self.write_block(&text, block.stderr_with_json)?;
             }
         }
         Ok(())
