@@ -203,8 +203,7 @@ fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
                 match result {
                     Ok(t) => targets.push(Some(t)),
                     Err(e) => {
-                        early[i] =
-                            Some(ServerOutput::failed(&servers[i].label, error::one_line(&e)));
+                        early[i] = Some(ServerOutput::failed(&servers[i].label, e));
                         targets.push(None);
                     }
                 }
@@ -332,11 +331,15 @@ fn decide(
     Ok(false)
 }
 
-/// The counting pass: every server's targets, or why it could not be counted.
-fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<Result<Vec<Session>>>> {
-    let mut counted: Vec<Option<Result<Vec<Session>>>> = (0..servers.len()).map(|_| None).collect();
+/// What the counting pass found on a server: its targets, or why (one line) it could not
+/// be counted.
+type CountResult = Result<Vec<Session>, String>;
+
+/// The counting pass, on every server.
+fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<CountResult>> {
+    let mut counted: Vec<Option<CountResult>> = (0..servers.len()).map(|_| None).collect();
     let work_cli = Arc::clone(cli);
-    let work = Arc::new(move |server: Server| -> Result<Vec<Session>, String> {
+    let work = Arc::new(move |server: Server| -> CountResult {
         let gate = Count::default();
         let printer = Printer::silent(&work_cli.output, &server.label);
         let result = commands::run_on(&work_cli, &server.conn, &printer, &gate);
@@ -350,7 +353,7 @@ fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<Result<V
         }
     });
     runner::run(servers.to_vec(), jobs, work, |i, r| {
-        counted[i] = Some(r.map_err(anyhow::Error::msg));
+        counted[i] = Some(r);
     });
     if let Some(signal) = interrupt::received() {
         return Err(Interrupted { signal }.into());
