@@ -204,17 +204,16 @@ impl Printer {
             return Ok(());
         }
         let mut out = io::BufWriter::new(io::stdout().lock());
-        let items: Vec<_> = items.iter().map(|i| self.labelled(i)).collect();
         match self.format {
             OutputFormat::Table => {
-                let items: Vec<&T> = items.iter().map(|i| i.item).collect();
-                let table = self.table(&items, self.stdout_tty, false);
+                let table = self.table(items, self.stdout_tty, false);
                 writeln!(out, "{table}")?;
                 let n = items.len();
                 let noun = if n == 1 { T::NOUN.0 } else { T::NOUN.1 };
                 writeln!(out, "({n} {noun})")?;
             }
             OutputFormat::Json => {
+                let items: Vec<_> = items.iter().map(|i| self.labelled(i)).collect();
                 if self.stdout_tty {
                     serde_json::to_writer_pretty(&mut out, &items)?;
                 } else {
@@ -223,8 +222,8 @@ impl Printer {
                 writeln!(out)?;
             }
             OutputFormat::Jsonl => {
-                for item in &items {
-                    serde_json::to_writer(&mut out, item)?;
+                for item in items {
+                    serde_json::to_writer(&mut out, &self.labelled(item))?;
                     writeln!(out)?;
                 }
             }
@@ -234,7 +233,7 @@ impl Printer {
 
     /// A table of `items`, fitted to the terminal width when `fit` (one line per row, long
     /// text cut with "..."), otherwise with query text shortened.
-    fn table<T: Tabular>(&self, items: &[&T], fit: bool, on_stderr: bool) -> Table {
+    fn table<T: Tabular>(&self, items: &[T], fit: bool, on_stderr: bool) -> Table {
         let now = Utc::now();
         let rows = items.iter().map(|i| i.cells(now)).collect();
         rows_table(T::headers(), rows, fit, on_stderr, T::CUT_LAST_WHEN_PIPED)
@@ -292,8 +291,7 @@ impl Printer {
         let mut out = io::BufWriter::new(io::stdout().lock());
         match self.format {
             OutputFormat::Table => {
-                let rows: Vec<&R> = rows.iter().collect();
-                writeln!(out, "{}", self.table(&rows, self.stdout_tty, false))?;
+                writeln!(out, "{}", self.table(rows, self.stdout_tty, false))?;
                 for line in lines {
                     writeln!(out, "{line}")?;
                 }
@@ -464,8 +462,7 @@ impl Printer {
 
     /// Shows `items` on stderr and asks `question`; true only for an explicit yes.
     pub fn confirm<T: Tabular>(&self, items: &[T], question: &str) -> io::Result<bool> {
-        let items: Vec<&T> = items.iter().collect();
-        let table = self.table(&items, true, true);
+        let table = self.table(items, true, true);
         eprintln!("{table}");
         ask(question)
     }
