@@ -219,29 +219,16 @@ pub fn resume(
     let mut admins: BTreeMap<String, Result<Admin, String>> = BTreeMap::new();
     let mut all_ok = true;
     for change in changes.iter_mut().filter(|c| c.kind == "database") {
-        let mut todo: Vec<(Pooler, Option<PoolerAction>)> = Vec::new();
         for (label, action) in to_undo(change, given) {
-            match given.iter().find(|g| g.label == label) {
-                Some(g) => todo.push((g.clone(), action)),
-                None => match Pooler::parse(&label) {
-                    Ok(p) => todo.push((p, action)),
-                    Err(e) => change.poolers.push(failed(&label, &change.name, &e)),
-                },
-            }
-        }
-        for (pooler, action) in todo {
-            let admin = admins
-                .entry(pooler.label.clone())
-                .or_insert_with(|| connect(&pooler, conn, printer).map_err(|e| format!("{e:#}")));
+            let admin = admins.entry(label.clone()).or_insert_with(|| {
+                reach(&label, given, conn, printer).map_err(|e| format!("{e:#}"))
+            });
             let step = match admin {
                 Ok(admin) => match action.map_or_else(|| admin.undo_needed(&change.name), Ok) {
                     Ok(action) => admin.undo(&change.name, action),
-                    Err(e) => failed(&pooler.label, &change.name, &e),
+                    Err(e) => Step::failure(&label, &change.name, format!("{e:#}")),
                 },
-                Err(e) => Step {
-                    error: Some(e.clone()),
-                    ..Step::new(&pooler.label, &change.name, "failed")
-                },
+                Err(e) => Step::failure(&label, &change.name, e.clone()),
             };
             change.poolers.push(step);
         }
@@ -274,10 +261,12 @@ fn to_undo(change: &lock::Change, given: &[Pooler]) -> Vec<(String, Option<Poole
     todo
 }
 
-fn failed(pooler: &str, database: &str, e: &anyhow::Error) -> Step {
-    Step {
-        error: Some(format!("{e:#}")),
-        ..Step::new(pooler, database, "failed")
+/// An admin session on the pooler `label` names: the `--pgbouncer` value with that label (for
+/// its password, say), or else the label itself.
+fn reach(label: &str, given: &[Pooler], conn: &ConnArgs, printer: &Printer) -> Result<Admin> {
+    match given.iter().find(|g| g.label == label) {
+        Some(pooler) => connect(pooler, conn, printer),
+        None => connect(&Pooler::parse(label)?, conn, printer),
     }
 }
 

@@ -194,11 +194,10 @@ impl Admin {
                 other => other,
             }
         })();
-        if let Err(e) = result {
-            step.status = "failed";
-            step.error = Some(format!("{e:#}"));
+        match result {
+            Ok(()) => step,
+            Err(e) => Step::failure(&self.label, database, format!("{e:#}")),
         }
-        step
     }
 }
 
@@ -222,6 +221,14 @@ impl Step {
             database: database.to_string(),
             status,
             error: None,
+        }
+    }
+
+    /// A step that failed, and why.
+    pub fn failure(pooler: &str, database: &str, error: String) -> Step {
+        Step {
+            error: Some(error),
+            ..Step::new(pooler, database, "failed")
         }
     }
 
