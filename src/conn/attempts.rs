@@ -201,6 +201,7 @@ impl Settings {
             .port(target.port)
             .keepalives(self.keepalives)
             .channel_binding(self.channel_binding)
+            .notice_callback(super::notices::record)
             .ssl_mode(match attempt {
                 Attempt::Plain => PgSslMode::Disable,
                 Attempt::TryTls => PgSslMode::Prefer,

@@ -35,6 +35,7 @@ mod conninfo;
 mod explain;
 mod hosts;
 mod mask;
+pub mod notices;
 mod options;
 mod os_user;
 mod pgpass;
