@@ -1188,14 +1188,37 @@ fn unlock_databases_or_roles(
         pooling::print_resume_plan(&changes, &poolers, printer)?;
         return Ok(ExitStatus::Success);
     }
-    // The server side is unlocked whatever the poolers say; one not resumed is exit 3.
+    // The server side is unlocked whatever the poolers say; one not resumed is exit 3, and
+    // so is anything the record asked for that unlock did not give back.
     let resumed = pooling::resume(&mut changes, &poolers, conn, printer);
+    let undone = warn_left_undone(printer, &changes);
     print_changes(printer, &changes, false, trail, &mut client)?;
-    Ok(if resumed {
+    Ok(if resumed && !undone {
         ExitStatus::Success
     } else {
         ExitStatus::Partial
     })
+}
+
+/// unlock: one warning for each thing a change did not give back, with the statements that
+/// would (to run by hand once the reason is dealt with). True when there was any.
+fn warn_left_undone(printer: &Printer, changes: &[lock::Change]) -> bool {
+    let mut any = false;
+    for change in changes {
+        for note in change.left_undone() {
+            any = true;
+            let lock::Note::NotRestored { statements, .. } = note else {
+                continue;
+            };
+            let run = if statements.is_empty() {
+                String::new()
+            } else {
+                format!("; to give it back: {}", statements.join(" "))
+            };
+            printer.warn(&format!("{} \"{}\": {note}{run}", change.kind, change.name));
+        }
+    }
+    any
 }
 
 /// A warning from the audit trail (the server refused the --server-log line).

@@ -909,6 +909,7 @@ impl Tabular for crate::lock::Record {
             "locked_by",
             "locked_at",
             "for",
+            "proof",
             "poolers",
         ]
     }
@@ -922,6 +923,8 @@ impl Tabular for crate::lock::Record {
                 .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
                 .unwrap_or_default(),
             since(now, self.locked_at),
+            // Without a proof, every other column is only what the record claims.
+            if self.proven { "proven" } else { "unproven" }.to_string(),
             self.poolers
                 .iter()
                 .map(|p| format!("{} ({})", p.pooler, p.action.as_str()))

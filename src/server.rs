@@ -126,6 +126,12 @@ impl Server {
     pub fn has_pg_signal_autovacuum_worker(&self) -> bool {
         self.version_num >= 180000
     }
+    /// From 16, `SET ROLE` follows only memberships granted `WITH SET` (`pg_auth_members.
+    /// set_option`), and a role with CREATEROLE and ADMIN OPTION on a role may change its
+    /// LOGIN even when it has REPLICATION (before 16: superusers only).
+    pub fn has_role_admin_rules(&self) -> bool {
+        self.version_num >= 160000
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! What the catalog says about a database or role, read inside lock's transaction (after the
 //! advisory lock, so that it cannot change before the statements run): the facts the planner
-//! decides on, as plain data.
+//! decides on, as plain data, the record's proof among them (see `proof.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context, Result};
 use postgres::types::Type;
@@ -10,7 +10,7 @@ use postgres::Transaction;
 use postgres_protocol::escape::escape_identifier;
 use serde::{Deserialize, Serialize};
 
-use super::{Kind, Label};
+use super::{proof, Kind, Label};
 
 /// One CONNECT entry of a database ACL.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -38,7 +38,29 @@ pub struct Object {
     pub oid: u32,
     /// The comment: pgkick's record, someone else's text, or none.
     pub comment: Option<String>,
+    /// Whether the comment is vouched for by a proof only a superuser could write, and
+    /// whether any proof setting is there at all (see `proof.rs`).
+    pub proof: Proof,
     pub facts: Facts,
+}
+
+/// The object's `pgkick.lock_proof` setting, compared with its comment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Proof {
+    /// The setting is there and names exactly this comment (its text and the transaction
+    /// that wrote it).
+    pub matches: bool,
+    /// The setting is there (matching or not): unlock removes it when it can.
+    pub present: bool,
+}
+
+/// What unlock needs to know about a role a saved CONNECT entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleFacts {
+    pub is_superuser: bool,
+    /// The database's owner may `SET ROLE` to it by membership alone (not by being a
+    /// superuser): the owner could make this role's grants herself.
+    pub owner_can_become: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +78,9 @@ pub enum Facts {
         can_login: bool,
         /// pgkick is connected as this role (current_user or session_user).
         is_self: bool,
+        /// `rolsuper` and `rolreplication`: who may give such a role LOGIN back.
+        is_superuser: bool,
+        is_replication: bool,
     },
 }
 
@@ -79,19 +104,48 @@ pub fn resolve(tx: &mut Transaction<'_>, kind: Kind, name: &str) -> Result<Optio
     Ok(rows.first().map(|r| r.get(0)))
 }
 
-/// Which of `names` are roles that exist (one statement; none for no names).
-pub fn existing_roles(tx: &mut Transaction<'_>, names: &[String]) -> Result<BTreeSet<String>> {
+/// The roles among `names` that exist, with what unlock of a database owned by `owner` needs
+/// to know of each (one statement; none for no names). Membership is followed the way
+/// `SET ROLE` follows it (from PostgreSQL 16, only through grants with the SET option), and a
+/// superuser owner is not taken as a member of every role.
+pub fn role_facts(
+    tx: &mut Transaction<'_>,
+    names: &[String],
+    owner: &str,
+    server: &crate::server::Server,
+) -> Result<BTreeMap<String, RoleFacts>> {
     if names.is_empty() {
-        return Ok(BTreeSet::new());
+        return Ok(BTreeMap::new());
     }
+    let set_option = if server.has_role_admin_rules() {
+        " AND a.set_option"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "WITH RECURSIVE reach(oid) AS ( \
+             SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname::text = $2 \
+             UNION \
+             SELECT a.roleid FROM pg_catalog.pg_auth_members a JOIN reach ON a.member = reach.oid \
+              WHERE true{set_option}) \
+         SELECT r.rolname::text, r.rolsuper, r.oid IN (SELECT oid FROM reach) \
+           FROM pg_catalog.pg_roles r WHERE r.rolname::text = ANY ($1)"
+    );
     let rows = tx
-        .query_typed(
-            "SELECT r.rolname::text FROM pg_catalog.pg_roles r \
-              WHERE r.rolname::text = ANY ($1)",
-            &[(&names, Type::TEXT_ARRAY)],
-        )
+        .query_typed(&sql, &[(&names, Type::TEXT_ARRAY), (&owner, Type::TEXT)])
         .context("could not look up the roles of the saved privileges")?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                RoleFacts {
+                    is_superuser: r.get(1),
+                    owner_can_become: r.get(2),
+                },
+            )
+        })
+        .collect())
 }
 
 /// The object with oid `oid`, looked up earlier as `name`.
@@ -107,11 +161,14 @@ pub fn read(tx: &mut Transaction<'_>, kind: Kind, name: &str, oid: u32) -> Resul
         Kind::Database => {
             let row = tx
                 .query_typed(
-                    "SELECT d.datname::text, d.datallowconn, d.datconnlimit, \
-                            pg_catalog.shobj_description(d.oid, 'pg_database'), \
-                            pg_catalog.pg_get_userbyid(d.datdba)::text, \
-                            d.datname = pg_catalog.current_database() \
-                       FROM pg_catalog.pg_database d WHERE d.oid = $1",
+                    &format!(
+                        "SELECT d.datname::text, d.datallowconn, d.datconnlimit, \
+                                pg_catalog.shobj_description(d.oid, 'pg_database'), \
+                                pg_catalog.pg_get_userbyid(d.datdba)::text, \
+                                d.datname = pg_catalog.current_database(), {} \
+                           FROM pg_catalog.pg_database d WHERE d.oid = $1",
+                        proof::columns("d.oid", Kind::Database)
+                    ),
                     &[(&oid, Type::OID)],
                 )
                 .with_context(context)?
@@ -119,11 +176,13 @@ pub fn read(tx: &mut Transaction<'_>, kind: Kind, name: &str, oid: u32) -> Resul
                 .next()
                 .ok_or_else(gone)?;
             let connect_acl = connect_acl(tx, oid)?;
+            let comment: Option<String> = row.get(3);
             Ok(Object {
                 kind,
                 name: row.get(0),
                 oid,
-                comment: row.get(3),
+                proof: proof::check(comment.as_deref(), row.get(6), row.get(7)),
+                comment,
                 facts: Facts::Database {
                     owner: row.get(4),
                     allow_connections: row.get(1),
@@ -136,24 +195,32 @@ pub fn read(tx: &mut Transaction<'_>, kind: Kind, name: &str, oid: u32) -> Resul
         Kind::Role => {
             let row = tx
                 .query_typed(
-                    "SELECT r.rolname::text, r.rolcanlogin, \
-                            pg_catalog.shobj_description(r.oid, 'pg_authid'), \
-                            r.rolname IN (current_user, session_user) \
-                       FROM pg_catalog.pg_roles r WHERE r.oid = $1",
+                    &format!(
+                        "SELECT r.rolname::text, r.rolcanlogin, \
+                                pg_catalog.shobj_description(r.oid, 'pg_authid'), \
+                                r.rolname IN (current_user, session_user), \
+                                r.rolsuper, r.rolreplication, {} \
+                           FROM pg_catalog.pg_roles r WHERE r.oid = $1",
+                        proof::columns("r.oid", Kind::Role)
+                    ),
                     &[(&oid, Type::OID)],
                 )
                 .with_context(context)?
                 .into_iter()
                 .next()
                 .ok_or_else(gone)?;
+            let comment: Option<String> = row.get(2);
             Ok(Object {
                 kind,
                 name: row.get(0),
                 oid,
-                comment: row.get(2),
+                proof: proof::check(comment.as_deref(), row.get(6), row.get(7)),
+                comment,
                 facts: Facts::Role {
                     can_login: row.get(1),
                     is_self: row.get(3),
+                    is_superuser: row.get(4),
+                    is_replication: row.get(5),
                 },
             })
         }

@@ -12,7 +12,7 @@ use postgres::Transaction;
 
 use super::catalog::{self, Object};
 use super::plan::{Me, Plan};
-use super::{Change, Kind, Label, Targets};
+use super::{Change, Kind, Label, Note, Targets};
 
 /// `pg_advisory_xact_lock(key, oid)` first keys: "pkdb" and "pkrl".
 const ADVISORY_KEY_DATABASE: i32 = 0x706b_6462;
@@ -40,12 +40,19 @@ pub fn in_one_transaction(
     let timeout_ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
     tx.batch_execute(&format!("SET LOCAL lock_timeout = {timeout_ms}"))
         .context("could not set lock_timeout")?;
+    // A superuser can prove what it writes (proof.rs): the proof names this transaction.
     let row = tx
-        .query_one("SELECT session_user::text, pg_catalog.now()", &[])
+        .query_one(
+            "SELECT session_user::text, pg_catalog.now(), \
+                    CASE WHEN pg_catalog.current_setting('is_superuser') = 'on' \
+                         THEN pg_catalog.txid_current() % 4294967296 END",
+            &[],
+        )
         .context("could not read the session user")?;
     let me = Me {
         user: row.get(0),
         now: row.get(1),
+        proof_xid: row.get(2),
     };
 
     // Every name must exist before anything is touched.
@@ -92,10 +99,21 @@ pub fn in_one_transaction(
             })
             .collect());
     }
-    for (plan, object) in &plans {
-        for statement in &plan.change.statements {
-            tx.batch_execute(statement)
-                .map_err(|e| sql_error(e, object.label(), lock_timeout))?;
+    for (plan, object) in &mut plans {
+        for step in &plan.steps {
+            match &step.gives_back {
+                None => {
+                    for statement in &step.statements {
+                        tx.batch_execute(statement)
+                            .map_err(|e| sql_error(e, object.label(), lock_timeout))?;
+                    }
+                }
+                Some(entry) => {
+                    if let Some(note) = give_back(&mut tx, object, step, entry, lock_timeout)? {
+                        plan.change.note(note);
+                    }
+                }
+            }
         }
         if plan.check_no_connect {
             let left = catalog::connect_acl(&mut tx, object.oid)?;
@@ -117,6 +135,68 @@ pub fn in_one_transaction(
     Ok(plans.into_iter().map(|(p, _)| p.change).collect())
 }
 
+/// Runs the statements of `step`, which give `entry` back, in a savepoint, and checks that the
+/// ACL holds the entry afterwards. A statement the server refuses, or a GRANT that grants
+/// nothing (the grantor lacks the grant option: the server only warns), is undone to the
+/// savepoint and comes back as a note with the server's words; a lock timeout still fails
+/// the run.
+fn give_back(
+    tx: &mut Transaction<'_>,
+    object: &Object,
+    step: &super::plan::Step,
+    entry: &catalog::AclEntry,
+    lock_timeout: Duration,
+) -> Result<Option<Note>> {
+    tx.batch_execute("SAVEPOINT pgkick_give_back")
+        .context("could not set a savepoint")?;
+    crate::conn::notices::take();
+    let mut failure = None;
+    for statement in &step.statements {
+        if let Err(e) = tx.batch_execute(statement) {
+            if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+                return Err(sql_error(e, object.label(), lock_timeout));
+            }
+            failure = Some(server_words(&e));
+            break;
+        }
+    }
+    if failure.is_none() && !catalog::connect_acl(tx, object.oid)?.contains(entry) {
+        let warned = crate::conn::notices::take().join("; ");
+        failure = Some(if warned.is_empty() {
+            "the server granted nothing".to_string()
+        } else {
+            format!("the server granted nothing: {warned}")
+        });
+    }
+    let Some(why) = failure else {
+        tx.batch_execute("RELEASE SAVEPOINT pgkick_give_back")
+            .context("could not release a savepoint")?;
+        return Ok(None);
+    };
+    tx.batch_execute("ROLLBACK TO SAVEPOINT pgkick_give_back")
+        .context("could not roll back to a savepoint")?;
+    Ok(Some(Note::NotRestored {
+        what: format!(
+            "CONNECT for {} by \"{}\"",
+            entry.grantee_sql(),
+            entry.grantor
+        ),
+        statements: step.statements.clone(),
+        why,
+    }))
+}
+
+/// The server's message (and hint) of an error.
+fn server_words(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.hint() {
+            Some(hint) => format!("{} ({hint})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+}
+
 /// A postgres error while acting on `what`, as one sentence.
 fn sql_error(e: postgres::Error, what: Label<'_>, lock_timeout: Duration) -> anyhow::Error {
     if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
@@ -126,12 +206,5 @@ fn sql_error(e: postgres::Error, what: Label<'_>, lock_timeout: Duration) -> any
             humantime::format_duration(lock_timeout)
         );
     }
-    let msg = match e.as_db_error() {
-        Some(db) => match db.hint() {
-            Some(hint) => format!("{} ({hint})", db.message()),
-            None => db.message().to_string(),
-        },
-        None => e.to_string(),
-    };
-    anyhow!("{what}: {msg}; nothing was changed")
+    anyhow!("{what}: {}; nothing was changed", server_words(&e))
 }

@@ -45,12 +45,24 @@
 //! `grantee` null is PUBLIC (a role may really be called "PUBLIC"). Only the CONNECT entries
 //! are kept. A database locked with `--pgbouncer` also has
 //! `"poolers":[{"pooler":"host=... port=6432 user=...","action":"pause"}]` (action `pause` or
-//! `disable`; the connection string never holds a password): what unlock resumes. The field
+//! `disable`; the connection string never holds a password): what unlock undoes on the
+//! `--pgbouncer` poolers it is given that are the same host, port and user; unlock never
+//! connects to a pooler on the record's word (see "A record is a claim" below). The field
 //! is left out when there are none, and a record without it reads as one with none, so
 //! records written before it existed are read as they always were; a lock that finds a record
 //! already there adds the poolers it paused to it and keeps the rest. For roles, `method` is `nologin` and `prior` holds `comment` and `rolcanlogin`.
 //! The previous comment is saved and put back by unlock (`COMMENT ... IS NULL` if there was
 //! none). `lock --list` reads these comments from `pg_shdescription`.
+//!
+//! # A record is a claim
+//! Whoever may comment on the object can write a record: a database's owner, a role's
+//! CREATEROLE administrator (from 16: with ADMIN OPTION on it). So the record is proven only
+//! when a setting only a superuser can write names it (`proof.rs`; a superuser's lock writes
+//! it), and unlock of an unproven record does only what a writer of the comment could have
+//! done itself (`plan.rs` has the rules); the rest is reported with the statements that would
+//! do it, and the run exits 3. `lock --list` says which records are proven. A record on an
+//! object that is open again is closed again by lock (`relocked`), so that `already_locked`
+//! always means locked.
 //!
 //! # Unlock gives back exactly what lock changed
 //! - allow-connections: `ALLOW_CONNECTIONS true` only if it was true before the lock and is
@@ -65,12 +77,17 @@
 //!   has been dropped since are skipped, and the status says so. A non-superuser owner can
 //!   lock such a database (REVOKE ... CASCADE also removes grants made by others), but
 //!   giving back a grant made by another role G needs `SET ROLE G`, i.e. membership in G, or
-//!   a superuser; otherwise unlock fails and changes nothing.
+//!   a superuser; otherwise that grant is not given back (exit 3). Each grant runs in a
+//!   savepoint and is checked against the ACL afterwards: a GRANT the server refuses, or one
+//!   that grants nothing and only warns, is reported with the server's words (exit 3) while
+//!   the rest of the unlock goes through.
 //! - roles: `LOGIN` only if the role could log in before the lock.
 //!
-//! Locking an object that already carries a record changes nothing and keeps the first saved
-//! state (status `already_locked`, or `already_locked (<method>)` when it was locked with
-//! another method), so one unlock restores the state before the first lock. Unlocking an object
+//! Locking an object that already carries a record keeps the first saved state (status
+//! `already_locked`, or `already_locked (<method>)` when it was locked with another method),
+//! so one unlock restores the state before the first lock; if the object is open again (the
+//! lock undone by hand, or a record written on an open object), it is closed again with the
+//! recorded method (status `relocked`). Unlocking an object
 //! without a record changes nothing (status `not_locked`).
 //!
 //! # Serialization and atomicity
@@ -95,6 +112,7 @@ use crate::server::Server;
 mod catalog;
 mod frame;
 mod plan;
+mod proof;
 mod record;
 
 pub use record::{list, PoolerAction, PoolerEntry, Record};
@@ -133,10 +151,33 @@ pub struct Change {
     /// object's comment; None when the object carries no record. For audit records.
     #[serde(skip)]
     pub prior: Option<serde_json::Value>,
+    /// Whether the record is proven (see `proof.rs`): after lock, whether the record it left
+    /// is; at unlock, whether the one it undid was. None when there is no record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proven: Option<bool>,
+}
+
+impl Change {
+    /// Adds `note` to an unlock's notes.
+    fn note(&mut self, note: Note) {
+        if let Status::Unlocked { notes } | Status::WouldUnlock { notes } = &mut self.status {
+            notes.push(note);
+        }
+    }
+
+    /// What unlock left undone that a person must see to (exit 3): notes that say so, with
+    /// the statements that would finish the job.
+    pub fn left_undone(&self) -> Vec<&Note> {
+        match &self.status {
+            Status::Unlocked { notes } => notes.iter().filter(|n| n.is_undone()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// What happened to one object. Shown (and serialized) as `locked`, `already_locked`,
-/// `already_locked (<recorded method>)`, `would_lock`, `unlocked`, `not_locked`,
+/// `already_locked (<recorded method>)`, `relocked`, `would_relock`, `would_lock`,
+/// `unlocked`, `not_locked`,
 /// `would_unlock`; unlocked and would_unlock add their notes in parentheses, `; `-separated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -148,6 +189,11 @@ pub enum Status {
     AlreadyLocked {
         other_method: Option<String>,
     },
+    /// The object carries a record but was open again (undone by hand): closed again with the
+    /// recorded method, the first saved state kept.
+    Relocked,
+    /// A dry run's Relocked.
+    WouldRelock,
     Unlocked {
         notes: Vec<Note>,
     },
@@ -166,6 +212,24 @@ pub enum Note {
     LimitSetAfterLock(i32),
     /// revoke-connect: a saved entry names a role dropped since the lock.
     RoleDropped(String),
+    /// Something unlock did not give back, the statements that would (empty when there are
+    /// none to run), and why: a record that is not proven asks for more than its writer could
+    /// do, or the server refused (or granted nothing).
+    NotRestored {
+        what: String,
+        statements: Vec<String>,
+        why: String,
+    },
+    /// The proof setting stays on the object: only a superuser can remove it (it proves
+    /// nothing once its record is gone).
+    ProofLeft,
+}
+
+impl Note {
+    /// Whether the note means unlock is incomplete (exit 3).
+    pub fn is_undone(&self) -> bool {
+        matches!(self, Note::NotRestored { .. })
+    }
 }
 
 impl Status {
@@ -173,6 +237,7 @@ impl Status {
     fn dry_run(self) -> Status {
         match self {
             Status::Locked => Status::WouldLock,
+            Status::Relocked => Status::WouldRelock,
             Status::Unlocked { notes } => Status::WouldUnlock { notes },
             other => other,
         }
@@ -188,6 +253,8 @@ impl fmt::Display for Status {
             Status::AlreadyLocked {
                 other_method: Some(method),
             } => return write!(f, "already_locked ({method})"),
+            Status::Relocked => ("relocked", &[][..]),
+            Status::WouldRelock => ("would_relock", &[][..]),
             Status::Unlocked { notes } => ("unlocked", &notes[..]),
             Status::WouldUnlock { notes } => ("would_unlock", &notes[..]),
             Status::NotLocked => ("not_locked", &[][..]),
@@ -210,6 +277,12 @@ impl fmt::Display for Note {
             Note::RoleDropped(role) => write!(
                 f,
                 "CONNECT not given back for role \"{role}\", dropped since the lock"
+            ),
+            Note::NotRestored { what, why, .. } => write!(f, "{what} not given back: {why}"),
+            Note::ProofLeft => write!(
+                f,
+                "the setting {} stays: only a superuser can remove it",
+                proof::SETTING
             ),
         }
     }
@@ -281,10 +354,15 @@ pub fn unlock(
     dry_run: bool,
     lock_timeout: Duration,
 ) -> Result<Vec<Change>> {
-    frame::in_one_transaction(client, targets, dry_run, lock_timeout, |tx, _me, object| {
+    frame::in_one_transaction(client, targets, dry_run, lock_timeout, |tx, me, object| {
         let named = plan::roles_unlock_would_grant(object)?;
-        let existing = catalog::existing_roles(tx, &named)?;
-        plan::unlock(object, server, &existing)
+        let roles = match &object.facts {
+            catalog::Facts::Database { owner, .. } => {
+                catalog::role_facts(tx, &named, owner, server)?
+            }
+            catalog::Facts::Role { .. } => Default::default(),
+        };
+        plan::unlock(object, server, &roles, me)
     })
 }
 

@@ -1,16 +1,35 @@
-//! The planner: from an object's catalog state (comment included), the method and the server,
-//! the statements lock or unlock runs and the status it reports. No I/O: the transaction frame
-//! reads the catalog and runs what comes out, so every method × prior state × server version
-//! is a unit test here and the live tests only confirm that the server agrees.
+//! The planner: from an object's catalog state (comment and its proof included), the method
+//! and the server, the statements lock or unlock runs and the status it reports. No I/O: the
+//! transaction frame reads the catalog and runs what comes out, so every method × prior state
+//! × server version × proof is a unit test here and the live tests only confirm that the
+//! server agrees.
+//!
+//! # A record is a claim
+//! Whoever may `COMMENT ON` an object can write a record on it: a database's owner (and the
+//! members of the owner role), a role's CREATEROLE administrator. unlock is often run by a
+//! superuser. So unlock does what a record asks only within what a writer of that comment
+//! could have done itself, unless the record is proven (`proof.rs`: a setting only a
+//! superuser can write names this very comment):
+//! - a database: `ALLOW_CONNECTIONS true` (the owner may; before 9.5 only the superuser-only
+//!   catalog update could, so that needs a proof), `CONNECTION LIMIT n`, the owner's own
+//!   CONNECT grants, and a grant by another role G only when the owner may `SET ROLE G` by
+//!   membership and G is not a superuser;
+//! - a role: `LOGIN` only when the role is not a superuser and, before PostgreSQL 16, has no
+//!   REPLICATION (16 lets a CREATEROLE role with ADMIN OPTION change it).
+//!
+//! What is not given back is a note on the change with the statements that would give it
+//! back, and the run exits 3. Whatever the proof, the previous comment is never a pgkick
+//! record (lock keeps the first record, so a genuine one never saves another).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
-use super::catalog::{AclEntry, Facts, Object};
-use super::record::{PoolerEntry, Prior, Saved};
+use super::catalog::{AclEntry, Facts, Object, RoleFacts};
+use super::proof;
+use super::record::{PoolerEntry, Prior, Saved, ANY_VERSION_PREFIX};
 use super::LockMethod;
 use super::{Change, Kind, Note, Status};
 use crate::server::Server;
@@ -22,14 +41,52 @@ const NOLOGIN: &str = "nologin";
 pub struct Me {
     pub user: String,
     pub now: DateTime<Utc>,
+    /// The transaction's id when pgkick's role is a superuser, who can prove what it writes
+    /// (`proof.rs`); None otherwise.
+    pub proof_xid: Option<i64>,
 }
 
 /// What to do to one object: its change (status and statements) and checks to run after.
 #[derive(Debug)]
 pub struct Plan {
     pub change: Change,
+    /// The statements in order, in groups: `change.statements` is their concatenation.
+    pub steps: Vec<Step>,
     /// After the statements: every CONNECT entry must be gone (revoke-connect).
     pub check_no_connect: bool,
+}
+
+/// Statements that succeed or fail together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub statements: Vec<String>,
+    /// unlock of revoke-connect: the entry these statements give back. The frame runs them in
+    /// a savepoint and checks the ACL holds the entry afterwards: a GRANT that fails or only
+    /// warns (the grantor lacks the grant option) is then a note, not a silent success.
+    pub gives_back: Option<AclEntry>,
+}
+
+impl Plan {
+    fn new(change: Change) -> Plan {
+        Plan {
+            change,
+            steps: Vec::new(),
+            check_no_connect: false,
+        }
+    }
+
+    /// Appends a step of `statements` (and to the change's list).
+    fn push(&mut self, statements: Vec<String>, gives_back: Option<AclEntry>) {
+        self.change.statements.extend(statements.iter().cloned());
+        self.steps.push(Step {
+            statements,
+            gives_back,
+        });
+    }
+
+    fn push_one(&mut self, statement: String) {
+        self.push(vec![statement], None);
+    }
 }
 
 /// The name a database lock method is recorded under.
@@ -66,9 +123,37 @@ pub fn lock(object: &Object, method: LockMethod, server: &Server, me: &Me) -> Re
     lock_recording(object, method, server, me, &[])
 }
 
+fn empty_change(object: &Object, status: Status) -> Change {
+    Change {
+        kind: object.kind.as_str(),
+        name: object.name.clone(),
+        status,
+        method: None,
+        statements: Vec::new(),
+        recorded_poolers: Vec::new(),
+        poolers: Vec::new(),
+        terminated: Vec::new(),
+        prior: None,
+        proven: None,
+    }
+}
+
+/// Writes `saved` as the object's comment and, when pgkick can (`me.proof_xid`), the proof
+/// that names it.
+fn write_record(plan: &mut Plan, object: &Object, saved: &Saved, me: &Me) {
+    let text = saved.encode();
+    plan.push_one(comment_statement(object, Some(&text)));
+    if let Some(xid) = me.proof_xid {
+        plan.push_one(proof::set_statement(object, &proof::value(xid, &text)));
+    }
+    plan.change.proven = Some(me.proof_xid.is_some());
+}
+
 /// Locks `object` with `method` (roles: always NOLOGIN), unless it already carries a record,
 /// recording `poolers` (what `--pgbouncer` did for this database) in the record; a record
-/// there already keeps its saved state and gains the poolers it did not name.
+/// there already keeps its saved state and gains the poolers it did not name. An object whose
+/// record says locked but which is open again (someone undid the lock by hand) is closed
+/// again with the recorded method (`relocked`), keeping the first saved state.
 pub fn lock_recording(
     object: &Object,
     method: LockMethod,
@@ -80,127 +165,76 @@ pub fn lock_recording(
         Kind::Database => method_name(method),
         Kind::Role => NOLOGIN,
     };
-    let mut change = Change {
-        kind: object.kind.as_str(),
-        name: object.name.clone(),
-        status: Status::Locked,
-        method: Some(wanted_method.to_string()),
-        statements: Vec::new(),
-        recorded_poolers: poolers.to_vec(),
-        poolers: Vec::new(),
-        terminated: Vec::new(),
-        prior: None,
-    };
     if let Some(mut saved) = saved(object)? {
-        change.prior = Some(serde_json::to_value(&saved.prior)?);
-        change.status = Status::AlreadyLocked {
-            other_method: (saved.method != wanted_method).then(|| saved.method.clone()),
+        let mut plan = Plan::new(empty_change(object, Status::Locked));
+        plan.change.prior = Some(serde_json::to_value(&saved.prior)?);
+        plan.change.method = Some(saved.method.clone());
+        plan.change.proven = Some(object.proof.matches);
+        let relock = match recorded_method(object.kind, &saved.method) {
+            Some(recorded) => lock_statements(object, recorded, server)?,
+            None => (Vec::new(), false),
         };
-        change.method = Some(saved.method.clone());
+        plan.change.status = if relock.0.is_empty() {
+            Status::AlreadyLocked {
+                other_method: (saved.method != wanted_method).then(|| saved.method.clone()),
+            }
+        } else {
+            Status::Relocked
+        };
+        for statement in relock.0 {
+            plan.push_one(statement);
+        }
+        plan.check_no_connect = relock.1;
         let new: Vec<&PoolerEntry> = poolers
             .iter()
             .filter(|p| !saved.poolers.iter().any(|s| s.pooler == p.pooler))
             .collect();
         if !new.is_empty() {
             saved.poolers.extend(new.into_iter().cloned());
-            change
-                .statements
-                .push(comment_statement(object, Some(&saved.encode())));
+            // A proven record stays proven only if pgkick can prove the new text; an
+            // unproven one never becomes proven by being rewritten.
+            let me = Me {
+                proof_xid: me.proof_xid.filter(|_| object.proof.matches),
+                user: me.user.clone(),
+                now: me.now,
+            };
+            write_record(&mut plan, object, &saved, &me);
         }
-        change.recorded_poolers = saved.poolers;
-        return Ok(Plan {
-            change,
-            check_no_connect: false,
-        });
+        plan.change.recorded_poolers = saved.poolers;
+        return Ok(plan);
     }
-    let q = quoted(object);
-    let mut check_no_connect = false;
+    let mut plan = Plan::new(empty_change(object, Status::Locked));
+    plan.change.method = Some(wanted_method.to_string());
+    plan.change.recorded_poolers = poolers.to_vec();
+    let recorded = match object.kind {
+        Kind::Database => Recorded::Database(method),
+        Kind::Role => Recorded::Nologin,
+    };
+    let (statements, check_no_connect) = lock_statements(object, recorded, server)?;
+    for statement in statements {
+        plan.push_one(statement);
+    }
+    plan.check_no_connect = check_no_connect;
     let prior = match &object.facts {
         Facts::Database {
             owner,
             allow_connections,
             connection_limit,
-            is_current,
             connect_acl,
-        } => {
-            match method {
-                LockMethod::AllowConnections if *allow_connections => {
-                    if *is_current {
-                        bail!(
-                            "cannot lock {} with allow-connections while pgkick is connected \
-                             to it: connect to another database with -d (e.g. -d postgres); \
-                             nothing was changed",
-                            object.label()
-                        );
-                    }
-                    if server.has_allow_connections() {
-                        change
-                            .statements
-                            .push(format!("ALTER DATABASE {q} ALLOW_CONNECTIONS false;"));
-                    } else if server.is_superuser {
-                        change.statements.push(format!(
-                            "UPDATE pg_catalog.pg_database SET datallowconn = false \
-                             WHERE oid = {};",
-                            object.oid
-                        ));
-                    } else {
-                        bail!(
-                            "cannot lock {} with allow-connections: PostgreSQL {} has no \
-                             ALTER DATABASE ... ALLOW_CONNECTIONS and only a superuser can \
-                             update pg_database; use --method connection-limit or \
-                             revoke-connect; nothing was changed",
-                            object.label(),
-                            server.version_text()
-                        );
-                    }
-                }
-                LockMethod::ConnectionLimit if *connection_limit != 0 => {
-                    change
-                        .statements
-                        .push(format!("ALTER DATABASE {q} CONNECTION LIMIT 0;"));
-                }
-                LockMethod::RevokeConnect if !connect_acl.is_empty() => {
-                    let mut grantees: Vec<String> = Vec::new();
-                    for entry in connect_acl {
-                        let g = entry.grantee_sql();
-                        if !grantees.contains(&g) {
-                            grantees.push(g);
-                        }
-                    }
-                    change.statements.push(format!(
-                        "REVOKE CONNECT ON DATABASE {q} FROM {} CASCADE;",
-                        grantees.join(", ")
-                    ));
-                    check_no_connect = true;
-                }
-                _ => {}
-            }
-            Prior {
-                comment: object.comment.clone(),
-                owner: Some(owner.clone()),
-                datallowconn: Some(*allow_connections),
-                datconnlimit: Some(*connection_limit),
-                acl: Some(connect_acl.clone()),
-                rolcanlogin: None,
-            }
-        }
-        Facts::Role { can_login, is_self } => {
-            if *is_self {
-                bail!(
-                    "refusing to lock {}: pgkick is connected as it; connect as another role \
-                     with -U; nothing was changed",
-                    object.label()
-                );
-            }
-            if *can_login {
-                change.statements.push(format!("ALTER ROLE {q} NOLOGIN;"));
-            }
-            Prior {
-                comment: object.comment.clone(),
-                rolcanlogin: Some(*can_login),
-                ..Prior::default()
-            }
-        }
+            ..
+        } => Prior {
+            comment: object.comment.clone(),
+            owner: Some(owner.clone()),
+            datallowconn: Some(*allow_connections),
+            datconnlimit: Some(*connection_limit),
+            acl: Some(connect_acl.clone()),
+            rolcanlogin: None,
+        },
+        Facts::Role { can_login, .. } => Prior {
+            comment: object.comment.clone(),
+            rolcanlogin: Some(*can_login),
+            ..Prior::default()
+        },
     };
     let saved = Saved {
         method: wanted_method.to_string(),
@@ -210,14 +244,121 @@ pub fn lock_recording(
         prior,
         poolers: poolers.to_vec(),
     };
-    change.prior = Some(serde_json::to_value(&saved.prior)?);
-    change
-        .statements
-        .push(comment_statement(object, Some(&saved.encode())));
-    Ok(Plan {
-        change,
-        check_no_connect,
-    })
+    plan.change.prior = Some(serde_json::to_value(&saved.prior)?);
+    write_record(&mut plan, object, &saved, me);
+    Ok(plan)
+}
+
+/// A method as a record names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    Database(LockMethod),
+    Nologin,
+}
+
+/// The recorded method, when this pgkick knows it for this kind of object.
+fn recorded_method(kind: Kind, name: &str) -> Option<Recorded> {
+    match (kind, name) {
+        (Kind::Role, NOLOGIN) => Some(Recorded::Nologin),
+        (Kind::Database, name) => [
+            LockMethod::AllowConnections,
+            LockMethod::ConnectionLimit,
+            LockMethod::RevokeConnect,
+        ]
+        .into_iter()
+        .find(|m| method_name(*m) == name)
+        .map(Recorded::Database),
+        _ => None,
+    }
+}
+
+/// The statements that close `object` with `method` where it is open, and whether the CONNECT
+/// entries must be checked gone afterwards; none when it is closed already.
+fn lock_statements(
+    object: &Object,
+    method: Recorded,
+    server: &Server,
+) -> Result<(Vec<String>, bool)> {
+    let q = quoted(object);
+    let mut statements = Vec::new();
+    let mut check_no_connect = false;
+    match (&object.facts, method) {
+        (
+            Facts::Database {
+                allow_connections,
+                connection_limit,
+                is_current,
+                connect_acl,
+                ..
+            },
+            Recorded::Database(method),
+        ) => match method {
+            LockMethod::AllowConnections if *allow_connections => {
+                if *is_current {
+                    bail!(
+                        "cannot lock {} with allow-connections while pgkick is connected to \
+                         it: connect to another database with -d (e.g. -d postgres); nothing \
+                         was changed",
+                        object.label()
+                    );
+                }
+                if server.has_allow_connections() {
+                    statements.push(format!("ALTER DATABASE {q} ALLOW_CONNECTIONS false;"));
+                } else if server.is_superuser {
+                    statements.push(format!(
+                        "UPDATE pg_catalog.pg_database SET datallowconn = false WHERE oid = {};",
+                        object.oid
+                    ));
+                } else {
+                    bail!(
+                        "cannot lock {} with allow-connections: PostgreSQL {} has no ALTER \
+                         DATABASE ... ALLOW_CONNECTIONS and only a superuser can update \
+                         pg_database; use --method connection-limit or revoke-connect; \
+                         nothing was changed",
+                        object.label(),
+                        server.version_text()
+                    );
+                }
+            }
+            LockMethod::ConnectionLimit if *connection_limit != 0 => {
+                statements.push(format!("ALTER DATABASE {q} CONNECTION LIMIT 0;"));
+            }
+            LockMethod::RevokeConnect if !connect_acl.is_empty() => {
+                let mut grantees: Vec<String> = Vec::new();
+                for entry in connect_acl {
+                    let g = entry.grantee_sql();
+                    if !grantees.contains(&g) {
+                        grantees.push(g);
+                    }
+                }
+                statements.push(format!(
+                    "REVOKE CONNECT ON DATABASE {q} FROM {} CASCADE;",
+                    grantees.join(", ")
+                ));
+                check_no_connect = true;
+            }
+            _ => {}
+        },
+        (
+            Facts::Role {
+                can_login, is_self, ..
+            },
+            Recorded::Nologin,
+        ) => {
+            if *is_self {
+                bail!(
+                    "refusing to lock {}: pgkick is connected as it; connect as another role \
+                     with -U; nothing was changed",
+                    object.label()
+                );
+            }
+            if *can_login {
+                statements.push(format!("ALTER ROLE {q} NOLOGIN;"));
+            }
+        }
+        _ => {}
+    }
+    Ok((statements, check_no_connect))
 }
 
 /// The saved CONNECT entries unlock of `object` would grant again (those missing from the ACL
@@ -237,8 +378,8 @@ fn entries_to_give_back<'a>(object: &Object, saved: &'a Saved) -> Vec<&'a AclEnt
     }
 }
 
-/// The roles whose existence [`unlock`] needs to know: the grantees and grantors of the
-/// entries it would grant again.
+/// The roles whose facts [`unlock`] needs: the grantees and grantors of the entries it would
+/// grant again.
 pub fn roles_unlock_would_grant(object: &Object) -> Result<Vec<String>> {
     let Some(saved) = saved(object)? else {
         return Ok(Vec::new());
@@ -251,31 +392,32 @@ pub fn roles_unlock_would_grant(object: &Object) -> Result<Vec<String>> {
 }
 
 /// Gives back what the record on `object` says lock changed, where it is still as lock left
-/// it. `existing_roles`: which of [`roles_unlock_would_grant`] still exist.
-pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String>) -> Result<Plan> {
-    let mut change = Change {
-        kind: object.kind.as_str(),
-        name: object.name.clone(),
-        status: Status::NotLocked,
-        method: None,
-        statements: Vec::new(),
-        recorded_poolers: Vec::new(),
-        poolers: Vec::new(),
-        terminated: Vec::new(),
-        prior: None,
-    };
+/// it, and within what the record's writer could do unless it is proven (see the module
+/// documentation). `roles`: the facts of the [`roles_unlock_would_grant`] that still exist.
+pub fn unlock(
+    object: &Object,
+    server: &Server,
+    roles: &BTreeMap<String, RoleFacts>,
+    me: &Me,
+) -> Result<Plan> {
+    let mut plan = Plan::new(empty_change(object, Status::NotLocked));
     let Some(saved) = saved(object)? else {
-        return Ok(Plan {
-            change,
-            check_no_connect: false,
-        });
+        return Ok(plan);
     };
-    change.prior = Some(serde_json::to_value(&saved.prior)?);
-    change.method = Some(saved.method.clone());
-    change.recorded_poolers = saved.poolers.clone();
+    let proven = object.proof.matches;
+    plan.change.proven = Some(proven);
+    plan.change.prior = Some(serde_json::to_value(&saved.prior)?);
+    plan.change.method = Some(saved.method.clone());
+    plan.change.recorded_poolers = saved.poolers.clone();
     let q = quoted(object);
     let prior = &saved.prior;
     let mut notes: Vec<Note> = Vec::new();
+    let unproven = |what: &str, writer: &str| {
+        format!(
+            "the record is not proven, and {writer} could have written it but could not {what} \
+             itself; check that the record tells the truth, then run the statement by hand"
+        )
+    };
     match (&object.facts, saved.method.as_str()) {
         (
             Facts::Database {
@@ -285,14 +427,21 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
         ) => {
             if prior.datallowconn == Some(true) && !allow_connections {
                 if server.has_allow_connections() {
-                    change
-                        .statements
-                        .push(format!("ALTER DATABASE {q} ALLOW_CONNECTIONS true;"));
+                    plan.push_one(format!("ALTER DATABASE {q} ALLOW_CONNECTIONS true;"));
                 } else {
-                    change.statements.push(format!(
+                    let update = format!(
                         "UPDATE pg_catalog.pg_database SET datallowconn = true WHERE oid = {};",
                         object.oid
-                    ));
+                    );
+                    if proven {
+                        plan.push_one(update);
+                    } else {
+                        notes.push(Note::NotRestored {
+                            what: "ALLOW_CONNECTIONS".into(),
+                            statements: vec![update],
+                            why: unproven("update pg_database", "the database's owner"),
+                        });
+                    }
                 }
             }
         }
@@ -304,9 +453,7 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
         ) => {
             if let Some(limit) = prior.datconnlimit {
                 if *connection_limit == 0 && limit != 0 {
-                    change
-                        .statements
-                        .push(format!("ALTER DATABASE {q} CONNECTION LIMIT {limit};"));
+                    plan.push_one(format!("ALTER DATABASE {q} CONNECTION LIMIT {limit};"));
                 } else if *connection_limit != 0 {
                     notes.push(Note::LimitSetAfterLock(*connection_limit));
                 }
@@ -319,7 +466,7 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
                 let gone = [&entry.grantor]
                     .into_iter()
                     .chain(entry.grantee.iter())
-                    .find(|role| !existing_roles.contains(*role));
+                    .find(|role| !roles.contains_key(*role));
                 if let Some(role) = gone {
                     dropped.insert(role.clone());
                     continue;
@@ -334,20 +481,79 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
                     }
                 );
                 if &entry.grantor == owner {
-                    change.statements.push(grant);
+                    plan.push(vec![grant], Some(entry.clone()));
+                    continue;
+                }
+                let statements = vec![
+                    format!("SET ROLE {};", escape_identifier(&entry.grantor)),
+                    grant,
+                    "RESET ROLE;".into(),
+                ];
+                let grantor = roles[&entry.grantor];
+                let refused = if grantor.is_superuser {
+                    // A superuser's grant is recorded as the owner's: no genuine record names
+                    // a superuser grantor other than the owner.
+                    Some(format!(
+                        "the record names superuser \"{}\" as the grantor, which no grant by \
+                         a superuser records; pgkick does not take on a superuser's role for \
+                         a record",
+                        entry.grantor
+                    ))
+                } else if !proven && !grantor.owner_can_become {
+                    Some(unproven(
+                        &format!(
+                            "grant as \"{}\" (the owner is not a member of it)",
+                            entry.grantor
+                        ),
+                        "the database's owner",
+                    ))
                 } else {
-                    change
-                        .statements
-                        .push(format!("SET ROLE {};", escape_identifier(&entry.grantor)));
-                    change.statements.push(grant);
-                    change.statements.push("RESET ROLE;".into());
+                    None
+                };
+                match refused {
+                    Some(why) => notes.push(Note::NotRestored {
+                        what: format!(
+                            "CONNECT for {} granted by \"{}\"",
+                            entry.grantee_sql(),
+                            entry.grantor
+                        ),
+                        statements,
+                        why,
+                    }),
+                    None => plan.push(statements, Some(entry.clone())),
                 }
             }
             notes.extend(dropped.into_iter().map(Note::RoleDropped));
         }
-        (Facts::Role { can_login, .. }, NOLOGIN) => {
+        (
+            Facts::Role {
+                can_login,
+                is_superuser,
+                is_replication,
+                ..
+            },
+            NOLOGIN,
+        ) => {
             if prior.rolcanlogin == Some(true) && !can_login {
-                change.statements.push(format!("ALTER ROLE {q} LOGIN;"));
+                let login = format!("ALTER ROLE {q} LOGIN;");
+                let attribute = if *is_superuser {
+                    Some("SUPERUSER")
+                } else if *is_replication && !server.has_role_admin_rules() {
+                    Some("REPLICATION")
+                } else {
+                    None
+                };
+                match attribute {
+                    Some(attribute) if !proven => notes.push(Note::NotRestored {
+                        what: "LOGIN".into(),
+                        statements: vec![login],
+                        why: unproven(
+                            &format!("give LOGIN back to a role with {attribute}"),
+                            "a role with CREATEROLE",
+                        ),
+                    }),
+                    _ => plan.push_one(login),
+                }
             }
         }
         (_, other) => bail!(
@@ -356,14 +562,31 @@ pub fn unlock(object: &Object, server: &Server, existing_roles: &BTreeSet<String
             object.label()
         ),
     }
-    change
-        .statements
-        .push(comment_statement(object, prior.comment.as_deref()));
-    change.status = Status::Unlocked { notes };
-    Ok(Plan {
-        change,
-        check_no_connect: false,
-    })
+    // The comment before the lock, unless it is itself a record: lock keeps the first
+    // record, so a genuine one never saves another as the previous comment.
+    let previous = match prior.comment.as_deref() {
+        Some(c) if c.starts_with(ANY_VERSION_PREFIX) => {
+            notes.push(Note::NotRestored {
+                what: "the previous comment".into(),
+                statements: Vec::new(),
+                why: "the record saves a pgkick lock record as the previous comment, which \
+                      no lock does: the comment is cleared instead"
+                    .into(),
+            });
+            None
+        }
+        other => other,
+    };
+    plan.push_one(comment_statement(object, previous));
+    if object.proof.present {
+        if me.proof_xid.is_some() {
+            plan.push_one(proof::reset_statement(object));
+        } else {
+            notes.push(Note::ProofLeft);
+        }
+    }
+    plan.change.status = Status::Unlocked { notes };
+    Ok(plan)
 }
 
 /// The saved entries in an order where every grantor holds its grant option before it grants:
@@ -378,7 +601,7 @@ fn grant_order<'a>(entries: &'a [AclEntry], owner: &str) -> Vec<&'a AclEntry> {
             .partition(|e| can_grant.contains(e.grantor.as_str()));
         if ready.is_empty() {
             // A chain pgkick cannot order (e.g. a grantor's own entry is missing): try anyway;
-            // the server's error then names the problem.
+            // the check after each grant then reports what was not given back.
             out.extend(rest);
             break;
         }
@@ -402,6 +625,7 @@ mod tests {
     //! unlock is planned from the state a real lock leaves.
 
     use super::*;
+    use crate::lock::catalog::Proof;
 
     const V9_4: i32 = 90424;
     const V9_5: i32 = 90500;
@@ -418,6 +642,7 @@ mod tests {
         Me {
             user: "alice".into(),
             now: "2026-01-02T03:04:05Z".parse().unwrap(),
+            proof_xid: None,
         }
     }
 
@@ -446,6 +671,7 @@ mod tests {
             name: "app".into(),
             oid: 16384,
             comment: None,
+            proof: Proof::default(),
             facts: Facts::Database {
                 owner: "owner".into(),
                 allow_connections: true,
@@ -481,30 +707,47 @@ mod tests {
             name: "bob".into(),
             oid: 16500,
             comment: None,
+            proof: Proof::default(),
             facts: Facts::Role {
                 can_login,
                 is_self: false,
+                is_superuser: false,
+                is_replication: false,
             },
         }
     }
 
+    /// Who runs pgkick on `server`: a superuser proves what it writes.
+    fn me_on(server: &Server) -> Me {
+        Me {
+            proof_xid: server.is_superuser.then_some(42),
+            ..me()
+        }
+    }
+
     fn lock_plan(object: &Object, method: LockMethod, server: &Server) -> Plan {
-        lock(object, method, server, &me()).unwrap_or_else(|e| panic!("{e:#}"))
+        lock(object, method, server, &me_on(server)).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// The statements without the record's proof (which only a superuser writes).
+    fn unproven(statements: &[String]) -> Vec<&str> {
+        statements
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.contains(" pgkick.lock_proof"))
+            .collect()
     }
 
     /// The statements before the final COMMENT.
     fn ddl(plan: &Plan) -> Vec<&str> {
-        let statements = &plan.change.statements;
+        let statements = unproven(&plan.change.statements);
         assert!(
             statements
                 .last()
                 .is_some_and(|s| s.starts_with("COMMENT ON ")),
             "{statements:?}"
         );
-        statements[..statements.len() - 1]
-            .iter()
-            .map(String::as_str)
-            .collect()
+        statements[..statements.len() - 1].to_vec()
     }
 
     /// The object as the server leaves it after a lock of `object` with `method`.
@@ -541,6 +784,16 @@ mod tests {
             let sql = statement.strip_suffix(';').expect("statements end with ;");
             if let Some(text) = sql.split_once(" IS ").map(|(_, v)| v) {
                 after.comment = (text != "NULL").then(|| unliteral(text));
+                // A new comment is a new row: no proof names it yet.
+                after.proof.matches = false;
+            } else if sql.contains(" SET pgkick.lock_proof = ") {
+                // proof.rs checks the value itself; here it names the comment just written.
+                after.proof = Proof {
+                    matches: after.comment.is_some(),
+                    present: true,
+                };
+            } else if sql.contains(" RESET pgkick.lock_proof") {
+                after.proof = Proof::default();
             } else if let Some(r) = sql.strip_prefix("SET ROLE ") {
                 role = Some(unquote(r));
             } else if sql == "RESET ROLE" {
@@ -595,7 +848,8 @@ mod tests {
 
     /// The record the plan's COMMENT statement writes.
     fn record_of(plan: &Plan) -> Saved {
-        let last = plan.change.statements.last().unwrap();
+        let statements = unproven(&plan.change.statements);
+        let last = statements.last().unwrap();
         let literal = last
             .split_once(" IS ")
             .and_then(|(_, v)| v.strip_suffix(';'))
@@ -614,9 +868,25 @@ mod tests {
         super::super::Label(kind, &plan.change.name)
     }
 
+    /// Plain roles the owner may become: every grant by one of them can be given back.
+    fn plain_roles(names: &[&str]) -> BTreeMap<String, RoleFacts> {
+        names
+            .iter()
+            .map(|r| {
+                (
+                    r.to_string(),
+                    RoleFacts {
+                        is_superuser: false,
+                        owner_can_become: true,
+                    },
+                )
+            })
+            .collect()
+    }
+
     fn unlock_plan(object: &Object, server: &Server, existing: &[&str]) -> Plan {
-        let existing = existing.iter().map(|r| r.to_string()).collect();
-        unlock(object, server, &existing).unwrap_or_else(|e| panic!("{e:#}"))
+        unlock(object, server, &plain_roles(existing), &me_on(server))
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     fn error(result: Result<Plan>) -> String {
@@ -704,6 +974,8 @@ mod tests {
         me_role.facts = Facts::Role {
             can_login: true,
             is_self: true,
+            is_superuser: false,
+            is_replication: false,
         };
         let err = error(lock(
             &me_role,
@@ -747,7 +1019,7 @@ mod tests {
         assert_eq!(record_of(&plan).poolers, a);
         assert_eq!(plan.change.recorded_poolers, a);
         let locked = apply(&db(), &plan.change.statements);
-        let unlocked = unlock(&locked, &srv, &BTreeSet::new()).unwrap();
+        let unlocked = unlock(&locked, &srv, &BTreeMap::new(), &me()).unwrap();
         assert_eq!(unlocked.change.recorded_poolers, a);
 
         // Locked again through another pooler: the saved state stays, the pooler is added.
@@ -838,7 +1110,7 @@ mod tests {
             object.comment = Some(comment.into());
             let err = error(lock(&object, LockMethod::ConnectionLimit, &srv, &me()));
             assert!(err.contains("nothing was changed"), "{err}");
-            let err = error(unlock(&object, &srv, &BTreeSet::new()));
+            let err = error(unlock(&object, &srv, &BTreeMap::new(), &me()));
             assert!(err.contains("nothing was changed"), "{err}");
             assert!(roles_unlock_would_grant(&object).is_err());
         }
@@ -878,7 +1150,7 @@ mod tests {
         for prior in &priors {
             for srv in &servers {
                 for method in methods {
-                    let Ok(plan) = lock(prior, method, srv, &me()) else {
+                    let Ok(plan) = lock(prior, method, srv, &me_on(srv)) else {
                         continue;
                     };
                     let what = format!("{method:?} on {prior:?} at {srv:?}");
@@ -945,7 +1217,7 @@ mod tests {
             assert_eq!(ddl(&plan), [give_back], "{version}");
             assert_eq!(plan.change.status, Status::Unlocked { notes: vec![] });
             assert_eq!(
-                plan.change.statements.last().unwrap(),
+                *unproven(&plan.change.statements).last().unwrap(),
                 "COMMENT ON DATABASE \"app\" IS NULL;"
             );
 
@@ -1076,7 +1348,7 @@ mod tests {
         let plan = unlock_plan(&locked, &srv, ALL_ROLES);
         assert_eq!(ddl(&plan), ["ALTER ROLE \"bob\" LOGIN;"]);
         assert_eq!(
-            plan.change.statements.last().unwrap(),
+            *unproven(&plan.change.statements).last().unwrap(),
             "COMMENT ON ROLE \"bob\" IS NULL;"
         );
         // NOLOGIN before the lock: stays NOLOGIN.
@@ -1087,6 +1359,8 @@ mod tests {
         by_hand.facts = Facts::Role {
             can_login: true,
             is_self: false,
+            is_superuser: false,
+            is_replication: false,
         };
         assert!(ddl(&unlock_plan(&by_hand, &srv, ALL_ROLES)).is_empty());
     }
@@ -1099,7 +1373,7 @@ mod tests {
         let locked = after_lock(&object, LockMethod::AllowConnections, &srv);
         let plan = unlock_plan(&locked, &srv, ALL_ROLES);
         assert_eq!(
-            plan.change.statements.last().unwrap(),
+            *unproven(&plan.change.statements).last().unwrap(),
             "COMMENT ON ROLE \"bob\" IS E'keep ''me'' \\\\ please';"
         );
     }
@@ -1113,7 +1387,7 @@ mod tests {
             saved.method = method.into();
             let mut object = db();
             object.comment = Some(saved.encode());
-            let err = error(unlock(&object, &srv, &BTreeSet::new()));
+            let err = error(unlock(&object, &srv, &BTreeMap::new(), &me()));
             assert!(
                 err.contains(&format!(
                     "method \"{method}\", which this pgkick cannot undo"
@@ -1168,5 +1442,274 @@ mod tests {
             comment_statement(&object, None),
             r#"COMMENT ON DATABASE "a""b'c\" IS NULL;"#
         );
+    }
+
+    // --- a record is a claim ----------------------------------------------------------------
+
+    const V16: i32 = 160000;
+
+    /// The object with a record as `writer` (a superuser or not) would leave it.
+    fn locked_by(object: &Object, method: LockMethod, superuser: bool) -> Object {
+        let srv = server(V15, superuser);
+        let plan = lock(object, method, &srv, &me_on(&srv)).unwrap();
+        apply(object, &plan.change.statements)
+    }
+
+    fn not_restored(plan: &Plan) -> Vec<(String, Vec<String>)> {
+        let Status::Unlocked { notes } = &plan.change.status else {
+            panic!("not unlocked: {:?}", plan.change.status);
+        };
+        notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::NotRestored {
+                    what, statements, ..
+                } => Some((what.clone(), statements.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn with_role(mut object: Object, superuser: bool, replication: bool) -> Object {
+        let Facts::Role {
+            is_superuser,
+            is_replication,
+            ..
+        } = &mut object.facts
+        else {
+            panic!("not a role");
+        };
+        *is_superuser = superuser;
+        *is_replication = replication;
+        object
+    }
+
+    #[test]
+    fn only_a_superuser_proves_the_record_it_writes() {
+        let srv = server(V15, true);
+        let plan = lock(&db(), LockMethod::AllowConnections, &srv, &me_on(&srv)).unwrap();
+        let last = plan.change.statements.last().unwrap();
+        assert!(
+            last.starts_with("ALTER DATABASE \"app\" SET pgkick.lock_proof = 'v1:42:"),
+            "{last}"
+        );
+        assert_eq!(plan.change.proven, Some(true));
+        assert!(apply(&db(), &plan.change.statements).proof.matches);
+        let srv = server(V15, false);
+        let plan = lock(&db(), LockMethod::AllowConnections, &srv, &me_on(&srv)).unwrap();
+        assert!(!plan
+            .change
+            .statements
+            .iter()
+            .any(|s| s.contains("lock_proof")));
+        assert_eq!(plan.change.proven, Some(false));
+    }
+
+    #[test]
+    fn a_superuser_does_not_prove_a_record_someone_else_wrote() {
+        // An owner's record, then a superuser's lock through a pooler rewrites it: still
+        // unproven. A proven record rewritten by a superuser stays proven.
+        let srv = server(V15, true);
+        let a = [pooler("host=a port=6432 user=p")];
+        for by_superuser in [false, true] {
+            let locked = locked_by(&db(), LockMethod::AllowConnections, by_superuser);
+            assert_eq!(locked.proof.matches, by_superuser);
+            let again = lock_recording(
+                &locked,
+                LockMethod::AllowConnections,
+                &srv,
+                &me_on(&srv),
+                &a,
+            )
+            .unwrap();
+            let writes_proof = again
+                .change
+                .statements
+                .iter()
+                .any(|s| s.contains("SET pgkick.lock_proof"));
+            assert_eq!(writes_proof, by_superuser);
+            assert_eq!(again.change.proven, Some(by_superuser));
+            assert_eq!(
+                apply(&locked, &again.change.statements).proof.matches,
+                by_superuser
+            );
+        }
+    }
+
+    #[test]
+    fn an_unproven_record_gives_login_back_only_where_its_writer_could() {
+        // (superuser, replication, server) -> given back without a proof?
+        let cases = [
+            (false, false, V15, true),
+            (false, true, V15, false),
+            (false, true, V16, true),
+            (true, false, V15, false),
+            (true, false, V16, false),
+            (true, true, V16, false),
+        ];
+        for (superuser, replication, version, unproven_ok) in cases {
+            let role = with_role(role(true), superuser, replication);
+            for proven in [false, true] {
+                let locked = locked_by(&role, LockMethod::AllowConnections, proven);
+                let srv = server(version, true);
+                let plan = unlock(&locked, &srv, &BTreeMap::new(), &me_on(&srv)).unwrap();
+                let what = format!("{superuser} {replication} {version} proven={proven}");
+                let login = plan
+                    .change
+                    .statements
+                    .contains(&"ALTER ROLE \"bob\" LOGIN;".into());
+                assert_eq!(login, proven || unproven_ok, "{what}");
+                let undone = not_restored(&plan);
+                if login {
+                    assert!(undone.is_empty(), "{what}: {undone:?}");
+                } else {
+                    assert_eq!(
+                        undone,
+                        [(
+                            "LOGIN".to_string(),
+                            vec!["ALTER ROLE \"bob\" LOGIN;".to_string()]
+                        )],
+                        "{what}"
+                    );
+                    assert!(!plan.change.left_undone().is_empty(), "{what}");
+                }
+                // The record goes either way: the comment before the lock is back.
+                assert!(unproven(&plan.change.statements)
+                    .last()
+                    .unwrap()
+                    .starts_with("COMMENT ON ROLE \"bob\" IS NULL"));
+            }
+        }
+    }
+
+    #[test]
+    fn an_unproven_record_grants_as_another_role_only_when_the_owner_could() {
+        let srv = server(V15, true);
+        for (proven, superuser, owner_can_become, given_back) in [
+            (false, false, true, true),
+            (false, false, false, false),
+            (true, false, false, true),
+            (false, true, true, false),
+            (true, true, true, false),
+        ] {
+            let locked = locked_by(&chain(), LockMethod::RevokeConnect, proven);
+            let mut roles = plain_roles(ALL_ROLES);
+            roles.insert(
+                "a".into(),
+                RoleFacts {
+                    is_superuser: superuser,
+                    owner_can_become,
+                },
+            );
+            let plan = unlock(&locked, &srv, &roles, &me_on(&srv)).unwrap();
+            let what = format!("proven={proven} superuser={superuser} member={owner_can_become}");
+            let set_role_a = plan.change.statements.contains(&"SET ROLE \"a\";".into());
+            assert_eq!(set_role_a, given_back, "{what}");
+            let undone = not_restored(&plan);
+            assert_eq!(undone.is_empty(), given_back, "{what}: {undone:?}");
+            for (_, statements) in &undone {
+                assert_eq!(statements[0], "SET ROLE \"a\";", "{what}");
+            }
+            // Grants by the owner always come back, each step checked on its own.
+            assert!(plan
+                .steps
+                .iter()
+                .any(|s| s.gives_back.as_ref().is_some_and(|e| e.grantor == "owner")));
+            assert!(plan
+                .steps
+                .iter()
+                .filter(|s| s.statements.iter().any(|t| t.starts_with("GRANT")))
+                .all(|s| s.gives_back.is_some()));
+        }
+    }
+
+    #[test]
+    fn before_9_5_reopening_needs_a_proof() {
+        for proven in [false, true] {
+            let srv = server(V9_4, true);
+            let mut locked = after_lock(&db(), LockMethod::AllowConnections, &srv);
+            locked.proof.matches = proven;
+            let plan = unlock(&locked, &srv, &BTreeMap::new(), &me_on(&srv)).unwrap();
+            let update = "UPDATE pg_catalog.pg_database SET datallowconn = true WHERE oid = 16384;";
+            assert_eq!(ddl(&plan).contains(&update), proven);
+            assert_eq!(not_restored(&plan).is_empty(), proven);
+        }
+    }
+
+    #[test]
+    fn a_saved_comment_that_is_a_record_is_never_put_back() {
+        let srv = server(V15, true);
+        let mut locked = locked_by(&role(true), LockMethod::AllowConnections, true);
+        let mut saved = Saved::decode(locked.comment.as_deref(), locked.label())
+            .unwrap()
+            .unwrap();
+        saved.prior.comment = Some("pgkick-lock v1 {\"method\":\"nologin\"}".into());
+        locked.comment = Some(saved.encode());
+        let plan = unlock(&locked, &srv, &BTreeMap::new(), &me_on(&srv)).unwrap();
+        assert!(plan
+            .change
+            .statements
+            .contains(&"COMMENT ON ROLE \"bob\" IS NULL;".into()));
+        assert_eq!(not_restored(&plan).len(), 1);
+    }
+
+    #[test]
+    fn unlock_removes_the_proof_when_it_can_and_says_so_when_not() {
+        let locked = locked_by(&db(), LockMethod::AllowConnections, true);
+        let srv = server(V15, true);
+        let plan = unlock(&locked, &srv, &BTreeMap::new(), &me_on(&srv)).unwrap();
+        assert_eq!(
+            plan.change.statements.last().unwrap(),
+            "ALTER DATABASE \"app\" RESET pgkick.lock_proof;"
+        );
+        assert_eq!(
+            apply(&locked, &plan.change.statements).proof,
+            Proof::default()
+        );
+        let srv = server(V15, false);
+        let plan = unlock(&locked, &srv, &BTreeMap::new(), &me_on(&srv)).unwrap();
+        assert!(!plan
+            .change
+            .statements
+            .iter()
+            .any(|s| s.contains("lock_proof")));
+        assert_eq!(
+            plan.change.status,
+            Status::Unlocked {
+                notes: vec![Note::ProofLeft]
+            }
+        );
+        assert!(plan.change.left_undone().is_empty());
+    }
+
+    #[test]
+    fn a_record_on_an_open_object_locks_it_again() {
+        let srv = server(V15, true);
+        for (method, object) in [
+            (LockMethod::AllowConnections, db()),
+            (LockMethod::ConnectionLimit, db()),
+            (LockMethod::RevokeConnect, db()),
+            (LockMethod::AllowConnections, role(true)),
+        ] {
+            let locked = after_lock(&object, method, &srv);
+            // Undone by hand, the record left in place.
+            let opened = Object {
+                comment: locked.comment.clone(),
+                proof: locked.proof,
+                ..object.clone()
+            };
+            let plan = lock(&opened, LockMethod::AllowConnections, &srv, &me_on(&srv)).unwrap();
+            assert_eq!(plan.change.status, Status::Relocked, "{method:?}");
+            let again = apply(&opened, &plan.change.statements);
+            assert_eq!(again.facts, locked.facts, "{method:?}");
+            assert_eq!(
+                again.comment, locked.comment,
+                "{method:?}: the first record stays"
+            );
+            // Still closed: nothing to do.
+            let plan = lock(&again, LockMethod::AllowConnections, &srv, &me_on(&srv)).unwrap();
+            assert!(matches!(plan.change.status, Status::AlreadyLocked { .. }));
+            assert!(plan.change.statements.is_empty());
+        }
     }
 }

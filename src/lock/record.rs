@@ -12,7 +12,10 @@ use super::Label;
 /// What every comment pgkick writes starts with.
 const PREFIX: &str = "pgkick-lock v1 ";
 /// A record of any format version (to refuse those of a newer pgkick instead of ignoring them).
-const ANY_VERSION_PREFIX: &str = "pgkick-lock ";
+pub(super) const ANY_VERSION_PREFIX: &str = "pgkick-lock ";
+/// No record pgkick writes comes near this (the previous comment is the only part of any
+/// size); a longer one is refused unread rather than parsed.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// The record, as the comment's JSON holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +111,14 @@ impl Saved {
             return Ok(None);
         };
         if let Some(json) = comment.strip_prefix(PREFIX) {
+            if comment.len() > MAX_RECORD_BYTES {
+                bail!(
+                    "the comment on {object} starts like a pgkick lock record but is {} bytes \
+                     long, more than any record pgkick writes ({MAX_RECORD_BYTES}); nothing \
+                     was changed",
+                    comment.len()
+                );
+            }
             return serde_json::from_str(json).map(Some).with_context(|| {
                 format!(
                     "the comment on {object} starts like a pgkick lock record but cannot be \
@@ -125,10 +136,22 @@ impl Saved {
         Ok(None)
     }
 
-    /// The comment text that holds this record.
+    /// The comment text that holds this record. It holds no control character: serde_json
+    /// escapes C0, and DEL and C1 (which it leaves raw) are escaped here, so the comment is
+    /// inert wherever it is shown (`\l+` in psql, a terminal).
     pub fn encode(&self) -> String {
         let json = serde_json::to_string(self).expect("a record always serializes");
-        format!("{PREFIX}{json}")
+        let mut text = String::with_capacity(PREFIX.len() + json.len());
+        text.push_str(PREFIX);
+        for c in json.chars() {
+            // Only inside strings: JSON's own syntax is printable ASCII.
+            if c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) {
+                text.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                text.push(c);
+            }
+        }
+        text
     }
 }
 
@@ -145,14 +168,18 @@ pub struct Record {
     pub prior: Option<serde_json::Value>,
     /// The poolers the lock paused or disabled, as recorded (empty when none).
     pub poolers: Vec<PoolerEntry>,
+    /// Whether a proof only a superuser can write names this record (`proof.rs`); every other
+    /// field is what the record claims, written by whoever may comment on the object.
+    pub proven: bool,
 }
 
 impl Record {
     /// A record as `--list` shows it: whatever fields can be read, `(unreadable record)` as
     /// the method when the JSON cannot.
-    fn from_comment(kind: &'static str, name: String, comment: &str) -> Record {
+    fn from_comment(kind: &'static str, name: String, comment: &str, proven: bool) -> Record {
         let json = comment
             .strip_prefix(PREFIX)
+            .filter(|_| comment.len() <= MAX_RECORD_BYTES)
             .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok());
         let field = |k: &str| {
             json.as_ref()
@@ -173,28 +200,36 @@ impl Record {
                 .and_then(|j| j.get("poolers"))
                 .and_then(|p| serde_json::from_value(p.clone()).ok())
                 .unwrap_or_default(),
+            proven,
         }
     }
 }
 
 /// Every database and role that carries a pgkick lock record.
 pub fn list(client: &mut postgres::Client, _server: &crate::server::Server) -> Result<Vec<Record>> {
+    // A comment longer than any record is not read whole: only whether it is one.
+    let description = format!(
+        "CASE WHEN pg_catalog.octet_length(s.description) <= {MAX_RECORD_BYTES} \
+              THEN s.description ELSE 'pgkick-lock (too long)' END"
+    );
+    let sql = format!(
+        "SELECT 'database', d.datname::text, {description}, {} \
+           FROM pg_catalog.pg_shdescription s \
+           JOIN pg_catalog.pg_database d ON d.oid = s.objoid \
+          WHERE s.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass \
+            AND s.description LIKE 'pgkick-lock %' \
+         UNION ALL \
+         SELECT 'role', r.rolname::text, {description}, {} \
+           FROM pg_catalog.pg_shdescription s \
+           JOIN pg_catalog.pg_roles r ON r.oid = s.objoid \
+          WHERE s.classoid = 'pg_catalog.pg_authid'::pg_catalog.regclass \
+            AND s.description LIKE 'pgkick-lock %' \
+         ORDER BY 1, 2",
+        super::proof::columns("d.oid", super::Kind::Database),
+        super::proof::columns("r.oid", super::Kind::Role),
+    );
     let rows = client
-        .query(
-            "SELECT 'database', d.datname::text, s.description \
-               FROM pg_catalog.pg_shdescription s \
-               JOIN pg_catalog.pg_database d ON d.oid = s.objoid \
-              WHERE s.classoid = 'pg_catalog.pg_database'::pg_catalog.regclass \
-                AND s.description LIKE 'pgkick-lock %' \
-             UNION ALL \
-             SELECT 'role', r.rolname::text, s.description \
-               FROM pg_catalog.pg_shdescription s \
-               JOIN pg_catalog.pg_roles r ON r.oid = s.objoid \
-              WHERE s.classoid = 'pg_catalog.pg_authid'::pg_catalog.regclass \
-                AND s.description LIKE 'pgkick-lock %' \
-             ORDER BY 1, 2",
-            &[],
-        )
+        .query(&sql, &[])
         .context("could not read the lock records")?;
     Ok(rows
         .iter()
@@ -204,7 +239,9 @@ pub fn list(client: &mut postgres::Client, _server: &crate::server::Server) -> R
             } else {
                 "database"
             };
-            Record::from_comment(kind, row.get(1), row.get(2))
+            let comment: String = row.get(2);
+            let proof = super::proof::check(Some(&comment), row.get(3), row.get(4));
+            Record::from_comment(kind, row.get(1), &comment, proof.matches)
         })
         .collect())
 }
@@ -276,11 +313,11 @@ mod tests {
 
     #[test]
     fn list_shows_what_it_can_read() {
-        let record = Record::from_comment("role", "r".into(), &saved().encode());
+        let record = Record::from_comment("role", "r".into(), &saved().encode(), false);
         assert_eq!(record.method.as_deref(), Some("revoke-connect"));
         assert_eq!(record.locked_by.as_deref(), Some("alice"));
         assert!(record.locked_at.is_some() && record.prior.is_some());
-        let record = Record::from_comment("role", "r".into(), "pgkick-lock v9 ?");
+        let record = Record::from_comment("role", "r".into(), "pgkick-lock v9 ?", false);
         assert_eq!(record.method.as_deref(), Some("(unreadable record)"));
         assert_eq!(record.locked_by, None);
     }
@@ -302,11 +339,111 @@ mod tests {
             "{text}"
         );
         assert_eq!(Saved::decode(Some(&text), label()).unwrap(), Some(with));
-        let record = Record::from_comment("database", "d".into(), &text);
+        let record = Record::from_comment("database", "d".into(), &text, false);
         assert_eq!(record.poolers.len(), 1);
         assert_eq!(record.poolers[0].action, PoolerAction::Disable);
-        assert!(Record::from_comment("database", "d".into(), &old)
+        assert!(Record::from_comment("database", "d".into(), &old, false)
             .poolers
             .is_empty());
+    }
+
+    // --- hostile records: whoever may comment on an object writes the text -----------------
+
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a few levels, with strings that hold control characters.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            "[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}a-z\"\\\\ ]{0,12}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map("[a-z_]{1,10}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A record's fields, some replaced by hostile values, some added.
+    fn hostile_record() -> impl Strategy<Value = serde_json::Value> {
+        (
+            json_value(),
+            json_value(),
+            json_value(),
+            "[\\x00-\\x1f\\x1b\\u{9b}a-z ]{0,20}",
+            any::<u8>(),
+        )
+            .prop_map(|(a, b, extra, text, pick)| {
+                let mut record = serde_json::to_value(saved()).unwrap();
+                let fields = ["method", "locked_by", "locked_at", "prior", "poolers"];
+                let object = record.as_object_mut().unwrap();
+                object.insert(fields[pick as usize % fields.len()].into(), a);
+                object.insert("unknown_field".into(), b);
+                object.insert("locked_by".into(), serde_json::Value::String(text));
+                object.insert("x".into(), extra);
+                record
+            })
+    }
+
+    proptest! {
+        /// No text after the prefix makes decoding panic; what decodes encodes to a record
+        /// that decodes to the same.
+        #[test]
+        fn any_text_decodes_or_is_refused(text in "\\PC{0,200}") {
+            let comment = format!("{PREFIX}{text}");
+            if let Ok(Some(saved)) = Saved::decode(Some(&comment), label()) {
+                let again = Saved::decode(Some(&saved.encode()), label()).unwrap();
+                prop_assert_eq!(again, Some(saved));
+            }
+            let _ = Record::from_comment("database", "d".into(), &comment, false);
+        }
+
+        /// Hostile fields (wrong types, nesting, control characters, unknown fields): refused
+        /// with pgkick's message, or read with the exact text and re-encoded without the
+        /// fields pgkick does not know.
+        #[test]
+        fn hostile_records_are_refused_or_read_exactly(record in hostile_record()) {
+            let comment = format!("{PREFIX}{record}");
+            match Saved::decode(Some(&comment), label()) {
+                Ok(Some(saved)) => {
+                    prop_assert_eq!(Some(saved.locked_by.as_str()), record["locked_by"].as_str());
+                    let text = saved.encode();
+                    prop_assert!(!text.contains("unknown_field"), "{}", text);
+                    // JSON escapes every control character: the comment itself holds none.
+                    prop_assert!(!text.chars().any(|c| c.is_control()), "{:?}", text);
+                }
+                Ok(None) => prop_assert!(false, "a record read as none"),
+                Err(e) => prop_assert!(
+                    e.to_string().contains("cannot be read; nothing was changed"),
+                    "{}", e
+                ),
+            }
+            let listed = Record::from_comment("role", "r".into(), &comment, false);
+            prop_assert_eq!(listed.locked_by.as_deref(), record["locked_by"].as_str());
+        }
+    }
+
+    #[test]
+    fn deeply_nested_and_huge_records_are_refused_without_reading_them_whole() {
+        let nested = format!("{PREFIX}{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = Saved::decode(Some(&nested), label()).unwrap_err();
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+        let listed = Record::from_comment("database", "d".into(), &nested, false);
+        assert_eq!(listed.method.as_deref(), Some("(unreadable record)"));
+
+        let mut huge = saved();
+        huge.prior.comment = Some("x".repeat(MAX_RECORD_BYTES));
+        let err = Saved::decode(Some(&huge.encode()), label()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("more than any record pgkick writes"),
+            "{err}"
+        );
+        let listed = Record::from_comment("database", "d".into(), &huge.encode(), false);
+        assert_eq!(listed.method.as_deref(), Some("(unreadable record)"));
     }
 }
