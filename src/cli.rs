@@ -267,7 +267,9 @@ pub struct PoolerArgs {
     /// A PgBouncer in front of the server, as a conninfo string or URI for its admin console
     /// (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler.
     /// list: each server session of a pooler gains a `pooler` object (its client). unlock:
-    /// RESUME the databases there too (the poolers recorded by the lock are resumed anyway)
+    /// RESUME the databases there (undoing what the lock record says was done on the same
+    /// host, port and user); pgkick never connects to a pooler the record alone names, so a
+    /// recorded pooler not given here stays paused (exit 3, with the command that resumes it)
     #[arg(long = "pgbouncer", value_name = "CONNINFO")]
     pub pgbouncer: Vec<String>,
 }

@@ -206,10 +206,13 @@ impl pgbouncer::Pausing for Unblocker<'_> {
     }
 }
 
-/// After unlock: undo on each pooler what the lock recorded for each database (the
-/// `--pgbouncer` value with the same name is used to reach it, e.g. for its password), and
-/// RESUME the databases on the `--pgbouncer` poolers not recorded. False when a pooler could
-/// not be reached or refused.
+/// After unlock: undo on each `--pgbouncer` pooler what the lock recorded for each database
+/// there (RESUME, and ENABLE first after `--pgbouncer-disable`), and RESUME the databases on
+/// the `--pgbouncer` poolers the record does not name (ENABLE too when the pooler says
+/// disabled). A pooler the record names but the operator did not is never connected to: the
+/// record is text anyone who may comment on the database can write, and connecting would send
+/// pgkick's password where that text says. It is reported (`still_paused`) with the command
+/// that resumes it. False when a pooler was left paused, could not be reached or refused.
 pub fn resume(
     changes: &mut [lock::Change],
     given: &[Pooler],
@@ -219,16 +222,29 @@ pub fn resume(
     let mut admins: BTreeMap<String, Result<Admin, String>> = BTreeMap::new();
     let mut all_ok = true;
     for change in changes.iter_mut().filter(|c| c.kind == "database") {
-        for (label, action) in to_undo(change, given) {
-            let admin = admins.entry(label.clone()).or_insert_with(|| {
-                reach(&label, given, conn, printer).map_err(|e| format!("{e:#}"))
-            });
-            let step = match admin {
-                Ok(admin) => match action.map_or_else(|| admin.undo_needed(&change.name), Ok) {
-                    Ok(action) => admin.undo(&change.name, action),
-                    Err(e) => Step::failure(&label, &change.name, format!("{e:#}")),
-                },
-                Err(e) => Step::failure(&label, &change.name, e.clone()),
+        for undo in to_undo(change, given) {
+            let step = match undo {
+                Undo::NotNamed(label) => Step::not_named(
+                    &label,
+                    &change.name,
+                    how_to_resume(&change.name, &label, change.proven == Some(true)),
+                ),
+                Undo::On(pooler, action) => {
+                    let admin = admins.entry(pooler.label.clone()).or_insert_with(|| {
+                        connect(pooler, conn, printer).map_err(|e| format!("{e:#}"))
+                    });
+                    match admin {
+                        Ok(admin) => {
+                            match action.map_or_else(|| admin.undo_needed(&change.name), Ok) {
+                                Ok(action) => admin.undo(&change.name, action),
+                                Err(e) => {
+                                    Step::failure(&pooler.label, &change.name, format!("{e:#}"))
+                                }
+                            }
+                        }
+                        Err(e) => Step::failure(&pooler.label, &change.name, e.clone()),
+                    }
+                }
             };
             change.poolers.push(step);
         }
@@ -244,29 +260,66 @@ pub fn resume(
     all_ok
 }
 
-/// What unlock undoes for a database's change: each pooler the lock record names, with what
-/// was done there, then each `--pgbouncer` pooler it does not name (`None`: what to undo is
-/// looked up on the pooler).
-fn to_undo(change: &lock::Change, given: &[Pooler]) -> Vec<(String, Option<PoolerAction>)> {
-    let mut todo: Vec<(String, Option<PoolerAction>)> = change
-        .recorded_poolers
-        .iter()
-        .map(|e| (e.pooler.clone(), Some(e.action)))
-        .collect();
-    for g in given {
-        if !todo.iter().any(|(label, _)| *label == g.label) {
-            todo.push((g.label.clone(), None));
+/// What unlock does on one pooler for one database.
+enum Undo<'a> {
+    /// Reach this `--pgbouncer` pooler and undo there what the record says was done
+    /// (`None`: not recorded; what to undo is looked up on the pooler).
+    On(&'a Pooler, Option<PoolerAction>),
+    /// A recorded pooler no `--pgbouncer` names: not reached.
+    NotNamed(String),
+}
+
+/// What unlock undoes for a database's change: each pooler the lock record names, through the
+/// `--pgbouncer` value that names the same pooler (or not at all), then each `--pgbouncer`
+/// pooler the record does not name.
+fn to_undo<'a>(change: &lock::Change, given: &'a [Pooler]) -> Vec<Undo<'a>> {
+    let mut todo = Vec::new();
+    let mut used = Vec::new();
+    for entry in &change.recorded_poolers {
+        match given.iter().position(|g| g.is(&entry.pooler)) {
+            Some(i) => {
+                used.push(i);
+                todo.push(Undo::On(&given[i], Some(entry.action)));
+            }
+            None => todo.push(Undo::NotNamed(entry.pooler.clone())),
+        }
+    }
+    for (i, g) in given.iter().enumerate() {
+        if !used.contains(&i) {
+            todo.push(Undo::On(g, None));
         }
     }
     todo
 }
 
-/// An admin session on the pooler `label` names: the `--pgbouncer` value with that label (for
-/// its password, say), or else the label itself.
-fn reach(label: &str, given: &[Pooler], conn: &ConnArgs, printer: &Printer) -> Result<Admin> {
-    match given.iter().find(|g| g.label == label) {
-        Some(pooler) => connect(pooler, conn, printer),
-        None => connect(&Pooler::parse(label)?, conn, printer),
+/// The command that resumes `database` on the recorded pooler `label`: unlock again, naming
+/// it. An unproven record's pooler is the record writer's claim, so the operator is told to
+/// check it first.
+fn how_to_resume(database: &str, label: &str, proven: bool) -> String {
+    let check = if proven {
+        ""
+    } else {
+        " (the lock record that names this pooler is not proven: make sure it is yours \
+         before you give it your password)"
+    };
+    format!(
+        "the lock record says it was paused there, and pgkick connects only to the poolers \
+         you name; resume it with: pgkick unlock --db {} --pgbouncer {}{check}",
+        shell_word(database),
+        shell_word(label)
+    )
+}
+
+/// `text` as one word for a POSIX shell: as is when it is plain, otherwise in single quotes.
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
 }
 
@@ -277,13 +330,22 @@ pub fn print_resume_plan(
     printer: &Printer,
 ) -> Result<()> {
     for change in changes.iter().filter(|c| c.kind == "database") {
-        for (label, action) in to_undo(change, given) {
-            let db = escape_identifier(&change.name);
-            let enable = match action {
-                Some(action) => commands(action.before_resume(), &db),
-                None => format!("ENABLE {db}; -- if SHOW DATABASES says disabled\n"),
+        let db = escape_identifier(&change.name);
+        for undo in to_undo(change, given) {
+            let text = match undo {
+                Undo::On(pooler, action) => {
+                    let enable = match action {
+                        Some(action) => commands(action.before_resume(), &db),
+                        None => format!("ENABLE {db}; -- if SHOW DATABASES says disabled\n"),
+                    };
+                    format!("-- on pooler {}:\n{enable}RESUME {db};", pooler.label)
+                }
+                Undo::NotNamed(label) => format!(
+                    "-- pooler {label} (named by the lock record, not by --pgbouncer): not \
+                     reached; {db} stays paused there"
+                ),
             };
-            printer.dry_run_sql(&format!("-- on pooler {label}:\n{enable}RESUME {db};"))?;
+            printer.dry_run_sql(&text)?;
         }
     }
     Ok(())

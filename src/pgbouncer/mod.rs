@@ -99,6 +99,39 @@ impl Pooler {
     pub fn settings(&self) -> Result<conn::Settings> {
         resolve(&self.conninfo)
     }
+
+    /// Whether this pooler is the one a lock record names as `label`: the same host (or
+    /// hostaddr), port and user, however either was spelled. The record's text is only
+    /// compared, never connected to: it is written by whoever may comment on the database.
+    pub fn is(&self, label: &str) -> bool {
+        match (PoolerId::of(&self.label), PoolerId::of(label)) {
+            (Some(mine), Some(recorded)) => mine == recorded,
+            _ => self.label == label,
+        }
+    }
+}
+
+/// Where a pooler's admin console is and who logs in there, as a label names it.
+#[derive(Debug, PartialEq, Eq)]
+struct PoolerId {
+    host: Option<String>,
+    hostaddr: Option<String>,
+    port: Option<String>,
+    user: Option<String>,
+}
+
+impl PoolerId {
+    /// A label's place and user (labels always name them); None when it does not parse.
+    fn of(label: &str) -> Option<PoolerId> {
+        let opts = conn::parse_connection_string(label).ok()??;
+        let get = |k: &str| opts.get(k).cloned();
+        Some(PoolerId {
+            host: get("host"),
+            hostaddr: get("hostaddr"),
+            port: get("port"),
+            user: get("user"),
+        })
+    }
 }
 
 fn resolve(conninfo: &str) -> Result<conn::Settings> {
@@ -232,8 +265,20 @@ impl Step {
         }
     }
 
+    /// unlock: a pooler the lock record names that the operator did not name with
+    /// `--pgbouncer`. pgkick never connects to a pooler on the strength of a record alone
+    /// (its writer would choose where pgkick's password goes), so the database stays paused
+    /// there; `how` says what resumes it.
+    pub fn not_named(pooler: &str, database: &str, how: String) -> Step {
+        Step {
+            error: Some(how),
+            ..Step::new(pooler, database, "still_paused")
+        }
+    }
+
+    /// A step that leaves the pooler short of what was asked (exit 3).
     pub fn failed(&self) -> bool {
-        self.status == "failed"
+        matches!(self.status, "failed" | "still_paused")
     }
 
     /// One line for stderr.

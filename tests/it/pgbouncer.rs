@@ -258,7 +258,7 @@ fn pgbouncer_pause_timeout_then_no_client_sees_an_error() {
 }
 
 #[test]
-fn pgbouncer_unlock_from_another_home_resumes_what_the_record_names() {
+fn pgbouncer_unlock_resumes_only_the_recorded_poolers_it_is_told_to_reach() {
     let (server, db, bouncer) = pooled_db();
     let conninfo = bouncer.conninfo();
     let locked = server
@@ -272,18 +272,74 @@ fn pgbouncer_unlock_from_another_home_resumes_what_the_record_names() {
     assert_eq!(record["poolers"][0]["pooler"], conninfo.as_str());
     assert_eq!(record["poolers"][0]["action"], "pause");
 
-    // Another machine: another HOME, no --pgbouncer.
+    // Another machine, no --pgbouncer: the record is only read, the pooler never reached.
+    // The server side is unlocked, the pooler stays paused, and exit 3 says what resumes it.
     let elsewhere = TempDir::new("pgkick-it-home");
-    let unlocked = server
+    let out = server
         .kick(["unlock", "--db", &db, "--json"])
+        .env("HOME", elsewhere.path())
+        .status(3)
+        .run();
+    let unlocked = out.json();
+    assert_eq!(unlocked[0]["status"], "unlocked", "{unlocked}");
+    assert_eq!(
+        unlocked[0]["poolers"][0]["status"], "still_paused",
+        "{unlocked}"
+    );
+    assert!(bouncer.paused(&db));
+    let command = out
+        .stderr
+        .split("resume it with: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no command in: {}", out.stderr));
+    assert_eq!(
+        command,
+        format!("pgkick unlock --db {db} --pgbouncer '{conninfo}'"),
+        "{}",
+        out.stderr
+    );
+
+    // That command, as printed: the pooler is resumed.
+    let resumed = server
+        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &conninfo])
         .env("HOME", elsewhere.path())
         .run()
         .json();
-    assert_eq!(unlocked[0]["status"], "unlocked", "{unlocked}");
-    assert_eq!(unlocked[0]["poolers"][0]["status"], "resumed", "{unlocked}");
+    assert_eq!(resumed[0]["poolers"][0]["status"], "resumed", "{resumed}");
     assert!(!bouncer.paused(&db));
     let mut client = bouncer.connect(&db, "after");
     assert_eq!(simple_value(&mut client, "SELECT 1"), "1");
+    drop(client);
+
+    // Named in another spelling (a URI): the same pooler, undone as the record says.
+    server
+        .kick([
+            "lock",
+            "--db",
+            &db,
+            "--pgbouncer",
+            &conninfo,
+            "--pgbouncer-disable",
+        ])
+        .run();
+    assert!(bouncer.paused(&db) && bouncer.disabled(&db));
+    let uri = format!(
+        "postgresql://{SUPERUSER}@{}:{}/pgbouncer?application_name=another",
+        bouncer.sock_dir().display().to_string().replace('/', "%2F"),
+        bouncer.port()
+    );
+    let unlocked = server
+        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &uri])
+        .run()
+        .json();
+    assert_eq!(
+        unlocked[0]["poolers"].as_array().unwrap().len(),
+        1,
+        "{unlocked}"
+    );
+    assert_eq!(unlocked[0]["poolers"][0]["status"], "resumed", "{unlocked}");
+    assert!(!bouncer.paused(&db) && !bouncer.disabled(&db));
 }
 
 #[test]
@@ -368,12 +424,20 @@ fn pgbouncer_errors_are_one_line_and_change_nothing() {
         .fails_with(&["needs --lock"]);
 
     // A pooler gone at unlock: the server side is unlocked, exit 3.
+    let good_conninfo = good.conninfo();
     server
-        .kick(["lock", "--db", &db, "--pgbouncer", &good.conninfo()])
+        .kick(["lock", "--db", &db, "--pgbouncer", &good_conninfo])
         .run();
     drop(good);
     let out = server
-        .kick(["unlock", "--db", &db, "--json"])
+        .kick([
+            "unlock",
+            "--db",
+            &db,
+            "--json",
+            "--pgbouncer",
+            &good_conninfo,
+        ])
         .status(3)
         .run();
     let unlocked = out.json();
@@ -399,7 +463,9 @@ fn pgbouncer_disable_refuses_clients_until_unlock() {
         bouncer_refuses(&bouncer, &db),
         "a new client is refused at once"
     );
-    server.kick(["unlock", "--db", &db]).run();
+    server
+        .kick(["unlock", "--db", &db, "--pgbouncer", &bouncer.conninfo()])
+        .run();
     assert!(!bouncer.disabled(&db) && !bouncer.paused(&db));
     let mut client = bouncer.connect(&db, "after");
     assert_eq!(simple_value(&mut client, "SELECT 1"), "1");
@@ -526,14 +592,26 @@ fn pgbouncer_lock_twice_and_dry_runs_keep_one_pause() {
         .fails_with(&["does not exist"]);
     assert!(bouncer.paused(&db));
 
+    // Without --pgbouncer the dry run says the pooler would not be reached.
     let dry = server.kick(["unlock", "--db", &db, "--dry-run"]).run();
+    assert!(
+        dry.stdout.contains("not reached") && !dry.stdout.contains("RESUME"),
+        "{}",
+        dry.stdout
+    );
+    let dry = server
+        .kick(["unlock", "--db", &db, "--dry-run", "--pgbouncer", &conninfo])
+        .run();
     assert!(
         dry.stdout.contains(&format!("RESUME \"{db}\";")),
         "{}",
         dry.stdout
     );
     assert!(bouncer.paused(&db));
-    let unlocked = server.kick(["unlock", "--db", &db, "--json"]).run().json();
+    let unlocked = server
+        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &conninfo])
+        .run()
+        .json();
     assert_eq!(
         unlocked[0]["poolers"].as_array().unwrap().len(),
         1,
@@ -573,7 +651,7 @@ fn pgbouncer_passwords_come_from_pgpass_and_never_reach_the_record() {
     // resumed, exit 3.
     let bare = TempDir::new("pgkick-it-home");
     let out = server
-        .kick(["unlock", "--db", &db, "--json"])
+        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &conninfo])
         .env("HOME", bare.path())
         .status(3)
         .run();
@@ -670,6 +748,8 @@ fn pgbouncer_lock_reports_and_audits_the_backend_it_terminates_for_a_pause() {
         .unwrap_or_else(|| panic!("no record of pid {pid}: {text}"));
     assert_eq!(record["outcome"], "terminated", "{record}");
     assert_eq!(record["reason"], "PGB-1", "{record}");
-    server.kick(["unlock", "--db", &db]).run();
+    server
+        .kick(["unlock", "--db", &db, "--pgbouncer", &bouncer.conninfo()])
+        .run();
     assert!(!bouncer.paused(&db));
 }
