@@ -11,6 +11,7 @@ mod conn;
 mod conninfo;
 mod fakepg;
 mod fleet;
+mod forged;
 mod hardening;
 mod harness;
 mod holders;

@@ -1,0 +1,376 @@
+//! A lock record is a claim, not an authority: forged records written by roles that may only
+//! comment on an object (a database's owner, a CREATEROLE role) never make a superuser's
+//! unlock send its password somewhere, widen a role, take on another role, or put a record
+//! back; and the genuine cases (a superuser's lock of a replication or superuser role, an
+//! owner's lock of her own database, a CREATEROLE admin with no superuser) still give back
+//! exactly what was there.
+
+use serde_json::json;
+
+use crate::fakepg::{Ask, FakePg};
+use crate::harness::*;
+
+/// `pgkick-lock v1 <json>`.
+fn record_text(record: &serde_json::Value) -> String {
+    format!("pgkick-lock v1 {record}")
+}
+
+/// Runs `sql` as `role` (SET ROLE from the superuser: the privilege checks are the role's).
+fn as_role(server: &Server, role: &str, sql: &str) {
+    server.sql(&format!("SET ROLE {}; {sql}; RESET ROLE", ident(role)));
+}
+
+/// Whether `role` may run `sql` itself (tried in a transaction that is rolled back).
+fn role_may(server: &Server, role: &str, sql: &str) -> bool {
+    let mut client = server.connect(SUPERUSER);
+    let mut tx = client.transaction().unwrap();
+    tx.batch_execute(&format!("SET ROLE {}", ident(role)))
+        .unwrap();
+    let ok = tx.batch_execute(sql).is_ok();
+    drop(tx);
+    ok
+}
+
+fn lock_list_entry(server: &Server, kind: &str, name: &str) -> serde_json::Value {
+    let list = server.kick(["lock", "--list", "--json"]).run().json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == kind && r["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name} not listed: {list}"))
+        .clone()
+}
+
+fn connection_limit(server: &Server, db: &str) -> i32 {
+    server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT datconnlimit FROM pg_database WHERE datname::text = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// An owner's forged record names a pooler (a listener of hers) for unlock to resume: a
+/// superuser's unlock, with PGPASSWORD set and a `*` line in .pgpass, never connects there.
+#[test]
+fn forged_pooler_in_a_record_never_gets_a_password() {
+    let server = Server::shared();
+    let alice = server.create_role("forger", "");
+    let db = unique_name("alicedb");
+    server.sql(&format!(
+        "CREATE DATABASE {} OWNER {}",
+        ident(&db),
+        ident(&alice)
+    ));
+    let fake = FakePg::start(Ask::Cleartext);
+    let pooler = format!(
+        "host=127.0.0.1 port={} user={SUPERUSER} sslmode=disable",
+        fake.port()
+    );
+    let forged = json!({
+        "method": "connection-limit", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "owner": alice, "datallowconn": true,
+                  "datconnlimit": -1, "acl": []},
+        "poolers": [{"pooler": pooler, "action": "pause"}]
+    });
+    as_role(
+        server,
+        &alice,
+        &format!(
+            "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
+            literal(&record_text(&forged)),
+            d = ident(&db)
+        ),
+    );
+
+    // lock --list shows the claim, and that nothing proves it.
+    let listed = lock_list_entry(server, "database", &db);
+    assert_eq!(listed["locked_by"], SUPERUSER, "{listed}");
+    assert_eq!(listed["proven"], false, "{listed}");
+
+    let home = TempDir::new("pgkick_forged_home");
+    home.write(".pgpass", "*:*:*:*:pgpass-secret\n", 0o600);
+    for dry_run in [true, false] {
+        let mut kick = server
+            .kick(["unlock", "--db", &db, "--json"])
+            .env("PGPASSWORD", "env-secret")
+            .env("HOME", home.path());
+        if dry_run {
+            kick = kick.args(["--dry-run"]);
+        } else {
+            kick = kick.status(3);
+        }
+        let out = kick.run();
+        assert!(
+            fake.visits().is_empty(),
+            "pgkick connected to the forged pooler"
+        );
+        if !dry_run {
+            assert!(
+                out.stderr.contains(&format!("port={}", fake.port()))
+                    && out.stderr.contains("still paused")
+                    && out.stderr.contains("not proven"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+    assert!(fake.answers().is_empty());
+    // The server side is what the owner could have done herself: the limit is back.
+    assert_eq!(connection_limit(server, &db), -1);
+}
+
+/// A CREATEROLE role (or, from 16, one with ADMIN OPTION) comments a forged nologin record on
+/// a REPLICATION role it may not give LOGIN to: a superuser's unlock leaves it NOLOGIN (exit
+/// 3, the statement named), on every version where the forger could not do it itself.
+#[test]
+fn forged_record_on_a_replication_role_never_gives_it_login() {
+    let server = Server::shared();
+    let forger = server.create_role("forger_cr", "CREATEROLE");
+    let dormant = unique_name("repl_dormant");
+    server.sql(&format!(
+        "CREATE ROLE {r} NOLOGIN REPLICATION; GRANT {r} TO {f} WITH ADMIN OPTION",
+        r = ident(&dormant),
+        f = ident(&forger)
+    ));
+    let forged = json!({
+        "method": "nologin", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "rolcanlogin": true}
+    });
+    as_role(
+        server,
+        &forger,
+        &format!(
+            "COMMENT ON ROLE {} IS {}",
+            ident(&dormant),
+            literal(&record_text(&forged))
+        ),
+    );
+    let forger_could = role_may(
+        server,
+        &forger,
+        &format!("ALTER ROLE {} LOGIN", ident(&dormant)),
+    );
+    assert_eq!(
+        forger_could,
+        server.version_num() >= 160000,
+        "the rule pgkick follows"
+    );
+    let out = server
+        .kick(["unlock", "--role", &dormant, "--json"])
+        .status(if forger_could { 0 } else { 3 })
+        .run();
+    let (can_login, comment) = role_state(server, &dormant);
+    assert_eq!(can_login, forger_could, "{}", out.stderr);
+    assert_eq!(comment, None, "the record is gone either way");
+    if !forger_could {
+        assert!(
+            out.stderr.contains(&format!(
+                "to give it back: ALTER ROLE {} LOGIN;",
+                ident(&dormant)
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+
+    // A superuser role's comment can only be a superuser's, but without a proof it may be an
+    // old one (written before the role became a superuser): never LOGIN on a claim.
+    let root = unique_name("su_dormant");
+    server.sql(&format!(
+        "CREATE ROLE {r} NOLOGIN SUPERUSER; COMMENT ON ROLE {r} IS {}",
+        literal(&record_text(&forged)),
+        r = ident(&root)
+    ));
+    let out = server.kick(["unlock", "--role", &root]).status(3).run();
+    assert!(
+        out.stderr
+            .contains(&format!("ALTER ROLE {} LOGIN;", ident(&root))),
+        "{}",
+        out.stderr
+    );
+    assert!(!role_state(server, &root).0);
+}
+
+/// A forged revoke-connect record names grantors of the forger's choosing (a NOLOGIN
+/// superuser role, a role the owner is no member of): unlock never takes on those roles. A
+/// grant that only warns (the grantor has no grant option) is reported, not called done. A
+/// saved comment that is itself a record is not put back.
+#[test]
+fn forged_acl_record_never_takes_on_a_role_it_does_not_need() {
+    let server = Server::start_with(&[("log_statement", "all")]);
+    let alice = server.create_role("forger", "");
+    let db = unique_name("alicedb");
+    server.sql(&format!(
+        "CREATE DATABASE {} OWNER {}",
+        ident(&db),
+        ident(&alice)
+    ));
+    let root = unique_name("su_nologin");
+    let stranger = unique_name("stranger");
+    let grantor = unique_name("granted_to_alice");
+    let grantee = server.create_role("grantee", "");
+    server.sql(&format!(
+        "CREATE ROLE {root} NOLOGIN SUPERUSER; CREATE ROLE {stranger} NOLOGIN; \
+         CREATE ROLE {grantor} NOLOGIN; GRANT {grantor} TO {alice}; \
+         REVOKE CONNECT ON DATABASE {d} FROM PUBLIC",
+        root = ident(&root),
+        stranger = ident(&stranger),
+        grantor = ident(&grantor),
+        alice = ident(&alice),
+        d = ident(&db)
+    ));
+    let entry =
+        |grantor: &str| json!({"grantee": grantee, "grantor": grantor, "grant_option": false});
+    let forged = json!({
+        "method": "revoke-connect", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": "pgkick-lock v1 {\"method\":\"nologin\"}", "owner": alice,
+                  "datallowconn": true, "datconnlimit": -1,
+                  "acl": [entry(&root), entry(&stranger), entry(&grantor), entry(&alice)]}
+    });
+    as_role(
+        &server,
+        &alice,
+        &format!(
+            "COMMENT ON DATABASE {} IS {}",
+            ident(&db),
+            literal(&record_text(&forged))
+        ),
+    );
+    let mark = LogMark::now(&server);
+    let out = server
+        .kick(["unlock", "--db", &db, "--json"])
+        .status(3)
+        .run();
+    let log = mark.since(&server);
+    for role in [&root, &stranger] {
+        assert!(
+            !log.contains(&format!("SET ROLE {}", ident(role))),
+            "pgkick took on {role}:\n{log}"
+        );
+    }
+    // alice may SET ROLE to the role granted to her, so the grant was tried as it; that role
+    // has no grant option, so the server granted nothing (and only warned).
+    assert!(
+        log.contains(&format!("SET ROLE {}", ident(&grantor))),
+        "{log}"
+    );
+    assert!(
+        out.stderr.contains("granted nothing") && out.stderr.contains("no privileges"),
+        "{}",
+        out.stderr
+    );
+    // The owner's own grant is back, nothing else; the forged "previous comment" is not.
+    let acl: Vec<String> = server
+        .connect(SUPERUSER)
+        .query(
+            "SELECT pg_get_userbyid(a.grantor)::text FROM pg_database d, \
+                    aclexplode(d.datacl) a \
+              WHERE d.datname::text = $1 AND a.privilege_type = 'CONNECT' \
+                AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname::text = $2)",
+            &[&db, &grantee],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(acl, std::slice::from_ref(&alice), "{}", out.stderr);
+    let comment: Option<String> = server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+              WHERE datname::text = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(comment, None);
+    assert!(
+        out.stderr.contains("the previous comment not given back"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The genuine cases: a superuser locks a replication role and a superuser role (the proof
+/// lets unlock give LOGIN back); a CREATEROLE admin with no superuser locks and unlocks a role
+/// it administers; lock --list tells proven from unproven.
+#[test]
+fn genuine_locks_of_privileged_roles_unlock_exactly() {
+    let server = Server::shared();
+    for attrs in ["REPLICATION", "SUPERUSER"] {
+        let role = server.create_role("lock_privileged", attrs);
+        server.kick(["lock", "--role", &role, "--json"]).run();
+        assert!(!role_state(server, &role).0);
+        assert_eq!(lock_list_entry(server, "role", &role)["proven"], true);
+        let out = server
+            .kick(["unlock", "--role", &role, "--json"])
+            .env("HOME", TempDir::new("pgkick_other_home").path())
+            .run();
+        assert_eq!(out.json()[0]["status"], "unlocked", "{}", out.stdout);
+        assert_eq!(role_state(server, &role), (true, None), "{attrs}");
+        let left: i64 = server
+            .connect(SUPERUSER)
+            .query_one(
+                "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r \
+                   ON r.oid = s.setrole WHERE r.rolname::text = $1",
+                &[&role],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{attrs}: the proof is removed with the record");
+    }
+
+    // A managed-service admin: CREATEROLE, no superuser anywhere.
+    let admin = server.create_role("rds_admin", "CREATEROLE");
+    let app = unique_name("app_role");
+    as_role(
+        server,
+        &admin,
+        &format!("CREATE ROLE {} LOGIN", ident(&app)),
+    );
+    server.kick(["lock", "--role", &app]).user(&admin).run();
+    assert!(!role_state(server, &app).0);
+    assert_eq!(lock_list_entry(server, "role", &app)["proven"], false);
+    server.kick(["unlock", "--role", &app]).user(&admin).run();
+    assert_eq!(role_state(server, &app), (true, None));
+}
+
+/// A forged record on an open database makes lock close it again rather than report
+/// `already_locked` while anyone can get in: exit 0 keeps its promise.
+#[test]
+fn a_record_on_an_open_database_does_not_pass_for_a_lock() {
+    let server = Server::shared();
+    let alice = server.create_role("forger", "");
+    let db = unique_name("alicedb");
+    server.sql(&format!(
+        "CREATE DATABASE {} OWNER {}",
+        ident(&db),
+        ident(&alice)
+    ));
+    let forged = json!({
+        "method": "connection-limit", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "owner": alice, "datallowconn": true,
+                  "datconnlimit": -1, "acl": []}
+    });
+    as_role(
+        server,
+        &alice,
+        &format!(
+            "COMMENT ON DATABASE {} IS {}",
+            ident(&db),
+            literal(&record_text(&forged))
+        ),
+    );
+    let out = server.kick(["lock", "--db", &db, "--json"]).run();
+    assert_eq!(out.json()[0]["status"], "relocked", "{}", out.stdout);
+    assert_eq!(connection_limit(server, &db), 0);
+    server.kick(["unlock", "--db", &db]).run();
+    assert_eq!(connection_limit(server, &db), -1);
+}
