@@ -1,6 +1,7 @@
 //! pgkick: list, cancel and terminate PostgreSQL sessions; lock databases and roles.
 //!
-//! The only place that prints errors and picks the process exit code.
+//! The only place that prints errors and picks the process exit code. Errors quote what
+//! pgkick was given or read (names, server messages), so they reach stderr made inert.
 
 mod activity;
 mod audit;
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status),
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("pgkick: {}", error::one_line(&err));
+            eprintln!("pgkick: {}", output::inert(&error::one_line(&err)));
             ExitCode::from(error::exit_status(&err))
         }
     }
@@ -63,7 +64,7 @@ fn clap_exit(err: clap::Error) -> ExitCode {
             let text = err.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
             let msg = first.trim_start_matches("error: ");
-            eprintln!("pgkick: {msg} (see pgkick --help)");
+            eprintln!("pgkick: {} (see pgkick --help)", output::inert(msg));
             ExitCode::from(error::ExitStatus::Usage)
         }
     }

@@ -3,8 +3,15 @@
 //!
 //! Results go to stdout; notes, warnings, progress and prompts go to stderr, so that
 //! `--json | jq` always reads clean JSON.
+//!
+//! Much of what is shown comes from people with fewer rights than the operator (query text,
+//! database and role names, lock records in comments, error messages quoting them), so
+//! nothing reaches the terminal raw: every table cell, tree line, note, warning, prompt and
+//! block of dry-run text passes through [`inert`] here, and JSON through [`inert_json`].
 
+use std::borrow::Cow;
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -191,7 +198,7 @@ impl Printer {
                 OutputFormat::Table => Vec::new(),
                 _ => items
                     .iter()
-                    .map(|i| serde_json::to_string(&self.labelled(i)))
+                    .map(|i| json_text(&self.labelled(i), false))
                     .collect::<Result<_, _>>()?,
             };
             captured.borrow_mut().tables.push(CapturedTable {
@@ -214,17 +221,11 @@ impl Printer {
             }
             OutputFormat::Json => {
                 let items: Vec<_> = items.iter().map(|i| self.labelled(i)).collect();
-                if self.stdout_tty {
-                    serde_json::to_writer_pretty(&mut out, &items)?;
-                } else {
-                    serde_json::to_writer(&mut out, &items)?;
-                }
-                writeln!(out)?;
+                writeln!(out, "{}", json_text(&items, self.stdout_tty)?)?;
             }
             OutputFormat::Jsonl => {
                 for item in items {
-                    serde_json::to_writer(&mut out, &self.labelled(item))?;
-                    writeln!(out)?;
+                    writeln!(out, "{}", json_text(&self.labelled(item), false)?)?;
                 }
             }
         }
@@ -242,6 +243,7 @@ impl Printer {
 
 /// A table of rows under `headers`, fitted to the terminal width when `fit` (one line per
 /// row, long text cut with "..."), otherwise with the last column shortened when `cut_last`.
+/// Every cell is made [`inert`], line breaks and tabs included: a row is one line.
 fn rows_table(
     headers: Vec<&'static str>,
     rows: Vec<Vec<String>>,
@@ -264,9 +266,20 @@ fn rows_table(
         table.set_content_arrangement(ContentArrangement::Disabled);
     }
     for mut cells in rows {
-        if !fit && cut_last {
+        // Query text: its line breaks and indentation are spaces here, on a terminal too.
+        if cut_last {
             if let Some(last) = cells.last_mut() {
-                *last = shorten(last, PIPED_QUERY_CHARS);
+                let max = if fit { usize::MAX } else { PIPED_QUERY_CHARS };
+                *last = shorten(last, max);
+            }
+        }
+        for cell in &mut cells {
+            let escaped = match inert_cell(cell) {
+                Cow::Owned(escaped) => Some(escaped),
+                Cow::Borrowed(_) => None,
+            };
+            if let Some(escaped) = escaped {
+                *cell = escaped;
             }
         }
         let mut row = Row::from(cells);
@@ -293,16 +306,14 @@ impl Printer {
             OutputFormat::Table => {
                 writeln!(out, "{}", self.table(rows, self.stdout_tty, false))?;
                 for line in lines {
-                    writeln!(out, "{line}")?;
+                    writeln!(out, "{}", inert(line))?;
                 }
             }
-            OutputFormat::Json if self.stdout_tty => {
-                serde_json::to_writer_pretty(&mut out, report)?;
-                writeln!(out)?;
+            OutputFormat::Json => {
+                writeln!(out, "{}", json_text(report, self.stdout_tty)?)?;
             }
-            OutputFormat::Json | OutputFormat::Jsonl => {
-                serde_json::to_writer(&mut out, report)?;
-                writeln!(out)?;
+            OutputFormat::Jsonl => {
+                writeln!(out, "{}", json_text(report, false)?)?;
             }
         }
         out.flush()
@@ -328,8 +339,11 @@ impl Printer {
     }
 
     /// A block of text after the tables on stdout, or (`stderr_with_json`) on stderr with
-    /// JSON output, which keeps stdout JSON.
+    /// JSON output, which keeps stdout JSON. Its lines are made [`inert`]: statements quote
+    /// names as they are (a line break inside quotes stays one), and the terminal sees them
+    /// escaped.
     fn write_block(&self, text: &str, stderr_with_json: bool) -> io::Result<()> {
+        let text = inert_lines(text);
         if self.is_json() && stderr_with_json {
             io::stderr().write_all(text.as_bytes())
         } else {
@@ -359,7 +373,7 @@ impl Printer {
             return Ok(());
         }
         let mut out = io::stdout().lock();
-        out.write_all(text.as_bytes())?;
+        out.write_all(inert_lines(&text).as_bytes())?;
         out.flush()
     }
 
@@ -391,7 +405,7 @@ impl Printer {
     pub fn note(&self, msg: &str) {
         if !self.quiet {
             self.clear_progress();
-            eprintln!("{}{msg}", self.prefix());
+            eprintln!("{}", inert(&format!("{}{msg}", self.prefix())));
         }
     }
 
@@ -401,7 +415,7 @@ impl Printer {
             return;
         }
         self.clear_progress();
-        eprintln!("{}warning: {msg}", self.prefix());
+        eprintln!("{}", inert(&format!("{}warning: {msg}", self.prefix())));
     }
 
     /// Progress of a wait, on stderr, only on a terminal and without --quiet; `remaining` 0
@@ -420,7 +434,8 @@ impl Printer {
             "sessions"
         };
         eprint!(
-            "\r\x1b[2Kpgkick: {what}: {remaining} {noun} remaining, {} left",
+            "\r\x1b[2Kpgkick: {}: {remaining} {noun} remaining, {} left",
+            inert(what),
             format_duration(left)
         );
         let _ = io::stderr().flush();
@@ -452,7 +467,8 @@ impl Printer {
         if let Some(password) = key.as_ref().and_then(|k| typed.get(k)) {
             return Ok(password.clone());
         }
-        let password = rpassword::prompt_password(format!("Password for user {user}{whose}: "))
+        let prompt = format!("Password for user {user}{whose}: ");
+        let password = rpassword::prompt_password(inert(&prompt).as_ref())
             .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))?;
         if let Some(key) = key {
             typed.insert(key, password.clone());
@@ -534,7 +550,7 @@ impl Printer {
         out.flush()?;
         for o in outputs {
             for block in &o.captured.blocks {
-                let text = format!("-- server {}\n{}", o.label, block.text);
+                let text = format!("-- server {}\n{}", inert(&o.label), block.text);
                 self.write_block(&text, block.stderr_with_json)?;
             }
         }
@@ -577,13 +593,13 @@ impl Printer {
                 error,
                 skipped,
             };
-            serde_json::to_writer(&mut out, &status)?;
-            writeln!(out)?;
+            writeln!(out, "{}", json_text(&status, false)?)?;
         }
         out.flush()?;
         for block in &captured.blocks {
             if !self.quiet {
-                eprint!("-- server {}\n{}", output.label, block.text);
+                let label = inert(&output.label);
+                eprint!("-- server {label}\n{}", inert_lines(&block.text));
             }
         }
         Ok(())
@@ -592,7 +608,7 @@ impl Printer {
     /// One server of many failed: one line on stderr naming it, shown even with --quiet.
     pub fn server_failed(&self, label: &str, cause: &str) {
         self.clear_progress();
-        eprintln!("pgkick: {label}: {cause}");
+        eprintln!("{}", inert(&format!("pgkick: {label}: {cause}")));
     }
 
     /// Many servers: shows every server's targets on stderr, grouped by server, and asks
@@ -625,11 +641,83 @@ impl Printer {
 
 /// Asks `question` on stderr; true only for an explicit yes on stdin.
 fn ask(question: &str) -> io::Result<bool> {
-    eprint!("{question} [y/N] ");
+    eprint!("{} [y/N] ", inert(question));
     io::stderr().flush()?;
     let mut answer = String::new();
     io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Text from outside as a terminal may show it: every control character, which could move
+/// the cursor, clear the screen, retitle the window or fake output, is written out the way
+/// psql writes it: C0 (except tab) and DEL as `\x1B`, C1 as `\u009B`. Backslashes stay as
+/// they are (psql's choice too), so `\x1B` on the screen may also be those four characters
+/// of text; JSON output keeps the exact text. Text with nothing to escape is not copied.
+pub fn inert(text: &str) -> Cow<'_, str> {
+    escaped(text, &['\t'])
+}
+
+/// A block of lines (dry-run statements, lock-chain trees): as [`inert`], keeping its line
+/// breaks.
+fn inert_lines(text: &str) -> Cow<'_, str> {
+    escaped(text, &['\t', '\n'])
+}
+
+/// A table cell: as [`inert`], tab included, since its width is the terminal's to choose and
+/// the columns would no longer line up.
+fn inert_cell(text: &str) -> Cow<'_, str> {
+    escaped(text, &[])
+}
+
+/// `text` with every control character (C0, DEL, C1) not in `keep` escaped.
+fn escaped<'a>(text: &'a str, keep: &[char]) -> Cow<'a, str> {
+    // The common case, checked a byte at a time: no C0, no DEL, and no 0xC2, the first byte
+    // of every C1 character in UTF-8 (also of U+00A0..U+00BF, which the slower look sorts out).
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return Cow::Borrowed(text);
+    }
+    let shown = |c: char| !c.is_control() || keep.contains(&c);
+    let Some(first) = text.find(|c: char| !shown(c)) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        match u32::from(c) {
+            _ if shown(c) => out.push(c),
+            n @ 0..=0x7f => _ = write!(out, "\\x{n:02X}"),
+            n => _ = write!(out, "\\u{n:04X}"),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// JSON as printed. serde_json writes C0 characters as JSON escapes but DEL and C1 as they
+/// are; those are escaped too (`\u009b`), so that JSON on a terminal is inert as well. Only
+/// strings can hold them, and there an escape decodes to the very same text.
+fn inert_json(json: String) -> String {
+    if !json.bytes().any(|b| b == 0x7f || b == 0xc2) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if matches!(c, '\x7f'..='\u{9f}') {
+            _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `value` as JSON (pretty-printed when `pretty`), made inert.
+fn json_text<T: Serialize + ?Sized>(value: &T, pretty: bool) -> serde_json::Result<String> {
+    let json = if pretty {
+        serde_json::to_string_pretty(value)?
+    } else {
+        serde_json::to_string(value)?
+    };
+    Ok(inert_json(json))
 }
 
 /// Collapses whitespace (query text is often multi-line) and cuts to `max` characters.
@@ -752,9 +840,10 @@ fn lock_chain(s: &Session) -> String {
     parts.join("; ")
 }
 
-/// One line of a lock-chain tree, without its indentation.
+/// One line of a lock-chain tree, without its indentation, made [`inert`] (a name with a line
+/// break in it stays on its line).
 fn tree_label(line: &Line<'_>, now: DateTime<Utc>) -> String {
-    match line.node {
+    let label = match line.node {
         Node::Prepared(p) => {
             let age = since(now, p.prepared);
             format!(
@@ -799,7 +888,8 @@ fn tree_label(line: &Line<'_>, now: DateTime<Utc>) -> String {
             }
             label.trim_end().to_string()
         }
-    }
+    };
+    inert(&label).into_owned()
 }
 
 /// The lines of a lock-chain tree, indented by depth.
@@ -943,6 +1033,105 @@ mod tests {
         assert_eq!(shorten("SELECT\n  1", 80), "SELECT 1");
         assert_eq!(shorten("abcdefghij", 6), "abc...");
         assert_eq!(shorten("ééééé", 5), "ééééé");
+    }
+
+    #[test]
+    fn inert_escapes_every_control_character_but_tab() {
+        // C0, psql's way; tab kept.
+        assert_eq!(inert("a\x00b\x07c\x1b[2Jd"), r"a\x00b\x07c\x1B[2Jd");
+        assert_eq!(inert("line\nnext\r"), r"line\x0Anext\x0D");
+        assert_eq!(inert("a\tb"), "a\tb");
+        // DEL, and C1 as psql writes it (U+009B is an 8-bit CSI).
+        assert_eq!(inert("x\x7fy"), r"x\x7Fy");
+        assert_eq!(
+            inert("\u{80}\u{85}\u{9b}2J\u{9f}"),
+            r"\u0080\u0085\u009B2J\u009F"
+        );
+        // The issue's attack.
+        assert_eq!(
+            inert("/* \x1b]0;title\x07 \x1b[2J \x1b[1;31mFAKE OUTPUT\x1b[0m */ SELECT 1"),
+            r"/* \x1B]0;title\x07 \x1B[2J \x1B[1;31mFAKE OUTPUT\x1B[0m */ SELECT 1"
+        );
+    }
+
+    #[test]
+    fn inert_leaves_printable_text_alone_and_uncopied() {
+        for text in [
+            "",
+            "SELECT * FROM t WHERE name = 'x'",
+            // Multibyte characters, those starting with 0xC2 (U+00A0..U+00BF) included.
+            "café ünïcødé 日本語 🐘 \u{a0}\u{a9}\u{bf} \u{100}",
+            // Backslashes are text, as in psql.
+            r"\x1B is four characters",
+        ] {
+            assert!(
+                matches!(inert(text), Cow::Borrowed(t) if t == text),
+                "{text:?}"
+            );
+        }
+        // Neighbours of an escape keep their bytes.
+        assert_eq!(inert("é\x1bé\u{9b}日"), r"é\x1Bé\u009B日");
+        assert_eq!(inert("\u{a0}\u{85}\u{a0}"), "\u{a0}\\u0085\u{a0}");
+        // Escaping twice changes nothing more: what is shown has no control characters.
+        let once = inert("\x1b[2J\u{9b}\n").into_owned();
+        assert_eq!(inert(&once), once);
+    }
+
+    #[test]
+    fn cells_escape_tabs_and_blocks_keep_their_lines() {
+        assert_eq!(inert_cell("a\tb\nc"), r"a\x09b\x0Ac");
+        assert_eq!(inert_lines("a\tb\nc\r\x1b"), "a\tb\nc\\x0D\\x1B");
+    }
+
+    #[test]
+    fn tables_escape_every_cell_and_flatten_query_text() {
+        let rows = vec![vec![
+            "db\n\x1b[2J".to_string(),
+            "app\tname".to_string(),
+            "SELECT\n  1 /* \x1b]0;t\x07 */".to_string(),
+        ]];
+        for fit in [false, true] {
+            let table =
+                rows_table(vec!["db", "app", "query"], rows.clone(), fit, false, true).to_string();
+            assert!(!table.contains(['\x1b', '\x07', '\t']), "{table:?}");
+            let row = table.lines().nth(2).unwrap_or_default();
+            assert!(row.contains(r"db\x0A\x1B[2J"), "{table}");
+            assert!(row.contains(r"app\x09name"), "{table}");
+            assert!(row.contains(r"SELECT 1 /* \x1B]0;t\x07 */"), "{table}");
+            assert_eq!(table.lines().count(), 3, "{table}");
+        }
+    }
+
+    #[test]
+    fn json_keeps_the_exact_text_with_every_control_character_escaped() {
+        let text = "a\x00\x07\x1b[2J\n\t\x7f\u{85}\u{9b}é\u{a0}日";
+        for pretty in [false, true] {
+            let json = json_text(&serde_json::json!({ "q": text }), pretty).unwrap();
+            assert!(
+                !json.chars().any(|c| c.is_control() && c != '\n'),
+                "{json:?}"
+            );
+            assert!(
+                json.contains(r"\u001b[2J") && json.contains(r"\u009b"),
+                "{json}"
+            );
+            let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(back["q"], text);
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the text: nothing a terminal acts on is left but tab, text without control
+        /// characters is unchanged, and escaping again changes nothing.
+        #[test]
+        fn inert_leaves_no_control_character(text in "(\\PC|\\pC|\\x1b\\[|\\\\x){0,40}") {
+            let shown = inert(&text);
+            proptest::prop_assert!(!shown.chars().any(|c| c.is_control() && c != '\t'));
+            if !text.chars().any(|c| c.is_control() && c != '\t') {
+                proptest::prop_assert_eq!(&shown, &text);
+            }
+            proptest::prop_assert_eq!(&inert(&shown), &shown);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod chains;
 mod completions;
 mod conn;
 mod conninfo;
+mod escapes;
 mod fakepg;
 mod fleet;
 mod forged;
