@@ -1,8 +1,10 @@
 //! The audit trail: who ended which session or locked which object, why, and what it was.
 //!
 //! `--audit-log` writes one JSON object per session or object acted on, as one line:
-//! - to a file, opened `O_APPEND` (created with mode 0600); each line goes out in a single
-//!   `write(2)`, so lines of concurrent pgkick runs never interleave;
+//! - to a file, opened `O_APPEND` as [`file`] describes: only a private regular file of the
+//!   user running pgkick (no symlink, FIFO or other user's file), in a directory no one else
+//!   can replace it in; a missing one is created `O_EXCL` with mode 0600. Each line goes out
+//!   in a single `write(2)`, so lines of concurrent pgkick runs never interleave;
 //! - to `syslog`: one datagram per record on the local syslog socket (`/dev/log`, or the
 //!   socket `PGKICK_SYSLOG_SOCKET` names), in the format glibc's syslog(3) sends, with the
 //!   `--audit-facility` (default authpriv) and severity notice;
@@ -25,9 +27,8 @@
 //! state, statements), and `outcome`.
 
 use std::cell::{Cell, RefCell};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
@@ -41,6 +42,8 @@ use crate::conn;
 use crate::lock::{Change, Status};
 use crate::session::Session;
 use crate::signal::{Outcome, Report};
+
+mod file;
 
 /// The local syslog socket.
 const SYSLOG_SOCKET: &str = "/dev/log";
@@ -141,23 +144,10 @@ enum Sink {
 impl Sink {
     fn open(dest: &AuditDestination, facility: Facility) -> Result<Sink> {
         Ok(match dest {
-            AuditDestination::File(path) => {
-                let file = OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .mode(0o600)
-                    .open(path)
-                    .with_context(|| {
-                        format!(
-                            "cannot open the audit log {}; nothing was done",
-                            path.display()
-                        )
-                    })?;
-                Sink::File {
-                    file,
-                    path: path.clone(),
-                }
-            }
+            AuditDestination::File(path) => Sink::File {
+                file: file::open_append(path)?,
+                path: path.clone(),
+            },
             AuditDestination::Syslog => {
                 let path = std::env::var_os(SYSLOG_SOCKET_VAR)
                     .filter(|p| !p.is_empty())

@@ -361,9 +361,13 @@ pub struct AuditArgs {
     pub reason: Option<String>,
 
     /// Append one JSON line per session or object acted on, after the server answered: to a
-    /// file (created with mode 0600; each line one atomic append, so concurrent runs never
-    /// interleave), to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr).
-    /// pgkick acts on nothing when it cannot write there
+    /// file, to `syslog` (the local syslog socket, /dev/log) or to `-` (stderr). The file must
+    /// be a regular file (no symlink, FIFO or device) owned by the user running pgkick, not
+    /// writable by group or others nor readable by others (0600 or 0640), in a directory of
+    /// that user or root that no one else can write unless it has the sticky bit (like /tmp);
+    /// a missing one is created with mode 0600. Each line is one atomic append, so concurrent
+    /// runs never interleave. pgkick acts on nothing (exit 1) when it cannot write there or
+    /// refuses the file, and says what to fix
     #[arg(long, value_name = "FILE|syslog|-", env = "PGKICK_AUDIT_LOG",
           value_parser = parse_audit_destination)]
     pub audit_log: Option<AuditDestination>,

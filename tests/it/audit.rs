@@ -1,10 +1,11 @@
 //! The audit trail, live: `--audit-log` records checked field by field against what the
 //! server showed, `--server-log` lines read from the server's own log, a hostile `--reason`,
-//! concurrent writers, destinations that cannot be written, and the `--every` watch mode.
+//! concurrent writers, destinations that cannot be written, what else may be at the file's
+//! path (symlinks, FIFOs, other users' files and directories), and the `--every` watch mode.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +32,8 @@ struct Scratch {
 impl Scratch {
     fn new(prefix: &str) -> Scratch {
         let dir = TempDir::new(prefix);
+        // Whatever the umask: pgkick refuses a log in a directory others can write.
+        chmod(dir.path(), 0o755);
         Scratch {
             at: dir.path().join("audit.log"),
             _dir: dir,
@@ -39,6 +42,39 @@ impl Scratch {
     fn path(&self) -> &str {
         self.at.to_str().unwrap()
     }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
+}
+
+/// The permission bits of what is at `path`.
+fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// pgkick's effective uid: the tests run it as themselves.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Another OS user to own files (`nobody`), when the tests run as root and can chown to it.
+fn other_user() -> Option<u32> {
+    if euid() != 0 {
+        eprintln!("not root: the cases of another user's files are skipped");
+        return None;
+    }
+    let out = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    assert!(out.status.success(), "no OS user nobody");
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+    )
 }
 
 /// A pipe whose buffer is already full (of dots): a process given its write end stops at its
@@ -554,7 +590,7 @@ fn audit_syslog_gets_one_datagram_per_record_from_the_environment_setting() {
 }
 
 #[test]
-fn audit_two_concurrent_runs_append_whole_lines() {
+fn audit_four_concurrent_runs_create_one_private_file_and_append_whole_lines() {
     let server = Server::shared();
     let db = server.create_db("audit_concurrent");
     // Long query texts make long records.
@@ -563,8 +599,11 @@ fn audit_two_concurrent_runs_append_whole_lines() {
         .map(|_| Session::active(server, &db, SUPERUSER, "app", &long))
         .collect();
     let file = Scratch::new("audit_concurrent");
+    // The file does not exist yet: the writers also race to create it (O_CREAT|O_EXCL, and
+    // the losers open what the winner made).
     let rounds = 25;
-    let writers: Vec<Child> = (0..2)
+    let writers = 4;
+    let children: Vec<Child> = (0..writers)
         .map(|_| {
             server
                 .pgkick()
@@ -583,15 +622,18 @@ fn audit_two_concurrent_runs_append_whole_lines() {
                 .unwrap()
         })
         .collect();
-    for mut w in writers {
+    for mut w in children {
         assert!(w.wait().unwrap().success());
     }
     let records = records(&file.at);
-    assert_eq!(records.len(), 2 * rounds * sessions.len());
+    assert_eq!(records.len(), writers * rounds * sessions.len());
     for r in &records {
         assert_eq!(r["session"]["query"].as_str().unwrap().len(), long.len());
         assert_eq!(r["outcome"], "would_terminate");
     }
+    let meta = fs::metadata(&file.at).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600, "created private");
+    assert_eq!(meta.uid(), euid(), "created for the user running pgkick");
 }
 
 #[test]
@@ -638,6 +680,286 @@ fn audit_server_log_refused_is_said_once_and_the_run_goes_on() {
         "{}",
         out.stderr
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is at the file's path: pgkick, often root, appends only to a private regular file of
+// its own user, in a directory no one else can replace it in
+// ---------------------------------------------------------------------------------------------
+
+/// What a refused run must leave alone: a session running a query, and its database unlocked.
+struct Bystander<'a> {
+    server: &'a Server,
+    db: String,
+    session: Session,
+}
+
+impl<'a> Bystander<'a> {
+    fn new(server: &'a Server, prefix: &str) -> Bystander<'a> {
+        let db = server.create_db(prefix);
+        let session = Session::active(server, &db, SUPERUSER, "bystander", "SELECT pg_sleep(600)");
+        Bystander {
+            server,
+            db,
+            session,
+        }
+    }
+
+    /// cancel, terminate and lock, each with `--audit-log path`: each exits 1 within seconds
+    /// (a run still going after 20s is killed and fails the test), with one line on stderr
+    /// naming the path and holding each of `said`; and nothing was done.
+    fn refused(&self, path: &Path, said: &[&str]) {
+        let dest = path.to_str().unwrap();
+        for command in [
+            &["cancel", "--yes", "--db", &self.db][..],
+            &["terminate", "--yes", "--db", &self.db],
+            &["lock", "--db", &self.db],
+        ] {
+            let started = Instant::now();
+            let (code, stderr) = Watching::start(
+                self.server
+                    .pgkick()
+                    .args(command)
+                    .args(["--audit-log", dest])
+                    .stdin(Stdio::null()),
+            )
+            .finish(Duration::from_secs(20));
+            let took = started.elapsed();
+            assert_eq!(code, 1, "{command:?} --audit-log {dest}: {stderr}");
+            assert!(took < Duration::from_secs(10), "{command:?} took {took:?}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            let line = stderr.trim_end();
+            assert!(
+                line.starts_with(&format!("pgkick: cannot open the audit log {dest}: "))
+                    && line.ends_with("; nothing was done"),
+                "{line}"
+            );
+            for words in said {
+                assert!(line.contains(words), "{words:?} not in: {line}");
+            }
+        }
+        self.untouched();
+    }
+
+    /// The session still runs its query (neither cancelled nor terminated), and its database
+    /// is not locked.
+    fn untouched(&self) {
+        assert_eq!(
+            self.session.query_result(Duration::ZERO),
+            None,
+            "the query ended"
+        );
+        let row = self
+            .server
+            .connect(SUPERUSER)
+            .query_one(
+                "SELECT a.state, a.query, d.datallowconn, d.datconnlimit \
+                   FROM pg_stat_activity a JOIN pg_database d ON d.oid = a.datid \
+                  WHERE a.pid = $1",
+                &[&self.session.pid],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("active"));
+        assert_eq!(
+            row.get::<_, Option<String>>(1).as_deref(),
+            Some("SELECT pg_sleep(600)")
+        );
+        assert!(row.get::<_, bool>(2), "the database was locked");
+        assert_eq!(row.get::<_, i32>(3), -1, "the database was locked");
+    }
+
+    /// A dry run that writes its record to `path`: exit 0.
+    fn audited_dry_run(&self, path: &Path) {
+        let out = run(self
+            .server
+            .pgkick()
+            .args([
+                "terminate",
+                "--dry-run",
+                "--audit-dry-run",
+                "--db",
+                &self.db,
+            ])
+            .args(["--audit-log", path.to_str().unwrap()]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
+
+/// The record a dry run of [`Bystander::audited_dry_run`] leaves.
+fn assert_dry_run_record(record: &Value, by: &Bystander<'_>) {
+    assert_eq!(record["session"]["pid"], by.session.pid, "{record}");
+    assert_eq!(record["outcome"], "would_terminate", "{record}");
+}
+
+#[test]
+fn audit_log_symlink_is_refused_and_neither_its_target_nor_a_dangling_ones_is_written() {
+    let server = Server::shared();
+    let by = Bystander::new(server, "audit_symlink");
+    let file = Scratch::new("audit_symlink");
+    let elsewhere = TempDir::new("audit_symlink_target");
+    let target = elsewhere.write("precious", "precious\n", 0o600);
+    std::os::unix::fs::symlink(&target, &file.at).unwrap();
+    by.refused(
+        &file.at,
+        &["is a symbolic link, which pgkick does not follow"],
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+
+    // A dangling link: root would create its target.
+    fs::remove_file(&file.at).unwrap();
+    let missing = elsewhere.path().join("created-by-root");
+    std::os::unix::fs::symlink(&missing, &file.at).unwrap();
+    by.refused(&file.at, &["is a symbolic link"]);
+    assert!(
+        fs::symlink_metadata(&missing).is_err(),
+        "the target was created"
+    );
+}
+
+#[test]
+fn audit_log_fifo_is_refused_at_once_and_its_reader_gets_nothing() {
+    let server = Server::shared();
+    let by = Bystander::new(server, "audit_fifo");
+    let file = Scratch::new("audit_fifo");
+    let name = std::ffi::CString::new(file.path()).unwrap();
+    // SAFETY: mkfifo reads the NUL-terminated path only.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    // No reader: an open that waits for one would block pgkick forever.
+    by.refused(&file.at, &["is a FIFO (named pipe), not a regular file"]);
+
+    // A reader: the open returns, and what was opened is refused all the same.
+    let mut reader = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&file.at)
+        .unwrap();
+    by.refused(&file.at, &["is a FIFO"]);
+    let mut got = [0u8; 65536];
+    match reader.read(&mut got) {
+        Ok(n) => assert_eq!(
+            n,
+            0,
+            "the reader got {:?}",
+            String::from_utf8_lossy(&got[..n])
+        ),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+    }
+}
+
+#[test]
+fn audit_log_that_is_a_socket_or_a_device_is_refused() {
+    let server = Server::shared();
+    let by = Bystander::new(server, "audit_special");
+    let file = Scratch::new("audit_socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&file.at).unwrap();
+    by.refused(&file.at, &["is a socket, not a regular file"]);
+    by.refused(
+        Path::new("/dev/null"),
+        &["is a character device, not a regular file"],
+    );
+}
+
+#[test]
+fn audit_log_of_another_user_or_open_to_others_is_refused_with_the_fix() {
+    let server = Server::shared();
+    let by = Bystander::new(server, "audit_exposed");
+    let earlier = "{\"earlier\":true}\n";
+    if let Some(nobody) = other_user() {
+        let file = Scratch::new("audit_theirs");
+        fs::write(&file.at, earlier).unwrap();
+        chmod(&file.at, 0o644);
+        std::os::unix::fs::chown(&file.at, Some(nobody), None).unwrap();
+        let p = file.path();
+        by.refused(
+            &file.at,
+            &[
+                &format!("is owned by uid {nobody} (nobody), not by root who runs pgkick"),
+                &format!("chown root {p} && chmod 600 {p}"),
+            ],
+        );
+        assert_eq!(fs::read_to_string(&file.at).unwrap(), earlier);
+        assert_eq!(mode_of(&file.at), 0o644);
+    }
+    for (mode, lets) in [
+        (0o644, "its mode 0644 lets others read the records"),
+        (0o620, "its mode 0620 lets its group rewrite the records"),
+        (0o602, "its mode 0602 lets others rewrite the records"),
+    ] {
+        let file = Scratch::new("audit_exposed");
+        fs::write(&file.at, earlier).unwrap();
+        chmod(&file.at, mode);
+        by.refused(&file.at, &[lets, &format!("chmod 600 {}", file.path())]);
+        assert_eq!(fs::read_to_string(&file.at).unwrap(), earlier);
+        assert_eq!(mode_of(&file.at), mode, "left as it was");
+    }
+
+    // A second name of a private file of ours: a link planted in a shared directory could
+    // make root append to any file of root's on the same file system.
+    let file = Scratch::new("audit_hardlink");
+    let elsewhere = TempDir::new("audit_hardlink_target");
+    let target = elsewhere.write("precious", "precious\n", 0o600);
+    fs::hard_link(&target, &file.at).unwrap();
+    by.refused(&file.at, &["it has 2 hard links"]);
+    assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+}
+
+#[test]
+fn audit_log_private_files_of_ours_are_appended_to() {
+    let server = Server::shared();
+    let by = Bystander::new(server, "audit_private");
+    for mode in [0o600, 0o640] {
+        let file = Scratch::new("audit_private");
+        fs::write(&file.at, "{\"earlier\":true}\n").unwrap();
+        chmod(&file.at, mode);
+        by.audited_dry_run(&file.at);
+        let records = records(&file.at);
+        assert_eq!(records.len(), 2, "{mode:o}: {records:?}");
+        assert_eq!(records[0]["earlier"], true, "appended after what was there");
+        assert_dry_run_record(&records[1], &by);
+        assert_eq!(mode_of(&file.at), mode, "left as it was");
+    }
+    by.untouched();
+}
+
+#[test]
+fn audit_log_directory_others_can_write_is_refused_unless_sticky() {
+    let server = Server::shared();
+    let by = Bystander::new(server, "audit_dir_mode");
+    for mode in [0o777, 0o775, 0o757] {
+        let dir = TempDir::new("audit_dir_open");
+        chmod(dir.path(), mode);
+        let path = dir.path().join("audit.log");
+        by.refused(
+            &path,
+            &[
+                &format!("its directory {} (mode {mode:04o})", dir.path().display()),
+                "has no sticky bit",
+                &format!("chmod go-w {}", dir.path().display()),
+            ],
+        );
+        assert!(fs::symlink_metadata(&path).is_err(), "{mode:o}: created");
+    }
+    if let Some(nobody) = other_user() {
+        // Its owner could remove or replace the log whatever the mode.
+        let dir = TempDir::new("audit_dir_theirs");
+        chmod(dir.path(), 0o755);
+        std::os::unix::fs::chown(dir.path(), Some(nobody), None).unwrap();
+        let path = dir.path().join("audit.log");
+        by.refused(&path, &[&format!("is owned by uid {nobody} (nobody)")]);
+        assert!(fs::symlink_metadata(&path).is_err(), "created");
+    }
+
+    // Sticky, like /tmp: others cannot remove or rename a file of ours in it.
+    let dir = TempDir::new("audit_dir_sticky");
+    chmod(dir.path(), 0o1777);
+    let path = dir.path().join("audit.log");
+    by.audited_dry_run(&path);
+    let records = records(&path);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_dry_run_record(&records[0], &by);
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600, "created private");
+    assert_eq!(meta.uid(), euid(), "created for the user running pgkick");
 }
 
 // ---------------------------------------------------------------------------------------------
