@@ -895,15 +895,35 @@ fn tree_label(line: &Line<'_>, now: DateTime<Utc>) -> String {
 /// The lines of a lock-chain tree, indented by depth.
 pub fn tree_text(lines: &[Line<'_>], now: DateTime<Utc>) -> String {
     let mut out = String::new();
-    for line in lines {
-        let indent = if line.depth == 0 {
-            String::new()
-        } else {
-            format!("{}└─ ", "   ".repeat(line.depth - 1))
-        };
-        out.push_str(&format!("{indent}{}\n", tree_label(line, now)));
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(&tree_prefix(lines, i));
+        out.push_str(&tree_label(line, now));
+        out.push('\n');
     }
     out
+}
+
+/// The branches before line `i` of a tree listed depth first, as `tree` and `pstree` draw
+/// them: `├─ ` for a node with a sibling below it, `└─ ` for the last one, and for each
+/// ancestor a `│  ` column while that ancestor has siblings still to come.
+fn tree_prefix(lines: &[Line<'_>], i: usize) -> String {
+    // Whether another node at `depth` follows line `i` under the same parent: the next line
+    // at `depth` or shallower is at `depth`.
+    let continues =
+        |depth: usize| lines[i + 1..].iter().map(|l| l.depth).find(|&d| d <= depth) == Some(depth);
+    let depth = lines[i].depth;
+    let mut prefix = String::new();
+    for ancestor in 1..depth {
+        prefix.push_str(if continues(ancestor) { "│  " } else { "   " });
+    }
+    if depth > 0 {
+        prefix.push_str(if continues(depth) {
+            "├─ "
+        } else {
+            "└─ "
+        });
+    }
+    prefix
 }
 
 /// How a prepared transaction that blocks sessions is reported: it is no session, and only
@@ -1027,6 +1047,27 @@ impl Tabular for crate::lock::Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trees_are_drawn_with_branches_for_siblings() {
+        let p = PreparedBlocker::default();
+        // a -> (b -> (c -> d), e), f -> g
+        let depths = [0, 1, 2, 3, 1, 0, 1];
+        let lines: Vec<Line<'_>> = depths
+            .iter()
+            .map(|&depth| Line {
+                depth,
+                node: Node::Prepared(&p),
+                repeated: false,
+                unlisted_blockers: Vec::new(),
+            })
+            .collect();
+        let prefixes: Vec<String> = (0..lines.len()).map(|i| tree_prefix(&lines, i)).collect();
+        assert_eq!(
+            prefixes,
+            ["", "├─ ", "│  └─ ", "│     └─ ", "└─ ", "", "└─ "]
+        );
+    }
 
     #[test]
     fn shorten_flattens_and_cuts() {

@@ -243,17 +243,17 @@ fn chains_pile_up_is_found_and_ended_at_its_root() {
         tree.stdout
     );
     assert!(
-        lines[1].starts_with(&format!("└─ {b_pid} waiting")),
+        lines[1].starts_with(&format!("├─ {b_pid} waiting")),
         "{}",
         tree.stdout
     );
     assert!(
-        lines[2].starts_with(&format!("   └─ {c_pid} waiting")),
+        lines[2].starts_with(&format!("│  └─ {c_pid} waiting")),
         "{}",
         tree.stdout
     );
     assert!(
-        lines[3].starts_with(&format!("      └─ {d_pid} waiting")),
+        lines[3].starts_with(&format!("│     └─ {d_pid} waiting")),
         "{}",
         tree.stdout
     );
@@ -433,7 +433,7 @@ fn chains_prepared_transaction_blocker_cannot_be_signalled() {
         tree.stdout
     );
     assert!(
-        tree.stdout.contains(&format!("└─ {} waiting", w.pid)),
+        tree.stdout.contains(&format!("\n├─ {} waiting", w.pid)),
         "{}",
         tree.stdout
     );
