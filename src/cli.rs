@@ -148,6 +148,17 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the sessions that match the filters
+    ///
+    /// The table's columns: pid; database; user; application (application_name); client
+    /// (address:port, `local` for a unix socket, or with --pgbouncer the pooler's client
+    /// behind the connection); state (pg_stat_activity.state, or the backend type of a
+    /// backend that is no client); for (how long it has been in that state: since
+    /// state_change, or query_start); wait (what it waits for, wait_event_type:wait_event,
+    /// e.g. Lock:relation or Client:ClientRead); lock chain (`by 12,13`: the pids whose locks
+    /// it waits for, `prepared 'gid'` for a prepared transaction; `blocks 14`: the pids
+    /// waiting for it); query (the current query, or the last one when idle; shortened when
+    /// the output is no terminal). cancel and terminate print the same columns after an
+    /// outcome column. --json prints every column of pg_stat_activity pgkick reads, by name
     List(ListArgs),
     /// Cancel the current query of the matching sessions (pg_cancel_backend)
     Cancel(CancelArgs),
