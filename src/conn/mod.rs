@@ -12,7 +12,7 @@
 //! - `hosts.rs`: the host/hostaddr/port lists; `attempts.rs`: trying each host and address,
 //!   with the sslmode retries; `timeout.rs`: connect_timeout over a whole attempt;
 //! - `explain.rs`: one-line failure messages; `tls.rs`: sslmode and its rustls configuration;
-//! - `mask.rs`: passwords hidden in connection strings that are recorded.
+//! - `mask.rs`: passwords hidden in what is shown or recorded, read with the parsers above.
 //!
 //! Nothing here prints or reads the terminal: resolving returns its warnings in
 //! [`Settings::warnings`] and [`connect`] asks its caller for a password through a [`Prompt`].
