@@ -438,22 +438,23 @@ impl Printer {
         self.captured.is_none() && io::stdin().is_terminal() && self.stderr_tty
     }
 
-    /// Asks for `user`'s password on the terminal, without echo (psql's prompt).
-    pub fn read_password(&self, user: &str) -> anyhow::Result<String> {
+    /// Asks for `user`'s password on the terminal, without echo: psql's prompt, with the
+    /// server it is for (`host:port`), since one run may reach servers and poolers.
+    pub fn read_password(&self, user: &str, host_port: &str) -> anyhow::Result<String> {
         self.clear_progress();
         let mut typed = TYPED.lock().unwrap_or_else(|e| e.into_inner());
-        let (key, whose) = match (&self.captured, &self.server) {
-            (Some(_), Some(label)) => (
-                Some((label.clone(), user.to_string())),
-                format!(" on {label}"),
-            ),
-            _ => (None, String::new()),
+        let key = match (&self.captured, &self.server) {
+            (Some(_), Some(label)) => Some((label.clone(), user.to_string())),
+            _ => None,
         };
         if let Some(password) = key.as_ref().and_then(|k| typed.get(k)) {
             return Ok(password.clone());
         }
-        let password = rpassword::prompt_password(format!("Password for user {user}{whose}: "))
-            .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))?;
+        let password =
+            rpassword::prompt_password(format!("Password for user {user} on {host_port}: "))
+                .map_err(|e| {
+                    anyhow::anyhow!("could not read the password from the terminal: {e}")
+                })?;
         if let Some(key) = key {
             typed.insert(key, password.clone());
         }

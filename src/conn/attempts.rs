@@ -21,9 +21,13 @@ use super::tls::{Attempt, SslMode, TlsConnector};
 /// Why connecting failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// The server asked for a password and none was known; holds the "connection to server
-    /// ..." prefix.
-    NeedPassword(String),
+    /// The server asked for a password and none was known.
+    NeedPassword {
+        /// The "connection to server ..." prefix.
+        place: String,
+        /// `host:port` of the server that asked, for the prompt.
+        host_port: String,
+    },
     /// Every host was up but none had the target_session_attrs property; as one line.
     NotTarget(String),
     /// Everything else, as one line naming each host's problem.
@@ -110,7 +114,7 @@ impl Settings {
                             })
                         }
                         Err(TryError::Pg(e)) if is_password_missing(&e) => {
-                            need_password.get_or_insert(place);
+                            need_password.get_or_insert((place, target.host_port()));
                         }
                         Err(e) => {
                             only_attrs &= matches!(e, TryError::Attrs(_));
@@ -121,8 +125,8 @@ impl Settings {
             }
         }
         // psql prompts when any host asked for a password that was not known.
-        if let Some(place) = need_password {
-            return Err(Failure::NeedPassword(place));
+        if let Some((place, host_port)) = need_password {
+            return Err(Failure::NeedPassword { place, host_port });
         }
         if only_attrs && !errors.is_empty() {
             return Err(Failure::NotTarget(errors.join("; ")));

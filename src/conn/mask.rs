@@ -81,7 +81,9 @@ pub fn hide_lookalikes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
     while let Some(m) = key.find_at(&text, pos) {
-        let name = m.as_str().trim_end_matches(|c: char| c == '=' || c.is_ascii_whitespace());
+        let name = m
+            .as_str()
+            .trim_end_matches(|c: char| c == '=' || c.is_ascii_whitespace());
         let starts_word = text[..m.start()]
             .chars()
             .next_back()
@@ -177,12 +179,30 @@ mod tests {
         let cases = [
             ("postgresql://alice:s3cr%40tXYZ@db1:5432/app", "s3cr%40tXYZ"),
             ("postgres://db1/app?password=hunter2XYZ", "hunter2XYZ"),
-            ("postgresql://db1/postgres?pass%77ord=hunter2XYZ", "hunter2XYZ"),
-            ("postgresql://db1/postgres?%70assword=hunter2XYZ", "hunter2XYZ"),
-            ("postgresql://db1/?%70%61%73%73%77%6f%72%64=hunter2XYZ", "hunter2XYZ"),
-            ("postgresql://u:first1XYZ@h/?password=second2XYZ", "first1XYZ"),
-            ("postgresql://u:first1XYZ@h/?password=second2XYZ", "second2XYZ"),
-            ("postgresql://h?password=a%26bXYZ&sslmode=require", "a%26bXYZ"),
+            (
+                "postgresql://db1/postgres?pass%77ord=hunter2XYZ",
+                "hunter2XYZ",
+            ),
+            (
+                "postgresql://db1/postgres?%70assword=hunter2XYZ",
+                "hunter2XYZ",
+            ),
+            (
+                "postgresql://db1/?%70%61%73%73%77%6f%72%64=hunter2XYZ",
+                "hunter2XYZ",
+            ),
+            (
+                "postgresql://u:first1XYZ@h/?password=second2XYZ",
+                "first1XYZ",
+            ),
+            (
+                "postgresql://u:first1XYZ@h/?password=second2XYZ",
+                "second2XYZ",
+            ),
+            (
+                "postgresql://h?password=a%26bXYZ&sslmode=require",
+                "a%26bXYZ",
+            ),
         ];
         for (uri, secret) in cases {
             let masked = mask_passwords(uri);
@@ -213,10 +233,16 @@ mod tests {
     fn every_spelling_of_a_conninfo_password_is_masked() {
         let cases = [
             ("host=db1 password=secretXYZ dbname=app", "secretXYZ"),
-            (r"password = 'it\'s a secretXYZ' user=bob", r"it\'s a secretXYZ"),
+            (
+                r"password = 'it\'s a secretXYZ' user=bob",
+                r"it\'s a secretXYZ",
+            ),
             (r"password=a\ bXYZ user=bob", r"a\ bXYZ"),
             ("password=first1XYZ host=h password=second2XYZ", "first1XYZ"),
-            ("password=first1XYZ host=h password=second2XYZ", "second2XYZ"),
+            (
+                "password=first1XYZ host=h password=second2XYZ",
+                "second2XYZ",
+            ),
             ("password='' host=h", "''"),
         ];
         for (conninfo, secret) in cases {
@@ -233,7 +259,11 @@ mod tests {
         // No password: the options are unchanged (written in a canonical order).
         assert_eq!(mask_passwords("xpassword=1"), "xpassword=1");
         assert_eq!(mask_passwords("host=h port=5"), "host=h port=5");
-        for plain in ["postgresql://alice@db1/app", "postgresql:///app?host=/tmp", "app"] {
+        for plain in [
+            "postgresql://alice@db1/app",
+            "postgresql:///app?host=/tmp",
+            "app",
+        ] {
             assert!(!mask_passwords(plain).contains(MASK), "{plain}");
         }
     }

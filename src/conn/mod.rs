@@ -92,8 +92,9 @@ pub fn parse_connection_string(s: &str) -> Result<Option<options::Options>> {
     Ok(options::expand(s)?.map(|(opts, _)| opts))
 }
 
-/// Reads a password for a user (the argument) from a person.
-pub type ReadPassword<'a> = &'a mut dyn FnMut(&str) -> Result<String>;
+/// Reads a password from a person: for the user (the first argument) on the server(s) named
+/// by the second (`host:port`, several joined by commas).
+pub type ReadPassword<'a> = &'a mut dyn FnMut(&str, &str) -> Result<String>;
 
 /// Whether and when [`connect`] may ask for a password: psql's `-W`, `-w`, or neither.
 pub enum Prompt<'a> {
@@ -116,17 +117,24 @@ pub fn connect(settings: &Settings, prompt: Prompt<'_>) -> Result<Connected> {
         Prompt::NoTerminal => " and stdin is not a terminal to prompt on",
         Prompt::Before(_) | Prompt::WhenNeeded(_) => "",
     };
+    let all_hosts = || {
+        let hosts: Vec<String> = settings.targets.iter().map(Target::host_port).collect();
+        hosts.join(",")
+    };
     let (mut read, mut typed) = match prompt {
-        Prompt::Before(read) => (None, Some(read(&settings.user)?)),
+        Prompt::Before(read) => (None, Some(read(&settings.user, &all_hosts())?)),
         Prompt::WhenNeeded(read) => (Some(read), None),
         Prompt::NoTerminal | Prompt::Never => (None, None),
     };
     loop {
         match settings.connect(typed.as_deref()) {
             Ok(connected) => return Ok(connected),
-            Err(Failure::NeedPassword(where_)) => {
+            Err(Failure::NeedPassword {
+                place: where_,
+                host_port,
+            }) => {
                 if let (None, Some(read)) = (&typed, read.take()) {
-                    typed = Some(read(&settings.user)?);
+                    typed = Some(read(&settings.user, &host_port)?);
                     continue;
                 }
                 let why = if typed.is_some() { "" } else { why_not_asked };

@@ -247,7 +247,9 @@ pub(super) fn render_uri(scheme: &str, opts: &Options) -> String {
     if let Some(host) = &host {
         // Without credentials, an '@' in the host would make them.
         let special = if credentials { "%/:?,[]" } else { "%/:?,[]@" };
-        let ports: Vec<&str> = port.as_deref().map_or_else(Vec::new, |p| p.split(',').collect());
+        let ports: Vec<&str> = port
+            .as_deref()
+            .map_or_else(Vec::new, |p| p.split(',').collect());
         for (i, h) in host.split(',').enumerate() {
             if i > 0 {
                 uri.push(',');
@@ -440,16 +442,34 @@ mod tests {
     #[test]
     fn rendered_uris_parse_back_to_the_same_options() {
         let cases: &[&[(&str, &str)]] = &[
-            &[("user", "alice"), ("password", "p@ss:w/rd?&="), ("host", "db1"), ("port", "5433")],
-            &[("host", "a,::1,/tmp/sock dir"), ("port", "1,,3"), ("dbname", "my db/x")],
+            &[
+                ("user", "alice"),
+                ("password", "p@ss:w/rd?&="),
+                ("host", "db1"),
+                ("port", "5433"),
+            ],
+            &[
+                ("host", "a,::1,/tmp/sock dir"),
+                ("port", "1,,3"),
+                ("dbname", "my db/x"),
+            ],
             &[("host", "a,b"), ("port", "5432")],
-            &[("port", "6432"), ("sslmode", "require"), ("application_name", "x&y=z")],
+            &[
+                ("port", "6432"),
+                ("sslmode", "require"),
+                ("application_name", "x&y=z"),
+            ],
             &[("host", ""), ("user", ""), ("dbname", ""), ("port", "")],
             &[("password", "%00%"), ("options", "-c a=b")],
             &[("host", "h"), ("port", "")],
             &[("dbname", "café"), ("user", "ü:x")],
             &[("host", "x@h,y"), ("port", ","), ("dbname", "d@b/c:,")],
-            &[("user", "u@v"), ("password", "p"), ("host", "x@h"), ("dbname", "a@b")],
+            &[
+                ("user", "u@v"),
+                ("password", "p"),
+                ("host", "x@h"),
+                ("dbname", "a@b"),
+            ],
         ];
         for case in cases {
             let o = opts(case);
@@ -462,7 +482,12 @@ mod tests {
         assert_eq!(
             render_uri(
                 "postgresql://",
-                &opts(&[("user", "u"), ("password", "p"), ("host", "::1"), ("port", "5")])
+                &opts(&[
+                    ("user", "u"),
+                    ("password", "p"),
+                    ("host", "::1"),
+                    ("port", "5")
+                ])
             ),
             "postgresql://u:p@[::1]:5"
         );
