@@ -12,6 +12,8 @@
 //! - `hosts.rs`: the host/hostaddr/port lists; `attempts.rs`: trying each host and address,
 //!   with the sslmode retries; `timeout.rs`: connect_timeout over a whole attempt;
 //! - `explain.rs`: one-line failure messages; `tls.rs`: sslmode and its rustls configuration;
+//! - `require_auth.rs`: the authentication requests a server may make, checked before they
+//!   are answered; `relay.rs`: a plain connection relayed so that they can be;
 //! - `mask.rs`: passwords hidden in what is shown or recorded, read with the parsers above.
 //!
 //! Nothing here prints or reads the terminal: resolving returns its warnings in
@@ -38,6 +40,8 @@ mod mask;
 mod options;
 mod os_user;
 mod pgpass;
+mod relay;
+mod require_auth;
 mod service;
 mod settings;
 #[cfg(test)]
