@@ -247,7 +247,7 @@ mod tests {
     }
 
     /// What the watch says of `messages`, fed one byte at a time (the worst split).
-    fn feed_bytewise(rule_text: &str, messages: &[Vec<u8>]) -> Result<(), String> {
+    fn feed_bytewise(rule_text: &str, messages: &[&[u8]]) -> Result<(), String> {
         let mut watch = AuthWatch::new(rule(rule_text));
         for byte in messages.concat() {
             watch.feed(&[byte])?;
@@ -309,49 +309,46 @@ mod tests {
             ))
         };
         assert_eq!(
-            feed_bytewise("scram-sha-256", &[cleartext.clone()]),
+            feed_bytewise("scram-sha-256", &[&cleartext]),
             refused("scram-sha-256", "server requested a cleartext password")
         );
         assert_eq!(
-            feed_bytewise("!password", &[cleartext.clone()]),
+            feed_bytewise("!password", &[&cleartext]),
             refused("!password", "server requested a cleartext password")
         );
+        assert_eq!(feed_bytewise("password", &[&cleartext, &ok]), Ok(()));
         assert_eq!(
-            feed_bytewise("password", &[cleartext.clone(), ok.clone()]),
-            Ok(())
-        );
-        assert_eq!(
-            feed_bytewise("none", &[cleartext.clone()]),
+            feed_bytewise("none", &[&cleartext]),
             refused("none", "server requested a cleartext password")
         );
         assert_eq!(
-            feed_bytewise("scram-sha-256", &[md5.clone()]),
+            feed_bytewise("scram-sha-256", &[&md5]),
             refused("scram-sha-256", "server requested a hashed password")
         );
         assert_eq!(
-            feed_bytewise("password", &[sasl.clone()]),
+            feed_bytewise("password", &[&sasl]),
             refused("password", "server requested SASL authentication")
         );
         // A complete SCRAM exchange, and one the server cuts short with an OK.
-        let full = [sasl.clone(), sasl_continue.clone(), sasl_final, ok.clone()];
+        let full: [&[u8]; 4] = [&sasl, &sasl_continue, &sasl_final, &ok];
         assert_eq!(feed_bytewise("scram-sha-256", &full), Ok(()));
         assert_eq!(
-            feed_bytewise("scram-sha-256", &[sasl.clone(), sasl_continue, ok.clone()]),
+            feed_bytewise("scram-sha-256", &[&sasl, &sasl_continue, &ok]),
             refused("scram-sha-256", "server did not complete authentication")
         );
         // Trust: an OK at once.
         assert_eq!(
-            feed_bytewise("scram-sha-256", &[ok.clone()]),
+            feed_bytewise("scram-sha-256", &[&ok]),
             refused("scram-sha-256", "server did not complete authentication")
         );
-        assert_eq!(feed_bytewise("none", &[ok.clone()]), Ok(()));
-        assert_eq!(feed_bytewise("!password", &[ok.clone()]), Ok(()));
+        assert_eq!(feed_bytewise("none", &[&ok]), Ok(()));
+        assert_eq!(feed_bytewise("!password", &[&ok]), Ok(()));
         assert_eq!(
-            feed_bytewise("!none", &[ok.clone()]),
+            feed_bytewise("!none", &[&ok]),
             refused("!none", "server did not complete authentication")
         );
         assert_eq!(
-            feed_bytewise("scram-sha-256", &[request(2, &[])]),
+            feed_bytewise("scram-sha-256", &[&request(2, &[])]),
             refused(
                 "scram-sha-256",
                 "server requested an unknown authentication type"
@@ -364,11 +361,14 @@ mod tests {
         let mut error = vec![b'E'];
         error.extend(9u32.to_be_bytes());
         error.extend(b"SFATAL\0\0\0"[..5].iter());
-        assert_eq!(feed_bytewise("scram-sha-256", &[error]), Ok(()));
+        assert_eq!(feed_bytewise("scram-sha-256", &[&error]), Ok(()));
         // After AuthenticationOk, anything (a query's rows) passes unread, even an 'R'.
         let mut after = request(0, &[]);
         after.extend(request(3, &[]));
-        assert_eq!(feed_bytewise("password", &[request(3, &[]), after]), Ok(()));
+        assert_eq!(
+            feed_bytewise("password", &[&request(3, &[]), &after]),
+            Ok(())
+        );
         // The first byte of a forbidden request's code may pass; the last may not.
         let mut watch = AuthWatch::new(rule("md5"));
         let cleartext = request(3, &[]);
@@ -380,7 +380,7 @@ mod tests {
         let mut bogus = vec![b'R'];
         bogus.extend(100_000u32.to_be_bytes());
         assert_eq!(
-            feed_bytewise("md5", &[bogus]),
+            feed_bytewise("md5", &[&bogus]),
             Err("received invalid authentication request".into())
         );
     }
