@@ -180,34 +180,45 @@ fn parse_query(query: &str, opts: &mut Options) -> Result<()> {
     }
     let mut after_password = false;
     for param in params {
-        let mut parts = param.splitn(3, '=');
-        let (key, value) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(k), Some(_), Some(_)) => {
-                bail!("extra key/value separator \"=\" in URI query parameter: \"{k}\"")
-            }
-            (Some(k), Some(v), None) => (k, v),
+        let key = parse_param(param, opts).map_err(|e| {
             // What follows a password may be the rest of it (an unencoded '&'): not quoted.
-            _ if after_password => bail!(
-                "missing key/value separator \"=\" in the URI query parameter after \
-                 \"password\" (write a \"&\" in a password as %26)"
-            ),
-            _ => bail!("missing key/value separator \"=\" in URI query parameter: \"{param}\""),
-        };
-        let key = percent_decode(key)?;
+            if after_password {
+                anyhow!(
+                    "invalid URI query parameter after \"password\" (write a \"&\" in a \
+                     password as %26)"
+                )
+            } else {
+                e
+            }
+        })?;
         after_password = key == "password";
-        let value = match key.as_str() {
-            "password" => percent_decode(value)
-                .map_err(|_| anyhow!("invalid percent-encoding in the URI's password parameter"))?,
-            _ => percent_decode(value)?,
-        };
-        let (key, value) = if key == "ssl" && value == "true" {
-            ("sslmode".to_string(), "require".to_string())
-        } else {
-            (key, value)
-        };
-        store(opts, &key, value).map_err(|_| anyhow!("invalid URI query parameter: \"{key}\""))?;
     }
     Ok(())
+}
+
+/// One `key=value` of a URI's query, stored; its keyword.
+fn parse_param(param: &str, opts: &mut Options) -> Result<String> {
+    let mut parts = param.splitn(3, '=');
+    let (key, value) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(k), Some(_), Some(_)) => {
+            bail!("extra key/value separator \"=\" in URI query parameter: \"{k}\"")
+        }
+        (Some(k), Some(v), None) => (k, v),
+        _ => bail!("missing key/value separator \"=\" in URI query parameter: \"{param}\""),
+    };
+    let key = percent_decode(key)?;
+    let value = match key.as_str() {
+        "password" => percent_decode(value)
+            .map_err(|_| anyhow!("invalid percent-encoding in the URI's password parameter"))?,
+        _ => percent_decode(value)?,
+    };
+    let (key, value) = if key == "ssl" && value == "true" {
+        ("sslmode".to_string(), "require".to_string())
+    } else {
+        (key, value)
+    };
+    store(opts, &key, value).map_err(|_| anyhow!("invalid URI query parameter: \"{key}\""))?;
+    Ok(key)
 }
 
 /// Writes options as a URI that [`parse_uri`] reads back to the same options, after `scheme`
@@ -433,9 +444,16 @@ mod tests {
         assert!(!err("postgresql://h?password=se%zzcret").contains("se%zz"));
         assert!(!err("postgresql://h?pass%77ord=se%zzcret").contains("se%zz"));
         // What follows a password in the query may be the rest of it.
-        let e = err("postgresql://h?password=a&bsecret");
-        assert!(!e.contains("bsecret"), "{e}");
-        assert!(e.contains("%26"), "{e}");
+        for uri in [
+            "postgresql://h?password=a&bsecret",
+            "postgresql://h?password=a&bsecret=x",
+            "postgresql://h?password=a&bsecret=x=y",
+            "postgresql://h?password=a&bsec%zzret=x",
+        ] {
+            let e = err(uri);
+            assert!(!e.contains("sec"), "{e}");
+            assert!(e.contains("%26"), "{e}");
+        }
         assert!(err("postgresql://h?port=1&bogus").contains("\"bogus\""));
     }
 
