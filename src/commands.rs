@@ -196,8 +196,8 @@ fn connect_with(
     args: &ConnArgs,
     printer: &Printer,
 ) -> Result<conn::Connected> {
-    connect_reading(settings, args, &mut |user: &str| {
-        printer.read_password(user)
+    connect_reading(settings, args, &mut |user: &str, host_port: &str| {
+        printer.read_password(user, host_port)
     })
 }
 

@@ -122,7 +122,7 @@ struct WithServer<'a, T: Serialize> {
 }
 
 /// Password prompts of servers handled in parallel, one at a time; and what was typed for
-/// each (server, user), since a run over many servers with --max or a prompt connects to each
+/// each (host:port, user), since a run over many servers with --max or a prompt connects to each
 /// twice (it counts, then acts) and a person types each password once.
 static TYPED: std::sync::Mutex<std::collections::BTreeMap<(String, String), String>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
@@ -453,21 +453,20 @@ impl Printer {
         self.captured.is_none() && io::stdin().is_terminal() && self.stderr_tty
     }
 
-    /// Asks for `user`'s password on the terminal, without echo (psql's prompt).
-    pub fn read_password(&self, user: &str) -> anyhow::Result<String> {
+    /// Asks for `user`'s password on the terminal, without echo: psql's prompt, with the
+    /// server it is for (`host:port`), since one run may reach servers and poolers.
+    pub fn read_password(&self, user: &str, host_port: &str) -> anyhow::Result<String> {
         self.clear_progress();
         let mut typed = TYPED.lock().unwrap_or_else(|e| e.into_inner());
-        let (key, whose) = match (&self.captured, &self.server) {
-            (Some(_), Some(label)) => (
-                Some((label.clone(), user.to_string())),
-                format!(" on {label}"),
-            ),
-            _ => (None, String::new()),
+        // Keyed by where it goes: a pooler of the same server asks for its own.
+        let key = match (&self.captured, &self.server) {
+            (Some(_), Some(_)) => Some((host_port.to_string(), user.to_string())),
+            _ => None,
         };
         if let Some(password) = key.as_ref().and_then(|k| typed.get(k)) {
             return Ok(password.clone());
         }
-        let prompt = format!("Password for user {user}{whose}: ");
+        let prompt = format!("Password for user {user} on {host_port}: ");
         let password = rpassword::prompt_password(inert(&prompt).as_ref())
             .map_err(|e| anyhow::anyhow!("could not read the password from the terminal: {e}"))?;
         if let Some(key) = key {

@@ -58,11 +58,11 @@ fn connect_n(pooler: &Pooler, conn: &ConnArgs, printer: &Printer, n: usize) -> R
         printer.warn(w);
     }
     let mut typed: Option<String> = None;
-    let mut read = |user: &str| -> Result<String> {
+    let mut read = |user: &str, host_port: &str| -> Result<String> {
         if let Some(password) = &typed {
             return Ok(password.clone());
         }
-        let password = printer.read_password(user)?;
+        let password = printer.read_password(user, host_port)?;
         typed = Some(password.clone());
         Ok(password)
     };

@@ -3,17 +3,21 @@
 //!
 //! This file owns the order of attempts (load_balance_hosts, target_session_attrs with
 //! prefer-standby's two passes), which password each attempt uses, the rust-postgres
-//! configuration of one attempt, when `allow` and `prefer` try a second time, and the check
-//! of target_session_attrs once a session is up. Bounding each attempt by connect_timeout is
-//! `timeout.rs`; the words of a failure are `explain.rs`.
+//! configuration of one attempt, when `allow` and `prefer` try a second time, the check
+//! of target_session_attrs once a session is up, and, under require_auth, which attempt
+//! reads the server's requests where (a TLS session through `tls.rs`, a plain connection
+//! through `relay.rs`) and that a refusal ends the whole connection, as in libpq. Bounding
+//! each attempt by connect_timeout is `timeout.rs`; the words of a failure are `explain.rs`.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use postgres::config::{SslMode as PgSslMode, SslNegotiation};
 
-use super::explain::{is_password_missing, is_tls_error};
+use super::explain::{is_password_missing, is_tls_error, server_refused_tls};
 use super::hosts::{describe_target, Host, Target};
+use super::relay::{Keepalive, Relay, Upstream};
+use super::require_auth::AuthWatch;
 use super::settings::{PasswordSource, SessionAttrs, Settings};
 use super::timeout::run_with_timeout;
 use super::tls::{Attempt, SslMode, TlsConnector};
@@ -21,9 +25,13 @@ use super::tls::{Attempt, SslMode, TlsConnector};
 /// Why connecting failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// The server asked for a password and none was known; holds the "connection to server
-    /// ..." prefix.
-    NeedPassword(String),
+    /// The server asked for a password and none was known.
+    NeedPassword {
+        /// The "connection to server ..." prefix.
+        place: String,
+        /// `host:port` of the server that asked, for the prompt.
+        host_port: String,
+    },
     /// Every host was up but none had the target_session_attrs property; as one line.
     NotTarget(String),
     /// Everything else, as one line naming each host's problem.
@@ -48,6 +56,10 @@ pub(super) enum TryError {
     Timeout(Duration),
     /// The session does not have the target_session_attrs property.
     Attrs(&'static str),
+    /// require_auth refused the server's authentication request, unanswered; libpq's words.
+    Refused(String),
+    /// Reaching the server to relay a plain attempt under require_auth.
+    Io(std::io::Error),
 }
 
 impl Settings {
@@ -110,7 +122,14 @@ impl Settings {
                             })
                         }
                         Err(TryError::Pg(e)) if is_password_missing(&e) => {
-                            need_password.get_or_insert(place);
+                            need_password.get_or_insert((place, target.host_port()));
+                        }
+                        // libpq: a refused request fails the connection, not only the host
+                        // (pg_fe_sendauth's error ends PQconnectPoll): no other address,
+                        // host or sslmode is tried to get around it.
+                        Err(TryError::Refused(why)) => {
+                            errors.push(format!("{place} failed: {why}"));
+                            return Err(Failure::Other(errors.join("; ")));
                         }
                         Err(e) => {
                             only_attrs &= matches!(e, TryError::Attrs(_));
@@ -121,8 +140,8 @@ impl Settings {
             }
         }
         // psql prompts when any host asked for a password that was not known.
-        if let Some(place) = need_password {
-            return Err(Failure::NeedPassword(place));
+        if let Some((place, host_port)) = need_password {
+            return Err(Failure::NeedPassword { place, host_port });
         }
         if only_attrs && !errors.is_empty() {
             return Err(Failure::NotTarget(errors.join("; ")));
@@ -160,22 +179,20 @@ impl Settings {
         };
         let mut last = None;
         for (i, attempt) in attempts.iter().enumerate() {
-            let cfg = self.config(target, addr, password, *attempt);
             let tls = connector.filter(|_| *attempt != Attempt::Plain);
-            if let Some(c) = tls {
-                c.reset();
-            }
-            let result = run_with_timeout(self.connect_timeout, cfg, tls.cloned());
+            let (result, refusal) = self.attempt(target, addr, password, *attempt, tls);
             let err = match result {
                 Ok(client) => return check_attrs(client, attrs),
-                Err(e) => e,
+                // What the watch refused is the reason, whatever rust-postgres made of it.
+                Err(e) => refusal.map_or(e, TryError::Refused),
             };
             let retry = i + 1 < attempts.len()
                 && match (&err, attempt) {
                     (TryError::Pg(e), Attempt::Plain) => e.as_db_error().is_some(),
                     (TryError::Pg(e), Attempt::TryTls) => {
-                        tls.is_some_and(TlsConnector::handshake_started)
-                            && (e.as_db_error().is_some() || is_tls_error(e))
+                        let started = tls.is_some_and(TlsConnector::handshake_started);
+                        (started && (e.as_db_error().is_some() || is_tls_error(e)))
+                            || (!started && server_refused_tls(e))
                     }
                     _ => false,
                 };
@@ -187,18 +204,78 @@ impl Settings {
         Err(last.expect("at least one attempt"))
     }
 
-    fn config(
+    /// One connection, bounded by connect_timeout; with require_auth, the refusal of the
+    /// server's request too, when there was one.
+    fn attempt(
         &self,
         target: &Target,
         addr: Option<IpAddr>,
         password: Option<&str>,
         attempt: Attempt,
-    ) -> postgres::Config {
+        tls: Option<&TlsConnector>,
+    ) -> (Result<postgres::Client, TryError>, Option<String>) {
+        let watch = self.require_auth.clone().map(AuthWatch::new);
+        let verdict = watch.as_ref().map(AuthWatch::verdict);
+        let refusal = || verdict.as_ref().and_then(|v| v.get().cloned());
+        // Under require_auth, prefer's TLS attempt requires TLS: with `prefer`, rust-postgres
+        // would go on unencrypted on the same socket when the server declines, unwatched; the
+        // plain attempt that follows is watched instead.
+        let attempt = match attempt {
+            Attempt::TryTls if watch.is_some() => Attempt::Tls,
+            a => a,
+        };
+        let mut cfg = self.config(password, target.port, attempt);
+        let result = match (tls, watch) {
+            (Some(tls), watch) => {
+                tls.reset(watch);
+                add_host(&mut cfg, target, addr);
+                let tls = tls.clone();
+                run_with_timeout(self.connect_timeout, move || {
+                    cfg.connect(tls).map_err(TryError::Pg)
+                })
+            }
+            (None, None) => {
+                add_host(&mut cfg, target, addr);
+                run_with_timeout(self.connect_timeout, move || {
+                    cfg.connect(postgres::NoTls).map_err(TryError::Pg)
+                })
+            }
+            (None, Some(watch)) => {
+                let upstream = match (&target.host, addr) {
+                    (Host::Socket(dir), _) => {
+                        Upstream::Unix(dir.join(format!(".s.PGSQL.{}", target.port)))
+                    }
+                    (Host::Tcp(_), Some(a)) => Upstream::Tcp(SocketAddr::new(a, target.port)),
+                    (Host::Tcp(name), None) => {
+                        let e = std::io::Error::other(format!("no address for \"{name}\""));
+                        return (Err(TryError::Io(e)), None);
+                    }
+                };
+                let (port, timeout) = (target.port, self.connect_timeout);
+                let keepalive = Keepalive {
+                    on: self.keepalives,
+                    idle: self.keepalives_idle,
+                    interval: self.keepalives_interval,
+                    count: self.keepalives_count,
+                };
+                run_with_timeout(timeout, move || {
+                    let relay = Relay::start(&upstream, port, timeout, keepalive, watch)
+                        .map_err(TryError::Io)?;
+                    cfg.host_path(relay.socket_dir());
+                    cfg.connect(postgres::NoTls).map_err(TryError::Pg)
+                })
+            }
+        };
+        (result, refusal())
+    }
+
+    /// rust-postgres' configuration of one attempt, but for where to connect.
+    fn config(&self, password: Option<&str>, port: u16, attempt: Attempt) -> postgres::Config {
         let mut cfg = postgres::Config::new();
         cfg.user(&self.user)
             .dbname(&self.dbname)
             .application_name(&self.application_name)
-            .port(target.port)
+            .port(port)
             .keepalives(self.keepalives)
             .channel_binding(self.channel_binding)
             .notice_callback(super::notices::record)
@@ -225,18 +302,23 @@ impl Settings {
         if let Some(p) = password {
             cfg.password(p);
         }
-        match &target.host {
-            Host::Socket(dir) => {
-                cfg.host_path(dir);
-            }
-            Host::Tcp(name) => {
-                cfg.host(name);
-            }
-        }
-        if let Some(a) = addr {
-            cfg.hostaddr(a);
-        }
         cfg
+    }
+}
+
+/// Where rust-postgres connects itself: the socket directory, or the host name (for TLS) and
+/// the address.
+fn add_host(cfg: &mut postgres::Config, target: &Target, addr: Option<IpAddr>) {
+    match &target.host {
+        Host::Socket(dir) => {
+            cfg.host_path(dir);
+        }
+        Host::Tcp(name) => {
+            cfg.host(name);
+        }
+    }
+    if let Some(a) = addr {
+        cfg.hostaddr(a);
     }
 }
 

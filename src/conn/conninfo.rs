@@ -12,6 +12,9 @@ use super::options::{store, Options};
 pub fn parse_conninfo(s: &str) -> Result<Options> {
     let mut opts = Options::new();
     let mut chars = s.chars().peekable();
+    // A word after an unquoted password may be the rest of it (a blank not quoted): errors
+    // about it do not quote it.
+    let mut after_password = false;
     loop {
         while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
         if chars.peek().is_none() {
@@ -23,6 +26,12 @@ pub fn parse_conninfo(s: &str) -> Result<Options> {
         }
         while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
         if chars.next() != Some('=') {
+            if after_password {
+                bail!(
+                    "missing \"=\" after the value of \"password\" in connection info string \
+                     (quote a password that holds blanks: password='...')"
+                );
+            }
             bail!("missing \"=\" after \"{key}\" in connection info string");
         }
         while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
@@ -53,7 +62,15 @@ pub fn parse_conninfo(s: &str) -> Result<Options> {
                 }
             }
         }
-        store(&mut opts, &key, value)?;
+        let stored = store(&mut opts, &key, value);
+        if stored.is_err() && after_password {
+            bail!(
+                "invalid connection option after the value of \"password\" (quote a password \
+                 that holds blanks: password='...')"
+            );
+        }
+        stored?;
+        after_password = key == "password";
     }
 }
 
@@ -113,6 +130,17 @@ mod tests {
             "unterminated quoted string in connection info string"
         );
         assert_eq!(err("hots=x"), "invalid connection option \"hots\"");
+        // After a password, a word that is not an option may be the rest of the password.
+        for s in ["password=my secret", "password=my secret=x host=h"] {
+            let e = err(s);
+            assert!(!e.contains("secret"), "{e}");
+            assert!(e.contains("password='...'"), "{e}");
+        }
+        assert_eq!(
+            err("password='my' secret"),
+            "missing \"=\" after the value of \"password\" in connection info string (quote \
+             a password that holds blanks: password='...')"
+        );
         assert_eq!(
             parse_conninfo("requiressl=1").unwrap(),
             opts(&[("sslmode", "require")])

@@ -22,6 +22,8 @@ impl Settings {
                 )
             }
             TryError::Attrs(msg) => return msg.to_string(),
+            TryError::Refused(why) => return why.clone(),
+            TryError::Io(io) => return explain_io(io, target),
             TryError::Pg(e) => e,
         };
         if let Some(db) = e.as_db_error() {
@@ -73,7 +75,7 @@ impl Settings {
             let cause = std::error::Error::source(e)
                 .map(|c| c.to_string())
                 .unwrap_or_default();
-            if cause.contains("server does not support TLS") {
+            if server_refused_tls(e) {
                 return format!(
                     "server does not support SSL, but SSL was required (sslmode={})",
                     self.tls.mode
@@ -94,26 +96,35 @@ impl Settings {
             }
             return format!("SSL error: {cause} (sslmode={})", self.tls.mode);
         }
-        let socket = matches!(target.host, Host::Socket(_));
         if let Some(io) = io_error(e) {
-            let hint = if socket {
-                "Is the server running locally and accepting connections on that socket?"
-            } else {
-                "Is the server running on that host and accepting TCP/IP connections?"
-            };
-            return match io.kind() {
-                std::io::ErrorKind::NotFound if socket => {
-                    format!("No such file or directory. {hint}")
-                }
-                std::io::ErrorKind::ConnectionRefused => format!("Connection refused. {hint}"),
-                std::io::ErrorKind::TimedOut => "timed out (connect_timeout)".to_string(),
-                std::io::ErrorKind::PermissionDenied if socket => {
-                    "Permission denied (check the socket's permissions)".to_string()
-                }
-                _ => capitalize(&io.to_string()),
-            };
+            return explain_io(io, target);
         }
-        with_cause(e)
+        let text = with_cause(e);
+        if text.ends_with("server did not use channel binding") {
+            return "channel binding required, but the server's authentication request does not \
+                    use it (channel_binding=require): no password was sent"
+                .to_string();
+        }
+        text
+    }
+}
+
+/// A socket that could not be reached or broke, psql-style.
+fn explain_io(io: &std::io::Error, target: &Target) -> String {
+    let socket = matches!(target.host, Host::Socket(_));
+    let hint = if socket {
+        "Is the server running locally and accepting connections on that socket?"
+    } else {
+        "Is the server running on that host and accepting TCP/IP connections?"
+    };
+    match io.kind() {
+        std::io::ErrorKind::NotFound if socket => format!("No such file or directory. {hint}"),
+        std::io::ErrorKind::ConnectionRefused => format!("Connection refused. {hint}"),
+        std::io::ErrorKind::TimedOut => "timed out (connect_timeout)".to_string(),
+        std::io::ErrorKind::PermissionDenied if socket => {
+            "Permission denied (check the socket's permissions)".to_string()
+        }
+        _ => capitalize(&io.to_string()),
     }
 }
 
@@ -138,6 +149,13 @@ pub(super) fn io_error(e: &postgres::Error) -> Option<&std::io::Error> {
 
 pub(super) fn is_tls_error(e: &postgres::Error) -> bool {
     e.to_string().starts_with("error performing TLS handshake")
+}
+
+/// The server answered the TLS request with a no (sslmode=require and above).
+pub(super) fn server_refused_tls(e: &postgres::Error) -> bool {
+    is_tls_error(e)
+        && std::error::Error::source(e)
+            .is_some_and(|c| c.to_string() == "server does not support TLS")
 }
 
 pub(super) fn is_password_missing(e: &postgres::Error) -> bool {

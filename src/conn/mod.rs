@@ -12,7 +12,9 @@
 //! - `hosts.rs`: the host/hostaddr/port lists; `attempts.rs`: trying each host and address,
 //!   with the sslmode retries; `timeout.rs`: connect_timeout over a whole attempt;
 //! - `explain.rs`: one-line failure messages; `tls.rs`: sslmode and its rustls configuration;
-//! - `mask.rs`: passwords hidden in connection strings that are recorded.
+//! - `require_auth.rs`: the authentication requests a server may make, checked before they
+//!   are answered; `relay.rs`: a plain connection relayed so that they can be;
+//! - `mask.rs`: passwords hidden in what is shown or recorded, read with the parsers above.
 //!
 //! Nothing here prints or reads the terminal: resolving returns its warnings in
 //! [`Settings::warnings`] and [`connect`] asks its caller for a password through a [`Prompt`].
@@ -39,6 +41,8 @@ pub mod notices;
 mod options;
 mod os_user;
 mod pgpass;
+mod relay;
+mod require_auth;
 mod service;
 mod settings;
 #[cfg(test)]
@@ -93,8 +97,9 @@ pub fn parse_connection_string(s: &str) -> Result<Option<options::Options>> {
     Ok(options::expand(s)?.map(|(opts, _)| opts))
 }
 
-/// Reads a password for a user (the argument) from a person.
-pub type ReadPassword<'a> = &'a mut dyn FnMut(&str) -> Result<String>;
+/// Reads a password from a person: for the user (the first argument) on the server(s) named
+/// by the second (`host:port`, several joined by commas).
+pub type ReadPassword<'a> = &'a mut dyn FnMut(&str, &str) -> Result<String>;
 
 /// Whether and when [`connect`] may ask for a password: psql's `-W`, `-w`, or neither.
 pub enum Prompt<'a> {
@@ -117,17 +122,24 @@ pub fn connect(settings: &Settings, prompt: Prompt<'_>) -> Result<Connected> {
         Prompt::NoTerminal => " and stdin is not a terminal to prompt on",
         Prompt::Before(_) | Prompt::WhenNeeded(_) => "",
     };
+    let all_hosts = || {
+        let hosts: Vec<String> = settings.targets.iter().map(Target::host_port).collect();
+        hosts.join(",")
+    };
     let (mut read, mut typed) = match prompt {
-        Prompt::Before(read) => (None, Some(read(&settings.user)?)),
+        Prompt::Before(read) => (None, Some(read(&settings.user, &all_hosts())?)),
         Prompt::WhenNeeded(read) => (Some(read), None),
         Prompt::NoTerminal | Prompt::Never => (None, None),
     };
     loop {
         match settings.connect(typed.as_deref()) {
             Ok(connected) => return Ok(connected),
-            Err(Failure::NeedPassword(where_)) => {
+            Err(Failure::NeedPassword {
+                place: where_,
+                host_port,
+            }) => {
                 if let (None, Some(read)) = (&typed, read.take()) {
-                    typed = Some(read(&settings.user)?);
+                    typed = Some(read(&settings.user, &host_port)?);
                     continue;
                 }
                 let why = if typed.is_some() { "" } else { why_not_asked };

@@ -66,7 +66,6 @@ pub const KEYWORDS: &[(&str, Option<&str>)] = &[
 /// Security-relevant keywords pgkick cannot honour: refusing is safer than ignoring them.
 pub(super) const UNSUPPORTED: &[&str] = &[
     "requirepeer",
-    "require_auth",
     "sslpassword",
     "sslcrl",
     "sslcrldir",

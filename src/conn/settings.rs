@@ -18,6 +18,7 @@ use super::hosts::{parse_hosts, Target};
 use super::options::{collect_options, Given, Options, FROM_DBNAME_PASSWORD, UNSUPPORTED};
 use super::os_user::{home_dir, os_user};
 use super::pgpass::{pgpass_find, pgpass_host, read_pgpass};
+use super::require_auth::RequireAuth;
 use super::tls::{SslMode, TlsSettings};
 use super::{APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DBNAME};
 
@@ -63,6 +64,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub ssl_negotiation_direct: bool,
     pub channel_binding: ChannelBinding,
+    /// require_auth: the authentication requests the server may make (libpq 16).
+    pub require_auth: Option<RequireAuth>,
     pub target_session_attrs: SessionAttrs,
     /// load_balance_hosts=random: try the hosts in random order.
     pub load_balance: bool,
@@ -213,6 +216,7 @@ impl Settings {
             Some("require") => ChannelBinding::Require,
             Some(v) => bail!("invalid channel_binding value: \"{v}\""),
         };
+        let require_auth = get("require_auth").map(str::parse).transpose()?;
         let target_session_attrs = match get("target_session_attrs") {
             None | Some("any") => SessionAttrs::Any,
             Some("read-write") => SessionAttrs::ReadWrite,
@@ -272,6 +276,7 @@ impl Settings {
             tls,
             ssl_negotiation_direct,
             channel_binding,
+            require_auth,
             target_session_attrs,
             load_balance,
             warnings,
@@ -394,5 +399,35 @@ mod tests {
             None
         )
         .is_ok());
+    }
+
+    #[test]
+    fn require_auth_is_read_from_every_source_and_checked() {
+        let s = resolve(
+            &args(None, None, None, Some("require_auth=scram-sha-256")),
+            &[],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.require_auth, Some("scram-sha-256".parse().unwrap()));
+        let s = resolve(
+            &ConnArgs::default(),
+            &[("PGREQUIREAUTH", "!password")],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.require_auth, Some("!password".parse().unwrap()));
+        // Empty means unset, as in libpq.
+        let s = resolve(&args(None, None, None, Some("require_auth=")), &[], None).unwrap();
+        assert!(s.require_auth.is_none());
+        let err = resolve(
+            &args(None, None, None, Some("require_auth=md5,!gss")),
+            &[],
+            None,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("cannot be mixed"), "{err}");
     }
 }

@@ -7,28 +7,22 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::attempts::TryError;
-use super::tls::TlsConnector;
 
-/// Connects in a thread so that connect_timeout bounds the whole attempt (TCP connect, TLS
-/// and authentication), as libpq's does, not only the TCP connect.
+/// Runs one attempt (`go`: connect, TLS, authenticate) in a thread so that connect_timeout
+/// bounds all of it, as libpq's does, not only the TCP connect.
 pub(super) fn run_with_timeout(
     timeout: Option<Duration>,
-    cfg: postgres::Config,
-    tls: Option<TlsConnector>,
+    go: impl FnOnce() -> Result<postgres::Client, TryError> + Send + 'static,
 ) -> Result<postgres::Client, TryError> {
-    let go = move || match tls {
-        Some(tls) => cfg.connect(tls),
-        None => cfg.connect(postgres::NoTls),
-    };
     let Some(timeout) = timeout else {
-        return go().map_err(TryError::Pg);
+        return go();
     };
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(go());
     });
     match rx.recv_timeout(timeout) {
-        Ok(result) => result.map_err(TryError::Pg),
+        Ok(result) => result,
         // The thread is left to finish or fail on its own; its client, if any, is dropped.
         Err(_) => Err(TryError::Timeout(timeout)),
     }
@@ -48,7 +42,8 @@ mod tests {
             .port(listener.local_addr().unwrap().port())
             .user("u");
         let timeout = Duration::from_millis(200);
-        match run_with_timeout(Some(timeout), cfg, None) {
+        let go = move || cfg.connect(postgres::NoTls).map_err(TryError::Pg);
+        match run_with_timeout(Some(timeout), go) {
             Err(TryError::Timeout(d)) => assert_eq!(d, timeout),
             Err(_) => panic!("expected a timeout, got another error"),
             Ok(_) => panic!("expected a timeout, got a session"),

@@ -18,13 +18,17 @@
 //! - TLS is never used over unix-domain sockets (libpq ignores sslmode there).
 
 use std::fmt;
+use std::future::Future;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context as TaskContext, Poll};
 
 use anyhow::{anyhow, bail, Context, Result};
-use postgres::tls::{MakeTlsConnect, TlsConnect};
+use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -32,7 +36,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::require_auth::AuthWatch;
 
 /// libpq's sslmode values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -205,6 +212,7 @@ impl TlsSettings {
         Ok(TlsConnector {
             inner: MakeRustlsConnect::new(config),
             used: Arc::new(AtomicBool::new(false)),
+            watch: Arc::default(),
         })
     }
 
@@ -424,11 +432,15 @@ impl ServerCertVerifier for PgVerifier {
 }
 
 /// A rustls connector for rust-postgres that also records whether a TLS handshake was started,
-/// so that `prefer` knows whether a failed attempt was encrypted (libpq then retries plain).
+/// so that `prefer` knows whether a failed attempt was encrypted (libpq then retries plain),
+/// and, under require_auth, reads the session's decrypted bytes through an [`AuthWatch`]
+/// before rust-postgres does.
 #[derive(Clone)]
 pub struct TlsConnector {
     inner: MakeRustlsConnect,
     used: Arc<AtomicBool>,
+    /// The watch for the next handshake's session, if any.
+    watch: Arc<Mutex<Option<AuthWatch>>>,
 }
 
 impl TlsConnector {
@@ -437,17 +449,19 @@ impl TlsConnector {
         self.used.load(Ordering::SeqCst)
     }
 
-    /// Forgets earlier handshakes, before a new attempt.
-    pub fn reset(&self) {
+    /// Forgets earlier handshakes, before a new attempt, and sets what watches its session.
+    pub fn reset(&self, watch: Option<AuthWatch>) {
         self.used.store(false, Ordering::SeqCst);
+        *self.watch.lock().unwrap_or_else(|e| e.into_inner()) = watch;
     }
 }
 
 impl<S> MakeTlsConnect<S> for TlsConnector
 where
     MakeRustlsConnect: MakeTlsConnect<S>,
+    <<MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect as TlsConnect<S>>::Future: Unpin,
 {
-    type Stream = <MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
+    type Stream = Watched<<MakeRustlsConnect as MakeTlsConnect<S>>::Stream>;
     type TlsConnect = Tracked<<MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect>;
     type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
 
@@ -455,6 +469,7 @@ where
         Ok(Tracked {
             inner: self.inner.make_tls_connect(domain)?,
             used: self.used.clone(),
+            watch: self.watch.clone(),
         })
     }
 }
@@ -463,16 +478,112 @@ where
 pub struct Tracked<T> {
     inner: T,
     used: Arc<AtomicBool>,
+    watch: Arc<Mutex<Option<AuthWatch>>>,
 }
 
-impl<S, T: TlsConnect<S>> TlsConnect<S> for Tracked<T> {
-    type Stream = T::Stream;
+impl<S, T> TlsConnect<S> for Tracked<T>
+where
+    T: TlsConnect<S>,
+    T::Future: Unpin,
+{
+    type Stream = Watched<T::Stream>;
     type Error = T::Error;
-    type Future = T::Future;
+    type Future = Handshake<T::Future>;
 
     fn connect(self, stream: S) -> Self::Future {
         self.used.store(true, Ordering::SeqCst);
-        self.inner.connect(stream)
+        let watch = self.watch.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Handshake {
+            inner: self.inner.connect(stream),
+            watch,
+        }
+    }
+}
+
+/// The handshake's future, giving a [`Watched`] session.
+pub struct Handshake<F> {
+    inner: F,
+    watch: Option<AuthWatch>,
+}
+
+impl<F, T, E> Future for Handshake<F>
+where
+    F: Future<Output = Result<T, E>> + Unpin,
+{
+    type Output = Result<Watched<T>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let stream = ready!(Pin::new(&mut self.inner).poll(cx))?;
+        Poll::Ready(Ok(Watched {
+            inner: stream,
+            watch: self.watch.take(),
+        }))
+    }
+}
+
+/// A TLS session whose decrypted bytes from the server pass an [`AuthWatch`] (when there is
+/// one) before the client reads them: a refused authentication request reaches rust-postgres
+/// as a read error, before it is complete, so rust-postgres never answers it.
+pub struct Watched<S> {
+    inner: S,
+    watch: Option<AuthWatch>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if let Some(watch) = &mut this.watch {
+            if let Err(refusal) = watch.feed(&buf.filled()[before..]) {
+                buf.set_filled(before);
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    refusal,
+                )));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+impl<S: TlsStream + Unpin> TlsStream for Watched<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        self.inner.channel_binding()
     }
 }
 

@@ -5,8 +5,11 @@
 //! the query parameters. PostgreSQL's own test of this parser (`001_uri.pl`) is replayed
 //! through `pgkick conninfo` in `tests/it/conninfo.rs`.
 
+use std::net::Ipv6Addr;
+
 use anyhow::{anyhow, bail, Result};
 
+use super::mask::hide_lookalikes;
 use super::options::{store, Options};
 
 pub(super) fn uri_prefix_len(s: &str) -> usize {
@@ -49,8 +52,8 @@ pub(super) fn percent_decode(s: &str) -> Result<String> {
 pub fn parse_uri(uri: &str) -> Result<Options> {
     let mut opts = Options::new();
     let rest = &uri[uri_prefix_len(uri)..];
-    // Error messages quote the URI as libpq's do, but never its password.
-    let shown = redacted(uri);
+    // Error messages quote the URI as libpq's do, but never its password nor its length.
+    let shown = hide_lookalikes(uri);
     if uri_prefix_len(uri) == 0 {
         bail!("invalid URI: \"{shown}\"");
     }
@@ -103,7 +106,9 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
                         "unexpected character \"{}\" at position {} in URI (expected \":\" or \
                          \"/\"): \"{shown}\"",
                         c as char,
-                        uri.len() - rest.len() + i + 1
+                        // Counted in the URI as shown, so the masked password's length
+                        // does not show through.
+                        hide_lookalikes(&uri[..uri.len() - rest.len() + i]).len() + 1
                     );
                 }
             }
@@ -165,28 +170,6 @@ pub fn parse_uri(uri: &str) -> Result<Options> {
     Ok(opts)
 }
 
-/// `uri` with the password of its credentials (`user:password@`) replaced by as many `*`, so
-/// that positions in an error message still count in the original.
-fn redacted(uri: &str) -> String {
-    let start = uri_prefix_len(uri);
-    let rest = &uri[start..];
-    let Some(at) = rest
-        .find(['@', '/'])
-        .filter(|&i| rest.as_bytes()[i] == b'@')
-    else {
-        return uri.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}{}",
-            &uri[..start + colon + 1],
-            "*".repeat(at - colon - 1),
-            &uri[start + at..]
-        ),
-        None => uri.to_string(),
-    }
-}
-
 /// The `key=value&...` query of a URI, as libpq's `conninfo_uri_parse_params` reads it: an
 /// empty query and one trailing `&` end the list; any other parameter without `=`, including
 /// an empty one (`?&`, `a=1&&b=2`), is an error naming its keyword.
@@ -195,29 +178,131 @@ fn parse_query(query: &str, opts: &mut Options) -> Result<()> {
     if query.is_empty() || (params.len() > 1 && params.last() == Some(&"")) {
         params.pop();
     }
+    let mut after_password = false;
     for param in params {
-        let mut parts = param.splitn(3, '=');
-        let (key, value) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(k), Some(_), Some(_)) => {
-                bail!("extra key/value separator \"=\" in URI query parameter: \"{k}\"")
+        let key = parse_param(param, opts).map_err(|e| {
+            // What follows a password may be the rest of it (an unencoded '&'): not quoted.
+            if after_password {
+                anyhow!(
+                    "invalid URI query parameter after \"password\" (write a \"&\" in a \
+                     password as %26)"
+                )
+            } else {
+                e
             }
-            (Some(k), Some(v), None) => (k, v),
-            _ => bail!("missing key/value separator \"=\" in URI query parameter: \"{param}\""),
-        };
-        let key = percent_decode(key)?;
-        let value = match key.as_str() {
-            "password" => percent_decode(value)
-                .map_err(|_| anyhow!("invalid percent-encoding in the URI's password parameter"))?,
-            _ => percent_decode(value)?,
-        };
-        let (key, value) = if key == "ssl" && value == "true" {
-            ("sslmode".to_string(), "require".to_string())
-        } else {
-            (key, value)
-        };
-        store(opts, &key, value).map_err(|_| anyhow!("invalid URI query parameter: \"{key}\""))?;
+        })?;
+        after_password = key == "password";
     }
     Ok(())
+}
+
+/// One `key=value` of a URI's query, stored; its keyword.
+fn parse_param(param: &str, opts: &mut Options) -> Result<String> {
+    let mut parts = param.splitn(3, '=');
+    let (key, value) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(k), Some(_), Some(_)) => {
+            bail!("extra key/value separator \"=\" in URI query parameter: \"{k}\"")
+        }
+        (Some(k), Some(v), None) => (k, v),
+        _ => bail!("missing key/value separator \"=\" in URI query parameter: \"{param}\""),
+    };
+    let key = percent_decode(key)?;
+    let value = match key.as_str() {
+        "password" => percent_decode(value)
+            .map_err(|_| anyhow!("invalid percent-encoding in the URI's password parameter"))?,
+        _ => percent_decode(value)?,
+    };
+    let (key, value) = if key == "ssl" && value == "true" {
+        ("sslmode".to_string(), "require".to_string())
+    } else {
+        (key, value)
+    };
+    store(opts, &key, value).map_err(|_| anyhow!("invalid URI query parameter: \"{key}\""))?;
+    Ok(key)
+}
+
+/// Writes options as a URI that [`parse_uri`] reads back to the same options, after `scheme`
+/// (`postgresql://` or `postgres://`): the user and password as credentials, the hosts (with
+/// their ports when there is one per host) and the database in their places, everything else
+/// in the query. Each part percent-encodes only what the parser would read differently there,
+/// so an `@` stays visible in a host after credentials and in a database name (where libpq
+/// takes it literally): [`super::mask::hide_lookalikes`] then sees what a person would take
+/// for the end of a password.
+pub(super) fn render_uri(scheme: &str, opts: &Options) -> String {
+    let mut rest = opts.clone();
+    // An empty value stays in the query: in its place it would mean "not given".
+    let mut take = |key: &str| match rest.get(key) {
+        Some(v) if !v.is_empty() => rest.remove(key),
+        _ => None,
+    };
+    let user = take("user");
+    let password = take("password");
+    let host = take("host");
+    let dbname = take("dbname");
+    let port = match (&host, opts.get("port")) {
+        (Some(h), Some(p)) if !p.is_empty() && p.split(',').count() == h.split(',').count() => {
+            take("port")
+        }
+        _ => None,
+    };
+    let mut uri = scheme.to_string();
+    let credentials = user.is_some() || password.is_some();
+    if credentials {
+        uri.push_str(&encode(user.as_deref().unwrap_or(""), "%@/:"));
+        if let Some(p) = &password {
+            uri.push(':');
+            uri.push_str(&encode(p, "%@/"));
+        }
+        uri.push('@');
+    }
+    if let Some(host) = &host {
+        // Without credentials, an '@' in the host would make them.
+        let special = if credentials { "%/:?,[]" } else { "%/:?,[]@" };
+        let ports: Vec<&str> = port
+            .as_deref()
+            .map_or_else(Vec::new, |p| p.split(',').collect());
+        for (i, h) in host.split(',').enumerate() {
+            if i > 0 {
+                uri.push(',');
+            }
+            if h.parse::<Ipv6Addr>().is_ok() {
+                uri.push_str(&format!("[{h}]"));
+            } else {
+                uri.push_str(&encode(h, special));
+            }
+            if let Some(p) = ports.get(i).filter(|p| !p.is_empty()) {
+                uri.push(':');
+                uri.push_str(&encode(p, "%/?,"));
+            }
+        }
+    }
+    if let Some(db) = &dbname {
+        uri.push('/');
+        uri.push_str(&encode(db, "%?"));
+    }
+    let query: Vec<String> = rest
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k, "%&="), encode(v, "%&=")))
+        .collect();
+    if !query.is_empty() {
+        uri.push('?');
+        uri.push_str(&query.join("&"));
+    }
+    uri
+}
+
+/// Percent-encodes the `special` characters, blanks and control characters; anything else
+/// (non-ASCII text included) is written as it is.
+fn encode(s: &str, special: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_control() || c.is_ascii_whitespace() || special.contains(c) {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -348,9 +433,81 @@ mod tests {
             "unexpected character \"z\" at position 26 in URI (expected \":\" or \"/\"): \
              \"postgres://u:******@[::1]z\""
         );
+        // A longer password: neither it nor its length shows, the position counts in the
+        // URI as shown.
+        assert_eq!(
+            err("postgres://u:much-longer-secret@[::1]z"),
+            "unexpected character \"z\" at position 26 in URI (expected \":\" or \"/\"): \
+             \"postgres://u:******@[::1]z\""
+        );
         assert!(!err("postgresql://u:se%zzcret@h").contains("se%zz"));
         assert!(!err("postgresql://h?password=se%zzcret").contains("se%zz"));
-        assert_eq!(redacted("postgresql://u@h/db"), "postgresql://u@h/db");
-        assert_eq!(redacted("postgresql://h/a:b@c"), "postgresql://h/a:b@c");
+        assert!(!err("postgresql://h?pass%77ord=se%zzcret").contains("se%zz"));
+        // What follows a password in the query may be the rest of it.
+        for uri in [
+            "postgresql://h?password=a&bsecret",
+            "postgresql://h?password=a&bsecret=x",
+            "postgresql://h?password=a&bsecret=x=y",
+            "postgresql://h?password=a&bsec%zzret=x",
+        ] {
+            let e = err(uri);
+            assert!(!e.contains("sec"), "{e}");
+            assert!(e.contains("%26"), "{e}");
+        }
+        assert!(err("postgresql://h?port=1&bogus").contains("\"bogus\""));
+    }
+
+    #[test]
+    fn rendered_uris_parse_back_to_the_same_options() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[
+                ("user", "alice"),
+                ("password", "p@ss:w/rd?&="),
+                ("host", "db1"),
+                ("port", "5433"),
+            ],
+            &[
+                ("host", "a,::1,/tmp/sock dir"),
+                ("port", "1,,3"),
+                ("dbname", "my db/x"),
+            ],
+            &[("host", "a,b"), ("port", "5432")],
+            &[
+                ("port", "6432"),
+                ("sslmode", "require"),
+                ("application_name", "x&y=z"),
+            ],
+            &[("host", ""), ("user", ""), ("dbname", ""), ("port", "")],
+            &[("password", "%00%"), ("options", "-c a=b")],
+            &[("host", "h"), ("port", "")],
+            &[("dbname", "café"), ("user", "ü:x")],
+            &[("host", "x@h,y"), ("port", ","), ("dbname", "d@b/c:,")],
+            &[
+                ("user", "u@v"),
+                ("password", "p"),
+                ("host", "x@h"),
+                ("dbname", "a@b"),
+            ],
+        ];
+        for case in cases {
+            let o = opts(case);
+            for scheme in ["postgresql://", "postgres://"] {
+                let text = render_uri(scheme, &o);
+                assert!(text.starts_with(scheme), "{text}");
+                assert_eq!(parse_uri(&text).unwrap(), o, "{text}");
+            }
+        }
+        assert_eq!(
+            render_uri(
+                "postgresql://",
+                &opts(&[
+                    ("user", "u"),
+                    ("password", "p"),
+                    ("host", "::1"),
+                    ("port", "5")
+                ])
+            ),
+            "postgresql://u:p@[::1]:5"
+        );
     }
 }

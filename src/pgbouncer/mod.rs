@@ -72,9 +72,10 @@ impl Pooler {
             .with_context(|| "--pgbouncer".to_string())?
             .ok_or_else(|| {
                 Usage(format!(
-                    "--pgbouncer {conninfo:?} is not a connection string: give a conninfo \
+                    "--pgbouncer {:?} is not a connection string: give a conninfo \
                      string (\"host=... port=6432 user=...\") or a postgresql:// URI for \
-                     the pooler's admin console"
+                     the pooler's admin console",
+                    conn::mask_passwords(conninfo)
                 ))
             })?;
         let settings = resolve(conninfo)?;

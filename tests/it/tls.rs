@@ -436,3 +436,45 @@ fn tls_required_but_the_server_has_no_ssl() {
         "sslmode=allow",
     )));
 }
+
+/// require_auth over TLS: the session's decrypted bytes are read before rust-postgres answers
+/// the server, and channel binding (SCRAM-SHA-256-PLUS) still works through that reading.
+#[test]
+fn tls_require_auth_scram_with_channel_binding() {
+    let Some(t) = TlsServer::start() else {
+        return;
+    };
+    let role = unique_name("scramtls");
+    t.server.sql(&format!(
+        "SET password_encryption = 'scram-sha-256'; \
+         CREATE ROLE \"{role}\" LOGIN PASSWORD 'tls horse'"
+    ));
+    set_hba(&t.server, "hostssl all all 127.0.0.1/32 scram-sha-256\n");
+    let list = |conninfo: &str| {
+        let mut cmd = pgkick_tcp(&t.server, "127.0.0.1", &role, conninfo);
+        cmd.env("PGPASSWORD", "tls horse");
+        t.list_with(cmd)
+    };
+    for conninfo in [
+        "sslmode=require require_auth=scram-sha-256",
+        "sslmode=require require_auth=scram-sha-256 channel_binding=require",
+        // prefer: the TLS attempt is the one watched, and it succeeds.
+        "require_auth=scram-sha-256 channel_binding=require",
+        "sslmode=allow require_auth=!password",
+    ] {
+        t.assert_ok(conninfo, list(conninfo), true);
+    }
+    let (out, _) = list("sslmode=require require_auth=password,md5");
+    assert_fails_with(
+        &out,
+        &[
+            "authentication method requirement \"password,md5\" failed: server requested SASL \
+           authentication",
+        ],
+    );
+    // Allowed TLS without the password in a form required: the refusal is final, no plain
+    // retry (prefer) gets around it.
+    let (out, encrypted) = list("require_auth=md5");
+    assert_fails_with(&out, &["server requested SASL authentication"]);
+    assert_eq!(encrypted, None, "no session was authorized");
+}
