@@ -23,8 +23,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
         'pgkick' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out')
@@ -40,7 +40,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-?', '-?', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the sessions that match the filters')
@@ -57,7 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User (role) name')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Exact application_name')
             [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions')
-            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state, dashed or as pg_stat_activity spells it ("idle in transaction")')
             [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Regular expression (Rust regex syntax) searched for in the query text')
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Process ID')
             [CompletionResult]::new('--query-age', '--query-age', [CompletionResultType]::ParameterName, 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m')
@@ -74,8 +75,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--pgbouncer', '--pgbouncer', [CompletionResultType]::ParameterName, 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there (undoing what the lock record says was done on the same host, port and user); pgkick never connects to a pooler the record alone names, so a recorded pooler not given here stays paused (exit 3, with the command that resumes it)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out')
@@ -95,7 +96,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-?', '-?', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
             break
         }
         'pgkick;cancel' {
@@ -103,7 +105,7 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User (role) name')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Exact application_name')
             [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions')
-            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state, dashed or as pg_stat_activity spells it ("idle in transaction")')
             [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Regular expression (Rust regex syntax) searched for in the query text')
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Process ID')
             [CompletionResult]::new('--query-age', '--query-age', [CompletionResultType]::ParameterName, 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m')
@@ -126,8 +128,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--audit-facility', '--audit-facility', [CompletionResultType]::ParameterName, 'The syslog facility of --audit-log syslog')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out')
@@ -154,7 +156,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-?', '-?', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
             break
         }
         'pgkick;terminate' {
@@ -162,7 +165,7 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--user', '--user', [CompletionResultType]::ParameterName, 'User (role) name')
             [CompletionResult]::new('--app', '--app', [CompletionResultType]::ParameterName, 'Exact application_name')
             [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions')
-            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state')
+            [CompletionResult]::new('--state', '--state', [CompletionResultType]::ParameterName, 'Session state, dashed or as pg_stat_activity spells it ("idle in transaction")')
             [CompletionResult]::new('--query', '--query', [CompletionResultType]::ParameterName, 'Regular expression (Rust regex syntax) searched for in the query text')
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Process ID')
             [CompletionResult]::new('--query-age', '--query-age', [CompletionResultType]::ParameterName, 'Current query started more than DURATION ago (sessions not idle), e.g. 90s, 10m, 1h30m')
@@ -190,8 +193,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--pause-timeout', '--pause-timeout', [CompletionResultType]::ParameterName, 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer''s query_wait_timeout, 120s by default, or the queued clients fail)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out')
@@ -222,7 +225,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-?', '-?', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
             break
         }
         'pgkick;lock' {
@@ -237,8 +241,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--pause-timeout', '--pause-timeout', [CompletionResultType]::ParameterName, 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer''s query_wait_timeout, 120s by default, or the queued clients fail)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out')
@@ -260,7 +264,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-?', '-?', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
             break
         }
         'pgkick;unlock' {
@@ -273,8 +278,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--pgbouncer', '--pgbouncer', [CompletionResultType]::ParameterName, 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there (undoing what the lock record says was done on the same host, port and user); pgkick never connects to a pooler the record alone names, so a recorded pooler not given here stays paused (exit 3, with the command that resumes it)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out')
@@ -294,14 +299,15 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-?', '-?', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
             break
         }
         'pgkick;conninfo' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Database server host or socket directory [env: PGHOST]')
-            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]')
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Database server port [env: PGPORT]; a comma-separated list for several hosts')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'Database user name [env: PGUSER]')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out')
@@ -318,7 +324,8 @@ Register-ArgumentCompleter -Native -CommandName 'pgkick' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Shorthand for --output json')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors (the exit status tells the outcome)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-?', '-?', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-? as in psql; -h is the host)')
             break
         }
         'pgkick;help' {

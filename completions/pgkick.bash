@@ -65,7 +65,7 @@ _pgkick() {
 
     case "${cmd}" in
         pgkick)
-            opts="-h -p -U -d -w -W -q -V --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help --version list cancel terminate lock unlock conninfo help"
+            opts="-h -p -U -d -w -W -q -? -V --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help --version list cancel terminate lock unlock conninfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -123,7 +123,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__cancel)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q -? --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -281,7 +281,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__conninfo)
-            opts="-h -p -U -d -w -W -q --connect --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
+            opts="-h -p -U -d -w -W -q -? --connect --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -451,7 +451,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__list)
-            opts="-h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --tree --pgbouncer --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
+            opts="-h -p -U -d -w -W -q -? --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --tree --pgbouncer --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,7 +585,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__lock)
-            opts="-n -h -p -U -d -w -W -q --db --role --method --dry-run --list --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q -? --db --role --method --dry-run --list --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,7 +679,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__terminate)
-            opts="-y -n -h -p -U -d -w -W -q --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
+            opts="-y -n -h -p -U -d -w -W -q -? --db --user --app --client --state --query --pid --query-age --xact-age --state-age --backend-age --backend-type --exclude-db --exclude-user --exclude-app --exclude-pid --blocked --blocking --root-blocker --blocks --blocked-for --all --max --yes --dry-run --wait --wait-timeout --every --rounds --reason --audit-log --audit-facility --audit-dry-run --server-log --cancel-first --grace --lock --rollback-prepared --method --lock-timeout --pgbouncer --pause-timeout --pgbouncer-disable --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -857,7 +857,7 @@ _pgkick() {
             return 0
             ;;
         pgkick__subcmd__unlock)
-            opts="-n -h -p -U -d -w -W -q --db --role --dry-run --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --pgbouncer --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
+            opts="-n -h -p -U -d -w -W -q -? --db --role --dry-run --lock-timeout --reason --audit-log --audit-facility --audit-dry-run --server-log --pgbouncer --host --port --username --dbname --no-password --password --servers --each-host --jobs --output --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_pgkick_global_optspecs
-    string join \n h/host= p/port= U/username= d/dbname= w/no-password W/password servers= each-host jobs= output= json q/quiet help V/version
+    string join \n h/host= p/port= U/username= d/dbname= w/no-password W/password servers= each-host jobs= output= json q/quiet ?/help V/version
 end
 
 function __fish_pgkick_needs_command
@@ -25,7 +25,7 @@ function __fish_pgkick_using_subcommand
 end
 
 complete -c pgkick -n "__fish_pgkick_needs_command" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
-complete -c pgkick -n "__fish_pgkick_needs_command" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_needs_command" -s p -l port -d 'Database server port [env: PGPORT]; a comma-separated list for several hosts' -r
 complete -c pgkick -n "__fish_pgkick_needs_command" -s U -l username -d 'Database user name [env: PGUSER]' -r
 complete -c pgkick -n "__fish_pgkick_needs_command" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
 complete -c pgkick -n "__fish_pgkick_needs_command" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
@@ -38,7 +38,7 @@ complete -c pgkick -n "__fish_pgkick_needs_command" -s W -l password -d 'Prompt 
 complete -c pgkick -n "__fish_pgkick_needs_command" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_needs_command" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_needs_command" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
-complete -c pgkick -n "__fish_pgkick_needs_command" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_needs_command" -s ? -l help -d 'Print help (-? as in psql; -h is the host)'
 complete -c pgkick -n "__fish_pgkick_needs_command" -s V -l version -d 'Print version'
 complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "list" -d 'List the sessions that match the filters'
 complete -c pgkick -n "__fish_pgkick_needs_command" -f -a "cancel" -d 'Cancel the current query of the matching sessions (pg_cancel_backend)'
@@ -51,9 +51,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l db -d 'Database n
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l user -d 'User (role) name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l app -d 'Exact application_name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l client -d 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l state -d 'Session state' -r -f -a "active\t''
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l state -d 'Session state, dashed or as pg_stat_activity spells it ("idle in transaction")' -r -f -a "active\t''
 idle\t''
-idle-in-transaction\t''
+idle-in-transaction\t'Also `idle in transaction`, as pg_stat_activity and pgkick\'s table spell it'
 idle-in-transaction-aborted\t''
 fastpath\t''
 disabled\t''"
@@ -72,7 +72,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocks -d 'The se
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l blocked-for -d 'With --blocked: waiting for its lock for longer than DURATION; with --blocking, --root-blocker or --blocks: keeping a session waiting on it directly for longer than DURATION. The wait starts at pg_locks.waitstart on PostgreSQL 14 and later; before 14 it is taken from the waiting query\'s query_start, which can overstate it' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there (undoing what the lock record says was done on the same host, port and user); pgkick never connects to a pooler the record alone names, so a recorded pooler not given here stays paused (exit 3, with the command that resumes it)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s p -l port -d 'Database server port [env: PGPORT]; a comma-separated list for several hosts' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s U -l username -d 'Database user name [env: PGUSER]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
@@ -89,14 +89,14 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s W -l password -d 
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand list" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand list" -s ? -l help -d 'Print help (-? as in psql; -h is the host)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l db -d 'Database name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l user -d 'User (role) name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l app -d 'Exact application_name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l client -d 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l state -d 'Session state' -r -f -a "active\t''
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l state -d 'Session state, dashed or as pg_stat_activity spells it ("idle in transaction")' -r -f -a "active\t''
 idle\t''
-idle-in-transaction\t''
+idle-in-transaction\t'Also `idle in transaction`, as pg_stat_activity and pgkick\'s table spell it'
 idle-in-transaction-aborted\t''
 fastpath\t''
 disabled\t''"
@@ -132,7 +132,7 @@ local5\t''
 local6\t''
 local7\t''"
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s p -l port -d 'Database server port [env: PGPORT]; a comma-separated list for several hosts' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s U -l username -d 'Database user name [env: PGUSER]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
@@ -154,14 +154,14 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s W -l password -
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand cancel" -s ? -l help -d 'Print help (-? as in psql; -h is the host)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l db -d 'Database name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l user -d 'User (role) name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l app -d 'Exact application_name' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l client -d 'Client address: an IP address, a CIDR range, or `local` for unix-socket sessions' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l state -d 'Session state' -r -f -a "active\t''
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l state -d 'Session state, dashed or as pg_stat_activity spells it ("idle in transaction")' -r -f -a "active\t''
 idle\t''
-idle-in-transaction\t''
+idle-in-transaction\t'Also `idle in transaction`, as pg_stat_activity and pgkick\'s table spell it'
 idle-in-transaction-aborted\t''
 fastpath\t''
 disabled\t''"
@@ -204,7 +204,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l lock-timeout
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s p -l port -d 'Database server port [env: PGPORT]; a comma-separated list for several hosts' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s U -l username -d 'Database user name [env: PGUSER]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
@@ -230,7 +230,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s W -l passwor
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand terminate" -s ? -l help -d 'Print help (-? as in psql; -h is the host)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l db -d 'Database to lock (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l role -d 'Role to stop from logging in: ALTER ROLE ... NOLOGIN (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l method -d 'How databases are locked' -r -f -a "allow-connections\t'ALTER DATABASE ... ALLOW_CONNECTIONS false: keeps everyone out, superusers included'
@@ -254,7 +254,7 @@ local7\t''"
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. PAUSE the --db databases there before the lock, so their clients wait instead of failing; the lock records it and unlock resumes them' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l pause-timeout -d 'How long PAUSE may wait for the transactions in flight; then the server backends that keep it from completing are terminated (keep it below PgBouncer\'s query_wait_timeout, 120s by default, or the queued clients fail)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s p -l port -d 'Database server port [env: PGPORT]; a comma-separated list for several hosts' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s U -l username -d 'Database user name [env: PGUSER]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
@@ -272,7 +272,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s W -l password -d 
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand lock" -s ? -l help -d 'Print help (-? as in psql; -h is the host)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l db -d 'Database to unlock (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l role -d 'Role to unlock (repeatable)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l lock-timeout -d 'Give up when the DDL waits this long behind other transactions' -r
@@ -292,7 +292,7 @@ local6\t''
 local7\t''"
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l pgbouncer -d 'A PgBouncer in front of the server, as a conninfo string or URI for its admin console (database pgbouncer; libpq conventions, .pgpass included); repeat for each pooler. list: each server session of a pooler gains a `pooler` object (its client). unlock: RESUME the databases there (undoing what the lock record says was done on the same host, port and user); pgkick never connects to a pooler the record alone names, so a recorded pooler not given here stays paused (exit 3, with the command that resumes it)' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s p -l port -d 'Database server port [env: PGPORT]; a comma-separated list for several hosts' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s U -l username -d 'Database user name [env: PGUSER]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
@@ -308,9 +308,9 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s W -l password -
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand unlock" -s ? -l help -d 'Print help (-? as in psql; -h is the host)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s h -l host -d 'Database server host or socket directory [env: PGHOST]' -r
-complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s p -l port -d 'Database server port [env: PGPORT]' -r
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s p -l port -d 'Database server port [env: PGPORT]; a comma-separated list for several hosts' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s U -l username -d 'Database user name [env: PGUSER]' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s d -l dbname -d 'Database to connect to: a name, a key=value conninfo string or a postgresql:// URI [env: PGDATABASE; default: postgres]. Repeat it to act on several servers at once (all on the same side of the subcommand): each value is one server, the other options fill in what it leaves out' -r
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l servers -d 'Read servers from FILE (- for standard input), one per line in the forms -d takes; blank lines and lines starting with # are ignored' -r -F
@@ -324,7 +324,7 @@ complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s W -l password
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l each-host -d 'Act on every host of a multi-host value (host=a,b,c), not only the first that works; with target_session_attrs, the hosts that do not match are reported as skipped'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l json -d 'Shorthand for --output json'
 complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s q -l quiet -d 'Print nothing but errors (the exit status tells the outcome)'
-complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -l help -d 'Print help'
+complete -c pgkick -n "__fish_pgkick_using_subcommand conninfo" -s ? -l help -d 'Print help (-? as in psql; -h is the host)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "list" -d 'List the sessions that match the filters'
 complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "cancel" -d 'Cancel the current query of the matching sessions (pg_cancel_backend)'
 complete -c pgkick -n "__fish_pgkick_using_subcommand help; and not __fish_seen_subcommand_from list cancel terminate lock unlock conninfo help" -f -a "terminate" -d 'Terminate the matching sessions (pg_terminate_backend)'

@@ -35,8 +35,8 @@ pub struct Cli {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// Print help
-    #[arg(long, action = ArgAction::Help, global = true)]
+    /// Print help (-? as in psql; -h is the host)
+    #[arg(short = '?', long, action = ArgAction::Help, global = true)]
     pub help: Option<bool>,
 
     #[command(subcommand)]
@@ -51,8 +51,9 @@ pub struct ConnArgs {
     #[arg(short = 'h', long = "host", global = true, value_name = "HOSTNAME")]
     pub host: Option<String>,
 
-    /// Database server port [env: PGPORT]
-    #[arg(short = 'p', long = "port", global = true, value_name = "PORT")]
+    /// Database server port [env: PGPORT]; a comma-separated list for several hosts
+    #[arg(short = 'p', long = "port", global = true, value_name = "PORT",
+          value_parser = parse_ports)]
     pub port: Option<String>,
 
     /// Database user name [env: PGUSER]
@@ -400,6 +401,27 @@ pub struct AuditArgs {
     pub server_log: bool,
 }
 
+/// A -p value: a port, or libpq's comma-separated list of them (an empty entry means the
+/// default). Checked here so that a typo is a usage error before anything connects.
+fn parse_ports(s: &str) -> Result<String, String> {
+    for port in s.split(',') {
+        let port = port.trim();
+        if port.is_empty() {
+            continue;
+        }
+        match port.parse::<u32>() {
+            Ok(1..=65535) => {}
+            _ => {
+                return Err(format!(
+                    "'{port}' is not a port number: give a number from 1 to 65535 (or a \
+                     comma-separated list, one per host)"
+                ))
+            }
+        }
+    }
+    Ok(s.to_string())
+}
+
 fn parse_reason(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
         return Err("the reason is empty".into());
@@ -447,7 +469,7 @@ pub struct FilterArgs {
     #[arg(long, value_name = "ADDR|CIDR|local", value_parser = parse_client)]
     pub client: Vec<ClientMatch>,
 
-    /// Session state
+    /// Session state, dashed or as pg_stat_activity spells it ("idle in transaction")
     #[arg(long, value_enum, value_name = "STATE")]
     pub state: Vec<State>,
 

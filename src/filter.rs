@@ -540,8 +540,12 @@ impl Filter {
 pub enum State {
     Active,
     Idle,
+    /// Also `idle in transaction`, as pg_stat_activity and pgkick's table spell it.
+    #[value(alias = "idle in transaction")]
     IdleInTransaction,
+    #[value(alias = "idle in transaction (aborted)")]
     IdleInTransactionAborted,
+    #[value(alias = "fastpath function call", alias = "fastpath-function-call")]
     Fastpath,
     Disabled,
 }

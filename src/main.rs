@@ -49,22 +49,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// --help and --version print as clap prints them; a usage error becomes one line on stderr
-/// and exit 2.
+/// --help and --version print on stdout and exit 0, as clap prints them. A usage error is
+/// clap's whole message (with its suggestions, possible values and tips) after pgkick's
+/// prefix, on stderr, and exit 2; so is help asked for by nothing (bare `pgkick`), as clap,
+/// git and dropdb do.
 fn clap_exit(err: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = err.print();
             ExitCode::SUCCESS
         }
-        _ => {
-            let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let msg = first.trim_start_matches("error: ");
-            eprintln!("pgkick: {} (see pgkick --help)", output::inert(msg));
+        kind => {
+            let text = err.render().to_string();
+            let text = match kind {
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => text,
+                _ => format!("pgkick: {}", text.trim_start_matches("error: ")),
+            };
+            for line in text.trim_end().lines() {
+                eprintln!("{}", output::inert(line));
+            }
             ExitCode::from(error::ExitStatus::Usage)
         }
     }

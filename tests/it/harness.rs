@@ -927,6 +927,19 @@ pub fn assert_one_line(stderr: &str, needles: &[&str]) {
     }
 }
 
+/// A usage error clap found: stderr starts with `pgkick: ` and its first line holds every one
+/// of `needles` (clap's suggestions and tips follow on the next lines).
+pub fn assert_usage(stderr: &str, needles: &[&str]) {
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("pgkick: "), "{stderr:?}");
+    for needle in needles {
+        assert!(
+            first.contains(needle),
+            "first line lacks {needle:?}: {stderr}"
+        );
+    }
+}
+
 /// pgkick failed with exit 1 and one line on stderr containing every one of `needles`.
 pub fn assert_fails_with(out: &Output, needles: &[&str]) {
     assert_eq!(

@@ -346,11 +346,10 @@ fn list_bad_input_is_a_usage_error_before_connecting() {
             .args(["-h", "127.0.0.1", "-p", "1"])
             .args(args));
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
-        assert!(out.stderr.starts_with("pgkick: "), "{}", out.stderr);
-        assert_eq!(
-            out.stderr.trim_end().lines().count(),
-            1,
-            "one line: {}",
+        assert_usage(&out.stderr, &[]);
+        assert!(
+            out.stderr.contains("For more information, try '--help'."),
+            "{}",
             out.stderr
         );
         assert!(out.stdout.is_empty());

@@ -22,3 +22,4 @@ mod pgbouncer;
 mod privileges;
 mod signal;
 mod tls;
+mod usage;
