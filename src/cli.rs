@@ -9,11 +9,12 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand};
 
 use crate::audit::{AuditDestination, Facility};
 use crate::filter::{ClientMatch, State};
 use crate::lock::LockMethod;
+use crate::output::OutputFormat;
 
 /// List, cancel and terminate PostgreSQL sessions; lock databases and roles against new
 /// connections.
@@ -127,23 +128,17 @@ pub struct OutputArgs {
 }
 
 impl OutputArgs {
-    pub fn format(&self) -> OutputFormat {
-        if self.json {
-            OutputFormat::Json
-        } else {
-            self.output
+    /// The format and --quiet, for the printer.
+    pub fn options(&self) -> crate::output::Options {
+        crate::output::Options {
+            format: if self.json {
+                OutputFormat::Json
+            } else {
+                self.output
+            },
+            quiet: self.quiet,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// A table fitted to the terminal
-    Table,
-    /// One JSON array
-    Json,
-    /// One JSON object per line
-    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]

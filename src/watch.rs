@@ -113,13 +113,12 @@ fn wait(pause: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{OutputArgs, OutputFormat};
     use crate::error::{Refused, Usage};
+    use crate::output::{Options, OutputFormat};
 
     fn printer() -> Printer {
-        Printer::new(&OutputArgs {
-            output: OutputFormat::Jsonl,
-            json: false,
+        Printer::new(Options {
+            format: OutputFormat::Jsonl,
             quiet: true,
         })
     }

@@ -40,6 +40,7 @@ mod mask;
 pub mod notices;
 mod options;
 mod os_user;
+mod passwords;
 mod pgpass;
 mod relay;
 mod require_auth;
@@ -62,6 +63,7 @@ pub use hosts::{Host, Target};
 pub use mask::mask_passwords;
 pub use options::{Given, Origin, KEYWORDS};
 pub use os_user::os_user;
+pub use passwords::typed as typed_password;
 pub use settings::Settings;
 
 /// The name pgkick's sessions carry in pg_stat_activity unless the user sets

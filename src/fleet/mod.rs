@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         let mut conn = cli.conn.clone();
         conn.dbname = conn.dbnames.first().cloned();
         let server = servers::single(conn);
-        let printer = Printer::new(&cli.output).for_server(&server.label);
+        let printer = Printer::new(cli.output.options()).for_server(&server.label);
         return commands::run_on(&cli, &server.conn, &printer, &OneServer);
     };
     let every = match &cli.command {
@@ -171,7 +171,7 @@ impl Gate for Allowed {
 }
 
 fn many(cli: Cli, servers: Vec<Server>) -> Result<ExitStatus> {
-    let printer = Printer::new(&cli.output);
+    let printer = Printer::new(cli.output.options());
     let jobs = usize::from(cli.fleet.jobs);
     let mut gates: Vec<Box<dyn Gate + Send>> = Vec::new();
     let mut early: Vec<Option<ServerOutput>> = (0..servers.len()).map(|_| None).collect();
@@ -341,7 +341,7 @@ fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<CountRes
     let work_cli = Arc::clone(cli);
     let work = Arc::new(move |server: Server| -> CountResult {
         let gate = Count::default();
-        let printer = Printer::silent(&work_cli.output, &server.label);
+        let printer = Printer::silent(work_cli.output.options(), &server.label);
         let result = commands::run_on(&work_cli, &server.conn, &printer, &gate);
         let targets = gate.0.into_inner().unwrap_or_else(|e| e.into_inner());
         match (result, targets) {
@@ -366,7 +366,7 @@ fn count(cli: &Arc<Cli>, servers: &[Server], jobs: usize) -> Result<Vec<CountRes
 
 /// One server's part of the run.
 fn one(cli: &Cli, server: &Server, gate: &dyn Gate) -> ServerOutput {
-    let printer = Printer::capturing(&cli.output, &server.label);
+    let printer = Printer::capturing(cli.output.options(), &server.label);
     let result = commands::run_on(cli, &server.conn, &printer, gate);
     let ended = match result {
         Ok(status) => Ended::Done(status),
