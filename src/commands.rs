@@ -24,7 +24,7 @@ use crate::output::Printer;
 use crate::server::Server;
 use crate::session::Session;
 use crate::signal::{self, Action, Outcome, Report};
-use crate::{audit, conn, conninfo, holders, interrupt, lock, pgbouncer, pooling, watch};
+use crate::{audit, conn, holders, interrupt, lock, pgbouncer, pooling, watch};
 
 /// Runs the command on the one server `conn` names, printing through `printer`; `gate`
 /// decides whether the targets cancel and terminate found may be signalled.
@@ -223,11 +223,11 @@ pub(crate) fn connect_reading(
 /// connecting fails, the report is still printed before the error.
 fn conninfo(args: &ConnArgs, printer: &Printer, connect: bool) -> Result<ExitStatus> {
     let settings = conn::Settings::resolve(args)?;
-    let mut report = conninfo::Report::new(&settings, args);
+    let mut report = conn::report::Report::new(&settings, args);
     let mut failure = None;
     if connect {
         match connect_with(&settings, args, printer)
-            .and_then(|mut connected| conninfo::Session::query(&mut connected))
+            .and_then(|mut connected| conn::report::Connection::query(&mut connected))
         {
             Ok(session) => report.connection = Some(session),
             Err(e) => failure = Some(e),

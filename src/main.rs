@@ -10,7 +10,6 @@ mod cli;
 mod columns;
 mod commands;
 mod conn;
-mod conninfo;
 #[cfg(test)]
 mod docs;
 mod error;

@@ -43,6 +43,7 @@ mod os_user;
 mod passwords;
 mod pgpass;
 mod relay;
+pub mod report;
 mod require_auth;
 mod service;
 mod settings;

@@ -9,6 +9,7 @@ use comfy_table::{ContentArrangement, ContentLineStyle, LineStyle, Row, Table, T
 use serde::Serialize;
 
 use super::inert::inert_cell;
+use crate::conn::report::Setting;
 use crate::session::Session;
 use crate::signal::Report;
 
@@ -299,6 +300,25 @@ impl Tabular for crate::lock::Record {
                 .map(|p| format!("{} ({})", p.pooler, p.action.as_str()))
                 .collect::<Vec<_>>()
                 .join(", "),
+        ]
+    }
+}
+
+/// `pgkick conninfo`: one row per connection setting.
+impl Tabular for Setting {
+    const NOUN: (&'static str, &'static str) = ("setting", "settings");
+    /// Where a setting came from is the point of the report: never cut short.
+    const CUT_LAST_WHEN_PIPED: bool = false;
+
+    fn headers() -> Vec<&'static str> {
+        vec!["setting", "value", "source"]
+    }
+
+    fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.value.clone(),
+            self.describe_source(),
         ]
     }
 }

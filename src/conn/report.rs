@@ -1,10 +1,10 @@
-//! `pgkick conninfo`: where pgkick would connect, and why.
+//! The report of `pgkick conninfo`: where pgkick would connect, and why.
 //!
 //! [`Report::new`] turns resolved [`Settings`] into a report of each setting with its value
 //! and its source (flag, `-d` conninfo string or URI, PG* variable, service file, default),
 //! the hosts in the order they would be tried, and whether a password was found and where.
 //! It does no I/O: resolving (which reads the service and password files) is `conn`'s, and
-//! printing is `output`'s. With `--connect`, [`Session::query`] adds what the server says
+//! printing is `output`'s. With `--connect`, [`Connection::query`] adds what the server says
 //! about the session it got.
 //!
 //! The password is never part of a report: only whether one was found and where.
@@ -12,12 +12,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+
 use serde::Serialize;
 
+use super::{Connected, Given, Host, Origin, Settings, Target};
 use crate::cli::ConnArgs;
-use crate::conn::{self, Connected, Given, Host, Origin, Settings, Target};
-use crate::output::Tabular;
 
 /// Everything `pgkick conninfo` shows.
 #[derive(Debug, Serialize)]
@@ -31,7 +30,7 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// With `--connect`: the session pgkick got.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub connection: Option<Session>,
+    pub connection: Option<Connection>,
 }
 
 /// The kinds of place a setting can come from.
@@ -104,7 +103,7 @@ pub struct Password {
 
 /// What the server says about the session `--connect` got.
 #[derive(Debug, Serialize)]
-pub struct Session {
+pub struct Connection {
     /// The "server at ..." or "server on socket ..." the session went to.
     pub connected_to: String,
     /// The address connected to (null for a unix socket).
@@ -150,7 +149,7 @@ impl Report {
                 })),
             }
         }
-        for (name, _) in conn::KEYWORDS {
+        for (name, _) in super::KEYWORDS {
             if MAIN.contains(name) || *name == "password" {
                 continue;
             }
@@ -224,7 +223,7 @@ impl Setting {
         }
     }
 
-    fn describe_source(&self) -> String {
+    pub fn describe_source(&self) -> String {
         describe(self.source, self.from.as_deref(), self.file.as_ref(), None)
     }
 }
@@ -236,12 +235,12 @@ fn default_value(settings: &Settings, name: &str) -> Option<String> {
             let hosts: Vec<String> = settings.targets.iter().map(|t| t.host.text()).collect();
             hosts.join(",")
         }
-        "port" => conn::DEFAULT_PORT.to_string(),
+        "port" => super::DEFAULT_PORT.to_string(),
         "user" => settings.user.clone(),
         "dbname" => settings.dbname.clone(),
         "sslmode" => settings.tls.mode.to_string(),
-        "application_name" => conn::APPLICATION_NAME.to_string(),
-        "connect_timeout" => conn::DEFAULT_CONNECT_TIMEOUT.as_secs().to_string(),
+        "application_name" => super::APPLICATION_NAME.to_string(),
+        "connect_timeout" => super::DEFAULT_CONNECT_TIMEOUT.as_secs().to_string(),
         _ => return None,
     })
 }
@@ -356,27 +355,9 @@ fn describe(
     }
 }
 
-impl Tabular for Setting {
-    const NOUN: (&'static str, &'static str) = ("setting", "settings");
-    /// Where a setting came from is the point of the report: never cut short.
-    const CUT_LAST_WHEN_PIPED: bool = false;
-
-    fn headers() -> Vec<&'static str> {
-        vec!["setting", "value", "source"]
-    }
-
-    fn cells(&self, _now: DateTime<Utc>) -> Vec<String> {
-        vec![
-            self.name.clone(),
-            self.value.clone(),
-            self.describe_source(),
-        ]
-    }
-}
-
-impl Session {
+impl Connection {
     /// Asks the server about the session `connected` holds.
-    pub fn query(connected: &mut Connected) -> Result<Session> {
+    pub fn query(connected: &mut Connected) -> Result<Connection> {
         let row = connected
             .client
             .query_one(
@@ -393,7 +374,7 @@ impl Session {
             .strip_prefix("connection to ")
             .unwrap_or(&connected.place)
             .to_string();
-        Ok(Session {
+        Ok(Connection {
             connected_to,
             address: connected.addr.map(|a| a.to_string()),
             port: connected.target.port,
