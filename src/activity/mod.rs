@@ -55,7 +55,11 @@ pub struct Matched {
 /// (`Server::assumed_for_probe`), and learns the server from the rows (`Matched::server`;
 /// None when no row came back). `None` when the server is older and rejected the statement
 /// (a column it lacks): then detect the server and call `first`.
-pub fn probe(client: &mut postgres::Client, filter: &Filter, tree: bool) -> Result<Option<Matched>> {
+pub fn probe(
+    client: &mut postgres::Client,
+    filter: &Filter,
+    tree: bool,
+) -> Result<Option<Matched>> {
     let assumed = Server::assumed_for_probe(!filter.chain.is_empty() || tree);
     let needs = Needs::first(filter, &assumed, tree);
     match statement::build(filter, &assumed, needs, None).run(client) {

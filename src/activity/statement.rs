@@ -44,7 +44,12 @@ pub(super) fn select_list(filter: &Filter, cols: &Columns, rows: Rows) -> String
     match rows {
         Rows::Full => cols.select_list(),
         Rows::Identity if filter.queries.is_empty() => cols.identity_list(),
-        Rows::Identity => format!("{}, {} AS {}", cols.identity_list(), cols.query, name::QUERY),
+        Rows::Identity => format!(
+            "{}, {} AS {}",
+            cols.identity_list(),
+            cols.query,
+            name::QUERY
+        ),
     }
 }
 

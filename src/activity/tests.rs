@@ -79,7 +79,9 @@ fn values_travel_only_as_parameters() {
         "--backend-type",
         HOSTILE,
     ]);
-    for v in [80400, 90100, 90200, 90500, 90600, 100000, 130000, 140000, 180000] {
+    for v in [
+        80400, 90100, 90200, 90500, 90600, 100000, 130000, 140000, 180000,
+    ] {
         let s = server(v);
         for (what, needs) in all_needs(&f, &s) {
             let q = statement::build(&f, &s, needs, Some(&[1, 2]));
@@ -127,9 +129,19 @@ fn the_statement_without_lock_chain_flags_never_carries_the_lock_graph() {
             &["--pid", "7", "--exclude-db", "e", "--xact-age", "1h"],
         ] {
             let q = first(args, v);
-            for banned in ["pg_blocking_pids", "WITH ", "UNION", "pg_locks", "nd.", "MATERIALIZED"]
-            {
-                assert!(!q.sql.contains(banned), "{v} {args:?}: {banned} in {}", q.sql);
+            for banned in [
+                "pg_blocking_pids",
+                "WITH ",
+                "UNION",
+                "pg_locks",
+                "nd.",
+                "MATERIALIZED",
+            ] {
+                assert!(
+                    !q.sql.contains(banned),
+                    "{v} {args:?}: {banned} in {}",
+                    q.sql
+                );
             }
             let mut expected = set(&scan);
             expected.extend(set(&waits));
@@ -164,7 +176,10 @@ fn needs_follow_the_run() {
     assert!(!n.graph && n.waits && n.facts && n.held && n.rows == Rows::Full);
     assert!(!Needs::first(&filter(&[]), &s, false).held);
     let n = Needs::first(&plain, &s, true);
-    assert!(n.graph && n.prepared && !n.waits, "--tree asks for the graph");
+    assert!(
+        n.graph && n.prepared && !n.waits,
+        "--tree asks for the graph"
+    );
     let chained = filter(&["--blocked"]);
     assert!(Needs::first(&chained, &s, false).graph);
     let n = Needs::later(&plain, &s);
@@ -173,7 +188,10 @@ fn needs_follow_the_run() {
     let n = Needs::recheck(&plain, &s);
     assert!(n.rows == Rows::Identity && !n.graph && !n.waits && !n.prepared && !n.facts);
     let n = Needs::recheck(&chained, &s);
-    assert!(n.graph && !n.prepared, "the chain filters still hold at a recheck");
+    assert!(
+        n.graph && !n.prepared,
+        "the chain filters still hold at a recheck"
+    );
     // Before 9.6: no graph, whatever asks.
     let old = server(90524);
     assert!(!Needs::first(&chained, &old, true).graph);
@@ -195,13 +213,21 @@ fn with_db_the_first_statement_tells_whether_something_holds_those_databases() {
     assert_eq!(q.params[1], Param::TextArray(vec!["d".into()]));
     assert!(!first(&[], 150000).sql.contains("held_in_dbs"));
     // Before 10 every logical slot holds; before 9.4 there are none.
-    assert!(first(&["--db", "d"], 90624).sql.contains("WHERE d.datname::text = ANY($2::text[]) AND true)"));
-    assert!(!first(&["--db", "d"], 90124).sql.contains("pg_get_replication_slots"));
+    assert!(first(&["--db", "d"], 90624)
+        .sql
+        .contains("WHERE d.datname::text = ANY($2::text[]) AND true)"));
+    assert!(!first(&["--db", "d"], 90124)
+        .sql
+        .contains("pg_get_replication_slots"));
     // The graph's statement has it once, whichever branch a row comes from.
     let q = graph(&["--db", "d"], 150000);
     assert_eq!(q.sql.matches("AS held_in_dbs").count(), 1, "{}", q.sql);
     assert_eq!(q.sql.matches("AS server_version_num").count(), 1);
-    assert!(q.sql.starts_with("WITH ") && q.sql.contains(") AS u"), "{}", q.sql);
+    assert!(
+        q.sql.starts_with("WITH ") && q.sql.contains(") AS u"),
+        "{}",
+        q.sql
+    );
 }
 
 #[test]
@@ -223,12 +249,28 @@ fn default_is_client_backends_without_own_session_null_datname_or_workers() {
     // A client backend is never a parallel worker and shows no leader_pid: with the default
     // the two conditions about workers would hold of every row.
     assert!(!q.sql.contains("parallel worker") && !q.sql.contains("leader_pid ="));
-    let q = first(&["--backend-type", "walsender", "--backend-type", "client backend"], 170000);
-    assert!(q.sql.contains("a.backend_type IS DISTINCT FROM 'parallel worker'"));
-    assert!(q.sql.contains("(a.leader_pid IS NULL OR a.leader_pid = a.pid)"));
-    assert!(q.sql.contains("(a.backend_type = ANY($1::text[]) OR (a.backend_type IS NULL"));
+    let q = first(
+        &[
+            "--backend-type",
+            "walsender",
+            "--backend-type",
+            "client backend",
+        ],
+        170000,
+    );
+    assert!(q
+        .sql
+        .contains("a.backend_type IS DISTINCT FROM 'parallel worker'"));
+    assert!(q
+        .sql
+        .contains("(a.leader_pid IS NULL OR a.leader_pid = a.pid)"));
+    assert!(q
+        .sql
+        .contains("(a.backend_type = ANY($1::text[]) OR (a.backend_type IS NULL"));
     // With --db the database's condition implies the row has one.
-    assert!(!first(&["--db", "d"], 170000).sql.contains("d.datname::text IS NOT NULL"));
+    assert!(!first(&["--db", "d"], 170000)
+        .sql
+        .contains("d.datname::text IS NOT NULL"));
     // The role's name as the view has it: null for a role that no longer exists.
     assert!(q.sql.contains(
         "NULLIF(pg_catalog.pg_get_userbyid(a.usesysid)::text, \
@@ -256,7 +298,9 @@ fn version_families() {
     // 9.6: wait events, still no backend_type, still the view (its inner joins).
     let q = first(f, 90624);
     assert!(q.sql.contains("a.wait_event_type") && !q.sql.contains("a.backend_type"));
-    assert!(q.sql.contains("a.datname::text AS datname, a.usename::text AS usename"));
+    assert!(q
+        .sql
+        .contains("a.datname::text AS datname, a.usename::text AS usename"));
     assert!(q.sql.contains("FROM pg_catalog.pg_stat_activity a WHERE"));
     // 10 - 12: backend_type, no leader_pid, read from the function.
     let q = first(f, 120000);
@@ -282,11 +326,15 @@ fn version_families() {
 #[test]
 fn repeated_flags_or_and_different_flags_and() {
     let q = first(
-        &["--db", "a", "--db", "b", "--user", "u", "--pid", "7", "--pid", "8"],
+        &[
+            "--db", "a", "--db", "b", "--user", "u", "--pid", "7", "--pid", "8",
+        ],
         150000,
     );
     assert!(q.sql.contains("d.datname::text = ANY($1::text[])"));
-    assert!(q.sql.contains("'unknown (OID=' || a.usesysid::text || ')') = ANY($2::text[])"));
+    assert!(q
+        .sql
+        .contains("'unknown (OID=' || a.usesysid::text || ')') = ANY($2::text[])"));
     assert!(q.sql.contains("a.pid = ANY($3::int4[])"));
     assert_eq!(q.params[0], Param::TextArray(vec!["a".into(), "b".into()]));
     assert_eq!(q.params[2], Param::Int4Array(vec![7, 8]));
@@ -324,12 +372,19 @@ fn clients_and_ages() {
 
 #[test]
 fn exclusions_keep_rows_with_nulls() {
-    let q = first(&["--exclude-user", "postgres", "--exclude-pid", "42"], 150000);
+    let q = first(
+        &["--exclude-user", "postgres", "--exclude-pid", "42"],
+        150000,
+    );
     assert!(q.sql.contains("|| ')') = ANY($1::text[]), false)"));
-    assert!(q.sql.contains("NOT COALESCE(NULLIF(pg_catalog.pg_get_userbyid"));
+    assert!(q
+        .sql
+        .contains("NOT COALESCE(NULLIF(pg_catalog.pg_get_userbyid"));
     assert!(q.sql.contains("NOT (a.pid = ANY($2::int4[]))"));
     let q = first(&["--exclude-user", "postgres"], 90624);
-    assert!(q.sql.contains("NOT COALESCE(a.usename::text = ANY($1::text[]), false)"));
+    assert!(q
+        .sql
+        .contains("NOT COALESCE(a.usename::text = ANY($1::text[]), false)"));
 }
 
 #[test]
@@ -339,7 +394,9 @@ fn parallel_workers_on_10_are_background_workers() {
         .sql
         .contains("a.backend_type IS DISTINCT FROM 'background worker'"));
     let q = first(&["--backend-type", "logical replication launcher"], 110000);
-    assert!(q.sql.contains("a.backend_type IS DISTINCT FROM 'parallel worker'"));
+    assert!(q
+        .sql
+        .contains("a.backend_type IS DISTINCT FROM 'parallel worker'"));
 }
 
 #[test]
@@ -357,8 +414,15 @@ fn the_lock_graph_is_computed_in_the_statement_that_finds_the_sessions() {
     let q = graph(&["--db", "d"], 150000);
     // One scan of pg_stat_activity serves the sessions and the lock graph, and the graph is
     // joined to them once.
-    assert_eq!(q.sql.matches("pg_catalog.pg_stat_get_activity(NULL)").count(), 1);
-    assert!(q.sql.contains("FROM sa a LEFT JOIN nd ON nd.pid = a.pid WHERE"));
+    assert_eq!(
+        q.sql
+            .matches("pg_catalog.pg_stat_get_activity(NULL)")
+            .count(),
+        1
+    );
+    assert!(q
+        .sql
+        .contains("FROM sa a LEFT JOIN nd ON nd.pid = a.pid WHERE"));
     // One call, in the CTE whose rows are the sessions waiting for a lock (or hidden ones
     // that the lock manager shows waiting).
     assert_eq!(q.sql.matches("pg_catalog.pg_blocking_pids(").count(), 1);
@@ -368,7 +432,9 @@ fn the_lock_graph_is_computed_in_the_statement_that_finds_the_sessions() {
          THEN pg_catalog.pg_blocking_pids(a.pid) END AS pgkick_blocked_by"
     ));
     // Read from the function, the rows keep the view's names.
-    assert!(q.sql.contains("sa AS MATERIALIZED (SELECT a.*, d.datname::text AS datname, NULLIF("));
+    assert!(q
+        .sql
+        .contains("sa AS MATERIALIZED (SELECT a.*, d.datname::text AS datname, NULLIF("));
     // The lock manager's table is read only when someone is blocked; every lock when
     // prepared transactions are looked for.
     assert!(q.sql.contains(
@@ -399,18 +465,25 @@ fn lock_graph_version_families() {
     let q = graph(&[], 90624);
     assert!(q.sql.contains("FROM pg_catalog.pg_stat_activity a)"));
     assert!(!q.sql.contains("MATERIALIZED") && !q.sql.contains("waitstart"));
-    assert!(q.sql.contains("wt AS (SELECT g.pid, g.query_start AS wait_start FROM g)"));
+    assert!(q
+        .sql
+        .contains("wt AS (SELECT g.pid, g.query_start AS wait_start FROM g)"));
     assert!(q.sql.contains("sa AS (SELECT a.*, CASE"));
     // 10, 11: the function; still no MATERIALIZED.
     for v in [100023, 110000] {
         let q = graph(&[], v);
-        assert!(q.sql.contains("FROM pg_catalog.pg_stat_get_activity(NULL) a LEFT JOIN"));
+        assert!(q
+            .sql
+            .contains("FROM pg_catalog.pg_stat_get_activity(NULL) a LEFT JOIN"));
         assert!(!q.sql.contains("MATERIALIZED"), "{v}");
     }
     // 12, 13: MATERIALIZED, no waitstart.
     for v in [120000, 130000] {
         let q = graph(&[], v);
-        assert!(q.sql.contains("sa AS MATERIALIZED") && !q.sql.contains("waitstart"), "{v}");
+        assert!(
+            q.sql.contains("sa AS MATERIALIZED") && !q.sql.contains("waitstart"),
+            "{v}"
+        );
     }
     // 14+: pg_locks.waitstart, read directly. The first statement with the graph is written
     // for 14 and serves every later version.
@@ -445,9 +518,9 @@ fn lock_chain_filters_and_their_parameters() {
     ];
     let q = first(&args, 170000);
     assert!(q.sql.starts_with("WITH RECURSIVE "));
-    assert!(q.sql.contains(
-        "reach(origin, pid) AS (SELECT o.pid, o.pid FROM pg_catalog.unnest($1::int4[])"
-    ));
+    assert!(q
+        .sql
+        .contains("reach(origin, pid) AS (SELECT o.pid, o.pid FROM pg_catalog.unnest($1::int4[])"));
     assert_eq!(q.params[0], Param::Int4Array(vec![7, 8]));
     assert!(q
         .sql
@@ -457,7 +530,9 @@ fn lock_chain_filters_and_their_parameters() {
         .contains("EXISTS (SELECT 1 FROM reach r WHERE r.pid = a.pid AND r.origin <> a.pid)"));
     // --blocked-for: the shortest; on the waiting side for --blocked, on the blocking side
     // for --blocks.
-    assert!(q.sql.contains("nd.wait_start < pg_catalog.now() - $2::int8"));
+    assert!(q
+        .sql
+        .contains("nd.wait_start < pg_catalog.now() - $2::int8"));
     assert!(q
         .sql
         .contains("WHERE e.blocker = a.pid AND w.wait_start < pg_catalog.now() - $3::int8"));
@@ -473,7 +548,10 @@ fn lock_chain_filters_and_their_parameters() {
     assert!(root
         .sql
         .contains("pb.gid, true AND pb.database = ANY($2::text[]) FROM pb"));
-    let with_state = first(&["--root-blocker", "--state", "idle-in-transaction"], 170000);
+    let with_state = first(
+        &["--root-blocker", "--state", "idle-in-transaction"],
+        170000,
+    );
     assert!(with_state.sql.contains("pb.gid, false FROM pb"));
 }
 
@@ -484,18 +562,35 @@ fn a_recheck_carries_only_what_it_compares() {
         let f = filter(&["--db", "d"]);
         let q = statement::build(&f, &s, Needs::recheck(&f, &s), Some(&[7, 8]));
         let pid = if v < 90200 { "a.procpid" } else { "a.pid" };
-        assert!(q.sql.starts_with(&format!(
+        assert!(
+            q.sql.starts_with(&format!(
             "SELECT {pid} AS pid, a.backend_start AS backend_start, a.usesysid AS usesysid FROM "
-        )), "{v}: {}", q.sql);
-        assert!(q.sql.ends_with(&format!("{pid} = ANY($2::int4[])")), "{v}: {}", q.sql);
+        )),
+            "{v}: {}",
+            q.sql
+        );
+        assert!(
+            q.sql.ends_with(&format!("{pid} = ANY($2::int4[])")),
+            "{v}: {}",
+            q.sql
+        );
         assert_eq!(q.params.last(), Some(&Param::Int4Array(vec![7, 8])));
-        for absent in ["pg_blocking_pids", "waits", "current_setting", "held_in_dbs", "AS query"] {
+        for absent in [
+            "pg_blocking_pids",
+            "waits",
+            "current_setting",
+            "held_in_dbs",
+            "AS query",
+        ] {
             assert!(!q.sql.contains(absent), "{v}: {absent}");
         }
         // --query is judged on the rows: their query text comes along.
         let f = filter(&["--db", "d", "--query", "x"]);
         let q = statement::build(&f, &s, Needs::recheck(&f, &s), Some(&[7]));
-        assert!(q.sql.contains("AS usesysid, ") && q.sql.contains(" AS query FROM"), "{v}");
+        assert!(
+            q.sql.contains("AS usesysid, ") && q.sql.contains(" AS query FROM"),
+            "{v}"
+        );
     }
     // The lock-chain filters hold at a recheck too: the graph, without the prepared
     // transactions or the graph's columns.
@@ -540,7 +635,8 @@ fn every_name_read_is_an_alias_of_the_statement() {
                 }
                 for n in row.0.into_inner() {
                     assert!(
-                        q.sql.contains(&format!(" AS {n},")) || q.sql.contains(&format!(" AS {n} ")),
+                        q.sql.contains(&format!(" AS {n},"))
+                            || q.sql.contains(&format!(" AS {n} ")),
                         "{v} {args:?} {what}: {n} not in {}",
                         q.sql
                     );
@@ -560,11 +656,23 @@ fn rows_are_read_in_pid_order_with_the_lock_columns_the_statement_had() {
     // Without the graph the sessions of a server with pg_blocking_pids are in no chain ([]),
     // before 9.6 nobody can tell (null).
     let row = Recorder::default();
-    let m = read(&f, std::slice::from_ref(&row), Needs::later(&f, &s), Some(s)).unwrap();
+    let m = read(
+        &f,
+        std::slice::from_ref(&row),
+        Needs::later(&f, &s),
+        Some(s),
+    )
+    .unwrap();
     assert_eq!(m.sessions[0].blocked_by, Some(vec![]));
     assert_eq!(m.sessions[0].blocking, Some(vec![]));
     assert!(!m.waits);
     let old = server(90524);
-    let m = read(&f, std::slice::from_ref(&row), Needs::later(&f, &old), Some(old)).unwrap();
+    let m = read(
+        &f,
+        std::slice::from_ref(&row),
+        Needs::later(&f, &old),
+        Some(old),
+    )
+    .unwrap();
     assert_eq!(m.sessions[0].blocked_by, None);
 }

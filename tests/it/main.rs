@@ -19,4 +19,5 @@ mod lock;
 mod pgbouncer;
 mod privileges;
 mod signal;
+mod statements;
 mod tls;
