@@ -13,7 +13,8 @@ median of several runs:
 - `list --json` across every server vs on one server: ratio of wall times (goal <= 2.0);
 - `terminate --wait --yes` across every server vs the slowest of the single-server runs
   (goal <= 1.5), refilling the idle sessions before each run;
-- the statements pgkick sends to each server (log_statement = all, application pgkick), in
+- the statements pgkick sends to each server (log_min_duration_statement = 0, application
+  pgkick), in
   the single-server run and in the fleet run (goal: the same);
 - peak RSS of pgkick across every server (/usr/bin/time -v; goal <= 32 MiB).
 
