@@ -189,12 +189,22 @@ def close_all(sessions):
 
 def run_cmd(argv, stdout=subprocess.DEVNULL):
     """Runs argv; returns (seconds, exit code, stderr text)."""
+    dt, rc, err, _ = run_timed(argv, stdout)
+    return dt, rc, err
+
+
+def run_timed(argv, stdout=subprocess.DEVNULL):
+    """Runs argv; returns (wall seconds, exit code, stderr text, CPU seconds). The CPU time is
+    the process's own user + system time, with that of the children it waited for (the psql
+    processes of a shell loop or of xargs), from wait4: no other process's."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        rc = subprocess.call(argv, stdout=stdout, stderr=err, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(argv, stdout=stdout, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
         dt = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        return dt, rc, err.read().decode(errors="replace")
+        return dt, p.returncode, err.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_kib(argv):
@@ -216,11 +226,13 @@ def proxy_stats(stats_file, pos):
 
 
 class Log:
-    """Reads the server log (log_statement = all, log_duration = on, log_line_prefix '%a|')
-    for the statements one application sent since `mark`, and how long each one ran."""
+    """Reads the server log (log_min_duration_statement = 0, log_line_prefix '%a|') for the
+    statements one application sent since `mark`, and the server's time for each: the
+    extended protocol logs its parse (parse analysis and rewrite), bind (planning) and execute
+    steps separately, a simple query one duration for all three."""
 
-    LINE = re.compile(r"^([^|\n]*)\|[^\n]*?LOG:  (statement: |execute [^:]*: |duration: ([0-9.]+) ms)"
-                      r"([^\n]*)", re.M)
+    LINE = re.compile(r"^([^|\n]*)\|[^\n]*?LOG:  duration: ([0-9.]+) ms  "
+                      r"(statement|parse|bind|execute)[^:\n]*: ([^\n]*)", re.M)
 
     def __init__(self, path: str):
         self.path = path
@@ -229,9 +241,9 @@ class Log:
     def mark(self):
         self.pos = os.path.getsize(self.path)
 
-    def statements(self, app: str):
-        """[(kind, execute ms)] in order. The backend logs a statement before it answers, so
-        every line is there once the client has exited."""
+    def parsed(self, app: str):
+        """[{kind, parse, bind, execute, ms}] in order, one per statement. The backend logs
+        each step when it ends, so every line is there once the client has exited."""
         with open(self.path, "rb") as f:
             f.seek(self.pos)
             text = f.read().decode(errors="replace")
@@ -239,32 +251,38 @@ class Log:
         for m in self.LINE.finditer(text):
             if m.group(1) != app:
                 continue
-            if m.group(3) is not None:
-                # parse and bind durations come before their statement's line: keep the
-                # execute duration, the first one after the statement line
-                if out and out[-1][1] is None:
-                    out[-1][1] = float(m.group(3))
+            step, ms, sql = m.group(3), float(m.group(2)), m.group(4)
+            if step in ("parse", "statement") or not out or out[-1].get("execute") is not None:
+                out.append({"kind": classify(sql), "parse": 0.0, "bind": 0.0, "execute": None})
+            if step == "statement":
+                out[-1].update(parse=None, bind=None, execute=ms)
             else:
-                out.append([classify(m.group(4)), None])
-        return [tuple(x) for x in out]
+                out[-1][step] = ms
+        for st in out:
+            st["ms"] = sum(st[k] or 0.0 for k in ("parse", "bind", "execute"))
+        return out
+
+    def statements(self, app: str):
+        """[(kind, server ms: parse + bind + execute)] in order."""
+        return [(st["kind"], st["ms"]) for st in self.parsed(app)]
 
     def count(self, app: str) -> int:
         return len(self.statements(app))
 
 
 def classify(sql: str) -> str:
-    if "server_version_num" in sql:
-        return "detect"
     if "GREATEST(1," in sql:
         return "wait"
     if "pg_terminate_backend" in sql or "pg_cancel_backend" in sql:
         return "signal"
     if "generate_subscripts" in sql:
         return "poll"
-    if "count(*)" in sql:
-        return "poll"
-    if "pg_stat_activity" in sql:
-        return "select"
+    if "pg_blocking_pids" in sql:
+        return "graph"
+    if "pg_stat_get_activity" in sql or "pg_stat_activity" in sql:
+        return "count" if "count(*)" in sql else "select"
+    if "server_version_num" in sql:
+        return "detect"
     return sql[:40]
 
 
@@ -305,16 +323,19 @@ class Bench:
         return [self.pgkick, *self.conn(tcp_port), "list", "--db", DB, "--json"]
 
     def psql_list(self, tcp_port=None):
-        sql = (
-            "SELECT coalesce(json_agg(s ORDER BY s.pid), '[]') FROM (SELECT pid, "
-            "datname, usename, application_name, client_addr, client_port, backend_start, "
-            "xact_start, query_start, state_change, wait_event_type, wait_event, state, "
-            "backend_type, leader_pid, query FROM pg_stat_activity "
-            f"WHERE datname = '{DB}' AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend' "
-            "AND (leader_pid IS NULL OR leader_pid = pid)) s"
-        )
+        """The one-liner issue 20 compares with: the same sessions' main columns, plain rows."""
+        sql = ("SELECT pid, datname, usename, application_name, client_addr, state, query "
+               f"FROM pg_stat_activity WHERE datname = '{DB}' AND pid <> pg_backend_pid()")
         return [self.psql, "-X", "-At", *self.conn(tcp_port), "-d", "postgres", "-c", sql]
+
+    def pgkick_blocked(self):
+        return [self.pgkick, *self.conn(), "list", "--db", DB, "--blocked", "--json"]
+
+    def psql_blocked(self):
+        """The hand-written lock-chain query issue 20 compares with."""
+        sql = ("SELECT pid, usename, application_name, state, query, pg_blocking_pids(pid) "
+               f"FROM pg_stat_activity WHERE datname = '{DB}' AND wait_event_type = 'Lock'")
+        return [self.psql, "-X", "-At", *self.conn(), "-d", "postgres", "-c", sql]
 
     def pgkick_terminate(self, tcp_port=None):
         return [self.pgkick, *self.conn(tcp_port), "terminate", "--db", DB, "--wait", "--yes",
@@ -343,38 +364,91 @@ class Bench:
 
     # 1. list ------------------------------------------------------------------------------
 
-    def bench_list(self, n, iterations, tcp_port=None, key="list", stats_file=None):
-        sessions, opened = self.server.open_idle(n)
+    def run_paired(self, argvs, rows_of, expect_rows, iterations, stats_file=None):
+        """Runs pgkick's and psql's command of `argvs` alternately, `iterations` times each,
+        and keeps per run: wall and CPU seconds of the process, the rows it printed, and the
+        server's parse, bind and execute time of each statement it sent."""
         rows = []
-        try:
-            for i in range(iterations):
-                pair = {}
-                for tool in (("pgkick", "psql") if i % 2 == 0 else ("psql", "pgkick")):
-                    argv = self.pgkick_list(tcp_port) if tool == "pgkick" else self.psql_list(tcp_port)
-                    stats_pos = os.path.getsize(stats_file) if stats_file else 0
-                    with tempfile.TemporaryFile() as out:
-                        self.log.mark()
-                        dt, rc, err = run_cmd(argv, stdout=out)
-                        out.seek(0)
-                        data = json.loads(out.read() or b"[]")
-                    if rc != 0 or len(data) != n:
-                        raise SystemExit(f"{tool} list: exit {rc}, {len(data)} rows for {n}: {err}")
-                    stmts = self.log.statements(tool)
-                    pair[tool] = {"s": dt, "statements": len(stmts), "statement_ms": stmts}
-                    if stats_file:
-                        pair[tool]["proxy"] = proxy_stats(stats_file, stats_pos)
-                pair["ratio"] = pair["pgkick"]["s"] / pair["psql"]["s"]
-                rows.append(pair)
-        finally:
-            close_all(sessions)
-            self.settle()
+        for i in range(iterations):
+            pair = {}
+            for tool in (("pgkick", "psql") if i % 2 == 0 else ("psql", "pgkick")):
+                stats_pos = os.path.getsize(stats_file) if stats_file else 0
+                with tempfile.TemporaryFile() as out:
+                    self.log.mark()
+                    dt, rc, err, cpu = run_timed(argvs[tool], stdout=out)
+                    out.seek(0)
+                    got = rows_of[tool](out.read())
+                if rc != 0 or (expect_rows is not None and got != expect_rows):
+                    raise SystemExit(f"{tool}: exit {rc}, {got} rows for {expect_rows}: {err}")
+                parsed = self.log.parsed(tool)
+                pair[tool] = {"s": dt, "cpu_s": cpu, "rows": got, "statements": len(parsed),
+                              "server_ms": sum(st["ms"] for st in parsed),
+                              "statement_ms": [(st["kind"], st["ms"]) for st in parsed],
+                              "steps": parsed}
+                if stats_file:
+                    pair[tool]["proxy"] = proxy_stats(stats_file, stats_pos)
+            pair["ratio"] = pair["pgkick"]["s"] / pair["psql"]["s"]
+            pair["cpu_ratio"] = pair["pgkick"]["cpu_s"] / pair["psql"]["cpu_s"]
+            pair["server_ratio"] = pair["pgkick"]["server_ms"] / pair["psql"]["server_ms"]
+            rows.append(pair)
         res = self.pairs_summary(rows)
+        for k in ("cpu_ratio", "server_ratio"):
+            res[k] = summary([r[k] for r in rows])
+        for t in ("pgkick", "psql"):
+            res[f"{t}_cpu_s"] = summary([r[t]["cpu_s"] for r in rows])
+            res[f"{t}_server_ms"] = summary([r[t]["server_ms"] for r in rows])
+            for step in ("parse", "bind", "execute"):
+                res[f"{t}_{step}_ms"] = summary(
+                    [sum(st[step] or 0.0 for st in r[t]["steps"]) for r in rows])
         if stats_file:
             res["pgkick_flights"] = summary([r["pgkick"]["proxy"]["flights"] for r in rows])
             res["psql_flights"] = summary([r["psql"]["proxy"]["flights"] for r in rows])
-        res.update(sessions=n, open_s=opened, iterations=rows)
+        res["iterations"] = rows
+        return res
+
+    @staticmethod
+    def json_rows(out):
+        return len(json.loads(out or b"[]"))
+
+    @staticmethod
+    def text_rows(out):
+        return len(out.splitlines())
+
+    def bench_list(self, n, iterations, tcp_port=None, key="list", stats_file=None):
+        sessions, opened = self.server.open_idle(n)
+        try:
+            res = self.run_paired(
+                {"pgkick": self.pgkick_list(tcp_port), "psql": self.psql_list(tcp_port)},
+                {"pgkick": self.json_rows, "psql": self.text_rows}, n, iterations, stats_file)
+        finally:
+            close_all(sessions)
+            self.settle()
+        res.update(sessions=n, open_s=opened)
         self.results[key] = res
         return res
+
+    def bench_blocked(self, n_waiting, iterations):
+        """list --blocked against the hand-written pg_blocking_pids query, n_waiting sessions
+        queued behind one holder idle in transaction (the pile-up of `open_pile_up`)."""
+        self.ensure_table()
+        holder, waiters = self.open_pile_up(n_waiting)
+        try:
+            res = self.run_paired(
+                {"pgkick": self.pgkick_blocked(), "psql": self.psql_blocked()},
+                {"pgkick": self.json_rows, "psql": self.text_rows}, n_waiting, iterations)
+        finally:
+            holder.query("ROLLBACK")
+            close_all([holder, *waiters])
+            self.settle()
+        res.update(waiting=n_waiting)
+        self.results["blocked"] = res
+        return res
+
+    def ensure_table(self):
+        db = self.server.connect(DB, CTL_APP)
+        db.query("CREATE TABLE IF NOT EXISTS bench_t (id int PRIMARY KEY, v int); "
+                 "INSERT INTO bench_t VALUES (1, 0) ON CONFLICT DO NOTHING")
+        db.close()
 
     # 2. terminate -------------------------------------------------------------------------
 
@@ -387,7 +461,7 @@ class Bench:
         watcher.start()
         t0 = time.perf_counter()
         out = tempfile.TemporaryFile()
-        dt, rc, err = run_cmd(argv, stdout=out)
+        dt, rc, err, cpu = run_timed(argv, stdout=out)
         watcher.done.wait(60)
         out.seek(0)
         body = out.read()
@@ -406,8 +480,9 @@ class Bench:
         first_s = min(watcher.ends) - t0
         left_after = self.remaining()
         stmts = self.log.statements(tool)
-        res = {"s": dt, "server_end_s": server_s, "first_end_s": first_s,
-               "statements": len(stmts), "statement_ms": stmts, "left_after": left_after,
+        res = {"s": dt, "cpu_s": cpu, "server_end_s": server_s, "first_end_s": first_s,
+               "statements": len(stmts), "statement_ms": stmts,
+               "server_ms": sum(ms for _, ms in stmts), "left_after": left_after,
                "open_s": opened}
         if stats_file:
             res["proxy"] = proxy_stats(stats_file, stats_pos)
@@ -443,6 +518,7 @@ class Bench:
             for tool in (("pgkick", "psql") if i % 2 == 0 else ("psql", "pgkick")):
                 pair[tool] = self.terminate_once(tool, n, tcp_port, stats_file)
             pair["ratio"] = pair["pgkick"]["s"] / pair["psql"]["s"]
+            pair["cpu_ratio"] = pair["pgkick"]["cpu_s"] / pair["psql"]["cpu_s"]
             rows.append(pair)
             if self.args.verbose:
                 print(f"    {key} #{i}: pgkick {pair['pgkick']['s']:.3f}s "
@@ -450,6 +526,10 @@ class Bench:
                       f"{pair['pgkick']['statements']} stmts)  psql {pair['psql']['s']:.3f}s "
                       f"(server {pair['psql']['server_end_s']:.3f}s)", file=sys.stderr)
         res = self.pairs_summary(rows)
+        res["cpu_ratio"] = summary([r["cpu_ratio"] for r in rows])
+        for t in ("pgkick", "psql"):
+            res[f"{t}_cpu_s"] = summary([r[t]["cpu_s"] for r in rows])
+            res[f"{t}_server_ms"] = summary([r[t]["server_ms"] for r in rows])
         res["pgkick_server_end_s"] = summary([r["pgkick"]["server_end_s"] for r in rows])
         res["psql_server_end_s"] = summary([r["psql"]["server_end_s"] for r in rows])
         res["pgkick_minus_server_end_s"] = summary(
@@ -723,7 +803,8 @@ def main():
                     help="delay per direction of the slow link (default 10)")
     ap.add_argument("--quick", action="store_true", help="3 iterations of everything")
     ap.add_argument("--only", default="",
-                    help="comma-separated subset of list,terminate,statements,startup,slow,locks")
+                    help="comma-separated subset of "
+                    "list,blocked,terminate,statements,startup,slow,locks")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -755,12 +836,27 @@ def main():
         lines.append(("4b --version startup", fmt(r["ratio"]),
                       f"pgkick {fmt(r['pgkick_s'], 's', 4)}; psql {fmt(r['psql_s'], 's', 4)}"
                       + extra))
+    def server_detail(r):
+        return (f"server: pgkick {fmt(r['pgkick_server_ms'], 'ms', 2)} "
+                f"(parse {fmt(r['pgkick_parse_ms'], '', 2)}, bind {fmt(r['pgkick_bind_ms'], '', 2)}, "
+                f"execute {fmt(r['pgkick_execute_ms'], '', 2)}) in "
+                f"{fmt(r['pgkick_statements'], '', 0)} statement(s), psql "
+                f"{fmt(r['psql_server_ms'], 'ms', 2)}, ratio {fmt(r['server_ratio'])}; CPU ratio "
+                f"{fmt(r['cpu_ratio'])} (pgkick {fmt(r['pgkick_cpu_s'], 's', 4)}, psql "
+                f"{fmt(r['psql_cpu_s'], 's', 4)})")
+
     if want("list"):
         step("list: 200 sessions")
         r = b.bench_list(200, args.iterations)
         lines.append(("1  list --json, 200 sessions", fmt(r["ratio"]),
                       f"pgkick {fmt(r['pgkick_s'], 's', 4)}; psql {fmt(r['psql_s'], 's', 4)}; "
-                      f"opening 200 sessions took {r['open_s']:.2f}s"))
+                      + server_detail(r)))
+    if want("blocked"):
+        step("list --blocked: 200 sessions queued behind one holder")
+        r = b.bench_blocked(200, args.iterations)
+        lines.append(("1b list --blocked --json, 200 waiting", fmt(r["ratio"]),
+                      f"pgkick {fmt(r['pgkick_s'], 's', 4)}; psql {fmt(r['psql_s'], 's', 4)}; "
+                      + server_detail(r)))
     if want("terminate"):
         for n, it in ((10, args.iterations), (300, args.iterations), (1000, args.big_iterations)):
             step(f"terminate --wait: {n} sessions x {it}")
@@ -772,7 +868,9 @@ def main():
                           f"{fmt(r['pgkick_wait_ms'], 'ms', 0)}; psql+poll "
                           f"{fmt(r['psql_s'], 's', 3)}, last gone after "
                           f"{fmt(r['psql_server_end_s'], 's', 3)}, signal "
-                          f"{fmt(r['psql_signal_ms'], 'ms', 0)}"))
+                          f"{fmt(r['psql_signal_ms'], 'ms', 0)}; server time (all statements) "
+                          f"pgkick {fmt(r['pgkick_server_ms'], 'ms', 1)}, psql "
+                          f"{fmt(r['psql_server_ms'], 'ms', 1)}; CPU ratio {fmt(r['cpu_ratio'])}"))
     if want("statements"):
         step("statements per command: 10, 300, 1000 sessions; peak RSS of list at 1000")
         st = b.statements_and_rss([10, 300, 1000], 5)

@@ -1,13 +1,23 @@
-//! pg_stat_activity's columns: their expression on each server version, the select list, and
-//! the name each column of a row is read by. `crate::filter` writes its statement from these;
-//! `crate::activity` reads the rows by these names, so that the two cannot disagree on a position.
+//! pg_stat_activity's columns: where they are read from and their expression on each server
+//! version, the select list, and the name each column of a row is read by. `crate::activity`
+//! writes its statements from these and reads the rows by these names, so that the two cannot
+//! disagree on a position.
+//!
+//! From PostgreSQL 10 the rows are read from `pg_stat_get_activity(NULL)`, the function behind
+//! the view, joined to `pg_database` for the name: the view's rewrite (and its join to
+//! `pg_authid`, which only a superuser may read directly) is most of what a new backend spends
+//! on a statement over pg_stat_activity, and from 10 the view is exactly that function left
+//! joined to `pg_database` and `pg_authid`. The role's name is `pg_get_userbyid`, which
+//! answers `unknown (OID=n)` for a role dropped while its session lives on, where the view has
+//! null: that answer is turned back into null. Before 10 the view (with inner joins then) is
+//! read as it is.
 
 use crate::server::Server;
 
 /// The backend type considered when no --backend-type is given.
 pub const DEFAULT_BACKEND_TYPE: &str = "client backend";
 
-/// The names of the columns of a row of `Filter::select`'s statement. The SQL aliases are
+/// The names of the columns of a row of `crate::activity`'s statements. The SQL aliases are
 /// written from these and `crate::activity` reads by them.
 pub mod name {
     pub const PID: &str = "pid";
@@ -27,7 +37,7 @@ pub mod name {
     pub const LEADER_PID: &str = "leader_pid";
     pub const QUERY: &str = "query";
     pub const USESYSID: &str = "usesysid";
-    /// The lock graph (`Filter::select`'s CTEs), after the session's own columns.
+    /// The lock graph (`activity::graph`), after the session's own columns.
     pub const BLOCKED_BY: &str = "blocked_by";
     pub const BLOCKING: &str = "blocking";
     pub const LOCK_WAIT_START: &str = "lock_wait_start";
@@ -35,25 +45,33 @@ pub mod name {
     /// select it.
     pub const GID: &str = "gid";
     pub const MATCHED: &str = "matched";
-    /// The server's facts, on every row.
+    /// The server's facts, on every row of the first statement of a run.
     pub const SERVER_VERSION_NUM: &str = "server_version_num";
     pub const IS_SUPERUSER: &str = "is_superuser";
-    /// With `--db`: what holds those databases without a session (see `Filter::select`).
+    pub const TWO_PHASE: &str = "two_phase";
+    /// With `--db`, on the first statement: whether something holds those databases without a
+    /// session (see `activity::statement`).
     pub const HELD_IN_DBS: &str = "held_in_dbs";
+    /// On a statement without the lock graph: whether any backend waits for a lock.
+    pub const WAITS: &str = "waits";
 }
 
-/// Appended to every row of `Filter::select`: the server's version and whether pgkick's role is
-/// a superuser, so the rows carry what detection would ask.
+/// The server's facts, carried by the first statement of a run: its version, whether
+/// pgkick's role is a superuser, and whether prepared transactions can exist
+/// (`max_prepared_transactions` above 0; a server refuses to start with fewer slots than it
+/// has prepared transactions).
 pub const SERVER_FACTS: &str = "pg_catalog.current_setting('server_version_num')::int4 \
-     AS server_version_num, pg_catalog.current_setting('is_superuser') = 'on' AS is_superuser";
+     AS server_version_num, pg_catalog.current_setting('is_superuser') = 'on' AS is_superuser, \
+     pg_catalog.current_setting('max_prepared_transactions') <> '0' AS two_phase";
 
-/// The lock-chain columns on servers without pg_blocking_pids (before 9.6): unknown.
-pub const NO_LOCK_COLUMNS: &str = "NULL::int4[] AS blocked_by, NULL::int4[] AS blocking, \
-     NULL::timestamptz AS lock_wait_start, NULL::text AS gid, NULL::bool AS matched";
-
-/// Column expressions of pg_stat_activity for one server version family.
+/// Column expressions of pg_stat_activity for one server version family, over the rows `a`
+/// (and `d`, their database, when read from the function).
 pub struct Columns {
     pub pid: &'static str,
+    /// The database's name, as text.
+    pub datname: &'static str,
+    /// The role's name, as text (null for a role that no longer exists).
+    pub usename: &'static str,
     pub query: &'static str,
     pub state: &'static str,
     pub state_change: &'static str,
@@ -63,11 +81,49 @@ pub struct Columns {
     pub leader_pid: &'static str,
 }
 
+/// `pg_get_userbyid`'s answer for a role that does not exist, turned into the view's null.
+const USENAME_OF_ID: &str = "NULLIF(pg_catalog.pg_get_userbyid(a.usesysid)::text, \
+     'unknown (OID=' || a.usesysid::text || ')')";
+
+/// Where the rows `a` come from.
+pub fn source(server: &Server) -> &'static str {
+    if server.has_backend_type() {
+        "pg_catalog.pg_stat_get_activity(NULL) a \
+         LEFT JOIN pg_catalog.pg_database d ON d.oid = a.datid"
+    } else {
+        "pg_catalog.pg_stat_activity a"
+    }
+}
+
+/// The rows `a` alone, for statements that need neither the database's nor the role's name
+/// (finding a target's backend by pid, start time and role).
+pub fn backends(server: &Server) -> &'static str {
+    if server.has_backend_type() {
+        "pg_catalog.pg_stat_get_activity(NULL) a"
+    } else {
+        "pg_catalog.pg_stat_activity a"
+    }
+}
+
 impl Columns {
+    /// The columns of the rows [`source`] gives.
+    pub fn scanned(server: &Server) -> Columns {
+        let mut cols = Columns::for_server(server);
+        if server.has_backend_type() {
+            cols.datname = "d.datname::text";
+            cols.usename = USENAME_OF_ID;
+        }
+        cols
+    }
+
+    /// The columns of rows that have pg_stat_activity's names: the view, or a CTE that kept
+    /// them (`activity::graph`'s `sa`).
     pub fn for_server(server: &Server) -> Columns {
         let old = !server.has_state();
         Columns {
             pid: if old { "a.procpid" } else { "a.pid" },
+            datname: "a.datname::text",
+            usename: "a.usename::text",
             query: if old { "a.current_query" } else { "a.query" },
             // Before 9.2 the state is encoded in current_query.
             state: if old {
@@ -106,12 +162,12 @@ impl Columns {
         }
     }
 
-    /// The session's columns, each under its name in `name` (which `find` reads them by).
+    /// The session's columns, each under its name in `name` (which `activity` reads them by).
     pub fn select_list(&self) -> String {
         [
             (self.pid, name::PID),
-            ("a.datname::text", name::DATNAME),
-            ("a.usename::text", name::USENAME),
+            (self.datname, name::DATNAME),
+            (self.usename, name::USENAME),
             ("a.application_name", name::APPLICATION_NAME),
             ("a.client_addr", name::CLIENT_ADDR),
             ("a.client_port", name::CLIENT_PORT),
@@ -133,20 +189,35 @@ impl Columns {
         .join(", ")
     }
 
+    /// What a recheck compares (`Session::same_backend`), each under its name.
+    pub fn identity_list(&self) -> String {
+        format!(
+            "{} AS {}, a.backend_start AS {}, a.usesysid AS {}",
+            self.pid,
+            name::PID,
+            name::BACKEND_START,
+            name::USESYSID
+        )
+    }
+
     /// Conditions that hold whatever the filters: not pgkick's own session, a database
-    /// session, not a parallel worker.
-    pub fn always(&self, server: &Server) -> Vec<String> {
+    /// session, not a parallel worker. `workers_possible` is false when the backend types
+    /// asked for can be no parallel worker (the default, client backends): then the two
+    /// conditions about workers would hold of every row and are left out. (A client backend
+    /// is never a worker, and shows no leader_pid: the server shows it for workers only. A
+    /// session hidden from pgkick's role has neither backend_type nor leader_pid.)
+    pub fn always(&self, server: &Server, workers_possible: bool) -> Vec<String> {
         let mut conds = vec![
             format!("{} <> pg_catalog.pg_backend_pid()", self.pid),
-            "a.datname IS NOT NULL".to_string(),
+            format!("{} IS NOT NULL", self.datname),
         ];
-        if server.has_backend_type() {
+        if server.has_backend_type() && workers_possible {
             conds.push(format!(
                 "a.backend_type IS DISTINCT FROM '{}'",
                 server.parallel_worker_type()
             ));
         }
-        if server.has_leader_pid() {
+        if server.has_leader_pid() && workers_possible {
             conds.push("(a.leader_pid IS NULL OR a.leader_pid = a.pid)".into());
         }
         conds

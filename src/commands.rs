@@ -247,21 +247,23 @@ fn connect(args: &ConnArgs, printer: &Printer) -> Result<(postgres::Client, Serv
     Ok((client, server))
 }
 
-/// Connects and finds the filter's sessions. On PostgreSQL 13 and later one statement finds
-/// them and tells the server's facts (the rows carry them: None when no row came back); an
-/// older server rejects that statement, and is then detected first.
+/// Connects and finds the filter's sessions (with `tree`, with their lock chains). On
+/// PostgreSQL 13 and later (14 for the lock chains) the first statement finds them and tells
+/// the server's facts (the rows carry them: None when no row came back); an older server
+/// rejects that statement, and is then detected first.
 fn connect_and_probe(
     args: &ConnArgs,
     filter: &Filter,
+    tree: bool,
     printer: &Printer,
 ) -> Result<(postgres::Client, Option<Server>, Matched)> {
     let mut client = open(args, printer)?.client;
-    let (server, matched) = match activity::probe(&mut client, filter)? {
+    let (server, matched) = match activity::probe(&mut client, filter, tree)? {
         Some(matched) => (matched.server, matched),
         None => {
             let server = Server::detect(&mut client)?;
             filter.check_server(&server).map_err(Usage)?;
-            let matched = activity::find(&mut client, &server, filter)?;
+            let matched = activity::first(&mut client, &server, filter, tree)?;
             (Some(server), matched)
         }
     };
@@ -279,7 +281,7 @@ fn connect_and_find(
     filter: &Filter,
     printer: &Printer,
 ) -> Result<(postgres::Client, Server, Matched)> {
-    let (mut client, server, matched) = connect_and_probe(args, filter, printer)?;
+    let (mut client, server, matched) = connect_and_probe(args, filter, false, printer)?;
     let server = match server {
         Some(server) => server,
         None => Server::detect(&mut client)?,
@@ -347,7 +349,7 @@ fn list(conn: &ConnArgs, printer: &Printer, list: &ListArgs) -> Result<ExitStatu
     }
     let filter = Filter::from_args(args);
     let poolers = pooling::parse(&list.poolers.pgbouncer)?;
-    let (mut client, server, mut matched) = connect_and_probe(conn, &filter, printer)?;
+    let (mut client, server, mut matched) = connect_and_probe(conn, &filter, tree, printer)?;
     pooling::link_sessions(&mut matched.sessions, &poolers, conn, printer)?;
     // No facts, no row: the probe's statement ran, which only servers with pg_blocking_pids
     // answer (13 and later).
@@ -457,8 +459,9 @@ struct Found {
     targets: Vec<Session>,
     /// Prepared transactions the filters select: reported, never signalled (exit 3).
     prepared_selected: bool,
-    /// The statement's count of what else holds the --db databases (see `Matched`).
-    held_in_dbs: Option<i64>,
+    /// Whether something else holds the --db databases, from the first statement (see
+    /// `Matched`).
+    held_in_dbs: Option<bool>,
     /// The targets the gate allows (None: all of them).
     allowed: Option<Vec<Session>>,
 }
@@ -626,7 +629,7 @@ fn execute(
     let mut still_starting = false;
     let targets = match &plan.lock_first {
         None if prompted => {
-            let still = activity::find(&mut client, &server, &filter)?.sessions;
+            let still = activity::recheck(&mut client, &server, &filter, &targets)?;
             let (keep, gone): (Vec<Session>, Vec<Session>) = targets
                 .into_iter()
                 .partition(|t| still.iter().any(|s| s.same_backend(t)));
@@ -985,16 +988,16 @@ fn drop_holders(
 
 /// list, cancel, terminate (without --lock) and lock with --db: a note on stderr for what no
 /// session row shows but holds the databases: prepared transactions (they keep their locks
-/// and hold back VACUUM) and active logical slots. `counted` is how many the statement that
-/// found the sessions saw: with 0 no other statement is needed.
+/// and hold back VACUUM) and active logical slots. `held` is whether the statement that
+/// found the sessions saw any: when it saw none, no other statement is needed.
 fn note_hidden_holders(
     client: &mut postgres::Client,
     server: &Server,
     dbs: &[String],
-    counted: Option<i64>,
+    held: Option<bool>,
     printer: &Printer,
 ) -> Result<()> {
-    if dbs.is_empty() || counted == Some(0) {
+    if dbs.is_empty() || held == Some(false) {
         return Ok(());
     }
     for h in holders::find_without_backends(client, server, dbs)? {
@@ -1063,12 +1066,15 @@ fn terminate_after_grace(
     }
     printer.progress("", 0, Duration::ZERO);
 
-    let still_matching = activity::find(client, server, filter)?.sessions;
-    let to_terminate: Vec<Session> = reports
+    let cancelled: Vec<Session> = reports
         .iter()
         .filter(|r| r.outcome == Outcome::Cancelled)
-        .filter(|r| still_matching.iter().any(|s| s.same_backend(&r.session)))
         .map(|r| r.session.clone())
+        .collect();
+    let still_matching = activity::recheck(client, server, filter, &cancelled)?;
+    let to_terminate: Vec<Session> = cancelled
+        .into_iter()
+        .filter(|c| still_matching.iter().any(|s| s.same_backend(c)))
         .collect();
     let terminated = signal::signal(client, server, Action::Terminate, &to_terminate)?;
     for t in terminated {

@@ -32,13 +32,14 @@ impl Server {
     }
 
     /// The server a probe writes its statement for, before it knows the real one: the oldest
-    /// version whose pg_stat_activity SQL is the same as the newest's (13, `leader_pid`). A
-    /// server older than that rejects the probe's statement; a newer one answers it with its
-    /// real facts on every row (`activity::Matched::server`). For SQL generation only: never
-    /// the facts of the server connected to.
-    pub fn assumed_for_probe() -> Server {
+    /// version whose SQL for that statement is the same as the newest's. Without the lock
+    /// graph that is 13 (`leader_pid`); with it, 14 (`pg_locks.waitstart`, when a session
+    /// began to wait). A server older than that rejects the probe's statement; a newer one
+    /// answers it with its real facts on every row (`activity::Matched::server`). For SQL
+    /// generation only: never the facts of the server connected to.
+    pub fn assumed_for_probe(lock_graph: bool) -> Server {
         Server {
-            version_num: 130000,
+            version_num: if lock_graph { 140000 } else { 130000 },
             is_superuser: false,
         }
     }

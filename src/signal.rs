@@ -185,7 +185,8 @@ pub fn signal_query(server: &Server, action: Action, targets: &[Session]) -> Que
          WHEN NOT {may} THEN 'permission_denied' \
          WHEN {func}({pid}) THEN '{done}' \
          ELSE 'already_gone' END AS outcome \
-         FROM {t} LEFT JOIN pg_catalog.pg_stat_activity a ON {same} ORDER BY t.i",
+         FROM {t} LEFT JOIN {backends} ON {same} ORDER BY t.i",
+        backends = crate::columns::backends(server),
         pid = cols.pid,
         may = may_signal(server),
         func = action.function(),
@@ -352,7 +353,8 @@ pub fn still_there_query(server: &Server, action: Action, targets: &[Session]) -
         ),
     };
     q.sql = format!(
-        "SELECT t.i FROM {t} JOIN pg_catalog.pg_stat_activity a ON {same}{running} ORDER BY t.i",
+        "SELECT t.i FROM {t} JOIN {backends} ON {same}{running} ORDER BY t.i",
+        backends = crate::columns::backends(server),
         same = same_session(&cols),
     );
     q
@@ -376,7 +378,8 @@ fn wait_query(server: &Server, targets: &[Session], slice: Duration) -> Query {
         "SELECT t.i, pg_catalog.pg_terminate_backend({pid}, GREATEST(1, {ms}::int8 - \
          (EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - pg_catalog.statement_timestamp()) \
          * 1000)::int8)) AS ended \
-         FROM {t} JOIN pg_catalog.pg_stat_activity a ON {same} ORDER BY t.i",
+         FROM {t} JOIN {backends} ON {same} ORDER BY t.i",
+        backends = crate::columns::backends(server),
         same = same_session(&cols),
         pid = cols.pid,
     );

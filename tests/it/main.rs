@@ -21,5 +21,6 @@ mod lock;
 mod pgbouncer;
 mod privileges;
 mod signal;
+mod statements;
 mod tls;
 mod usage;

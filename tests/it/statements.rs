@@ -1,0 +1,237 @@
+//! What a run sends, counted in the server's log (`log_statement = all`): the lock graph's
+//! statement only when something waits or a lock-chain filter asks for it, and rechecks that
+//! carry only what they compare. The output is the same either way.
+
+use std::collections::BTreeSet;
+
+use crate::harness::*;
+
+/// A private server that logs every statement with its application name.
+fn logging_server(two_phase: bool) -> Server {
+    Server::start_with(&[
+        ("log_statement", "all"),
+        ("log_line_prefix", "%a|"),
+        (
+            "max_prepared_transactions",
+            if two_phase { "5" } else { "0" },
+        ),
+    ])
+}
+
+/// The statements pgkick sent since `mark`, in order.
+fn sent(server: &Server, mark: &LogMark) -> Vec<String> {
+    mark.since(server)
+        .lines()
+        .filter(|l| l.starts_with("pgkick|"))
+        .filter_map(|l| {
+            l.split_once("LOG:  execute <unnamed>: ")
+                .or_else(|| l.split_once("LOG:  statement: "))
+                .map(|(_, sql)| sql.to_string())
+        })
+        .collect()
+}
+
+fn table_with_t(server: &Server, prefix: &str) -> String {
+    let db = server.create_db(prefix);
+    server
+        .connect(&db)
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)")
+        .unwrap();
+    db
+}
+
+/// What the server's own `pg_blocking_pids` says, sorted and without duplicates.
+fn blocking_pids(server: &Server, pid: i32) -> Vec<i64> {
+    server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT ARRAY(SELECT DISTINCT b::int8 FROM unnest(pg_blocking_pids($1)) b ORDER BY 1)",
+            &[&pid],
+        )
+        .unwrap()
+        .get(0)
+}
+
+fn row(json: &serde_json::Value, pid: i32) -> serde_json::Value {
+    json.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pid"] == pid)
+        .unwrap_or_else(|| panic!("pid {pid} not in {json}"))
+        .clone()
+}
+
+#[test]
+fn statements_the_lock_graph_only_when_something_waits() {
+    let server = logging_server(false);
+    let db = table_with_t(&server, "stmts");
+    let idle: Vec<Session> = (0..3)
+        .map(|_| Session::idle(&server, &db, SUPERUSER, "stmts-idle"))
+        .collect();
+    let idle_pids: BTreeSet<i64> = idle.iter().map(|s| i64::from(s.pid)).collect();
+    let list = |args: &[&str]| {
+        let mark = LogMark::now(&server);
+        let out = run(server
+            .pgkick()
+            .args(["list", "--json", "--db", &db])
+            .args(args));
+        (out, sent(&server, &mark))
+    };
+
+    // Nothing waits: one statement, without the graph; the lock fields as always.
+    let (out, statements) = list(&[]);
+    assert_eq!(pids(&out), idle_pids);
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert!(
+        !statements[0].contains("pg_blocking_pids"),
+        "{}",
+        statements[0]
+    );
+    let quiet = out.json();
+    for r in quiet.as_array().unwrap() {
+        assert_eq!(r["blocked_by"], serde_json::json!([]), "{r}");
+        assert_eq!(r["blocking"], serde_json::json!([]), "{r}");
+        assert_eq!(r["lock_wait_start"], serde_json::Value::Null, "{r}");
+        assert_eq!(r["blocked_by_prepared"], serde_json::json!([]), "{r}");
+    }
+
+    // A session of another database waits: the graph's statement follows, and says the same
+    // of these sessions.
+    let other = table_with_t(&server, "stmts_other");
+    let mut other_holder = Session::idle_in_transaction(&server, &other, SUPERUSER, "stmts-oh");
+    other_holder.execute("UPDATE t SET v = v + 1 WHERE id = 1");
+    let _other_waiter = Session::waiting(
+        &server,
+        &other,
+        SUPERUSER,
+        "stmts-ow",
+        "UPDATE t SET v = 0 WHERE id = 1",
+    );
+    let (out, statements) = list(&[]);
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    assert!(!statements[0].contains("pg_blocking_pids"));
+    assert!(
+        statements[1].contains("pg_blocking_pids"),
+        "{}",
+        statements[1]
+    );
+    assert!(
+        !statements[1].contains("pg_prepared_xact"),
+        "a server without prepared transactions is not asked for them: {}",
+        statements[1]
+    );
+    assert_eq!(out.json(), quiet);
+
+    // A wait among the listed sessions: blocked_by and blocking as the server says.
+    let mut holder = Session::idle_in_transaction(&server, &db, SUPERUSER, "stmts-holder");
+    holder.execute("UPDATE t SET v = v + 1 WHERE id = 1");
+    let waiter = Session::waiting(
+        &server,
+        &db,
+        SUPERUSER,
+        "stmts-waiter",
+        "UPDATE t SET v = 0 WHERE id = 1",
+    );
+    let (out, statements) = list(&[]);
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    let json = out.json();
+    let w = row(&json, waiter.pid);
+    assert_eq!(
+        w["blocked_by"],
+        serde_json::json!(blocking_pids(&server, waiter.pid))
+    );
+    assert_eq!(w["blocked_by"], serde_json::json!([holder.pid]));
+    assert!(w["lock_wait_start"].is_string(), "{w}");
+    let h = row(&json, holder.pid);
+    assert_eq!(h["blocking"], serde_json::json!([waiter.pid]));
+    assert_eq!(h["blocked_by"], serde_json::json!([]));
+
+    // A lock-chain filter asks for the graph at once: one statement.
+    let (out, statements) = list(&["--blocked"]);
+    assert_eq!(pids(&out), set(&[waiter.pid]));
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+}
+
+#[test]
+fn statements_a_prepared_transaction_that_blocks_is_reported_without_lock_chain_flags() {
+    let server = logging_server(true);
+    let db = table_with_t(&server, "stmts_prep");
+    let gid = unique_name("pgkick_gid");
+    let mut holder = Session::idle(&server, &db, SUPERUSER, "stmts-prep");
+    holder.execute(&format!(
+        "BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION '{gid}'"
+    ));
+    let waiter = Session::waiting(
+        &server,
+        &db,
+        SUPERUSER,
+        "stmts-pw",
+        "UPDATE t SET v = 0 WHERE id = 1",
+    );
+    let mark = LogMark::now(&server);
+    let out = run(server.pgkick().args(["list", "--json", "--db", &db]));
+    let statements = sent(&server, &mark);
+    // The first statement tells that something waits and that the database holds something
+    // besides sessions; the graph's statement finds the prepared transaction; the holders'
+    // statement describes it.
+    assert_eq!(statements.len(), 3, "{statements:#?}");
+    assert!(
+        statements[1].contains("pg_prepared_xact"),
+        "{}",
+        statements[1]
+    );
+    let w = row(&out.json(), waiter.pid);
+    assert_eq!(w["blocked_by"], serde_json::json!([0]));
+    assert_eq!(w["blocked_by_prepared"], serde_json::json!([gid]));
+    assert!(
+        out.stderr.contains(&format!("ROLLBACK PREPARED '{gid}'")),
+        "{}",
+        out.stderr
+    );
+    server
+        .connect(&db)
+        .batch_execute(&format!("ROLLBACK PREPARED '{gid}'"))
+        .unwrap();
+}
+
+#[test]
+fn statements_a_recheck_carries_only_what_it_compares() {
+    let server = logging_server(false);
+    let db = server.create_db("stmts_recheck");
+    let busy = Session::active(&server, &db, SUPERUSER, "stmts-busy", "SELECT pg_sleep(60)");
+    let mark = LogMark::now(&server);
+    let out = server
+        .kick([
+            "terminate",
+            "--db",
+            &db,
+            "--app",
+            "stmts-busy",
+            "--cancel-first",
+            "--grace",
+            "200ms",
+            "--yes",
+            "--json",
+        ])
+        .run();
+    // The cancel ends pg_sleep; the session, idle now, still matches after the grace period
+    // (the recheck says so) and is terminated.
+    assert_eq!(
+        outcomes(&out),
+        expect(&[(busy.pid, "terminated")]),
+        "{}",
+        out.stdout
+    );
+    let statements = sent(&server, &mark);
+    let recheck = statements
+        .iter()
+        .find(|s| s.contains(" AS usesysid FROM") && !s.contains("AS query"))
+        .unwrap_or_else(|| panic!("no recheck among {statements:#?}"));
+    assert!(
+        recheck.starts_with(
+            "SELECT a.pid AS pid, a.backend_start AS backend_start, a.usesysid AS usesysid FROM"
+        ),
+        "{recheck}"
+    );
+    assert!(recheck.contains("a.pid = ANY($"), "{recheck}");
+}
