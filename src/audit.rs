@@ -37,7 +37,6 @@ use chrono::{DateTime, Utc};
 use postgres::types::Type;
 use serde::Serialize;
 
-use crate::cli::{AuditArgs, ConnArgs};
 use crate::conn;
 use crate::lock::{Change, Status};
 use crate::session::Session;
@@ -233,64 +232,86 @@ pub fn server_log_done(verb: &str, what: &[String]) -> Option<String> {
     (!what.is_empty()).then(|| format!("{verb} {}", what.join(", ")))
 }
 
-/// The audit trail of one pgkick run: its destination, its constant fields, and the state
-/// of the connection in use.
-pub struct Trail {
+/// What the command line asks of the audit trail, resolved once by the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Where records go; None when none are written (no --audit-log, or a dry run without
+    /// --audit-dry-run).
+    pub destination: Option<AuditDestination>,
+    pub facility: Facility,
+    /// --audit-dry-run: a dry run writes records too, marked `dry_run`.
+    pub dry_run_records: bool,
+    /// --server-log (never for a dry run).
+    pub server_log: bool,
+    pub reason: Option<String>,
+    /// `cancel`, `terminate`, `lock` or `unlock`.
+    pub command: &'static str,
+    /// pgkick's arguments, passwords masked.
+    pub args: Vec<String>,
+}
+
+/// The audit log of a run, opened once before anything connects (an error here means pgkick
+/// must not act) and shared by every server of the run.
+pub struct Log {
     sink: Option<Sink>,
-    dry_run_records: bool,
-    server_log: bool,
-    reason: Option<String>,
-    command: &'static str,
-    args: Vec<String>,
+    config: Config,
     os_user: Option<String>,
     host: Option<String>,
+}
+
+impl Log {
+    /// Opens the destination, if records are written.
+    pub fn open(config: &Config) -> Result<Log> {
+        let sink = config
+            .destination
+            .as_ref()
+            .map(|dest| Sink::open(dest, config.facility))
+            .transpose()?;
+        Ok(Log {
+            sink,
+            config: config.clone(),
+            os_user: conn::os_user(),
+            host: host_name(),
+        })
+    }
+
+    /// No records and no --server-log line: what a run without auditing writes to.
+    pub fn none() -> Log {
+        Log {
+            sink: None,
+            config: Config::default(),
+            os_user: None,
+            host: None,
+        }
+    }
+
+    /// The trail of one server's part of the run; `server` is its label for the records.
+    pub fn trail(&self, server: &conn::Settings) -> Trail<'_> {
+        Trail {
+            log: self,
+            server: if self.sink.is_some() {
+                server_label(server)
+            } else {
+                String::new()
+            },
+            who: RefCell::default(),
+            round: Cell::new(None),
+            server_log_refused: Cell::new(false),
+        }
+    }
+}
+
+/// The audit trail of one server's part of a run: the log, the server's label, and the state
+/// of the connection in use.
+pub struct Trail<'a> {
+    log: &'a Log,
     server: String,
     who: RefCell<Who>,
     round: Cell<Option<u64>>,
     server_log_refused: Cell<bool>,
 }
 
-impl Trail {
-    /// Opens the destination (nothing to open without --audit-log, or for a dry run without
-    /// --audit-dry-run). An error here means pgkick must not act.
-    pub fn open(
-        args: &AuditArgs,
-        command: &'static str,
-        conn_args: &ConnArgs,
-        dry_run: bool,
-    ) -> Result<Trail> {
-        let wanted = args
-            .audit_log
-            .as_ref()
-            .filter(|_| !dry_run || args.audit_dry_run);
-        let sink = wanted
-            .map(|dest| Sink::open(dest, args.audit_facility))
-            .transpose()?;
-        let server = if sink.is_some() {
-            server_label(&conn::Settings::resolve(conn_args)?)
-        } else {
-            String::new()
-        };
-        Ok(Trail {
-            sink,
-            dry_run_records: args.audit_dry_run,
-            server_log: args.server_log && !dry_run,
-            reason: args.reason.clone(),
-            command,
-            // args_os: an argument that is not UTF-8 is recorded lossily, not a panic.
-            args: std::env::args_os()
-                .skip(1)
-                .map(|a| conn::mask_passwords(&a.to_string_lossy()))
-                .collect(),
-            os_user: conn::os_user(),
-            host: host_name(),
-            server,
-            who: RefCell::default(),
-            round: Cell::new(None),
-            server_log_refused: Cell::new(false),
-        })
-    }
-
+impl Trail<'_> {
     /// --every: the round the next records belong to.
     pub fn set_round(&self, round: u64) {
         self.round.set(Some(round));
@@ -298,7 +319,7 @@ impl Trail {
 
     /// Reads the roles of a new connection (only when records are written).
     pub fn connected(&self, client: &mut postgres::Client) -> Result<()> {
-        if self.sink.is_none() {
+        if self.log.sink.is_none() {
             return Ok(());
         }
         let rows = client
@@ -346,7 +367,7 @@ impl Trail {
 
     /// A dry run's records, with --audit-dry-run.
     pub fn planned_sessions(&self, reports: &[Report]) -> Result<()> {
-        if self.dry_run_records {
+        if self.log.config.dry_run_records {
             self.write_sessions(reports, true)?;
         }
         Ok(())
@@ -360,7 +381,7 @@ impl Trail {
         changes: &[Change],
         dry_run: bool,
     ) -> Result<Option<String>> {
-        if dry_run && !self.dry_run_records {
+        if dry_run && !self.log.config.dry_run_records {
             return Ok(None);
         }
         let who = self.who.borrow();
@@ -407,15 +428,15 @@ impl Trail {
         Record {
             time: Utc::now(),
             pgkick_version: env!("CARGO_PKG_VERSION"),
-            os_user: self.os_user.as_deref(),
-            host: self.host.as_deref(),
+            os_user: self.log.os_user.as_deref(),
+            host: self.log.host.as_deref(),
             current_user: who.current_user.as_deref(),
             session_user: who.session_user.as_deref(),
             server: &self.server,
             server_addr: who.server_addr.as_deref(),
-            command: self.command,
-            args: &self.args,
-            reason: self.reason.as_deref(),
+            command: self.log.config.command,
+            args: &self.log.config.args,
+            reason: self.log.config.reason.as_deref(),
             dry_run,
             round: self.round.get(),
             session: None,
@@ -425,7 +446,7 @@ impl Trail {
     }
 
     fn write(&self, record: &Record<'_>) -> Result<()> {
-        let Some(sink) = &self.sink else {
+        let Some(sink) = &self.log.sink else {
             return Ok(());
         };
         let json = serde_json::to_string(record)?;
@@ -440,10 +461,10 @@ impl Trail {
     /// The --server-log line for what was done, if anything was; when the server refuses
     /// it, a warning, once for the whole run (--every included).
     fn log_on_server(&self, client: &mut postgres::Client, done: &[String]) -> Option<String> {
-        if !self.server_log || self.server_log_refused.get() || done.is_empty() {
+        if !self.log.config.server_log || self.server_log_refused.get() || done.is_empty() {
             return None;
         }
-        let reason = self.reason.as_deref().unwrap_or_default();
+        let reason = self.log.config.reason.as_deref().unwrap_or_default();
         let e = raise_log(client, reason, &done.join("; ")).err()?;
         // The server said no (a privilege, a setting): it will say so again, so once is
         // enough. A lost connection is not that; the next round may have the line again.
@@ -497,9 +518,10 @@ pub enum AuditDestination {
 }
 
 /// Syslog facilities fit for an audit trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Facility {
     Auth,
+    #[default]
     Authpriv,
     Daemon,
     User,
@@ -578,11 +600,11 @@ mod tests {
 
     #[test]
     fn the_server_label_names_every_host_port_and_the_database() {
-        let mut settings = conn::Settings::resolve(&ConnArgs {
+        let mut settings = conn::Settings::resolve(&conn::Params {
             host: Some("db1,::1,/run/pg".into()),
             port: Some("5433".into()),
             dbname: Some("app".into()),
-            username: Some("u".into()),
+            user: Some("u".into()),
             ..Default::default()
         })
         .unwrap();
@@ -597,15 +619,19 @@ mod tests {
     #[test]
     fn a_record_has_every_documented_field() {
         let who = Who::default();
-        let trail = Trail {
+        let log = Log {
             sink: None,
-            dry_run_records: false,
-            server_log: false,
-            reason: Some("INC-1".into()),
-            command: "terminate",
-            args: vec!["terminate".into(), "--db".into(), "app".into()],
+            config: Config {
+                reason: Some("INC-1".into()),
+                command: "terminate",
+                args: vec!["terminate".into(), "--db".into(), "app".into()],
+                ..Config::default()
+            },
             os_user: Some("alice".into()),
             host: Some("cron1".into()),
+        };
+        let trail = Trail {
+            log: &log,
             server: "/tmp:5432/postgres".into(),
             who: RefCell::default(),
             round: Cell::new(Some(2)),

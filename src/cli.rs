@@ -1,7 +1,8 @@
 //! The command-line contract: every flag pgkick accepts, in one place.
 //!
 //! Only clap types live here; the values they parse into (`State`, `ClientMatch`,
-//! `LockMethod`, `AuditDestination`, ...) belong to the modules that use them. Values are
+//! `LockMethod`, `AuditDestination`, ...) belong to the modules that use them, and `plan`
+//! turns these types into the typed plan that nothing after it sees past. Values are
 //! parsed into typed form by clap's value parsers (durations, regexes, addresses, states), so
 //! a malformed value is a usage error (exit 2) reported before any connection is made. Help text, man page and completions are all
 //! generated from these definitions.
@@ -68,14 +69,6 @@ pub struct ConnArgs {
     #[arg(short = 'd', long = "dbname", global = true, value_name = "DBNAME")]
     pub dbnames: Vec<String>,
 
-    /// The one server this run connects to: a `-d` value (set per server by the fleet).
-    #[arg(skip)]
-    pub dbname: Option<String>,
-
-    /// With --each-host: which host of the value's host list this server is (from 0).
-    #[arg(skip)]
-    pub only_host: Option<usize>,
-
     /// Never prompt for a password
     #[arg(
         short = 'w',
@@ -125,20 +118,6 @@ pub struct OutputArgs {
     /// Print nothing but errors (the exit status tells the outcome)
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
-}
-
-impl OutputArgs {
-    /// The format and --quiet, for the printer.
-    pub fn options(&self) -> crate::output::Options {
-        crate::output::Options {
-            format: if self.json {
-                OutputFormat::Json
-            } else {
-                self.output
-            },
-            quiet: self.quiet,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -67,8 +67,9 @@ impl ExitStatus {
                  reached, or every one failed"
             }
             ExitStatus::Usage => {
-                "usage error: unknown flag, malformed duration, invalid regex, ... (reported \
-                 before connecting)"
+                "usage error: unknown flag, malformed duration, invalid regex, a connection \
+                 option libpq would refuse, ... (reported before connecting, over one server or \
+                 many)"
             }
             ExitStatus::Partial => {
                 "partial: some matched sessions could not be signalled, or were still present \

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::cli::FilterArgs;
 use crate::columns::{Columns, DEFAULT_BACKEND_TYPE};
 use crate::server::Server;
 use crate::session::Session;
@@ -91,34 +90,6 @@ pub(crate) fn older_than(q: &mut Query, d: Duration) -> String {
 }
 
 impl Filter {
-    pub fn from_args(args: &FilterArgs) -> Filter {
-        Filter {
-            dbs: args.db.clone(),
-            users: args.user.clone(),
-            apps: args.app.clone(),
-            clients: args.client.clone(),
-            states: args.state.clone(),
-            queries: args.query.clone(),
-            pids: args.pid.clone(),
-            query_age: args.query_age.iter().min().copied(),
-            xact_age: args.xact_age.iter().min().copied(),
-            state_age: args.state_age.iter().min().copied(),
-            backend_age: args.backend_age.iter().min().copied(),
-            backend_types: args.backend_type.clone(),
-            exclude_dbs: args.exclude_db.clone(),
-            exclude_users: args.exclude_user.clone(),
-            exclude_apps: args.exclude_app.clone(),
-            exclude_pids: args.exclude_pid.clone(),
-            chain: LockChain {
-                blocked: args.blocked,
-                blocking: args.blocking,
-                root_blocker: args.root_blocker,
-                blocks: args.blocks.clone(),
-                blocked_for: args.blocked_for.iter().min().copied(),
-            },
-        }
-    }
-
     /// True when nothing narrows the selection (exclusions alone do not): cancel and
     /// terminate then need --all.
     pub fn selects_everything(&self) -> bool {
@@ -410,7 +381,7 @@ pub(crate) mod tests {
         argv.extend_from_slice(args);
         let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
         match cli.command {
-            crate::cli::Command::List(l) => Filter::from_args(&l.filter),
+            crate::cli::Command::List(l) => crate::plan::filter(&l.filter),
             _ => unreachable!(),
         }
     }

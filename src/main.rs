@@ -8,7 +8,6 @@ mod audit;
 mod chain;
 mod cli;
 mod columns;
-mod commands;
 mod conn;
 #[cfg(test)]
 mod docs;
@@ -18,9 +17,10 @@ mod fleet;
 mod holders;
 mod interrupt;
 mod lock;
+mod ops;
 mod output;
 mod pgbouncer;
-mod pooling;
+mod plan;
 #[cfg(test)]
 mod proptests;
 mod server;
@@ -38,7 +38,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return clap_exit(err),
     };
-    match fleet::run(cli) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match plan::Plan::from_cli(cli, &argv).and_then(ops::run) {
         Ok(status) => ExitCode::from(status),
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

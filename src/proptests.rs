@@ -187,7 +187,7 @@ impl FilterArgv {
         let cli = Cli::try_parse_from(self.argv())
             .unwrap_or_else(|e| panic!("{:?} was refused: {e}", self.argv()));
         match cli.command {
-            Command::List(l) => Filter::from_args(&l.filter),
+            Command::List(l) => crate::plan::filter(&l.filter),
             _ => unreachable!(),
         }
     }
@@ -520,7 +520,7 @@ fn huge_ages_stay_within_the_servers_interval_range() {
     let Command::List(l) = cli.command else {
         unreachable!()
     };
-    let q = first_statement(&Filter::from_args(&l.filter), &Server::version(170000));
+    let q = first_statement(&crate::plan::filter(&l.filter), &Server::version(170000));
     let Some(Param::Int8(micros)) = q.params.iter().find(|p| matches!(p, Param::Int8(_))) else {
         panic!("no age parameter: {:?}", q.params)
     };

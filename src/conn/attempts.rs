@@ -374,8 +374,8 @@ fn shuffle<T>(items: &mut [T]) {
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::ConnArgs;
     use crate::conn::testutil::*;
+    use crate::conn::Params;
 
     #[test]
     fn password_precedence() {
@@ -392,7 +392,7 @@ mod tests {
             Some("conn"),
             "libpq expands dbname last"
         );
-        let s = resolve(&ConnArgs::default(), &[("PGPASSWORD", "env")], None).unwrap();
+        let s = resolve(&Params::default(), &[("PGPASSWORD", "env")], None).unwrap();
         assert_eq!(s.password_for(&s.targets[0], Some("typed")), Some("typed"));
         assert_eq!(s.password_for(&s.targets[0], None), Some("env"));
     }

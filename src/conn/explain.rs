@@ -172,15 +172,15 @@ pub(super) fn with_cause(e: &postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::conn::Params;
     use std::time::Duration;
 
     use super::*;
-    use crate::cli::ConnArgs;
     use crate::conn::testutil::*;
 
     #[test]
     fn timeouts_and_attrs_explain_themselves() {
-        let s = resolve(&ConnArgs::default(), &[], None).unwrap();
+        let s = resolve(&Params::default(), &[], None).unwrap();
         let t = &s.targets[0];
         assert_eq!(
             s.explain(&TryError::Timeout(Duration::from_secs(7)), t),

@@ -161,8 +161,8 @@ pub(super) fn describe_target(t: &Target, addr: Option<IpAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ConnArgs;
     use crate::conn::testutil::*;
+    use crate::conn::Params;
 
     #[test]
     fn host_and_port_lists() {
@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(hosts[3], (Host::Tcp("b".into()), 4));
         let s = resolve(&args(Some("a,b"), Some("9"), None, None), &[], None).unwrap();
         assert!(s.targets.iter().all(|t| t.port == 9));
-        let err = |a: ConnArgs| resolve(&a, &[], None).err().unwrap().to_string();
+        let err = |a: Params| resolve(&a, &[], None).err().unwrap().to_string();
         assert_eq!(
             err(args(Some("a,b,c"), Some("1,2"), None, None)),
             "could not match 2 port numbers to 3 hosts"

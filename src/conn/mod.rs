@@ -82,6 +82,34 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// so the error names it.
 pub const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 
+/// Where and as whom to connect, for one server, as the command line says it: psql's `-h`,
+/// `-p`, `-U`, one `-d` value and `-w`/`-W`, in domain form (the plan builds it from the
+/// flags; the fleet gives each server its own). Everything else comes from the `-d` string,
+/// the service file, the environment and the defaults when [`Settings`] are resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub user: Option<String>,
+    /// This server's `-d` value: a database name, a conninfo string or a URI.
+    pub dbname: Option<String>,
+    /// With --each-host: which host of the value's host list this server is (from 0).
+    pub only_host: Option<usize>,
+    pub password: PasswordPolicy,
+}
+
+/// When a password may be asked for: psql's `-W`, `-w`, or neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PasswordPolicy {
+    /// Neither: ask on a terminal when a server wants one none was found for.
+    #[default]
+    WhenNeeded,
+    /// `-W`: ask before the first attempt.
+    Before,
+    /// `-w`: never ask.
+    Never,
+}
+
 /// Every host answered, but none has the target_session_attrs property asked for: with
 /// --each-host such a host is skipped, not failed.
 #[derive(Debug)]
@@ -114,6 +142,24 @@ pub enum Prompt<'a> {
     NoTerminal,
     /// `-w`: never ask.
     Never,
+}
+
+/// Connects to the first host that accepts, asking a person for a password (through `read`)
+/// as `policy` allows and as psql would: before the first attempt with `-W`, never with `-w`,
+/// otherwise once a server asks for one none was found for, when stdin is a terminal.
+pub fn connect_asking(
+    settings: &Settings,
+    policy: PasswordPolicy,
+    read: ReadPassword<'_>,
+) -> Result<Connected> {
+    use std::io::IsTerminal;
+    let prompt = match policy {
+        PasswordPolicy::Before => Prompt::Before(read),
+        PasswordPolicy::Never => Prompt::Never,
+        PasswordPolicy::WhenNeeded if std::io::stdin().is_terminal() => Prompt::WhenNeeded(read),
+        PasswordPolicy::WhenNeeded => Prompt::NoTerminal,
+    };
+    connect(settings, prompt)
 }
 
 /// Connects to the first host that accepts, asking for a password through `prompt` when it

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::cli::ConnArgs;
-
 use super::conninfo::parse_conninfo;
 use super::service::apply_service;
 use super::uri::{parse_uri, uri_prefix_len};
+use super::Params;
 
 /// Every keyword libpq accepts (PostgreSQL 17), with its environment variable. Keywords
 /// pgkick does not act on are accepted and ignored, except those in [`UNSUPPORTED`].
@@ -106,7 +105,7 @@ pub struct Given {
 
 /// Gathers the raw options in libpq's order (see the module comment).
 pub(super) fn collect_options(
-    args: &ConnArgs,
+    args: &Params,
     env: &dyn Fn(&str) -> Option<String>,
     home: Option<&Path>,
 ) -> Result<(Options, Origins)> {
@@ -116,7 +115,7 @@ pub(super) fn collect_options(
     let flags = [
         ("host", "-h", &args.host),
         ("port", "-p", &args.port),
-        ("user", "-U", &args.username),
+        ("user", "-U", &args.user),
     ];
     for (k, flag, v) in flags {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {

@@ -15,9 +15,8 @@ use anyhow::{Context, Result};
 
 use serde::Serialize;
 
+use super::Params;
 use super::{Connected, Given, Host, Origin, Settings, Target};
-use crate::cli::ConnArgs;
-
 /// Everything `pgkick conninfo` shows.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -135,7 +134,7 @@ const MAIN: [&str; 8] = [
 
 impl Report {
     /// The report of `settings`, resolved from `args` (for -W and -w).
-    pub fn new(settings: &Settings, args: &ConnArgs) -> Report {
+    pub fn new(settings: &Settings, args: &Params) -> Report {
         let mut rows = Vec::new();
         for name in MAIN {
             match settings.given.get(name) {
@@ -270,13 +269,11 @@ impl HostEntry {
 }
 
 impl Password {
-    fn new(settings: &Settings, args: &ConnArgs) -> Password {
-        let prompt = if args.password {
-            "before"
-        } else if args.no_password {
-            "never"
-        } else {
-            "when-asked"
+    fn new(settings: &Settings, args: &Params) -> Password {
+        let prompt = match args.password {
+            super::PasswordPolicy::Before => "before",
+            super::PasswordPolicy::Never => "never",
+            super::PasswordPolicy::WhenNeeded => "when-asked",
         };
         let none = Password {
             found: false,
@@ -391,9 +388,10 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::Params;
     use std::collections::HashMap;
 
-    fn report(args: &ConnArgs, env: &[(&str, &str)]) -> Report {
+    fn report(args: &Params, env: &[(&str, &str)]) -> Report {
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -408,10 +406,10 @@ mod tests {
 
     #[test]
     fn every_source_is_named() {
-        let args = ConnArgs {
+        let args = Params {
             host: Some("flaghost".into()),
             dbname: Some("postgresql://u:secret@/d?sslmode=require".into()),
-            ..ConnArgs::default()
+            ..Params::default()
         };
         let r = report(&args, &[("PGAPPNAME", "etl")]);
         let h = row(&r, "host");
@@ -441,13 +439,13 @@ mod tests {
 
     #[test]
     fn password_from_the_environment_and_prompting() {
-        let r = report(&ConnArgs::default(), &[("PGPASSWORD", "hunter2")]);
+        let r = report(&Params::default(), &[("PGPASSWORD", "hunter2")]);
         assert_eq!(r.password.source, Some(Source::Env));
         assert_eq!(r.password.from.as_deref(), Some("PGPASSWORD"));
         assert!(!serde_json::to_string(&r).unwrap().contains("hunter2"));
-        let w = ConnArgs {
-            no_password: true,
-            ..ConnArgs::default()
+        let w = Params {
+            password: crate::conn::PasswordPolicy::Never,
+            ..Params::default()
         };
         let r = report(&w, &[]);
         assert!(!r.password.found);

@@ -101,9 +101,9 @@ pub fn parse_service_file(text: &str, service: &str, file: &Path) -> Result<Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ConnArgs;
     use crate::conn::hosts::Host;
     use crate::conn::testutil::*;
+    use crate::conn::Params;
 
     #[test]
     fn service_file_between_flags_and_env() {
@@ -136,7 +136,7 @@ mod tests {
         // PGSERVICE selects it too.
         let env2 = [("PGSERVICEFILE", file_s), ("PGSERVICE", "prod")];
         assert_eq!(
-            resolve(&ConnArgs::default(), &env2, None).unwrap().dbname,
+            resolve(&Params::default(), &env2, None).unwrap().dbname,
             "svcdb"
         );
         // The system file under PGSYSCONFDIR is searched next.
@@ -148,7 +148,7 @@ mod tests {
             ("PGSERVICE", "sys"),
         ];
         assert_eq!(
-            resolve(&ConnArgs::default(), &env3, None).unwrap().targets[0].port,
+            resolve(&Params::default(), &env3, None).unwrap().targets[0].port,
             7777
         );
         let env4 = [("PGSERVICEFILE", file_s), ("PGSYSCONFDIR", "/nonexistent")];

@@ -12,14 +12,13 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use postgres::config::ChannelBinding;
 
-use crate::cli::ConnArgs;
-
 use super::hosts::{parse_hosts, Target};
 use super::options::{collect_options, Given, Options, FROM_DBNAME_PASSWORD, UNSUPPORTED};
 use super::os_user::{home_dir, os_user};
 use super::pgpass::{pgpass_find, pgpass_host, read_pgpass};
 use super::require_auth::RequireAuth;
 use super::tls::{SslMode, TlsSettings};
+use super::Params;
 use super::{APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DBNAME};
 
 /// libpq's target_session_attrs.
@@ -45,6 +44,7 @@ pub enum PasswordSource {
 
 /// Resolved connection settings (after flags, conninfo/URI, service file, env, defaults,
 /// pgpass).
+#[derive(Clone)]
 pub struct Settings {
     /// Hosts in the order they are tried.
     pub targets: Vec<Target>,
@@ -79,7 +79,7 @@ pub struct Settings {
 
 impl Settings {
     /// Resolves with the process environment and the user's home directory.
-    pub fn resolve(args: &ConnArgs) -> Result<Settings> {
+    pub fn resolve(args: &Params) -> Result<Settings> {
         let env = |k: &str| std::env::var(k).ok();
         let home = home_dir();
         Settings::resolve_with(args, &env, home.as_deref())
@@ -88,7 +88,7 @@ impl Settings {
     /// Resolves as `resolve` does, but for the database `dbname` whatever the command line
     /// names (the password file is looked up for that database): a second connection of the
     /// same run, into another database of the same server.
-    pub fn resolve_for_database(args: &ConnArgs, dbname: &str) -> Result<Settings> {
+    pub fn resolve_for_database(args: &Params, dbname: &str) -> Result<Settings> {
         let env = |k: &str| std::env::var(k).ok();
         let home = home_dir();
         let (mut opts, _) = collect_options(args, &env, home.as_deref())?;
@@ -106,11 +106,17 @@ impl Settings {
         }
     }
 
+    /// The same settings for the `i`-th host of the list alone (--each-host).
+    pub fn only_host(mut self, i: usize) -> Settings {
+        self.keep_only_host(Some(i));
+        self
+    }
+
     /// Resolves with `env` as the environment and `home` as the home directory (for
     /// `~/.pgpass`, `~/.pg_service.conf` and `~/.postgresql/`). Reads the service and
     /// password files; nothing else leaves the process.
     pub fn resolve_with(
-        args: &ConnArgs,
+        args: &Params,
         env: &dyn Fn(&str) -> Option<String>,
         home: Option<&Path>,
     ) -> Result<Settings> {
@@ -294,14 +300,14 @@ fn parse_int(v: &str, key: &str) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ConnArgs;
     use crate::conn::hosts::Host;
     use crate::conn::testutil::*;
+    use crate::conn::Params;
     use crate::conn::DEFAULT_SOCKET_DIRS;
 
     #[test]
     fn defaults() {
-        let s = resolve(&ConnArgs::default(), &[], None).unwrap();
+        let s = resolve(&Params::default(), &[], None).unwrap();
         assert_eq!(s.user, os_user().unwrap());
         assert_eq!(s.dbname, "postgres");
         assert_eq!(s.application_name, "pgkick");
@@ -334,7 +340,7 @@ mod tests {
             ("PGSSLMODE", "disable"),
             ("PGOPTIONS", "-c x=1"),
         ];
-        let s = resolve(&ConnArgs::default(), &env, None).unwrap();
+        let s = resolve(&Params::default(), &env, None).unwrap();
         assert_eq!(s.targets[0].host, Host::Tcp("envhost".into()));
         assert_eq!(s.targets[0].port, 3333);
         assert_eq!(s.user, "envuser");
@@ -410,12 +416,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.require_auth, Some("scram-sha-256".parse().unwrap()));
-        let s = resolve(
-            &ConnArgs::default(),
-            &[("PGREQUIREAUTH", "!password")],
-            None,
-        )
-        .unwrap();
+        let s = resolve(&Params::default(), &[("PGREQUIREAUTH", "!password")], None).unwrap();
         assert_eq!(s.require_auth, Some("!password".parse().unwrap()));
         // Empty means unset, as in libpq.
         let s = resolve(&args(None, None, None, Some("require_auth=")), &[], None).unwrap();

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::cli::ConnArgs;
-
 use super::options::Options;
 use super::settings::Settings;
+use super::Params;
 
 pub fn opts(pairs: &[(&str, &str)]) -> Options {
     pairs
@@ -41,7 +40,7 @@ impl Drop for Scratch {
     }
 }
 
-pub fn resolve(args: &ConnArgs, env: &[(&str, &str)], home: Option<&Path>) -> Result<Settings> {
+pub fn resolve(args: &Params, env: &[(&str, &str)], home: Option<&Path>) -> Result<Settings> {
     let env: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -54,12 +53,12 @@ pub fn args(
     port: Option<&str>,
     user: Option<&str>,
     db: Option<&str>,
-) -> ConnArgs {
-    ConnArgs {
+) -> Params {
+    Params {
         host: host.map(Into::into),
         port: port.map(Into::into),
-        username: user.map(Into::into),
+        user: user.map(Into::into),
         dbname: db.map(Into::into),
-        ..ConnArgs::default()
+        ..Params::default()
     }
 }

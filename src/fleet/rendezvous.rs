@@ -4,15 +4,13 @@
 //! or none. Each server then acts as a run on one server does, with the statements of one.
 //!
 //! This needs every server's connection open at once, so it is used when the servers fit in
-//! `--jobs`; with more, `fleet` counts in a pass of its own first.
+//! `--jobs`; with more, `ops::many` counts in a pass of its own first.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::GuardArgs;
-use crate::commands::Gate;
 use crate::session::Session;
 
 /// What the caller decided, for every server waiting at the gate.
@@ -170,16 +168,19 @@ impl Seated {
     }
 }
 
-impl Gate for Seated {
-    fn approve(&self, targets: &[Session], _guard: &GuardArgs) -> Result<Option<Vec<Session>>> {
+impl Seated {
+    /// This server found `targets`: waits for the verdict over every server. An error stops
+    /// this server's part (nothing was signalled anywhere).
+    pub fn arrive_with(&self, targets: &[Session]) -> Result<()> {
         match self.rendezvous.arrive(self.index, targets) {
-            Verdict::Go { .. } => Ok(None),
+            Verdict::Go { .. } => Ok(()),
             Verdict::Stop => Err(Stopped.into()),
         }
     }
 
-    /// The verdict is given once every server has come, so it is this server's too.
-    fn asked(&self) -> bool {
+    /// Whether a person was asked for every server: the verdict is given once every server
+    /// has come, so it is this server's too.
+    pub fn asked(&self) -> bool {
         matches!(
             self.rendezvous.lock().verdict,
             Some(Verdict::Go { asked: true })
@@ -195,13 +196,11 @@ mod tests {
     #[test]
     fn every_server_waits_for_the_verdict_and_a_gone_one_is_not_waited_for() {
         let rv = Rendezvous::new(3);
-        let guard = GuardArgs::default();
         let mut waiting = Vec::new();
         for index in [0, 2] {
             let gate = Seated::new(&rv, index);
-            let guard = guard.clone();
             waiting.push(thread::spawn(move || {
-                let result = gate.approve(&[], &guard).map(|_| gate.asked());
+                let result = gate.arrive_with(&[]).map(|_| gate.asked());
                 result.map_err(|e| e.to_string())
             }));
         }
@@ -231,7 +230,7 @@ mod tests {
         let rv = Rendezvous::new(2);
         assert!(rv.wait_for_all(|| true).is_none(), "nobody came yet");
         let gate = Seated::new(&rv, 0);
-        let waiter = thread::spawn(move || gate.approve(&[], &GuardArgs::default()).is_err());
+        let waiter = thread::spawn(move || gate.arrive_with(&[]).is_err());
         rv.leave(1);
         rv.wait_for_all(|| false).expect("all came");
         rv.decide(Verdict::Stop);

@@ -1,26 +1,37 @@
 //! Which servers a run acts on: the `-d` values and the `--servers` file, each host of a
-//! multi-host value with `--each-host`, one entry per distinct server, and how each is named.
+//! multi-host value with `--each-host`, one [`Member`] per distinct server, and how each is
+//! named.
 //!
 //! Reading the file's lines, naming and deduplicating are pure; resolving a value into hosts
 //! uses the connection settings (`conn::Settings`), which read the service and password files
-//! but never connect.
+//! but never connect. Each member keeps its resolved settings, so a run resolves them once.
 
 use anyhow::Result;
 
-use crate::cli::ConnArgs;
-use crate::conn::{self, Host, Settings};
+use crate::conn::{self, Host, Params, Settings};
 use crate::error::Usage;
 
 /// One server of the run.
-#[derive(Debug, Clone)]
-pub struct Server {
-    /// The connection arguments of this server alone: the flags, its `-d` value and, with
+#[derive(Clone)]
+pub struct Member {
+    /// The connection parameters of this server alone: the flags, its `-d` value and, with
     /// --each-host, which host of the value's list it is.
-    pub conn: ConnArgs,
+    pub params: Params,
+    /// Its settings, resolved from `params` (with --each-host, only its own host).
+    pub settings: Settings,
     /// How results and messages name it.
     pub label: String,
     /// The same host list, port and database is the same server.
     identity: Identity,
+}
+
+/// The label alone: the settings may hold a password.
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("label", &self.label)
+            .finish()
+    }
 }
 
 /// (host, port) of each host tried, and the database.
@@ -45,39 +56,6 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// How many times the raw command line gives `-d`/`--dbname` (before a `--`), in a cluster
-/// of short flags too (`-wd`). clap keeps only the values on one side of the subcommand when
-/// both have some; comparing with this count tells the run to refuse rather than act on some
-/// of the servers.
-pub fn dbname_flags(args: &[std::ffi::OsString]) -> usize {
-    use clap::CommandFactory;
-    // The short flags that take a value: in a cluster, the rest of the word is that value.
-    let command = crate::cli::Cli::command();
-    let valued: Vec<char> = command
-        .get_arguments()
-        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()))
-        .filter(|a| a.get_action().takes_values())
-        .filter_map(clap::Arg::get_short)
-        .collect();
-    args.iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy())
-        .take_while(|a| a != "--")
-        .filter(|a| {
-            if *a == "--dbname" || a.starts_with("--dbname=") {
-                return true;
-            }
-            let Some(cluster) = a.strip_prefix('-').filter(|c| !c.starts_with('-')) else {
-                return false;
-            };
-            cluster
-                .chars()
-                .find(|c| valued.contains(c))
-                .is_some_and(|c| c == 'd')
-        })
-        .count()
-}
-
 /// The values of a servers file: one per line, surrounding blanks trimmed; blank lines and
 /// lines starting with `#` are skipped.
 pub fn file_values(text: &str) -> Vec<(Source, String)> {
@@ -90,53 +68,47 @@ pub fn file_values(text: &str) -> Vec<(Source, String)> {
 }
 
 /// The servers the values name, in order, each once. Each value is resolved as `-d` would be
-/// with the other flags of `base`; one that does not resolve is a usage error naming where
-/// it came from (`file`, `line N`). With `each_host`, a value with several hosts becomes one
-/// server per host. `resolve` is `Settings::resolve` but in tests.
+/// with the other parameters of `base`; one that does not resolve is a usage error naming
+/// where it came from (`file`, `line N`). With `each_host`, a value with several hosts becomes
+/// one server per host. `resolve` is `Settings::resolve` but in tests.
 pub fn plan(
-    base: &ConnArgs,
+    base: &Params,
     values: &[(Source, String)],
     each_host: bool,
     file: &str,
-    resolve: &dyn Fn(&ConnArgs) -> Result<Settings>,
-) -> Result<Vec<Server>> {
-    let mut servers: Vec<Server> = Vec::new();
+    resolve: &dyn Fn(&Params) -> Result<Settings>,
+) -> Result<Vec<Member>> {
+    let mut members: Vec<Member> = Vec::new();
     for (source, value) in values {
-        let conn = ConnArgs {
+        let params = Params {
             dbname: Some(value.clone()),
             ..base.clone()
         };
-        let settings = resolve(&conn).map_err(|e| {
+        let settings = resolve(&params).map_err(|e| {
             let whence = match source {
                 Source::Line(_) => format!("{file} {source}"),
                 Source::Flag(_) => source.to_string(),
             };
             Usage(format!("{whence}: {}", crate::error::one_line(&e)))
         })?;
-        for server in split(conn, &settings, each_host) {
-            if !servers.iter().any(|s| s.identity == server.identity) {
-                servers.push(server);
+        for member in split(params, settings, each_host) {
+            if !members.iter().any(|s| s.identity == member.identity) {
+                members.push(member);
             }
         }
     }
-    Ok(servers)
+    Ok(members)
 }
 
-/// The one server of a run that names at most one (the flags and PG* alone, or one `-d`): its
-/// label, or its value when it does not resolve (the command then reports why).
-pub fn single(conn: ConnArgs) -> Server {
-    match Settings::resolve(&conn) {
-        Ok(settings) => split(conn, &settings, false).remove(0),
-        Err(_) => Server {
-            label: conn.dbname.clone().unwrap_or_default(),
-            identity: Default::default(),
-            conn,
-        },
-    }
+/// The one server of a run that names at most one (the flags and PG* alone, or one `-d`); a
+/// value that does not resolve is a usage error, found before anything connects.
+pub fn single(params: Params, resolve: &dyn Fn(&Params) -> Result<Settings>) -> Result<Member> {
+    let settings = resolve(&params).map_err(|e| Usage(crate::error::one_line(&e)))?;
+    Ok(split(params, settings, false).remove(0))
 }
 
 /// One server for the value, or one per host with --each-host.
-fn split(conn: ConnArgs, settings: &Settings, each_host: bool) -> Vec<Server> {
+fn split(params: Params, settings: Settings, each_host: bool) -> Vec<Member> {
     let hosts: Vec<(String, u16)> = settings
         .targets
         .iter()
@@ -154,24 +126,26 @@ fn split(conn: ConnArgs, settings: &Settings, each_host: bool) -> Vec<Server> {
         .given
         .get("service")
         .filter(|_| from_service)
-        .map(|g| g.value.as_str());
+        .map(|g| g.value.clone());
     if !each_host || hosts.len() < 2 {
-        return vec![Server {
-            label: label(service, &hosts, &settings.dbname),
+        return vec![Member {
+            label: label(service.as_deref(), &hosts, &settings.dbname),
             identity: (hosts, settings.dbname.clone()),
-            conn,
+            params,
+            settings,
         }];
     }
     hosts
         .into_iter()
         .enumerate()
-        .map(|(i, host)| Server {
+        .map(|(i, host)| Member {
             label: label(None, std::slice::from_ref(&host), &settings.dbname),
             identity: (vec![host], settings.dbname.clone()),
-            conn: ConnArgs {
+            params: Params {
                 only_host: Some(i),
-                ..conn.clone()
+                ..params.clone()
             },
+            settings: settings.clone().only_host(i),
         })
         .collect()
 }
@@ -212,14 +186,14 @@ pub fn label(service: Option<&str>, hosts: &[(String, u16)], dbname: &str) -> St
 mod tests {
     use super::*;
 
-    fn base() -> ConnArgs {
-        ConnArgs {
-            no_password: true,
-            ..ConnArgs::default()
+    fn base() -> Params {
+        Params {
+            password: conn::PasswordPolicy::Never,
+            ..Params::default()
         }
     }
 
-    fn resolve(args: &ConnArgs) -> Result<Settings> {
+    fn resolve(args: &Params) -> Result<Settings> {
         Settings::resolve_with(args, &|_| None, None)
     }
 
@@ -228,30 +202,6 @@ mod tests {
             .enumerate()
             .map(|(i, v)| (Source::Flag(i + 1), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn dbname_flags_are_counted_on_both_sides() {
-        let args = |v: &[&str]| -> Vec<std::ffi::OsString> {
-            v.iter().map(std::ffi::OsString::from).collect()
-        };
-        let n = dbname_flags(&args(&[
-            "pgkick",
-            "-d",
-            "a",
-            "list",
-            "--dbname",
-            "b",
-            "--dbname=c",
-            "-dd",
-            "-wd",
-            "-qWdx",
-            "-wUd",
-            "--",
-            "-d",
-        ]));
-        assert_eq!(n, 6);
-        assert_eq!(dbname_flags(&args(&["pgkick", "list", "--db", "x"])), 0);
     }
 
     #[test]
@@ -289,7 +239,7 @@ mod tests {
         )
         .unwrap();
         let env = |k: &str| (k == "PGSERVICEFILE").then(|| file.display().to_string());
-        let resolve = |a: &ConnArgs| Settings::resolve_with(a, &env, None);
+        let resolve = |a: &Params| Settings::resolve_with(a, &env, None);
         let v = values(&["service=shard1", "service=opts host=b"]);
         let servers = plan(&base(), &v, false, "", &resolve).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -325,10 +275,12 @@ mod tests {
         let each = plan(&base(), &v, true, "", &resolve).unwrap();
         let labels: Vec<&str> = each.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(labels, ["a:5432", "b:5433", "c:5434"]);
-        assert_eq!(each[1].conn.only_host, Some(1));
-        let b = resolve(&each[1].conn).unwrap();
+        assert_eq!(each[1].params.only_host, Some(1));
+        let b = resolve(&each[1].params).unwrap();
         assert_eq!(b.targets.len(), 1);
         assert_eq!(b.targets[0].port, 5433);
+        assert_eq!(each[1].settings.targets.len(), 1);
+        assert_eq!(each[1].settings.targets[0].port, 5433);
     }
 
     #[test]

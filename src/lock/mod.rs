@@ -139,14 +139,6 @@ pub struct Change {
     /// (what unlock resumes).
     #[serde(skip)]
     pub recorded_poolers: Vec<PoolerEntry>,
-    /// What pgkick did on each pooler for this database (`--pgbouncer`, or at unlock the
-    /// recorded poolers).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub poolers: Vec<crate::pgbouncer::Step>,
-    /// `lock --pgbouncer`: the backends of this database terminated so that a pause could
-    /// complete (`--pause-timeout`), each with its outcome.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub terminated: Vec<crate::signal::Report>,
     /// The saved state before the first lock (what unlock gives back), as recorded in the
     /// object's comment; None when the object carries no record. For audit records.
     #[serde(skip)]
@@ -326,17 +318,29 @@ impl fmt::Display for Label<'_> {
     }
 }
 
+/// How a run locks: the method, how long its DDL may wait behind other transactions, and
+/// whether it only shows the statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct How {
+    pub method: LockMethod,
+    pub lock_timeout: Duration,
+    pub dry_run: bool,
+}
+
 /// Locks the targets; see the module documentation. Each database's record also says what
 /// was done to `poolers` for it (`--pgbouncer`), in the same transaction as the lock itself.
 pub fn lock(
     client: &mut postgres::Client,
     server: &Server,
     targets: &Targets,
-    method: LockMethod,
-    dry_run: bool,
-    lock_timeout: Duration,
+    how: How,
     poolers: &[PoolerEntry],
 ) -> Result<Vec<Change>> {
+    let How {
+        method,
+        lock_timeout,
+        dry_run,
+    } = how;
     frame::in_one_transaction(client, targets, dry_run, lock_timeout, |_tx, me, object| {
         let poolers = match object.kind {
             Kind::Database => poolers,

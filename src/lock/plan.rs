@@ -131,8 +131,6 @@ fn empty_change(object: &Object, status: Status) -> Change {
         method: None,
         statements: Vec::new(),
         recorded_poolers: Vec::new(),
-        poolers: Vec::new(),
-        terminated: Vec::new(),
         prior: None,
         proven: None,
     }

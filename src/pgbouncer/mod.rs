@@ -37,7 +37,6 @@ use serde::Serialize;
 
 pub use show::{links, pool_is_logging_in, PoolerLink, ServerConn, ShowRow};
 
-use crate::cli::ConnArgs;
 use crate::conn;
 use crate::error::Usage;
 use crate::lock::{PoolerAction, PoolerEntry};
@@ -136,9 +135,9 @@ impl PoolerId {
 }
 
 fn resolve(conninfo: &str) -> Result<conn::Settings> {
-    let args = ConnArgs {
+    let args = conn::Params {
         dbname: Some(conninfo.to_string()),
-        ..ConnArgs::default()
+        ..conn::Params::default()
     };
     conn::Settings::resolve_for_database(&args, ADMIN_DATABASE)
 }

@@ -237,7 +237,8 @@ fn conn_passwords_from_env_pgpass_and_service_file() {
         .env("PGSERVICEFILE", &services)
         .env("PGSYSCONFDIR", "/nonexistent")
         .args(["-d", "service=nope", "list"]));
-    assert_fails_with(&out, &["definition of service \"nope\" not found"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_one_line(&out.stderr, &["definition of service \"nope\" not found"]);
 }
 
 #[test]
@@ -419,9 +420,8 @@ fn conn_a_require_auth_refusal_ends_the_connection_as_in_libpq() {
     // An invalid value is refused before connecting.
     let fake = FakePg::start(Ask::Cleartext);
     let out = kick_fake(&fake, "require_auth=password,!md5");
-    // Like every bad connection option, a runtime error (the value may come from a
-    // service file or the environment).
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    // Like every bad connection option, a usage error found before connecting.
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert_one_line(&out.stderr, &["cannot be mixed with non-negative methods"]);
     assert!(fake.visits().is_empty());
 }
@@ -597,11 +597,11 @@ fn conn_errors_and_pooler_labels_never_show_the_password() {
     // A URI that does not parse: neither the password nor its length in the message.
     let out =
         run(bare_pgkick(server).args(["-d", "postgresql://u:much-longer-secret@[::1", "list"]));
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!out.stderr.contains("secret"), "{}", out.stderr);
     assert!(!out.stderr.contains("*******"), "{}", out.stderr);
     let out = run(bare_pgkick(server).args(["-d", "host=h password=my secret", "list"]));
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!out.stderr.contains("secret"), "{}", out.stderr);
 
     // A pooler named with a percent-encoded password key: libpq's password (the pooler is

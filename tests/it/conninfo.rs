@@ -343,7 +343,7 @@ fn check(uri: &str, env: &[(&str, &str)], expected: Libpq) -> Result<(), String>
     let out = conninfo(uri, env);
     let expected = match expected {
         Err(message) => {
-            return if out.code == 1
+            return if out.code == 2
                 && out.stderr.trim_end().lines().count() == 1
                 && out.stderr.trim_end() == format!("pgkick: {message}")
             {
@@ -566,7 +566,7 @@ fn conninfo_errors_never_print_a_password() {
         "postgresql://h?password=pw-secret%zz",
     ] {
         let out = conninfo(uri, &[]);
-        assert_eq!(out.code, 1, "{uri}: {}", out.stderr);
+        assert_eq!(out.code, 2, "{uri}: {}", out.stderr);
         assert_eq!(out.stderr.trim_end().lines().count(), 1, "{}", out.stderr);
         assert!(!out.stderr.contains("pw-secret"), "{uri}: {}", out.stderr);
     }
@@ -578,7 +578,7 @@ fn conninfo_refuses_bad_input() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert_usage(&out.stderr, &["unexpected argument '--bogus' found"]);
     let out = run(clean_pgkick(&[]).args(["-d", "hots=x", "conninfo"]));
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code, 2);
     assert_eq!(
         out.stderr.trim_end(),
         "pgkick: invalid connection option \"hots\""

@@ -532,3 +532,47 @@ fn ctrl_c_stops_every_server_and_reports_what_was_done_where() {
         assert!(wait_until(Duration::from_secs(10), || !session.alive(server)));
     }
 }
+
+/// Every usage error there is for one server is one over two as well: exit 2, found before
+/// connecting (neither server exists, so connecting would be exit 1 or 3, never 2).
+#[test]
+fn fleet_usage_errors_exit_2_before_connecting() {
+    let fleet = [
+        "-d",
+        "host=/nonexistent-pgkick-a",
+        "-d",
+        "host=/nonexistent-pgkick-b",
+    ];
+    let cases: [&[&str]; 11] = [
+        &["list", "--tree", "--json"],
+        &["terminate", "--db", "x", "--pgbouncer", "host=p"],
+        &["lock", "--role", "r", "--pgbouncer", "host=p"],
+        &["unlock", "--role", "r", "--pgbouncer", "host=p"],
+        &["lock", "--db", "x", "--pgbouncer", "pgbouncer-host"],
+        &["-W", "cancel", "--db", "x", "--every", "5s"],
+        &["cancel", "--db", "x", "--every", "5s"],
+        &["conninfo"],
+        &["list", "--state", "sleepy"],
+        &["list", "-d", "host=/nonexistent-pgkick-c"],
+        &["-d", "sslmode=verify-everything", "list"],
+    ];
+    for args in cases {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgkick"));
+        cmd.args(fleet)
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        let out = crate::harness::run(&mut cmd);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("pgkick: "),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("nonexistent-pgkick-a:"),
+            "{args:?}: a server was reached: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+}

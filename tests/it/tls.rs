@@ -291,7 +291,7 @@ fn tls_sslmodes_follow_libpq() {
     cmd.env("PGSSLMODE", "disable");
     t.assert_ok("conninfo beats PGSSLMODE", t.list_with(cmd), true);
     let (out, _) = t.list(ip, su, "sslmode=verify-everything");
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains("invalid sslmode value"),
         "{}",

@@ -53,7 +53,15 @@ fn usage_errors_keep_clap_s_suggestions_and_exit_2() {
     }
     // A port list with a bad entry, and good ones (nothing listens there: exit 1, not 2).
     assert_eq!(usage(&["-p", "5432,70000", "list"]).code, 2);
-    assert_eq!(usage(&["-p", "5432,,5433", "list"]).code, 1);
+    let hosts = ["-h", "/nonexistent-a,/nonexistent-b,/nonexistent-c"];
+    assert_eq!(
+        usage(&[&hosts[..], &["-p", "5432,,5433", "list"]].concat()).code,
+        1
+    );
+    // A connection option libpq would refuse is malformed input too: exit 2 before
+    // connecting, from the flags, -d or the environment alike.
+    assert_eq!(usage(&["-d", "sslmode=verify-everything", "list"]).code, 2);
+    assert_eq!(usage(&["-d", "hots=x", "list"]).code, 2);
 }
 
 #[test]

@@ -1,8 +1,8 @@
-//! The commands' side of `--pgbouncer`: connects to the poolers with the run's password
+//! The pipelines' side of `--pgbouncer`: connects to the poolers with the run's password
 //! policy, pauses the databases before a lock (terminating, through the server, the backends
 //! that keep a pause from completing), resumes them after unlock, and links `list`'s sessions
 //! to their pooler clients. What the admin console says and does is `pgbouncer`; this file
-//! only wires it to the server connection and the printer.
+//! only wires it to the connection context and the printer.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,49 +10,34 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
+use super::lock::Entry;
+use super::Context as Ctx;
 use crate::activity;
-use crate::cli::{ConnArgs, PauseArgs};
-use crate::commands::connect_reading;
-use crate::error::Usage;
+use crate::conn::PasswordPolicy;
 use crate::filter::Filter;
 use crate::interrupt;
 use crate::lock::{self, PoolerAction};
 use crate::output::Printer;
 use crate::pgbouncer::{self, Admin, Connections, Paused, Pooler, PoolerLink, Step};
+use crate::plan::Pause;
 use crate::server::Server;
 use crate::session::Session;
 use crate::signal::{self, Action, Report};
 
-/// The `--pgbouncer` values, checked before anything connects.
-pub fn parse(values: &[String]) -> Result<Vec<Pooler>> {
-    let mut poolers: Vec<Pooler> = Vec::new();
-    for value in values {
-        let pooler = Pooler::parse(value)?;
-        // The same pooler twice would be paused twice and recorded twice.
-        if !poolers.iter().any(|p| p.label == pooler.label) {
-            poolers.push(pooler);
-        }
-    }
-    Ok(poolers)
-}
-
-/// `--pgbouncer` needs databases to pause.
-pub fn check_databases(poolers: &[Pooler], dbs: &[String]) -> Result<()> {
-    if !poolers.is_empty() && dbs.is_empty() {
-        return Err(Usage("--pgbouncer pauses the --db databases: give --db NAME".into()).into());
-    }
-    Ok(())
-}
-
 /// A session on the pooler's admin console.
-fn connect(pooler: &Pooler, conn: &ConnArgs, printer: &Printer) -> Result<Admin> {
-    let mut sessions = connect_n(pooler, conn, printer, 1)?;
+fn connect(pooler: &Pooler, policy: PasswordPolicy, printer: &Printer) -> Result<Admin> {
+    let mut sessions = connect_n(pooler, policy, printer, 1)?;
     Ok(sessions.remove(0))
 }
 
 /// `n` sessions on the pooler's admin console; a password typed for the first serves the
 /// others, so it is asked for once.
-fn connect_n(pooler: &Pooler, conn: &ConnArgs, printer: &Printer, n: usize) -> Result<Vec<Admin>> {
+fn connect_n(
+    pooler: &Pooler,
+    policy: PasswordPolicy,
+    printer: &Printer,
+    n: usize,
+) -> Result<Vec<Admin>> {
     let settings = pooler.settings()?;
     for w in &settings.warnings {
         printer.warn(w);
@@ -68,7 +53,7 @@ fn connect_n(pooler: &Pooler, conn: &ConnArgs, printer: &Printer, n: usize) -> R
     };
     (0..n)
         .map(|_| {
-            let connected = connect_reading(&settings, conn, &mut read)
+            let connected = crate::conn::connect_asking(&settings, policy, &mut read)
                 .with_context(|| format!("could not reach pooler {}", pooler.label))?;
             Ok(Admin::new(&pooler.label, connected.client))
         })
@@ -76,12 +61,12 @@ fn connect_n(pooler: &Pooler, conn: &ConnArgs, printer: &Printer, n: usize) -> R
 }
 
 /// What `pause` did: the pauses, and the sessions it terminated to complete them.
-pub struct Pause {
+pub struct Pauses {
     pub paused: Option<Paused>,
     pub terminated: Vec<Report>,
 }
 
-impl Pause {
+impl Pauses {
     /// What the lock records.
     pub fn entries(&self) -> Vec<lock::PoolerEntry> {
         self.paused
@@ -91,20 +76,21 @@ impl Pause {
     }
 
     /// After the lock: each database's pooler steps, and the backends terminated so that its
-    /// pause could complete, into its change; a note for each step.
-    pub fn attach(&self, changes: &mut [lock::Change], printer: &Printer) {
+    /// pause could complete, beside its change; a note for each step.
+    pub fn attach(&self, entries: &mut [Entry], printer: &Printer) {
         let Some(paused) = &self.paused else {
             return;
         };
-        for change in changes.iter_mut().filter(|c| c.kind == "database") {
-            change.poolers = paused.steps(&change.name);
-            for step in &change.poolers {
+        for entry in entries.iter_mut().filter(|e| e.change.kind == "database") {
+            let name = entry.change.name.clone();
+            entry.poolers = paused.steps(&name);
+            for step in &entry.poolers {
                 printer.note(&step.line());
             }
-            change.terminated = self
+            entry.terminated = self
                 .terminated
                 .iter()
-                .filter(|r| r.session.datname.as_deref() == Some(change.name.as_str()))
+                .filter(|r| r.session.datname.as_deref() == Some(name.as_str()))
                 .cloned()
                 .collect();
         }
@@ -127,39 +113,33 @@ impl Pause {
 
 /// PAUSE (with `--pgbouncer-disable`, also DISABLE and KILL) the databases on every pooler.
 /// Every pooler is reached before anything is paused.
-pub fn pause(
-    client: &mut postgres::Client,
-    server: &Server,
-    poolers: &[Pooler],
-    dbs: &[String],
-    args: &PauseArgs,
-    conn: &ConnArgs,
-    printer: &Printer,
-) -> Result<Pause> {
-    if poolers.is_empty() {
-        return Ok(Pause {
+pub fn pause(ctx: &mut Ctx<'_>, dbs: &[String], opts: &Pause) -> Result<Pauses> {
+    if opts.poolers.is_empty() {
+        return Ok(Pauses {
             paused: None,
             terminated: Vec::new(),
         });
     }
+    let (printer, policy) = (ctx.printer, ctx.member.params.password);
     let mut connections = Vec::new();
-    for pooler in poolers {
-        let [waiter, monitor]: [Admin; 2] = connect_n(pooler, conn, printer, 2)
+    for pooler in &opts.poolers {
+        let [waiter, monitor]: [Admin; 2] = connect_n(pooler, policy, printer, 2)
             .context("nothing was changed")?
             .try_into()
             .unwrap_or_else(|_| unreachable!("connect_n gives n sessions"));
         connections.push(Connections { waiter, monitor });
     }
-    let action = PoolerAction::asked(args.pgbouncer_disable);
+    let action = PoolerAction::asked(opts.disable);
+    let server = ctx.server()?;
     let mut unblocker = Unblocker {
-        client,
-        server,
+        client: &mut ctx.client,
+        server: &server,
         printer,
         terminated: Vec::new(),
     };
-    let result = pgbouncer::pause_all(connections, dbs, action, args.pause_timeout, &mut unblocker);
+    let result = pgbouncer::pause_all(connections, dbs, action, opts.timeout, &mut unblocker);
     printer.progress("", 0, Duration::ZERO);
-    Ok(Pause {
+    Ok(Pauses {
         paused: Some(result?),
         terminated: unblocker.terminated,
     })
@@ -214,14 +194,15 @@ impl pgbouncer::Pausing for Unblocker<'_> {
 /// pgkick's password where that text says. It is reported (`still_paused`) with the command
 /// that resumes it. False when a pooler was left paused, could not be reached or refused.
 pub fn resume(
-    changes: &mut [lock::Change],
+    entries: &mut [Entry],
     given: &[Pooler],
-    conn: &ConnArgs,
+    policy: PasswordPolicy,
     printer: &Printer,
 ) -> bool {
     let mut admins: BTreeMap<String, Result<Admin, String>> = BTreeMap::new();
     let mut all_ok = true;
-    for change in changes.iter_mut().filter(|c| c.kind == "database") {
+    for entry in entries.iter_mut().filter(|e| e.change.kind == "database") {
+        let change = &entry.change;
         for undo in to_undo(change, given) {
             let step = match undo {
                 Undo::NotNamed(label) => Step::not_named(
@@ -231,7 +212,7 @@ pub fn resume(
                 ),
                 Undo::On(pooler, action) => {
                     let admin = admins.entry(pooler.label.clone()).or_insert_with(|| {
-                        connect(pooler, conn, printer).map_err(|e| format!("{e:#}"))
+                        connect(pooler, policy, printer).map_err(|e| format!("{e:#}"))
                     });
                     match admin {
                         Ok(admin) => {
@@ -246,9 +227,9 @@ pub fn resume(
                     }
                 }
             };
-            change.poolers.push(step);
+            entry.poolers.push(step);
         }
-        for step in &change.poolers {
+        for step in &entry.poolers {
             if step.failed() {
                 all_ok = false;
                 printer.warn(&step.line());
@@ -352,14 +333,9 @@ pub fn print_resume_plan(
 }
 
 /// lock --dry-run and terminate --lock --dry-run: the admin commands the lock would run.
-pub fn print_pause_plan(
-    poolers: &[Pooler],
-    dbs: &[String],
-    args: &PauseArgs,
-    printer: &Printer,
-) -> Result<()> {
-    let action = PoolerAction::asked(args.pgbouncer_disable);
-    for pooler in poolers {
+pub fn print_pause_plan(opts: &Pause, dbs: &[String], printer: &Printer) -> Result<()> {
+    let action = PoolerAction::asked(opts.disable);
+    for pooler in &opts.poolers {
         let mut text = format!("-- on pooler {}:\n", pooler.label);
         for db in dbs {
             let db = escape_identifier(db);
@@ -381,7 +357,7 @@ fn commands(verbs: &[&str], db: &str) -> String {
 pub fn link_sessions(
     sessions: &mut [Session],
     poolers: &[Pooler],
-    conn: &ConnArgs,
+    policy: PasswordPolicy,
     printer: &Printer,
 ) -> Result<()> {
     if poolers.is_empty() {
@@ -389,7 +365,7 @@ pub fn link_sessions(
     }
     let mut links: BTreeMap<(i32, String), PoolerLink> = BTreeMap::new();
     for pooler in poolers {
-        let mut admin = connect(pooler, conn, printer)?;
+        let mut admin = connect(pooler, policy, printer)?;
         let servers = admin.show("SERVERS")?;
         let clients = admin.show("CLIENTS")?;
         links.extend(pgbouncer::links(&pooler.label, &servers, &clients));

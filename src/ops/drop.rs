@@ -1,0 +1,309 @@
+//! terminate --lock, the drop-ready workflow: find and guard the targets, then show what would
+//! happen (--dry-run) or ask, open --rollback-prepared's connections, pause the poolers and
+//! lock, terminate everything that is in the databases now, wait, record, and report with
+//! everything else that keeps DROP DATABASE from succeeding. Exit 0 only when nothing does.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Result;
+use postgres_protocol::escape::escape_identifier;
+
+use super::guard::{self, Gate};
+use super::lock::{pause_and_lock, statements};
+use super::{act, dry_run, find, pooling, Context};
+use crate::audit;
+use crate::error::ExitStatus;
+use crate::filter::Filter;
+use crate::fleet::Member;
+use crate::holders::{self, Holder, Kind};
+use crate::interrupt;
+use crate::lock::{self, LockMethod};
+use crate::output::Printer;
+use crate::plan::DropReady;
+use crate::session::Session;
+use crate::signal::{Outcome, Report};
+
+/// terminate --lock on one server.
+pub fn run(
+    opts: &DropReady,
+    member: &Member,
+    printer: &Printer,
+    (gate, log): (&dyn Gate, &audit::Log),
+) -> Result<ExitStatus> {
+    let trail = log.trail(&member.settings);
+    let mut ctx = Context::open(member, printer, &trail)?;
+    let signal = &opts.signal;
+    let found = guard::targets(&mut ctx, &signal.filter)?;
+    let allowed = gate.approve(&found.sessions, &signal.guard)?;
+    if signal.guard.dry_run {
+        return show_plan(&mut ctx, opts, &found.sessions);
+    }
+    guard::confirm(&ctx, signal.action, &found.sessions, &signal.guard)?;
+    interrupt::install()?;
+    let mut filter = signal.filter.clone();
+    // --rollback-prepared: into each database with prepared transactions before the lock
+    // keeps everyone out; these connections are neither targets nor holders until closed.
+    let rollback = if opts.rollback_prepared {
+        let opened = open_rollback(&mut ctx, &filter.dbs)?;
+        filter.exclude_pids.extend(opened.pids());
+        Some(opened)
+    } else {
+        None
+    };
+    let locked = lock_then_find(&mut ctx, &filter, opts)?;
+    let targets = guard::allowed_only(locked.targets, &allowed);
+    // The pooler backends terminated to complete a pause are reported (and waited for) like
+    // any other.
+    let (mut reports, finished) =
+        act::signal_and_wait(&mut ctx, signal, &filter, (locked.unblocked, &targets))?;
+    reports.sort_by_key(|r| r.session.pid);
+    if let Err(e) = act::audit(&mut ctx, &reports) {
+        printer.print(&reports)?;
+        return Err(e);
+    }
+    // What else keeps the databases from being dropped.
+    let held = finished.and_then(|()| what_holds(&mut ctx, &filter.dbs, &reports, rollback, opts));
+    let mut held = match held {
+        Ok(held) => held,
+        Err(e) => {
+            printer.print(&reports)?;
+            return Err(e);
+        }
+    };
+    if opts.method == LockMethod::AllowConnections {
+        holders::locked_out(&mut held);
+    }
+    warn_what_holds(printer, &reports, &held);
+    let status = if locked.still_starting || held.iter().any(Holder::holds) {
+        ExitStatus::Partial
+    } else {
+        act::status(found.prepared_selected, &reports)
+    };
+    print_entries(printer, reports, held)?;
+    Ok(status)
+}
+
+/// What the lock left to terminate.
+struct Locked {
+    /// Everything in the databases that matches once they are locked.
+    targets: Vec<Session>,
+    /// The pooler backends terminated to complete a pause.
+    unblocked: Vec<Report>,
+    /// Some backend was still starting into a database (then not a target).
+    still_starting: bool,
+}
+
+/// Paused on the poolers first, so that their clients wait instead of failing; locked next,
+/// so that clients reconnecting in a loop cannot get back in; then everything in the
+/// databases that matches now is a target, once the backends that were starting into them
+/// have shown up.
+fn lock_then_find(ctx: &mut Context<'_>, filter: &Filter, opts: &DropReady) -> Result<Locked> {
+    let targets = lock::Targets {
+        dbs: filter.dbs.clone(),
+        roles: Vec::new(),
+    };
+    let how = lock::How {
+        method: opts.method,
+        lock_timeout: opts.lock_timeout,
+        dry_run: false,
+    };
+    let (entries, unblocked) = pause_and_lock(ctx, &targets, how, &opts.pause, true)?;
+    let changes: Vec<lock::Change> = entries.into_iter().map(|e| e.change).collect();
+    let warning = ctx.trail.changes(&mut ctx.client, &changes, false)?;
+    ctx.warn(warning);
+    // Sessions that got in just before the lock are not in pg_stat_activity yet.
+    let starting =
+        holders::wait_for_starting(&mut ctx.client, &filter.dbs, holders::STARTING_WAIT)?;
+    if !starting.is_empty() {
+        ctx.printer.warn(&format!(
+            "{} backend(s) (pid {}) got into the databases before the lock and were still \
+             starting after {}s: they were not terminated; run the command again to end them",
+            starting.len(),
+            starting
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            holders::STARTING_WAIT.as_secs()
+        ));
+    }
+    let matched = find::again(ctx, filter)?;
+    ctx.learn(matched.server);
+    Ok(Locked {
+        targets: matched.sessions,
+        unblocked,
+        still_starting: !starting.is_empty(),
+    })
+}
+
+/// --rollback-prepared, before the lock: one connection into each database that has prepared
+/// transactions.
+fn open_rollback(ctx: &mut Context<'_>, dbs: &[String]) -> Result<holders::PreparedRollback> {
+    let server = ctx.server()?;
+    let prepared = holders::find_prepared(&mut ctx.client, &server, dbs)?;
+    let dbs: BTreeSet<String> = prepared
+        .iter()
+        .filter(|h| h.outcome == Kind::PreparedTransaction)
+        .map(|h| h.datname.clone())
+        .collect();
+    holders::PreparedRollback::open(&dbs.into_iter().collect::<Vec<_>>(), |db| {
+        ctx.connect_to(db)
+    })
+}
+
+/// After the terminations: rolls back prepared transactions (--rollback-prepared), closes
+/// pgkick's connections into the databases, and reads what still holds them. With --wait,
+/// waits up to --wait-timeout for holders that are on their way out (backends pgkick
+/// signalled or closed, workers of disabled subscriptions); pgkick's own closed connections
+/// are waited for in any case.
+fn what_holds(
+    ctx: &mut Context<'_>,
+    dbs: &[String],
+    reports: &[Report],
+    rollback: Option<holders::PreparedRollback>,
+    opts: &DropReady,
+) -> Result<Vec<Holder>> {
+    let server = ctx.server()?;
+    let wait = opts.signal.wait;
+    let reported: BTreeSet<i32> = reports.iter().map(|r| r.session.pid).collect();
+    let mut rolled_back = Vec::new();
+    let mut failed = Vec::new();
+    let mut own = BTreeSet::new();
+    if let Some(mut rollback) = rollback {
+        own = rollback.pids();
+        let mut found = holders::find_prepared(&mut ctx.client, &server, dbs)?;
+        rollback.rollback(&mut found);
+        rollback.close();
+        (failed, rolled_back) = found.into_iter().partition(Holder::holds);
+    }
+    let exclude = holders::Exclude { pids: reported };
+    let within = if wait.wait {
+        wait.timeout
+    } else {
+        Duration::from_secs(5)
+    };
+    // Without --wait only pgkick's own connections are waited for.
+    let ended: BTreeSet<i32> = reports
+        .iter()
+        .filter(|r| wait.wait && r.outcome == Outcome::Terminated)
+        .map(|r| r.session.pid)
+        .chain(own.iter().copied())
+        .collect();
+    let mut backoff =
+        interrupt::Backoff::new(within, Duration::from_millis(5), Duration::from_millis(200));
+    let held = loop {
+        let held = holders::find(&mut ctx.client, &server, dbs, &exclude)?;
+        let leaving = held
+            .iter()
+            .filter(|h| h.pid.is_some_and(|p| own.contains(&p)) || (wait.wait && h.leaving(&ended)))
+            .count();
+        if leaving == 0 || backoff.left().is_zero() {
+            break held;
+        }
+        ctx.printer.progress(
+            "waiting for what holds the databases",
+            leaving,
+            backoff.left(),
+        );
+        backoff.sleep()?;
+    };
+    ctx.printer.progress("", 0, Duration::ZERO);
+    // A prepared transaction whose rollback failed keeps the server's reason in its fix.
+    let held = held.into_iter().map(|h| {
+        failed
+            .iter()
+            .find(|f| f.outcome == h.outcome && f.datname == h.datname && f.gid == h.gid)
+            .map_or(h.clone(), |f| Holder {
+                fix: f.fix.clone(),
+                ..h
+            })
+    });
+    rolled_back.extend(held);
+    Ok(rolled_back)
+}
+
+/// One line on stderr for each session and holder still in a database.
+fn warn_what_holds(printer: &Printer, reports: &[Report], held: &[Holder]) {
+    for r in reports {
+        let why = match r.outcome {
+            Outcome::StillPresent => "it did not exit within --wait-timeout",
+            Outcome::PermissionDenied => "pgkick's role may not terminate it",
+            _ => continue,
+        };
+        printer.warn(&format!(
+            "database \"{}\" is still held by {} pid {}: {why}",
+            r.session.datname.as_deref().unwrap_or_default(),
+            r.session
+                .backend_type
+                .as_deref()
+                .unwrap_or(crate::columns::DEFAULT_BACKEND_TYPE),
+            r.session.pid
+        ));
+    }
+    for h in held {
+        if h.holds() {
+            printer.warn(&h.line());
+        } else {
+            printer.note(&h.line());
+        }
+    }
+}
+
+/// The report: in JSON one array, the sessions then the holders; as tables, the sessions,
+/// then (when there are any) the holders with their fixes.
+fn print_entries(printer: &Printer, reports: Vec<Report>, held: Vec<Holder>) -> Result<()> {
+    if printer.is_json() {
+        return Ok(printer.print(&holders::entries(reports, held))?);
+    }
+    printer.print(&reports)?;
+    if held.is_empty() {
+        return Ok(());
+    }
+    Ok(printer.print(&held)?)
+}
+
+/// --dry-run: the sessions and what would happen to them, the lock's statements, the holders,
+/// the chains it would break, and the statements; changes nothing.
+fn show_plan(ctx: &mut Context<'_>, opts: &DropReady, targets: &[Session]) -> Result<ExitStatus> {
+    let signal = &opts.signal;
+    let dbs = &signal.filter.dbs;
+    let server = ctx.server()?;
+    let exclude = holders::Exclude {
+        pids: targets.iter().map(|s| s.pid).collect(),
+    };
+    let mut held = holders::find(&mut ctx.client, &server, dbs, &exclude)?;
+    if opts.rollback_prepared {
+        for h in &mut held {
+            if h.outcome == Kind::PreparedTransaction {
+                h.outcome = Kind::WouldRollBack;
+            }
+        }
+    }
+    let how = lock::How {
+        method: opts.method,
+        lock_timeout: opts.lock_timeout,
+        dry_run: true,
+    };
+    let lock_targets = lock::Targets {
+        dbs: dbs.clone(),
+        roles: Vec::new(),
+    };
+    let changes = lock::lock(&mut ctx.client, &server, &lock_targets, how, &[])?;
+    ctx.trail.changes(&mut ctx.client, &changes, true)?;
+    pooling::print_pause_plan(&opts.pause, dbs, ctx.printer)?;
+    statements(ctx.printer, &changes)?;
+    let reports = guard::with_outcome(targets, signal.action.would());
+    ctx.trail.planned_sessions(&reports)?;
+    print_entries(ctx.printer, reports, held.clone())?;
+    dry_run::chains_to_break(ctx, &signal.filter, targets)?;
+    dry_run::signal_statement(ctx, signal.first_action(), targets)?;
+    for h in held.iter().filter(|h| h.outcome == Kind::WouldRollBack) {
+        ctx.printer.dry_run_sql(&format!(
+            "-- in database {}:\n{};",
+            escape_identifier(&h.datname),
+            holders::rollback_statement(h.gid.as_deref().unwrap_or_default())
+        ))?;
+    }
+    Ok(ExitStatus::Success)
+}

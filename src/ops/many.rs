@@ -1,0 +1,340 @@
+//! A run over many servers: the command on every server of the plan, in parallel, with one
+//! report and one exit status.
+//!
+//! Each server runs the command exactly as a run on one server does (`one::run`), through a
+//! printer that keeps its results (`Printer::capturing`); they are printed once at the end,
+//! each row naming its server. The guards hold over the whole run: for cancel and terminate
+//! with --max, or asking on a terminal, every server finds its targets and waits at the gate
+//! on its connection (`fleet::Rendezvous`); once all have come, the run refuses or asks once,
+//! and all go on or none. With more servers than `--jobs` (their connections cannot all stay
+//! open), a counting pass comes first that only finds the targets (`signal::count`), and each
+//! server then acts only on what was counted.
+
+use std::sync::{mpsc, Arc};
+
+use anyhow::Result;
+
+use super::guard::{capitalized, Gate};
+use super::{one, signal};
+use crate::audit;
+use crate::conn::NotTargetSession;
+use crate::error::{self, ExitStatus, Interrupted, Refused};
+use crate::fleet::{runner, Member, Rendezvous, Seated, Verdict};
+use crate::interrupt;
+use crate::output::{Ended, Printer, ServerOutput};
+use crate::plan::{Command, Guard, Plan};
+use crate::session::Session;
+use crate::signal::Action;
+
+/// The gate of server `index` of a run guarded in one pass: it waits for the verdict.
+impl Gate for Seated {
+    fn approve(&self, targets: &[Session], _guard: &Guard) -> Result<Option<Vec<Session>>> {
+        self.arrive_with(targets).map(|()| None)
+    }
+
+    fn asked(&self) -> bool {
+        Seated::asked(self)
+    }
+}
+
+/// The acting pass's gate: what was counted and confirmed for this server (`None` when the
+/// run had no counting pass).
+struct Allowed(Option<Vec<Session>>);
+
+impl Gate for Allowed {
+    fn approve(&self, _targets: &[Session], _guard: &Guard) -> Result<Option<Vec<Session>>> {
+        Ok(self.0.clone())
+    }
+}
+
+/// How the guards of the run are kept, when the command has any to keep over all servers.
+struct Guards {
+    guard: Guard,
+    action: Action,
+    /// Ask once on a terminal.
+    ask: bool,
+}
+
+fn guards(command: &Command, printer: &Printer) -> Option<Guards> {
+    let signal = match command {
+        Command::Signal(s) => s,
+        Command::DropReady(d) => &d.signal,
+        _ => return None,
+    };
+    let guard = signal.guard;
+    let ask = !guard.yes && !guard.dry_run && printer.interactive();
+    (guard.max.is_some() || ask).then_some(Guards {
+        guard,
+        action: signal.action,
+        ask,
+    })
+}
+
+/// Runs the plan's command on each of `members`, at most `jobs` at a time.
+pub fn run(
+    plan: &Arc<Plan>,
+    members: &[Member],
+    (jobs, each_host): (usize, bool),
+    log: &Arc<audit::Log>,
+) -> Result<ExitStatus> {
+    let printer = Printer::new(plan.output);
+    let mut gates: Vec<Box<dyn Gate + Send>> = Vec::new();
+    let mut early: Vec<Option<ServerOutput>> = (0..members.len()).map(|_| None).collect();
+    let mut seated = None;
+    match guards(&plan.command, &printer) {
+        // Every server's connection can stay open at the gate: one pass.
+        Some(guards) if members.len() <= jobs => {
+            let rendezvous = Rendezvous::new(members.len());
+            for i in 0..members.len() {
+                gates.push(Box::new(Seated::new(&rendezvous, i)));
+            }
+            seated = Some((rendezvous, guards));
+        }
+        // More servers than --jobs: a counting pass first, then the acting pass on what was
+        // counted (each server connected to twice).
+        Some(guards) => {
+            let counted = count(plan, members, jobs)?;
+            let mut targets = Vec::new();
+            for (i, result) in counted.into_iter().enumerate() {
+                match result {
+                    Ok(t) => targets.push(Some(t)),
+                    Err(e) => {
+                        early[i] = Some(ServerOutput::failed(&members[i].label, e));
+                        targets.push(None);
+                    }
+                }
+            }
+            decide(&printer, members, &targets, &guards)?;
+            gates.extend(
+                targets
+                    .into_iter()
+                    .map(|t| Box::new(Allowed(t)) as Box<dyn Gate + Send>),
+            );
+        }
+        None => gates.extend(
+            members
+                .iter()
+                .map(|_| Box::new(Allowed(None)) as Box<dyn Gate + Send>),
+        ),
+    }
+    if seated.is_none() {
+        interrupt::install()?;
+    }
+    let mut outputs: Vec<Option<ServerOutput>> = (0..members.len()).map(|_| None).collect();
+    let mut todo = Vec::new();
+    for ((i, member), gate) in members.iter().enumerate().zip(gates) {
+        match early[i].take() {
+            Some(mut out) => {
+                report(&printer, &mut out);
+                outputs[i] = Some(out);
+            }
+            None => todo.push((i, member.clone(), gate)),
+        }
+    }
+    let indices: Vec<usize> = todo.iter().map(|(i, _, _)| *i).collect();
+    let work_plan = Arc::clone(plan);
+    let work_log = Arc::clone(log);
+    let rendezvous = seated.as_ref().map(|(r, _)| Arc::clone(r));
+    let work = Arc::new(
+        move |(i, member, gate): (usize, Member, Box<dyn Gate + Send>)| {
+            // Left however the server's part ends, a panic included, so the gate never waits
+            // for a server that is gone.
+            let _leave = rendezvous.as_ref().map(|r| r.leaving(i));
+            part(&work_plan, &member, (gate.as_ref(), &work_log), each_host)
+        },
+    );
+    let (tx, rx) = mpsc::channel();
+    let running = std::thread::spawn(move || {
+        runner::run(todo, jobs, work, |k, out| {
+            let _ = tx.send((k, out));
+        })
+    });
+    if let Some((rendezvous, guards)) = &seated {
+        // Before the verdict nothing was signalled anywhere, and a signal still ends pgkick
+        // at once (as at a one-server prompt).
+        let decided = match rendezvous.wait_for_all(|| interrupt::received().is_some()) {
+            Some(targets) => decide(&printer, members, &targets, guards),
+            None => interrupt::check().map(|()| false),
+        };
+        match decided.and_then(|asked| interrupt::install().map(|()| asked)) {
+            Ok(asked) => rendezvous.decide(Verdict::Go { asked }),
+            Err(e) => {
+                rendezvous.decide(Verdict::Stop);
+                return Err(e);
+            }
+        }
+    }
+    for (k, mut out) in rx {
+        report(&printer, &mut out);
+        outputs[indices[k]] = Some(out);
+    }
+    let unfinished = running.join().unwrap_or_default();
+    for k in unfinished {
+        let i = indices[k];
+        let mut out = ServerOutput::failed(
+            &members[i].label,
+            "interrupted before it finished; what it did is unknown".into(),
+        );
+        report(&printer, &mut out);
+        outputs[i] = Some(out);
+    }
+    let outputs: Vec<ServerOutput> = outputs.into_iter().flatten().collect();
+    printer.print_fleet(&outputs)?;
+    if let Some(signal) = interrupt::received() {
+        return Err(Interrupted { signal }.into());
+    }
+    Ok(exit_status(outputs.iter().map(|o| &o.ended)))
+}
+
+/// The guards over the whole run, from every server's targets (`None`: it could not be
+/// counted): --max over all of them together, then one question on a terminal; true when it
+/// was asked. An error refuses, and nothing was signalled anywhere.
+fn decide(
+    printer: &Printer,
+    members: &[Member],
+    targets: &[Option<Vec<Session>>],
+    guards: &Guards,
+) -> Result<bool> {
+    let groups: Vec<(String, Vec<Session>)> = members
+        .iter()
+        .zip(targets)
+        .filter_map(|(member, t)| Some((member.label.clone(), t.clone()?)))
+        .filter(|(_, t)| !t.is_empty())
+        .collect();
+    let total: usize = groups.iter().map(|(_, t)| t.len()).sum();
+    let on = match groups.len() {
+        1 => "1 server".to_string(),
+        n => format!("{n} servers"),
+    };
+    if let Some(max) = guards.guard.max.filter(|&max| total > max) {
+        return Err(Refused(format!(
+            "{total} sessions match on {on}, more than --max {max}; nothing was signalled"
+        ))
+        .into());
+    }
+    if guards.ask && total > 0 {
+        let verb = capitalized(guards.action.verb());
+        let question = match total {
+            1 => format!("{verb} this session?"),
+            n => format!("{verb} these {n} sessions on {on}?"),
+        };
+        if !printer.confirm_fleet(&groups, &question)? {
+            return Err(Refused("not confirmed; nothing was signalled".into()).into());
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// What the counting pass found on a server: its targets, or why (one line) it could not
+/// be counted.
+type CountResult = Result<Vec<Session>, String>;
+
+/// The counting pass, on every server: each finds its targets and changes nothing.
+fn count(plan: &Arc<Plan>, members: &[Member], jobs: usize) -> Result<Vec<CountResult>> {
+    let mut counted: Vec<Option<CountResult>> = (0..members.len()).map(|_| None).collect();
+    let work_plan = Arc::clone(plan);
+    let work = Arc::new(move |member: Member| -> CountResult {
+        let signal = match &work_plan.command {
+            Command::Signal(s) => s,
+            Command::DropReady(d) => &d.signal,
+            _ => return Ok(Vec::new()),
+        };
+        let printer = Printer::silent(work_plan.output, &member.label);
+        signal::count(signal, &member, &printer).map_err(|e| error::one_line(&e))
+    });
+    runner::run(members.to_vec(), jobs, work, |i, r| {
+        counted[i] = Some(r);
+    });
+    if let Some(signal) = interrupt::received() {
+        return Err(Interrupted { signal }.into());
+    }
+    Ok(counted
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|| Ok(Vec::new())))
+        .collect())
+}
+
+/// One server's part of the run.
+fn part(
+    plan: &Plan,
+    member: &Member,
+    (gate, log): (&dyn Gate, &audit::Log),
+    each_host: bool,
+) -> ServerOutput {
+    let printer = Printer::capturing(plan.output, &member.label);
+    let result = one::run(&plan.command, member, &printer, (gate, log));
+    let ended = match result {
+        Ok(status) => Ended::Done(status),
+        Err(e) if e.chain().any(|c| c.is::<NotTargetSession>()) && each_host => {
+            Ended::Skipped(error::one_line(&e))
+        }
+        Err(e) => Ended::Failed(error::one_line(&e)),
+    };
+    ServerOutput {
+        label: member.label.clone(),
+        captured: printer.into_captured(),
+        ended,
+    }
+}
+
+/// As each server finishes: its failure (or skip) on stderr, its JSON lines on stdout.
+fn report(printer: &Printer, out: &mut ServerOutput) {
+    match &out.ended {
+        Ended::Failed(e) => printer.server_failed(&out.label, e),
+        Ended::Skipped(why) => printer.note(&format!("{}: skipped: {why}", out.label)),
+        Ended::Done(_) => {}
+    }
+    if let Err(e) = printer.print_server_lines(out) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            printer.server_failed(&out.label, &format!("could not print: {e}"));
+        }
+    }
+}
+
+/// 0 when every server succeeded (or was skipped), 1 when none did, 3 otherwise.
+fn exit_status<'a>(ended: impl IntoIterator<Item = &'a Ended>) -> ExitStatus {
+    let ended: Vec<&Ended> = ended.into_iter().collect();
+    let failed = ended
+        .iter()
+        .filter(|e| matches!(e, Ended::Failed(_)))
+        .count();
+    if !ended.is_empty() && failed == ended.len() {
+        ExitStatus::Runtime
+    } else if failed > 0
+        || ended
+            .iter()
+            .any(|e| matches!(e, Ended::Done(s) if *s != ExitStatus::Success))
+    {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_over_servers() {
+        use Ended::*;
+        let why = String::new;
+        assert_eq!(
+            exit_status(&[Done(ExitStatus::Success), Skipped(why())]),
+            ExitStatus::Success
+        );
+        assert_eq!(
+            exit_status(&[Done(ExitStatus::Success), Failed(why())]),
+            ExitStatus::Partial
+        );
+        assert_eq!(
+            exit_status(&[Done(ExitStatus::Partial), Done(ExitStatus::Success)]),
+            ExitStatus::Partial
+        );
+        assert_eq!(
+            exit_status(&[Failed(why()), Failed(why())]),
+            ExitStatus::Runtime
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The pipelines: each command as its own sequence of stages over one connection context.
+//!
+//! - `list.rs`, `signal.rs` (cancel, terminate, --every), `drop.rs` (terminate --lock, the
+//!   drop-ready workflow), `lock.rs` (lock, unlock, --list), `conninfo.rs`: one per command,
+//!   each deciding its exit status where it ends;
+//! - the stages they share: `context.rs` (the connection context every stage takes),
+//!   `find.rs` (the sessions, with what pgkick cannot see), `guard.rs` (targets, gate,
+//!   confirmation, recheck), `act.rs` (signal, grace, wait, audit), `dry_run.rs`;
+//! - `pooling.rs`: the pipelines' side of --pgbouncer;
+//! - `one.rs`: one server's part of a run (the command's pipeline); `many.rs`: a run over
+//!   many servers, with the guards over all of them.
+//!
+//! A pipeline returns an `ExitStatus` for outcomes that are not errors (success, partial);
+//! errors carry their own (see `error`). Nothing here sees a clap type: the plan's types are
+//! what the pipelines take.
+
+mod act;
+mod conninfo;
+mod context;
+mod drop;
+mod dry_run;
+mod find;
+mod guard;
+mod list;
+mod lock;
+mod many;
+mod one;
+mod pooling;
+mod signal;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+pub use context::Context;
+
+use crate::audit;
+use crate::error::ExitStatus;
+use crate::output::Printer;
+use crate::plan::{Command, Plan, Servers};
+
+/// Runs the plan: the audit log opened once (pgkick acts on nothing when it cannot write
+/// there), then the command on the one server, or on each of many.
+pub fn run(plan: Plan) -> Result<ExitStatus> {
+    let log = match audit_config(&plan.command) {
+        Some(config) => audit::Log::open(config)?,
+        None => audit::Log::none(),
+    };
+    match &plan.servers {
+        Servers::One(member) => {
+            let printer = Printer::new(plan.output).for_server(&member.label);
+            one::run(&plan.command, member, &printer, (&guard::OneServer, &log))
+        }
+        Servers::Many {
+            members,
+            jobs,
+            each_host,
+        } => {
+            let members = members.clone();
+            let (jobs, each_host) = (*jobs, *each_host);
+            many::run(&Arc::new(plan), &members, (jobs, each_host), &Arc::new(log))
+        }
+    }
+}
+
+/// The audit configuration of the command, if it writes records.
+fn audit_config(command: &Command) -> Option<&audit::Config> {
+    match command {
+        Command::Signal(s) => Some(&s.audit),
+        Command::DropReady(d) => Some(&d.signal.audit),
+        Command::Lock(l) => Some(&l.audit),
+        Command::Unlock(u) => Some(&u.audit),
+        Command::List(_) | Command::Conninfo { .. } => None,
+    }
+}
