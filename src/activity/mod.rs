@@ -95,11 +95,9 @@ pub fn first(
     filter: &Filter,
     tree: bool,
 ) -> Result<Matched> {
-    let needs = Needs {
-        facts: false,
-        ..Needs::first(filter, server, tree)
-    };
-    run(client, server, filter, needs)
+    // The facts again (the version is known): they also tell whether the server can have
+    // prepared transactions, which spares the graph's statement that part.
+    run(client, server, filter, Needs::first(filter, server, tree))
 }
 
 /// Finds the filter's sessions later in a run.

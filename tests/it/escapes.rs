@@ -56,7 +56,20 @@ fn hostile(server: &Server, prefix: &str) -> Hostile {
 }
 
 fn drop_hostile(server: &Server, h: &Hostile) {
-    server.sql(&format!("DROP DATABASE {} WITH (FORCE)", ident(&h.db)));
+    // DROP DATABASE ... WITH (FORCE) is 13 and later: end the sessions by hand.
+    let mut client = server.connect(SUPERUSER);
+    let gone = wait_until(Duration::from_secs(10), || {
+        client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                  WHERE datname = $1",
+                &[&h.db],
+            )
+            .map(|r| r.get::<_, i64>(0) == 0)
+            .unwrap_or(false)
+    });
+    assert!(gone, "sessions still in {:?}", h.db);
+    server.sql(&format!("DROP DATABASE {}", ident(&h.db)));
     server.sql(&format!("DROP ROLE {}", ident(&h.role)));
 }
 
