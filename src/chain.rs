@@ -52,22 +52,21 @@ pub fn forest<'a>(
             .iter()
             .any(|gid| prepared.iter().any(|p| &p.gid == gid))
     };
-    let mut lines = Vec::new();
-    let mut shown: BTreeSet<i32> = BTreeSet::new();
+    let mut drawn = Drawn::default();
 
     if heads.is_none() {
         for p in prepared {
             // A prepared transaction the filters chose heads its chain even when none of its
             // waiters is listed (list --root-blocker).
             if p.matched || p.blocking.iter().any(|w| listed.contains(w)) {
-                lines.push(Line {
+                drawn.lines.push(Line {
                     depth: 0,
                     node: Node::Prepared(p),
                     repeated: false,
                     unlisted_blockers: Vec::new(),
                 });
                 for s in sessions.iter().filter(|s| p.blocking.contains(&s.pid)) {
-                    waiters_of(s, 1, sessions, &mut shown, &mut lines, &unlisted);
+                    waiters_of(s, 1, sessions, &mut drawn, &unlisted);
                 }
             }
         }
@@ -85,19 +84,19 @@ pub fn forest<'a>(
         }
     };
     for s in sessions.iter().filter(|s| is_head(s)) {
-        if !shown.contains(&s.pid) {
-            waiters_of(s, 0, sessions, &mut shown, &mut lines, &unlisted);
+        if !drawn.shown.contains(&s.pid) {
+            waiters_of(s, 0, sessions, &mut drawn, &unlisted);
         }
     }
     // Left: sessions in cycles of listed sessions (every one waits on another).
     if heads.is_none() {
         for s in sessions.iter().filter(|s| in_chain(s)) {
-            if !shown.contains(&s.pid) {
-                waiters_of(s, 0, sessions, &mut shown, &mut lines, &unlisted);
+            if !drawn.shown.contains(&s.pid) {
+                waiters_of(s, 0, sessions, &mut drawn, &unlisted);
             }
         }
     }
-    if lines.is_empty() && heads.is_none() {
+    if drawn.lines.is_empty() && heads.is_none() {
         return sessions
             .iter()
             .map(|s| Line {
@@ -108,7 +107,14 @@ pub fn forest<'a>(
             })
             .collect();
     }
-    lines
+    drawn.lines
+}
+
+/// The tree drawn so far: the pids shown, and the lines.
+#[derive(Default)]
+struct Drawn<'a> {
+    shown: BTreeSet<i32>,
+    lines: Vec<Line<'a>>,
 }
 
 /// `s` at `depth`, then, the first time it is shown, the listed sessions waiting on it.
@@ -116,12 +122,11 @@ fn waiters_of<'a>(
     s: &'a Session,
     depth: usize,
     sessions: &'a [Session],
-    shown: &mut BTreeSet<i32>,
-    lines: &mut Vec<Line<'a>>,
+    drawn: &mut Drawn<'a>,
     unlisted: &dyn Fn(&Session) -> Vec<i32>,
 ) {
-    let repeated = !shown.insert(s.pid);
-    lines.push(Line {
+    let repeated = !drawn.shown.insert(s.pid);
+    drawn.lines.push(Line {
         depth,
         node: Node::Session(s),
         repeated,
@@ -134,7 +139,7 @@ fn waiters_of<'a>(
         .iter()
         .filter(|w| w.pid != s.pid && w.blocked_by.as_ref().is_some_and(|b| b.contains(&s.pid)))
     {
-        waiters_of(w, depth + 1, sessions, shown, lines, unlisted);
+        waiters_of(w, depth + 1, sessions, drawn, unlisted);
     }
 }
 

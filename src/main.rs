@@ -16,6 +16,8 @@ mod filter;
 mod fleet;
 mod holders;
 mod interrupt;
+#[cfg(test)]
+mod layout;
 mod lock;
 mod ops;
 mod output;
@@ -25,6 +27,7 @@ mod plan;
 mod proptests;
 mod server;
 mod session;
+mod shell;
 mod signal;
 mod sql;
 mod watch;

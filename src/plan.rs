@@ -382,19 +382,25 @@ fn command(command: cli::Command, output: &output::Options, argv: &[String]) -> 
         }
         cli::Command::Cancel(args) => Command::Signal(signal(
             Action::Cancel,
-            &args.filter,
-            &args.guard,
-            &args.wait,
-            (None, &args.watch),
+            SignalArgs {
+                filter: &args.filter,
+                guard: &args.guard,
+                wait: &args.wait,
+                watch: &args.watch,
+            },
+            None,
             audit_config(&args.audit, "cancel", args.guard.dry_run, argv),
         )?),
         cli::Command::Terminate(args) => {
             let signal = signal(
                 Action::Terminate,
-                &args.filter,
-                &args.guard,
-                &args.wait,
-                (args.cancel_first.then_some(args.grace), &args.watch),
+                SignalArgs {
+                    filter: &args.filter,
+                    guard: &args.guard,
+                    wait: &args.wait,
+                    watch: &args.watch,
+                },
+                args.cancel_first.then_some(args.grace),
                 audit_config(&args.audit, "terminate", args.guard.dry_run, argv),
             )?;
             if !args.lock {
@@ -447,21 +453,27 @@ fn command(command: cli::Command, output: &output::Options, argv: &[String]) -> 
     })
 }
 
+/// The flags cancel and terminate share.
+struct SignalArgs<'a> {
+    filter: &'a cli::FilterArgs,
+    guard: &'a cli::GuardArgs,
+    wait: &'a cli::WaitArgs,
+    watch: &'a cli::WatchArgs,
+}
+
 /// cancel or terminate, checked: a filter or --all; in watch mode, nothing is ever asked.
 fn signal(
     action: Action,
-    filter_args: &cli::FilterArgs,
-    guard_args: &cli::GuardArgs,
-    wait_args: &cli::WaitArgs,
-    (cancel_first, watch_args): (Option<Duration>, &cli::WatchArgs),
+    args: SignalArgs<'_>,
+    cancel_first: Option<Duration>,
     audit: audit::Config,
 ) -> Result<Signal> {
-    let filter = filter(filter_args);
-    let mut guard = guard(guard_args);
+    let filter = filter(args.filter);
+    let mut guard = guard(args.guard);
     refuse_unfiltered(&filter, &guard, action)?;
-    let watch = watch_args.every.map(|every| Watch {
+    let watch = args.watch.every.map(|every| Watch {
         every,
-        rounds: watch_args.rounds,
+        rounds: args.watch.rounds,
     });
     if watch.is_some() {
         guard.yes = true;
@@ -470,7 +482,7 @@ fn signal(
         action,
         filter,
         guard,
-        wait: wait(wait_args),
+        wait: wait(args.wait),
         cancel_first,
         watch,
         audit,

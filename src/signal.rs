@@ -261,6 +261,14 @@ const POLLS_BEFORE_SERVER_WAIT: usize = 2;
 /// How a wait is going, for progress display: sessions remaining, time left.
 pub type Progress<'a> = dyn FnMut(usize, Duration) -> Result<()> + 'a;
 
+/// What [`wait`] waits for: the sessions `action` signalled to be done with it, for at most
+/// `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Until {
+    pub action: Action,
+    pub timeout: Duration,
+}
+
 /// Waits until every session reported `done` is gone (terminate) or has stopped running the
 /// query it was cancelled in (cancel), up to `timeout`. Those still there at the end get
 /// `StillPresent` / `StillRunning`. The statements sent depend on time, not on the number of
@@ -270,11 +278,11 @@ pub type Progress<'a> = dyn FnMut(usize, Duration) -> Result<()> + 'a;
 pub fn wait(
     client: &mut postgres::Client,
     server: &Server,
-    action: Action,
+    until: Until,
     reports: &mut [Report],
-    timeout: Duration,
     progress: &mut Progress<'_>,
 ) -> Result<()> {
+    let Until { action, timeout } = until;
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<usize> = (0..reports.len())
         .filter(|&i| reports[i].outcome == action.done())

@@ -389,31 +389,7 @@ impl User {
 
 /// The passwd name of `uid`.
 fn passwd_name(uid: u32) -> Option<String> {
-    let mut size = 1024;
-    loop {
-        let mut buf = vec![0u8; size];
-        // SAFETY: getpwuid_r writes only into `pwd` and `buf`, whose sizes are passed; the name
-        // it points to lives in `buf`, which outlives its use.
-        unsafe {
-            let mut pwd: libc::passwd = std::mem::zeroed();
-            let mut result: *mut libc::passwd = std::ptr::null_mut();
-            let rc = libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            );
-            if rc == libc::ERANGE && size < 1 << 20 {
-                size *= 4;
-                continue;
-            }
-            if rc != 0 || result.is_null() {
-                return None;
-            }
-            return Some(CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned());
-        }
-    }
+    crate::conn::passwd(uid).map(|(name, _)| name)
 }
 
 #[cfg(test)]

@@ -50,6 +50,14 @@ pub struct Connected {
     pub place: String,
 }
 
+/// One address of one host: where a single attempt goes.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    target: &'a Target,
+    /// hostaddr, or one address of the host name; None for a unix socket.
+    addr: Option<IpAddr>,
+}
+
 /// One failed try of one address.
 pub(super) enum TryError {
     Pg(postgres::Error),
@@ -112,7 +120,12 @@ impl Settings {
                 };
                 for addr in addrs {
                     let place = describe_target(target, addr);
-                    match self.try_address(target, addr, password, *attrs, connector.as_ref()) {
+                    match self.try_address(
+                        Place { target, addr },
+                        password,
+                        *attrs,
+                        connector.as_ref(),
+                    ) {
                         Ok(client) => {
                             return Ok(Connected {
                                 client,
@@ -167,12 +180,12 @@ impl Settings {
     /// server rejects the encrypted session). Unix sockets never use TLS.
     fn try_address(
         &self,
-        target: &Target,
-        addr: Option<IpAddr>,
+        place: Place<'_>,
         password: Option<&str>,
         attrs: SessionAttrs,
         connector: Option<&TlsConnector>,
     ) -> Result<postgres::Client, TryError> {
+        let target = place.target;
         let attempts: &[Attempt] = match (&target.host, connector) {
             (Host::Tcp(_), Some(_)) => self.tls.attempts(),
             _ => &[Attempt::Plain],
@@ -180,7 +193,7 @@ impl Settings {
         let mut last = None;
         for (i, attempt) in attempts.iter().enumerate() {
             let tls = connector.filter(|_| *attempt != Attempt::Plain);
-            let (result, refusal) = self.attempt(target, addr, password, *attempt, tls);
+            let (result, refusal) = self.attempt(place, password, *attempt, tls);
             let err = match result {
                 Ok(client) => return check_attrs(client, attrs),
                 // What the watch refused is the reason, whatever rust-postgres made of it.
@@ -208,12 +221,12 @@ impl Settings {
     /// server's request too, when there was one.
     fn attempt(
         &self,
-        target: &Target,
-        addr: Option<IpAddr>,
+        place: Place<'_>,
         password: Option<&str>,
         attempt: Attempt,
         tls: Option<&TlsConnector>,
     ) -> (Result<postgres::Client, TryError>, Option<String>) {
+        let Place { target, addr } = place;
         let watch = self.require_auth.clone().map(AuthWatch::new);
         let verdict = watch.as_ref().map(AuthWatch::verdict);
         let refusal = || verdict.as_ref().and_then(|v| v.get().cloned());

@@ -63,7 +63,7 @@ pub use conninfo::render_conninfo;
 pub use hosts::{Host, Target};
 pub use mask::mask_passwords;
 pub use options::{Given, Origin, KEYWORDS};
-pub use os_user::os_user;
+pub use os_user::{os_user, passwd};
 pub use passwords::typed as typed_password;
 pub use settings::Settings;
 

@@ -9,13 +9,18 @@ use std::path::PathBuf;
 
 /// The passwd entry of the effective user: name and home directory.
 pub(super) fn passwd_entry() -> Option<(String, PathBuf)> {
-    // SAFETY: geteuid cannot fail; getpwuid_r writes only into `pwd` and `buf`, whose sizes
-    // are passed; the strings it points to live in `buf`, which outlives their use.
-    unsafe {
-        let uid = libc::geteuid();
-        let mut size = 4096;
-        loop {
-            let mut buf = vec![0u8; size];
+    // SAFETY: geteuid cannot fail.
+    passwd(unsafe { libc::geteuid() })
+}
+
+/// The passwd entry of `uid`: name and home directory.
+pub fn passwd(uid: u32) -> Option<(String, PathBuf)> {
+    let mut size = 4096;
+    loop {
+        let mut buf = vec![0u8; size];
+        // SAFETY: getpwuid_r writes only into `pwd` and `buf`, whose sizes are passed; the
+        // strings it points to live in `buf`, which outlives their use.
+        unsafe {
             let mut pwd: libc::passwd = std::mem::zeroed();
             let mut result: *mut libc::passwd = std::ptr::null_mut();
             let rc = libc::getpwuid_r(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context, Result};
 use postgres::types::Type;
-use postgres::Transaction;
+use postgres::{Row, Transaction};
 use postgres_protocol::escape::escape_identifier;
 use serde::{Deserialize, Serialize};
 
@@ -150,31 +150,17 @@ pub fn role_facts(
 
 /// The object with oid `oid`, looked up earlier as `name`.
 pub fn read(tx: &mut Transaction<'_>, kind: Kind, name: &str, oid: u32) -> Result<Object> {
-    let gone = || {
-        anyhow!(
-            "{} was dropped meanwhile; nothing was changed",
-            Label(kind, name)
-        )
-    };
-    let context = || format!("could not read {}", Label(kind, name));
     match kind {
         Kind::Database => {
-            let row = tx
-                .query_typed(
-                    &format!(
-                        "SELECT d.datname::text, d.datallowconn, d.datconnlimit, \
-                                pg_catalog.shobj_description(d.oid, 'pg_database'), \
-                                pg_catalog.pg_get_userbyid(d.datdba)::text, \
-                                d.datname = pg_catalog.current_database(), {} \
-                           FROM pg_catalog.pg_database d WHERE d.oid = $1",
-                        proof::columns("d.oid", Kind::Database)
-                    ),
-                    &[(&oid, Type::OID)],
-                )
-                .with_context(context)?
-                .into_iter()
-                .next()
-                .ok_or_else(gone)?;
+            let sql = format!(
+                "SELECT d.datname::text, d.datallowconn, d.datconnlimit, \
+                        pg_catalog.shobj_description(d.oid, 'pg_database'), \
+                        pg_catalog.pg_get_userbyid(d.datdba)::text, \
+                        d.datname = pg_catalog.current_database(), {} \
+                   FROM pg_catalog.pg_database d WHERE d.oid = $1",
+                proof::columns("d.oid", Kind::Database)
+            );
+            let row = row_of(tx, &sql, oid, Label(kind, name))?;
             let connect_acl = connect_acl(tx, oid)?;
             let comment: Option<String> = row.get(3);
             Ok(Object {
@@ -193,22 +179,15 @@ pub fn read(tx: &mut Transaction<'_>, kind: Kind, name: &str, oid: u32) -> Resul
             })
         }
         Kind::Role => {
-            let row = tx
-                .query_typed(
-                    &format!(
-                        "SELECT r.rolname::text, r.rolcanlogin, \
-                                pg_catalog.shobj_description(r.oid, 'pg_authid'), \
-                                r.rolname IN (current_user, session_user), \
-                                r.rolsuper, r.rolreplication, {} \
-                           FROM pg_catalog.pg_roles r WHERE r.oid = $1",
-                        proof::columns("r.oid", Kind::Role)
-                    ),
-                    &[(&oid, Type::OID)],
-                )
-                .with_context(context)?
-                .into_iter()
-                .next()
-                .ok_or_else(gone)?;
+            let sql = format!(
+                "SELECT r.rolname::text, r.rolcanlogin, \
+                        pg_catalog.shobj_description(r.oid, 'pg_authid'), \
+                        r.rolname IN (current_user, session_user), \
+                        r.rolsuper, r.rolreplication, {} \
+                   FROM pg_catalog.pg_roles r WHERE r.oid = $1",
+                proof::columns("r.oid", Kind::Role)
+            );
+            let row = row_of(tx, &sql, oid, Label(kind, name))?;
             let comment: Option<String> = row.get(2);
             Ok(Object {
                 kind,
@@ -225,6 +204,16 @@ pub fn read(tx: &mut Transaction<'_>, kind: Kind, name: &str, oid: u32) -> Resul
             })
         }
     }
+}
+
+/// The one row `sql` reads of the object with oid `$1`; an error when it was dropped since it
+/// was looked up.
+fn row_of(tx: &mut Transaction<'_>, sql: &str, oid: u32, what: Label<'_>) -> Result<Row> {
+    tx.query_typed(sql, &[(&oid, Type::OID)])
+        .with_context(|| format!("could not read {what}"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("{what} was dropped meanwhile; nothing was changed"))
 }
 
 /// The CONNECT entries of a database's ACL (the default ACL when datacl is NULL), sorted.

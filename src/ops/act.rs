@@ -14,31 +14,17 @@ use crate::plan::Signal;
 use crate::session::Session;
 use crate::signal::{self, Action, Outcome, Report};
 
-/// Signals `targets` (with --cancel-first, cancels them), then waits the grace period and
-/// terminates what still matches, then --wait, for them and for `before` (sessions already
-/// signalled in this run). The reports come back whatever stopped the run after the signal
-/// went out (an interrupt, the server going away): that error is the second value, for the
-/// caller to return once it has reported what was done.
-pub fn signal_and_wait(
-    ctx: &mut Context<'_>,
-    opts: &Signal,
-    filter: &Filter,
-    (before, targets): (Vec<Report>, &[Session]),
-) -> Result<(Vec<Report>, Result<()>)> {
+/// Signals `targets` (with --cancel-first, cancels them).
+pub fn signal(ctx: &mut Context<'_>, opts: &Signal, targets: &[Session]) -> Result<Vec<Report>> {
     let server = ctx.server()?;
-    let mut reports = before;
-    reports.extend(signal::signal(
-        &mut ctx.client,
-        &server,
-        opts.first_action(),
-        targets,
-    )?);
-    let finished = grace_and_wait(ctx, opts, filter, &mut reports);
-    Ok((reports, finished))
+    signal::signal(&mut ctx.client, &server, opts.first_action(), targets)
 }
 
-/// After the signal: --cancel-first's grace period, then --wait.
-fn grace_and_wait(
+/// After the signal: --cancel-first's grace period (then the cancelled sessions that still
+/// match `filter` are terminated), then --wait for every one of `reports`. Whatever stops it
+/// (an interrupt, the server going away) comes after signals went out: the caller reports what
+/// was done before it returns the error.
+pub fn grace_and_wait(
     ctx: &mut Context<'_>,
     opts: &Signal,
     filter: &Filter,
@@ -55,12 +41,15 @@ fn grace_and_wait(
             };
             let server = ctx.server()?;
             let printer = ctx.printer;
+            let until = signal::Until {
+                action: opts.action,
+                timeout: opts.wait.timeout,
+            };
             signal::wait(
                 &mut ctx.client,
                 &server,
-                opts.action,
+                until,
                 reports,
-                opts.wait.timeout,
                 &mut |remaining, left| {
                     interrupt::check()?;
                     printer.progress(what, remaining, left);
@@ -141,5 +130,40 @@ pub fn status(prepared_selected: bool, reports: &[Report]) -> ExitStatus {
         ExitStatus::Partial
     } else {
         ExitStatus::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcome: Outcome) -> Report {
+        Report {
+            session: Session::default(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn partial_when_a_session_was_not_signalled_or_a_prepared_transaction_was_selected() {
+        use Outcome::*;
+        assert_eq!(status(false, &[]), ExitStatus::Success);
+        assert_eq!(
+            status(false, &[report(Terminated), report(AlreadyGone)]),
+            ExitStatus::Success
+        );
+        for failed in [PermissionDenied, StillPresent, StillRunning] {
+            assert_eq!(
+                status(false, &[report(Terminated), report(failed)]),
+                ExitStatus::Partial,
+                "{failed:?}"
+            );
+        }
+        assert_eq!(status(true, &[report(Cancelled)]), ExitStatus::Partial);
+        // A session that no longer matched after the prompt was not acted on: not a failure.
+        assert_eq!(
+            status(false, &[report(NoLongerMatches)]),
+            ExitStatus::Success
+        );
     }
 }

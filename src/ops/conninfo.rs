@@ -5,12 +5,12 @@
 use anyhow::Result;
 
 use super::context::connect;
+use super::one::Part;
 use crate::conn::report::{Connection, Report};
 use crate::error::ExitStatus;
-use crate::fleet::Member;
-use crate::output::Printer;
 
-pub fn run(connect_too: bool, member: &Member, printer: &Printer) -> Result<ExitStatus> {
+pub fn run(connect_too: bool, part: &Part<'_>) -> Result<ExitStatus> {
+    let (member, printer) = (part.member, part.printer);
     let settings = &member.settings;
     let mut report = Report::new(settings, &member.params);
     let mut failure = None;

@@ -9,13 +9,12 @@ use std::time::Duration;
 use anyhow::Result;
 use postgres_protocol::escape::escape_identifier;
 
-use super::guard::{self, Gate};
+use super::guard;
 use super::lock::{pause_and_lock, statements};
+use super::one::Part;
 use super::{act, dry_run, find, pooling, Context};
-use crate::audit;
 use crate::error::ExitStatus;
 use crate::filter::Filter;
-use crate::fleet::Member;
 use crate::holders::{self, Holder, Kind};
 use crate::interrupt;
 use crate::lock::{self, LockMethod};
@@ -25,14 +24,10 @@ use crate::session::Session;
 use crate::signal::{Outcome, Report};
 
 /// terminate --lock on one server.
-pub fn run(
-    opts: &DropReady,
-    member: &Member,
-    printer: &Printer,
-    (gate, log): (&dyn Gate, &audit::Log),
-) -> Result<ExitStatus> {
-    let trail = log.trail(&member.settings);
-    let mut ctx = Context::open(member, printer, &trail)?;
+pub fn run(opts: &DropReady, part: &Part<'_>) -> Result<ExitStatus> {
+    let (printer, gate) = (part.printer, part.gate);
+    let trail = part.log.trail(&part.member.settings);
+    let mut ctx = Context::open(part.member, printer, &trail)?;
     let signal = &opts.signal;
     let found = guard::targets(&mut ctx, &signal.filter)?;
     let allowed = gate.approve(&found.sessions, &signal.guard)?;
@@ -51,12 +46,13 @@ pub fn run(
     } else {
         None
     };
-    let locked = lock_then_find(&mut ctx, &filter, opts)?;
-    let targets = guard::allowed_only(locked.targets, &allowed);
+    let mut locked = lock_then_find(&mut ctx, &filter, opts)?;
+    let targets = guard::allowed_only(std::mem::take(&mut locked.targets), &allowed);
     // The pooler backends terminated to complete a pause are reported (and waited for) like
     // any other.
-    let (mut reports, finished) =
-        act::signal_and_wait(&mut ctx, signal, &filter, (locked.unblocked, &targets))?;
+    let mut reports = std::mem::take(&mut locked.unblocked);
+    reports.extend(act::signal(&mut ctx, signal, &targets)?);
+    let finished = act::grace_and_wait(&mut ctx, signal, &filter, &mut reports);
     reports.sort_by_key(|r| r.session.pid);
     if let Err(e) = act::audit(&mut ctx, &reports) {
         printer.print(&reports)?;
@@ -75,13 +71,24 @@ pub fn run(
         holders::locked_out(&mut held);
     }
     warn_what_holds(printer, &reports, &held);
-    let status = if locked.still_starting || held.iter().any(Holder::holds) {
-        ExitStatus::Partial
-    } else {
-        act::status(found.prepared_selected, &reports)
-    };
+    let status = status(&locked, &found, &reports, &held);
     print_entries(printer, reports, held)?;
     Ok(status)
+}
+
+/// Exit 0 only when DROP DATABASE would succeed now: no backend was still starting, nothing
+/// holds a database, and every session was signalled (and left, with --wait).
+fn status(
+    locked: &Locked,
+    found: &guard::Targets,
+    reports: &[Report],
+    held: &[Holder],
+) -> ExitStatus {
+    if locked.still_starting || held.iter().any(Holder::holds) {
+        ExitStatus::Partial
+    } else {
+        act::status(found.prepared_selected, reports)
+    }
 }
 
 /// What the lock left to terminate.
@@ -306,4 +313,73 @@ fn show_plan(ctx: &mut Context<'_>, opts: &DropReady, targets: &[Session]) -> Re
         ))?;
     }
     Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    fn report(pid: i32, outcome: Outcome) -> Report {
+        Report {
+            session: Session {
+                pid,
+                ..Session::default()
+            },
+            outcome,
+        }
+    }
+
+    fn holder(outcome: Kind) -> Holder {
+        Holder {
+            outcome,
+            datname: "shop".into(),
+            ..Holder::default()
+        }
+    }
+
+    #[test]
+    fn exit_0_only_when_nothing_is_left_in_the_databases() {
+        let locked = |still_starting| Locked {
+            targets: Vec::new(),
+            unblocked: Vec::new(),
+            still_starting,
+        };
+        let found = |prepared_selected| guard::Targets {
+            sessions: Vec::new(),
+            prepared_selected,
+            held_in_dbs: None,
+        };
+        let ended = [report(1, Outcome::Terminated)];
+        let cases = [
+            (false, false, &ended[..], Vec::new(), ExitStatus::Success),
+            (true, false, &ended[..], Vec::new(), ExitStatus::Partial),
+            (false, true, &ended[..], Vec::new(), ExitStatus::Partial),
+            (
+                false,
+                false,
+                &[report(1, Outcome::StillPresent)][..],
+                Vec::new(),
+                ExitStatus::Partial,
+            ),
+            (
+                false,
+                false,
+                &ended[..],
+                vec![holder(Kind::PreparedTransaction)],
+                ExitStatus::Partial,
+            ),
+            (
+                false,
+                false,
+                &ended[..],
+                vec![holder(Kind::RolledBack)],
+                ExitStatus::Success,
+            ),
+        ];
+        for (starting, prepared, reports, held, want) in cases {
+            let got = status(&locked(starting), &found(prepared), reports, &held);
+            assert_eq!(got, want, "{starting} {prepared} {reports:?} {held:?}");
+        }
+    }
 }

@@ -3,16 +3,17 @@
 
 use anyhow::Result;
 
+use super::one::Part;
 use super::{find, pooling, Context};
 use crate::audit;
 use crate::chain;
 use crate::error::{ExitStatus, Usage};
-use crate::fleet::Member;
-use crate::output::{prepared_message, Printer};
+use crate::output::prepared_message;
 use crate::plan::List;
 use crate::session::PreparedBlocker;
 
-pub fn run(opts: &List, member: &Member, printer: &Printer) -> Result<ExitStatus> {
+pub fn run(opts: &List, part: &Part<'_>) -> Result<ExitStatus> {
+    let (member, printer) = (part.member, part.printer);
     let log = audit::Log::none();
     let trail = log.trail(&member.settings);
     let mut ctx = Context::open(member, printer, &trail)?;

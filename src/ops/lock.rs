@@ -6,10 +6,9 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::one::Part;
 use super::{find, pooling, Context};
-use crate::audit;
 use crate::error::ExitStatus;
-use crate::fleet::Member;
 use crate::lock::{self, Targets};
 use crate::output::{Printer, Tabular};
 use crate::pgbouncer::Step;
@@ -54,13 +53,9 @@ impl Tabular for Entry {
 
 /// `lock`: lock the databases and roles (pausing the databases on the poolers first), or with
 /// --list show what is locked.
-pub fn run_lock(
-    opts: &Lock,
-    member: &Member,
-    printer: &Printer,
-    log: &audit::Log,
-) -> Result<ExitStatus> {
-    let trail = log.trail(&member.settings);
+pub fn run_lock(opts: &Lock, part: &Part<'_>) -> Result<ExitStatus> {
+    let (member, printer) = (part.member, part.printer);
+    let trail = part.log.trail(&member.settings);
     let mut ctx = Context::open(member, printer, &trail)?;
     let server = ctx.server()?;
     if opts.list {
@@ -98,13 +93,9 @@ pub fn run_lock(
 
 /// `unlock`: give back what the lock changed, then resume the databases on the poolers named.
 /// Exit 3 when a pooler stayed paused or something the record asked for was not given back.
-pub fn run_unlock(
-    opts: &Unlock,
-    member: &Member,
-    printer: &Printer,
-    log: &audit::Log,
-) -> Result<ExitStatus> {
-    let trail = log.trail(&member.settings);
+pub fn run_unlock(opts: &Unlock, part: &Part<'_>) -> Result<ExitStatus> {
+    let (member, printer) = (part.member, part.printer);
+    let trail = part.log.trail(&member.settings);
     let mut ctx = Context::open(member, printer, &trail)?;
     let server = ctx.server()?;
     crate::interrupt::install()?;

@@ -22,7 +22,7 @@ use crate::error::{self, ExitStatus, Interrupted, Refused};
 use crate::fleet::{runner, Member, Rendezvous, Seated, Verdict};
 use crate::interrupt;
 use crate::output::{Ended, Printer, ServerOutput};
-use crate::plan::{Command, Guard, Plan};
+use crate::plan::{Command, Guard, Plan, Servers};
 use crate::session::Session;
 use crate::signal::Action;
 
@@ -70,68 +70,71 @@ fn guards(command: &Command, printer: &Printer) -> Option<Guards> {
     })
 }
 
-/// Runs the plan's command on each of `members`, at most `jobs` at a time.
-pub fn run(
-    plan: &Arc<Plan>,
-    members: &[Member],
-    (jobs, each_host): (usize, bool),
-    log: &Arc<audit::Log>,
-) -> Result<ExitStatus> {
+/// Runs the plan's command on each of `members`, at most `jobs` at a time (`each_host`:
+/// a host that does not match target_session_attrs is skipped, not failed).
+pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
+    let Servers::Many {
+        members,
+        jobs,
+        each_host,
+    } = &plan.servers
+    else {
+        unreachable!("a run over many servers has many");
+    };
+    let (members, jobs, each_host) = (members.as_slice(), *jobs, *each_host);
     let printer = Printer::new(plan.output);
-    let mut gates: Vec<Box<dyn Gate + Send>> = Vec::new();
-    let mut early: Vec<Option<ServerOutput>> = (0..members.len()).map(|_| None).collect();
+    // One slot per server: how its part is let through the guards, and how it ended.
+    let mut slots: Vec<Slot> = members
+        .iter()
+        .map(|member| Slot {
+            member: member.clone(),
+            gate: Box::new(Allowed(None)),
+            ended: None,
+        })
+        .collect();
     let mut seated = None;
     match guards(&plan.command, &printer) {
         // Every server's connection can stay open at the gate: one pass.
         Some(guards) if members.len() <= jobs => {
             let rendezvous = Rendezvous::new(members.len());
-            for i in 0..members.len() {
-                gates.push(Box::new(Seated::new(&rendezvous, i)));
+            for (i, slot) in slots.iter_mut().enumerate() {
+                slot.gate = Box::new(Seated::new(&rendezvous, i));
             }
             seated = Some((rendezvous, guards));
         }
         // More servers than --jobs: a counting pass first, then the acting pass on what was
         // counted (each server connected to twice).
         Some(guards) => {
-            let counted = count(plan, members, jobs)?;
             let mut targets = Vec::new();
-            for (i, result) in counted.into_iter().enumerate() {
-                match result {
+            for (slot, counted) in slots.iter_mut().zip(count(plan, members, jobs)?) {
+                match counted {
                     Ok(t) => targets.push(Some(t)),
                     Err(e) => {
-                        early[i] = Some(ServerOutput::failed(&members[i].label, e));
+                        slot.ended = Some(ServerOutput::failed(&slot.member.label, e));
                         targets.push(None);
                     }
                 }
             }
             decide(&printer, members, &targets, &guards)?;
-            gates.extend(
-                targets
-                    .into_iter()
-                    .map(|t| Box::new(Allowed(t)) as Box<dyn Gate + Send>),
-            );
+            for (slot, allowed) in slots.iter_mut().zip(targets) {
+                slot.gate = Box::new(Allowed(allowed));
+            }
         }
-        None => gates.extend(
-            members
-                .iter()
-                .map(|_| Box::new(Allowed(None)) as Box<dyn Gate + Send>),
-        ),
+        None => {}
     }
     if seated.is_none() {
         interrupt::install()?;
     }
-    let mut outputs: Vec<Option<ServerOutput>> = (0..members.len()).map(|_| None).collect();
     let mut todo = Vec::new();
-    for ((i, member), gate) in members.iter().enumerate().zip(gates) {
-        match early[i].take() {
-            Some(mut out) => {
-                report(&printer, &mut out);
-                outputs[i] = Some(out);
+    for (i, slot) in slots.iter_mut().enumerate() {
+        match &mut slot.ended {
+            Some(out) => report(&printer, out),
+            None => {
+                let gate = std::mem::replace(&mut slot.gate, Box::new(Allowed(None)));
+                todo.push((i, slot.member.clone(), gate));
             }
-            None => todo.push((i, member.clone(), gate)),
         }
     }
-    let indices: Vec<usize> = todo.iter().map(|(i, _, _)| *i).collect();
     let work_plan = Arc::clone(plan);
     let work_log = Arc::clone(log);
     let rendezvous = seated.as_ref().map(|(r, _)| Arc::clone(r));
@@ -140,13 +143,16 @@ pub fn run(
             // Left however the server's part ends, a panic included, so the gate never waits
             // for a server that is gone.
             let _leave = rendezvous.as_ref().map(|r| r.leaving(i));
-            part(&work_plan, &member, (gate.as_ref(), &work_log), each_host)
+            (
+                i,
+                part(&work_plan, &member, gate.as_ref(), &work_log, each_host),
+            )
         },
     );
     let (tx, rx) = mpsc::channel();
     let running = std::thread::spawn(move || {
-        runner::run(todo, jobs, work, |k, out| {
-            let _ = tx.send((k, out));
+        runner::run(todo, jobs, work, |_, out| {
+            let _ = tx.send(out);
         })
     });
     if let Some((rendezvous, guards)) = &seated {
@@ -164,26 +170,35 @@ pub fn run(
             }
         }
     }
-    for (k, mut out) in rx {
+    for (i, mut out) in rx {
         report(&printer, &mut out);
-        outputs[indices[k]] = Some(out);
+        slots[i].ended = Some(out);
     }
-    let unfinished = running.join().unwrap_or_default();
-    for k in unfinished {
-        let i = indices[k];
+    // What the runner gave up on after an interrupt.
+    let _ = running.join();
+    for slot in slots.iter_mut().filter(|s| s.ended.is_none()) {
         let mut out = ServerOutput::failed(
-            &members[i].label,
+            &slot.member.label,
             "interrupted before it finished; what it did is unknown".into(),
         );
         report(&printer, &mut out);
-        outputs[i] = Some(out);
+        slot.ended = Some(out);
     }
-    let outputs: Vec<ServerOutput> = outputs.into_iter().flatten().collect();
+    let outputs: Vec<ServerOutput> = slots.into_iter().filter_map(|s| s.ended).collect();
     printer.print_fleet(&outputs)?;
     if let Some(signal) = interrupt::received() {
         return Err(Interrupted { signal }.into());
     }
     Ok(exit_status(outputs.iter().map(|o| &o.ended)))
+}
+
+/// One server of the run as it goes.
+struct Slot {
+    member: Member,
+    /// How its part is let through the guards of the run.
+    gate: Box<dyn Gate + Send>,
+    /// How its part ended, once it has.
+    ended: Option<ServerOutput>,
 }
 
 /// The guards over the whole run, from every server's targets (`None`: it could not be
@@ -259,11 +274,18 @@ fn count(plan: &Arc<Plan>, members: &[Member], jobs: usize) -> Result<Vec<CountR
 fn part(
     plan: &Plan,
     member: &Member,
-    (gate, log): (&dyn Gate, &audit::Log),
+    gate: &dyn Gate,
+    log: &audit::Log,
     each_host: bool,
 ) -> ServerOutput {
     let printer = Printer::capturing(plan.output, &member.label);
-    let result = one::run(&plan.command, member, &printer, (gate, log));
+    let part = one::Part {
+        member,
+        printer: &printer,
+        gate,
+        log,
+    };
+    let result = one::run(&plan.command, &part);
     let ended = match result {
         Ok(status) => Ended::Done(status),
         Err(e) if e.chain().any(|c| c.is::<NotTargetSession>()) && each_host => {

@@ -49,17 +49,15 @@ pub fn run(plan: Plan) -> Result<ExitStatus> {
     match &plan.servers {
         Servers::One(member) => {
             let printer = Printer::new(plan.output).for_server(&member.label);
-            one::run(&plan.command, member, &printer, (&guard::OneServer, &log))
+            let part = one::Part {
+                member,
+                printer: &printer,
+                gate: &guard::OneServer,
+                log: &log,
+            };
+            one::run(&plan.command, &part)
         }
-        Servers::Many {
-            members,
-            jobs,
-            each_host,
-        } => {
-            let members = members.clone();
-            let (jobs, each_host) = (*jobs, *each_host);
-            many::run(&Arc::new(plan), &members, (jobs, each_host), &Arc::new(log))
-        }
+        Servers::Many { .. } => many::run(&Arc::new(plan), &Arc::new(log)),
     }
 }
 

@@ -1,6 +1,4 @@
-//! One server's part of a run: the command's pipeline on the server `member` names, printing
-//! through `printer`; `gate` decides whether the targets cancel and terminate found there may
-//! be signalled, and `log` is the run's audit log.
+//! One server's part of a run: the command's pipeline on the server a [`Part`] names.
 
 use anyhow::Result;
 
@@ -12,18 +10,23 @@ use crate::fleet::Member;
 use crate::output::Printer;
 use crate::plan::Command;
 
-pub fn run(
-    command: &Command,
-    member: &Member,
-    printer: &Printer,
-    (gate, log): (&dyn Gate, &audit::Log),
-) -> Result<ExitStatus> {
+/// What one server's part of a run works with: the server's member of the plan, the printer
+/// (capturing, over many servers), the gate that decides whether the targets cancel and
+/// terminate find there may be signalled, and the run's audit log.
+pub struct Part<'a> {
+    pub member: &'a Member,
+    pub printer: &'a Printer,
+    pub gate: &'a dyn Gate,
+    pub log: &'a audit::Log,
+}
+
+pub fn run(command: &Command, part: &Part<'_>) -> Result<ExitStatus> {
     match command {
-        Command::List(opts) => list::run(opts, member, printer),
-        Command::Signal(opts) => signal::run(opts, member, printer, (gate, log)),
-        Command::DropReady(opts) => drop::run(opts, member, printer, (gate, log)),
-        Command::Lock(opts) => lock::run_lock(opts, member, printer, log),
-        Command::Unlock(opts) => lock::run_unlock(opts, member, printer, log),
-        Command::Conninfo { connect } => conninfo::run(*connect, member, printer),
+        Command::List(opts) => list::run(opts, part),
+        Command::Signal(opts) => signal::run(opts, part),
+        Command::DropReady(opts) => drop::run(opts, part),
+        Command::Lock(opts) => lock::run_lock(opts, part),
+        Command::Unlock(opts) => lock::run_unlock(opts, part),
+        Command::Conninfo { connect } => conninfo::run(*connect, part),
     }
 }

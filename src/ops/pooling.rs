@@ -22,6 +22,7 @@ use crate::pgbouncer::{self, Admin, Connections, Paused, Pooler, PoolerLink, Ste
 use crate::plan::Pause;
 use crate::server::Server;
 use crate::session::Session;
+use crate::shell;
 use crate::signal::{self, Action, Report};
 
 /// A session on the pooler's admin console.
@@ -286,22 +287,9 @@ fn how_to_resume(database: &str, label: &str, proven: bool) -> String {
     format!(
         "the lock record says it was paused there, and pgkick connects only to the poolers \
          you name; resume it with: pgkick unlock --db {} --pgbouncer {}{check}",
-        shell_word(database),
-        shell_word(label)
+        shell::word(database),
+        shell::word(label)
     )
-}
-
-/// `text` as one word for a POSIX shell: as is when it is plain, otherwise in single quotes.
-pub fn shell_word(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', "'\\''"))
-    }
 }
 
 /// unlock --dry-run: the admin commands unlock would run.

@@ -4,7 +4,8 @@
 
 use anyhow::Result;
 
-use super::guard::{self, Gate};
+use super::guard;
+use super::one::Part;
 use super::{act, dry_run, find, Context};
 use crate::audit;
 use crate::error::ExitStatus;
@@ -17,19 +18,14 @@ use crate::watch;
 
 /// cancel or terminate on one server: one run, or with --every one round after another
 /// (rounds never ask for confirmation or for a password: the plan says so).
-pub fn run(
-    opts: &Signal,
-    member: &Member,
-    printer: &Printer,
-    (gate, log): (&dyn Gate, &audit::Log),
-) -> Result<ExitStatus> {
-    let trail = log.trail(&member.settings);
+pub fn run(opts: &Signal, part: &Part<'_>) -> Result<ExitStatus> {
+    let trail = part.log.trail(&part.member.settings);
     let Some(watch) = opts.watch else {
-        return once(opts, member, printer, (gate, &trail));
+        return once(opts, part, &trail);
     };
-    watch::run(watch.every, watch.rounds, printer, |round| {
+    watch::run(watch.every, watch.rounds, part.printer, |round| {
         trail.set_round(round);
-        once(opts, member, printer, (gate, &trail))
+        once(opts, part, &trail)
     })
 }
 
@@ -43,13 +39,9 @@ pub fn count(opts: &Signal, member: &Member, printer: &Printer) -> Result<Vec<Se
 }
 
 /// One run: find and guard (nothing changes), then show the plan or carry it out.
-fn once(
-    opts: &Signal,
-    member: &Member,
-    printer: &Printer,
-    (gate, trail): (&dyn Gate, &audit::Trail<'_>),
-) -> Result<ExitStatus> {
-    let mut ctx = Context::open(member, printer, trail)?;
+fn once(opts: &Signal, part: &Part<'_>, trail: &audit::Trail<'_>) -> Result<ExitStatus> {
+    let (printer, gate) = (part.printer, part.gate);
+    let mut ctx = Context::open(part.member, printer, trail)?;
     let found = guard::targets(&mut ctx, &opts.filter)?;
     let allowed = gate.approve(&found.sessions, &opts.guard)?;
     if opts.guard.dry_run {
@@ -70,8 +62,8 @@ fn once(
         (found.sessions, Vec::new())
     };
     let targets = guard::allowed_only(targets, &allowed);
-    let (mut reports, finished) =
-        act::signal_and_wait(&mut ctx, opts, &opts.filter, (Vec::new(), &targets))?;
+    let mut reports = act::signal(&mut ctx, opts, &targets)?;
+    let finished = act::grace_and_wait(&mut ctx, opts, &opts.filter, &mut reports);
     // Records for what was acted on: the sessions that no longer matched were not.
     let audited = act::audit(&mut ctx, &reports);
     reports.extend(stale);
