@@ -54,6 +54,9 @@ pub mod name {
     pub const HELD_IN_DBS: &str = "held_in_dbs";
     /// On a statement without the lock graph: whether any backend waits for a lock.
     pub const WAITS: &str = "waits";
+    /// Of the databases and roles the filter names, those that exist.
+    pub const KNOWN_DBS: &str = "known_dbs";
+    pub const KNOWN_ROLES: &str = "known_roles";
 }
 
 /// The server's facts, carried by the first statement of a run: its version, whether

@@ -90,6 +90,17 @@ pub(crate) fn older_than(q: &mut Query, d: Duration) -> String {
 }
 
 impl Filter {
+    /// The database names the filter gives (--db, --exclude-db), each once, in order: each
+    /// must exist, or the filter cannot mean what it says.
+    pub fn named_dbs(&self) -> Vec<String> {
+        once_each(self.dbs.iter().chain(&self.exclude_dbs))
+    }
+
+    /// The role names the filter gives (--user, --exclude-user), each once, in order.
+    pub fn named_users(&self) -> Vec<String> {
+        once_each(self.users.iter().chain(&self.exclude_users))
+    }
+
     /// True when nothing narrows the selection (exclusions alone do not): cancel and
     /// terminate then need --all.
     pub fn selects_everything(&self) -> bool {
@@ -317,6 +328,17 @@ impl Filter {
         let text = session.query.as_deref().unwrap_or("");
         self.queries.iter().any(|re| re.is_match(text))
     }
+}
+
+/// `names` without repeats, in their first order.
+fn once_each<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
 }
 
 // The filter's values (from --state and --client).

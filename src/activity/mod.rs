@@ -44,10 +44,42 @@ pub struct Matched {
     /// With `--db`, on the first find of a run: whether those databases have prepared
     /// transactions or active logical slots (None when no row came back, or without `--db`).
     pub held_in_dbs: Option<bool>,
+    /// The databases and roles the filter names that the server has none of (known on the
+    /// first find of a run).
+    pub unknown: Vec<Unknown>,
     /// Without the lock graph: some backend waits for a lock.
     waits: bool,
     /// From the first statement's facts: the server can have prepared transactions.
     two_phase: Option<bool>,
+}
+
+/// A database or role the filter names that does not exist on the server: a typo, most
+/// likely, and never "nothing to do".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    /// The flag that names it: `--db`, `--exclude-db`, `--user` or `--exclude-user`.
+    pub flag: &'static str,
+    pub name: String,
+    /// `database` or `role`.
+    pub kind: &'static str,
+    /// The existing name it is closest to, when one is close (see [`suggest`]).
+    pub close: Option<String>,
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: the server has no {} of that name",
+            self.flag,
+            crate::shell::word(&self.name),
+            self.kind
+        )?;
+        if let Some(close) = &self.close {
+            write!(f, " (did you mean {}?)", crate::shell::word(close))?;
+        }
+        Ok(())
+    }
 }
 
 /// The first statement of a run, before the server's version is known: finds the sessions as
@@ -67,6 +99,9 @@ pub fn probe(
             let mut matched = read(filter, &rows, needs, None)?;
             if let Some(server) = matched.server {
                 then_the_graph(client, &server, filter, needs, &mut matched)?;
+            } else {
+                // The server answered the probe's statement, so it has that statement's SQL.
+                told_by_no_row(client, &assumed, filter, &mut matched)?;
             }
             Ok(Some(matched))
         }
@@ -97,7 +132,16 @@ pub fn first(
 ) -> Result<Matched> {
     // The facts again (the version is known): they also tell whether the server can have
     // prepared transactions, which spares the graph's statement that part.
-    run(client, server, filter, Needs::first(filter, server, tree))
+    let needs = Needs::first(filter, server, tree);
+    let rows = statement::build(filter, server, needs, None)
+        .run(client)
+        .context("could not read pg_stat_activity")?;
+    let mut matched = read(filter, &rows, needs, Some(*server))?;
+    if rows.is_empty() {
+        told_by_no_row(client, server, filter, &mut matched)?;
+    }
+    then_the_graph(client, server, filter, needs, &mut matched)?;
+    Ok(matched)
 }
 
 /// Finds the filter's sessions later in a run.
@@ -143,6 +187,110 @@ fn run(
     let mut matched = read(filter, &rows, needs, Some(*server))?;
     then_the_graph(client, server, filter, needs, &mut matched)?;
     Ok(matched)
+}
+
+/// A first statement that found no row told nothing of what its rows carry: one statement
+/// with the server's facts, what holds the `--db` databases and which named databases and
+/// roles exist (the version detect it replaces would have been sent anyway).
+fn told_by_no_row(
+    client: &mut postgres::Client,
+    server: &Server,
+    filter: &Filter,
+    matched: &mut Matched,
+) -> Result<()> {
+    let rows = statement::facts_alone(filter, server)
+        .run(client)
+        .context("could not read the server's facts")?;
+    let row = rows
+        .first()
+        .context("the server returned no row of facts")?;
+    let (facts, two_phase) = rows::facts(row)?;
+    matched.server = Some(facts);
+    matched.two_phase = Some(two_phase);
+    if !filter.dbs.is_empty() {
+        matched.held_in_dbs = row.col(name::HELD_IN_DBS)?;
+    }
+    matched.unknown = unknown(filter, row)?;
+    Ok(())
+}
+
+/// The named databases and roles a first statement's row says do not exist.
+fn unknown<R: Row>(filter: &Filter, row: &R) -> Result<Vec<Unknown>> {
+    let mut out = Vec::new();
+    let groups = [
+        (
+            "database",
+            name::KNOWN_DBS,
+            [("--db", &filter.dbs), ("--exclude-db", &filter.exclude_dbs)],
+            filter.named_dbs().is_empty(),
+        ),
+        (
+            "role",
+            name::KNOWN_ROLES,
+            [
+                ("--user", &filter.users),
+                ("--exclude-user", &filter.exclude_users),
+            ],
+            filter.named_users().is_empty(),
+        ),
+    ];
+    for (kind, column, flags, none_named) in groups {
+        if none_named {
+            continue;
+        }
+        let known: Vec<String> = row.col::<Option<Vec<String>>>(column)?.unwrap_or_default();
+        for (flag, names) in flags {
+            for name in names.iter().filter(|n| !known.contains(n)) {
+                if !out
+                    .iter()
+                    .any(|u: &Unknown| u.kind == kind && u.name == *name)
+                {
+                    out.push(Unknown {
+                        flag,
+                        name: name.clone(),
+                        kind,
+                        close: None,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// For each unknown name, the existing database or role it is closest to: read only when a
+/// name is unknown (a typo's error path), and close means as close as a one- or two-letter
+/// slip (normalized Damerau-Levenshtein similarity of 0.7 or more, as clap suggests flags).
+pub fn suggest(client: &mut postgres::Client, unknown: &mut [Unknown]) -> Result<()> {
+    for kind in ["database", "role"] {
+        if !unknown.iter().any(|u| u.kind == kind) {
+            continue;
+        }
+        let sql = match kind {
+            "database" => "SELECT d.datname::text FROM pg_catalog.pg_database d",
+            _ => "SELECT r.rolname::text FROM pg_catalog.pg_roles r",
+        };
+        let names: Vec<String> = client
+            .query(sql, &[])
+            .with_context(|| format!("could not read the {kind} names"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for u in unknown.iter_mut().filter(|u| u.kind == kind) {
+            u.close = closest(&u.name, &names);
+        }
+    }
+    Ok(())
+}
+
+/// The one of `names` closest to `typed`, when it is close.
+fn closest(typed: &str, names: &[String]) -> Option<String> {
+    names
+        .iter()
+        .map(|n| (strsim::normalized_damerau_levenshtein(typed, n), n))
+        .filter(|(score, _)| *score >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n.clone())
 }
 
 /// After a statement without the lock graph that found sessions while some backend waits
@@ -191,6 +339,9 @@ fn read<R: Row>(
             }
             if needs.waits {
                 matched.waits = row.col::<Option<bool>>(name::WAITS)?.unwrap_or(false);
+            }
+            if needs.names {
+                matched.unknown = unknown(filter, row)?;
             }
         }
         if prepared_rows {

@@ -32,6 +32,9 @@ pub struct Needs {
     /// With `--db`: whether something that is no session holds those databases (the first
     /// find of a run, so that a note on it costs a statement only when there is one).
     pub held: bool,
+    /// Which of the databases and roles the filter names exist (the first find of a run): a
+    /// typo'd name matches nothing, and must not pass for "nothing to do".
+    pub names: bool,
 }
 
 impl Needs {
@@ -48,6 +51,7 @@ impl Needs {
             waits: !graph && server.has_blocking_pids(),
             facts: true,
             held: !filter.dbs.is_empty(),
+            names: true,
         }
     }
 
@@ -56,6 +60,7 @@ impl Needs {
         Needs {
             facts: false,
             held: false,
+            names: false,
             ..Needs::first(filter, server, false)
         }
     }
@@ -70,6 +75,7 @@ impl Needs {
             waits: false,
             facts: false,
             held: false,
+            names: false,
         }
     }
 
@@ -83,6 +89,7 @@ impl Needs {
             waits: false,
             facts: false,
             held: false,
+            names: false,
         }
     }
 }

@@ -73,7 +73,54 @@ pub(super) fn facts(filter: &Filter, server: &Server, needs: Needs, q: &mut Quer
             name::HELD_IN_DBS
         ));
     }
+    if needs.names {
+        list.extend(known_names(filter, q));
+    }
     list
+}
+
+/// Of the databases and roles the filter names, those that exist: one scan of pg_database
+/// with the names as a parameter, and each role looked up by `to_regrole` (a name longer
+/// than an identifier can be exists as no role, whatever it would be cut to).
+fn known_names(filter: &Filter, q: &mut Query) -> Vec<String> {
+    let mut list = Vec::new();
+    let dbs = filter.named_dbs();
+    if !dbs.is_empty() {
+        let p = q.bind(Param::TextArray(dbs));
+        list.push(format!(
+            "ARRAY(SELECT m.datname::text FROM pg_catalog.pg_database m \
+             WHERE m.datname::text = ANY({p}::text[])) AS {}",
+            name::KNOWN_DBS
+        ));
+    }
+    let users = filter.named_users();
+    if !users.is_empty() {
+        let p = q.bind(Param::TextArray(users));
+        list.push(format!(
+            "ARRAY(SELECT n FROM pg_catalog.unnest({p}::text[]) AS n \
+             WHERE pg_catalog.octet_length(n) <= 63 \
+             AND pg_catalog.to_regrole(pg_catalog.quote_ident(n)) IS NOT NULL) AS {}",
+            name::KNOWN_ROLES
+        ));
+    }
+    list
+}
+
+/// After a first statement that found nothing, what its rows would have told: the server's
+/// facts, what holds the `--db` databases and which named databases and roles exist. `server`
+/// is the one the statement is written for (the assumed one, when the first statement was
+/// the probe: the server then answered it, so it has that statement's SQL).
+pub fn facts_alone(filter: &Filter, server: &Server) -> Query {
+    let mut q = Query::default();
+    let needs = Needs {
+        facts: true,
+        held: !filter.dbs.is_empty(),
+        names: true,
+        ..Needs::first(filter, server, false)
+    };
+    let list = facts(filter, server, needs, &mut q);
+    q.sql = format!("SELECT {}", list.join(", "));
+    q
 }
 
 /// Whether any backend of the server waits for a heavyweight lock: the only time the lock

@@ -93,8 +93,12 @@ fn values_travel_only_as_parameters() {
                 .count();
             // Six flags, --backend-type from 10, --db once more for what holds the
             // databases, and the prepared transactions' database and owner conditions
-            // (none here: without lock-chain flags no prepared transaction matches).
-            let expected = 6 + usize::from(v >= 100000) + usize::from(needs.held);
+            // (none here: without lock-chain flags no prepared transaction matches). The
+            // databases and roles named are looked up by the same parameters, one each.
+            let expected = 6
+                + usize::from(v >= 100000)
+                + usize::from(needs.held)
+                + 2 * usize::from(needs.names);
             assert_eq!(hostile, expected, "{v} {what}");
         }
     }
@@ -120,6 +124,9 @@ fn the_statement_without_lock_chain_flags_never_carries_the_lock_graph() {
         "bool_or",
     ];
     let held = ["pg_prepared_xact", "pg_get_replication_slots"];
+    // Whether the roles named exist (--user, --exclude-user); the databases named are found
+    // in pg_database, which the scan names already. Measured in BENCHMARKS.md.
+    let roles = ["unnest", "octet_length", "to_regrole", "quote_ident"];
     for v in [100023, 110000, 120000, 130000, 140000, 170000, 180000] {
         for args in [
             &[][..],
@@ -149,6 +156,9 @@ fn the_statement_without_lock_chain_flags_never_carries_the_lock_graph() {
             if args.contains(&"--db") {
                 expected.extend(set(&held));
             }
+            if args.contains(&"--user") {
+                expected.extend(set(&roles));
+            }
             if args.iter().any(|a| a.ends_with("-age")) {
                 expected.insert("now".into());
             }
@@ -157,6 +167,7 @@ fn the_statement_without_lock_chain_flags_never_carries_the_lock_graph() {
             let f = filter(args);
             let later = statement::build(&f, &server(v), Needs::later(&f, &server(v)), None);
             assert!(!later.sql.contains("current_setting") && !later.sql.contains("held_in_dbs"));
+            assert!(!later.sql.contains("known_"), "{v}: {}", later.sql);
             assert!(later.sql.contains("AS waits"), "{v}");
         }
     }
@@ -675,4 +686,67 @@ fn rows_are_read_in_pid_order_with_the_lock_columns_the_statement_had() {
     )
     .unwrap();
     assert_eq!(m.sessions[0].blocked_by, None);
+}
+
+#[test]
+fn the_first_statement_tells_which_named_databases_and_roles_exist() {
+    let f = filter(&["--db", "a", "--exclude-db", "b", "--db", "a", "--user", "u"]);
+    let q = statement::build(
+        &f,
+        &server(150000),
+        Needs::first(&f, &server(150000), false),
+        None,
+    );
+    assert!(
+        q.sql.contains("AS known_dbs") && q.sql.contains("AS known_roles"),
+        "{}",
+        q.sql
+    );
+    assert!(q
+        .params
+        .contains(&Param::TextArray(vec!["a".into(), "b".into()])));
+    assert!(q.params.contains(&Param::TextArray(vec!["u".into()])));
+    // Nothing named, nothing looked up.
+    let none = filter(&["--app", "x"]);
+    let q = statement::build(
+        &none,
+        &server(150000),
+        Needs::first(&none, &server(150000), false),
+        None,
+    );
+    assert!(!q.sql.contains("known_"), "{}", q.sql);
+    // A first statement that found no row: the facts, the holders and the names alone.
+    let q = statement::facts_alone(&f, &server(150000));
+    assert!(
+        q.sql.starts_with("SELECT pg_catalog.current_setting("),
+        "{}",
+        q.sql
+    );
+    assert!(
+        q.sql.contains("AS held_in_dbs") && q.sql.contains("AS known_dbs"),
+        "{}",
+        q.sql
+    );
+    assert!(!q.sql.contains("pg_stat_get_activity"), "{}", q.sql);
+}
+
+#[test]
+fn a_close_name_is_one_or_two_slips_away() {
+    let names: Vec<String> = ["myapp_production", "myapp_staging", "postgres"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        super::closest("myapp_prodution", &names).as_deref(),
+        Some("myapp_production")
+    );
+    assert_eq!(
+        super::closest("myapp_stagign", &names).as_deref(),
+        Some("myapp_staging")
+    );
+    assert_eq!(
+        super::closest("postgers", &names).as_deref(),
+        Some("postgres")
+    );
+    assert_eq!(super::closest("billing", &names), None);
 }

@@ -29,7 +29,7 @@ pub fn run(opts: &DropReady, part: &Part<'_>) -> Result<ExitStatus> {
     let trail = part.log.trail(&part.member.settings);
     let mut ctx = Context::open(part.member, printer, &trail)?;
     let signal = &opts.signal;
-    let found = guard::targets(&mut ctx, &signal.filter)?;
+    let found = guard::targets(&mut ctx, &signal.filter, &part.unknown)?;
     let allowed = gate.approve(&found.sessions, &signal.guard)?;
     if signal.guard.dry_run {
         return show_plan(&mut ctx, opts, &found.sessions);

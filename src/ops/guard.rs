@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::{find, Context};
+use super::{find, names, Context};
 use crate::error::Refused;
 use crate::filter::Filter;
 use crate::output::prepared_message;
@@ -52,9 +52,15 @@ pub struct Targets {
 }
 
 /// The targets: the filter's sessions, with a warning for each selected prepared transaction
-/// (it cannot be signalled) and for sessions that hide their details. Changes nothing.
-pub fn targets(ctx: &mut Context<'_>, filter: &Filter) -> Result<Targets> {
-    let matched = find::first(ctx, filter, false)?;
+/// (it cannot be signalled) and for sessions that hide their details; a name the filter gives
+/// that the server has none of stops the run on one server (see `names`). Changes nothing.
+pub fn targets(
+    ctx: &mut Context<'_>,
+    filter: &Filter,
+    unknown: &names::Policy<'_>,
+) -> Result<Targets> {
+    let mut matched = find::first(ctx, filter, false)?;
+    names::check(ctx, std::mem::take(&mut matched.unknown), true, unknown)?;
     let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
     for p in &unsignallable {
         ctx.printer.warn(&prepared_message(p));

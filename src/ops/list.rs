@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::one::Part;
-use super::{find, pooling, Context};
+use super::{find, names, pooling, Context};
 use crate::audit;
 use crate::chain;
 use crate::error::{ExitStatus, Usage};
@@ -18,6 +18,12 @@ pub fn run(opts: &List, part: &Part<'_>) -> Result<ExitStatus> {
     let trail = log.trail(&member.settings);
     let mut ctx = Context::open(member, printer, &trail)?;
     let mut matched = find::first(&mut ctx, &opts.filter, opts.tree)?;
+    names::check(
+        &mut ctx,
+        std::mem::take(&mut matched.unknown),
+        false,
+        &part.unknown,
+    )?;
     pooling::link_sessions(
         &mut matched.sessions,
         &opts.poolers,

@@ -10,12 +10,14 @@
 //! open), a counting pass comes first that only finds the targets (`signal::count`), and each
 //! server then acts only on what was counted.
 
+use std::cell::RefCell;
 use std::sync::{mpsc, Arc};
 
 use anyhow::Result;
 
 use super::guard::{capitalized, Gate};
-use super::{one, signal};
+use super::{names, one, signal};
+use crate::activity::Unknown;
 use crate::audit;
 use crate::conn::NotTargetSession;
 use crate::error::{self, ExitStatus, Interrupted, Refused};
@@ -90,6 +92,7 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
             member: member.clone(),
             gate: Box::new(Allowed(None)),
             ended: None,
+            unknown: Vec::new(),
         })
         .collect();
     let mut seated = None;
@@ -170,9 +173,10 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
             }
         }
     }
-    for (i, mut out) in rx {
+    for (i, (mut out, unknown)) in rx {
         report(&printer, &mut out);
         slots[i].ended = Some(out);
+        slots[i].unknown = unknown;
     }
     // What the runner gave up on after an interrupt.
     let _ = running.join();
@@ -184,12 +188,57 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
         report(&printer, &mut out);
         slot.ended = Some(out);
     }
+    let nowhere = unknown_everywhere(&slots);
     let outputs: Vec<ServerOutput> = slots.into_iter().filter_map(|s| s.ended).collect();
     printer.print_fleet(&outputs)?;
     if let Some(signal) = interrupt::received() {
         return Err(Interrupted { signal }.into());
     }
+    if !nowhere.is_empty() {
+        // A name no server has: cancel and terminate fail as on one server (what the other
+        // names matched was acted on, server by server); list says so.
+        if matches!(plan.command, Command::List(_)) {
+            for u in &nowhere {
+                printer.warn(&format!("{u}, on none of the servers"));
+            }
+        } else {
+            return Err(names::refusal(&nowhere).context("on none of the servers"));
+        }
+    }
     Ok(exit_status(outputs.iter().map(|o| &o.ended)))
+}
+
+/// The unknown names of every server that found any (each once): those no server that got
+/// as far as finding its sessions has.
+fn unknown_everywhere(slots: &[Slot]) -> Vec<Unknown> {
+    let found: Vec<&Slot> = slots
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.ended,
+                Some(ServerOutput {
+                    ended: Ended::Done(_),
+                    ..
+                })
+            )
+        })
+        .collect();
+    let mut out: Vec<Unknown> = Vec::new();
+    for u in found
+        .first()
+        .map(|s| s.unknown.as_slice())
+        .unwrap_or_default()
+    {
+        let everywhere = found.iter().all(|s| {
+            s.unknown
+                .iter()
+                .any(|v| v.kind == u.kind && v.name == u.name)
+        });
+        if everywhere && !out.iter().any(|v| v.kind == u.kind && v.name == u.name) {
+            out.push(u.clone());
+        }
+    }
+    out
 }
 
 /// One server of the run as it goes.
@@ -199,6 +248,8 @@ struct Slot {
     gate: Box<dyn Gate + Send>,
     /// How its part ended, once it has.
     ended: Option<ServerOutput>,
+    /// The names its filter gives that it has no database or role of.
+    unknown: Vec<Unknown>,
 }
 
 /// The guards over the whole run, from every server's targets (`None`: it could not be
@@ -277,13 +328,15 @@ fn part(
     gate: &dyn Gate,
     log: &audit::Log,
     each_host: bool,
-) -> ServerOutput {
+) -> (ServerOutput, Vec<Unknown>) {
     let printer = Printer::capturing(plan.output, &member.label);
+    let unknown = RefCell::new(Vec::new());
     let part = one::Part {
         member,
         printer: &printer,
         gate,
         log,
+        unknown: names::Policy::Many(&unknown),
     };
     let result = one::run(&plan.command, &part);
     let ended = match result {
@@ -293,11 +346,12 @@ fn part(
         }
         Err(e) => Ended::Failed(error::one_line(&e)),
     };
-    ServerOutput {
+    let output = ServerOutput {
         label: member.label.clone(),
         captured: printer.into_captured(),
         ended,
-    }
+    };
+    (output, unknown.into_inner())
 }
 
 /// As each server finishes: its failure (or skip) on stderr, its JSON lines on stdout.

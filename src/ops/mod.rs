@@ -24,6 +24,7 @@ mod guard;
 mod list;
 mod lock;
 mod many;
+mod names;
 mod one;
 mod pooling;
 mod signal;
@@ -54,6 +55,7 @@ pub fn run(plan: Plan) -> Result<ExitStatus> {
                 printer: &printer,
                 gate: &guard::OneServer,
                 log: &log,
+                unknown: names::Policy::One,
             };
             one::run(&plan.command, &part)
         }

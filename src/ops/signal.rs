@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::guard;
 use super::one::Part;
-use super::{act, dry_run, find, Context};
+use super::{act, dry_run, find, names, Context};
 use crate::audit;
 use crate::error::ExitStatus;
 use crate::fleet::Member;
@@ -35,14 +35,17 @@ pub fn count(opts: &Signal, member: &Member, printer: &Printer) -> Result<Vec<Se
     let log = audit::Log::none();
     let trail = log.trail(&member.settings);
     let mut ctx = Context::open(member, printer, &trail)?;
-    Ok(guard::targets(&mut ctx, &opts.filter)?.sessions)
+    // What it finds of unknown names the acting pass says.
+    let unknown = std::cell::RefCell::new(Vec::new());
+    let policy = names::Policy::Many(&unknown);
+    Ok(guard::targets(&mut ctx, &opts.filter, &policy)?.sessions)
 }
 
 /// One run: find and guard (nothing changes), then show the plan or carry it out.
 fn once(opts: &Signal, part: &Part<'_>, trail: &audit::Trail<'_>) -> Result<ExitStatus> {
     let (printer, gate) = (part.printer, part.gate);
     let mut ctx = Context::open(part.member, printer, trail)?;
-    let found = guard::targets(&mut ctx, &opts.filter)?;
+    let found = guard::targets(&mut ctx, &opts.filter, &part.unknown)?;
     let allowed = gate.approve(&found.sessions, &opts.guard)?;
     if opts.guard.dry_run {
         return show_plan(&mut ctx, opts, found.sessions);

@@ -478,7 +478,7 @@ fn chains_prepared_transaction_blocker_cannot_be_signalled() {
 #[test]
 fn chains_nothing_matched_tells_nothing_invented_about_the_server() {
     let server = Server::shared();
-    let db = unique_name("chains_none");
+    let db = server.create_db("chains_none");
     for verb in ["list", "terminate"] {
         let mut cmd = server.pgkick();
         cmd.args([verb, "--db", &db, "--blocked", "--blocked-for", "1m"]);

@@ -576,3 +576,42 @@ fn fleet_usage_errors_exit_2_before_connecting() {
         assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
     }
 }
+
+/// A database that one server of the fleet has and another does not: a note for the other,
+/// the sessions ended where it exists, exit 0. A database no server has: exit 1.
+#[test]
+fn fleet_a_database_missing_on_some_servers_is_a_note_on_none_an_error() {
+    let a = Server::shared();
+    let b = Server::start();
+    let db = unique_name("fleet_only_a");
+    a.sql(&format!("CREATE DATABASE \"{db}\""));
+    let session = Session::idle(a, &db, SUPERUSER, "fleet-only-a");
+    let out = a
+        .kick(["terminate", "--yes", "--json", "--db", &db])
+        .args(dbnames(&[a, &b]))
+        .run();
+    assert_reported(&array(&out), &[(a, &session)], "terminated");
+    assert!(
+        out.stderr.contains(&format!(
+            "pgkick: {}: --db {db}: the server has no database of that name",
+            label(&b)
+        )),
+        "{}",
+        out.stderr
+    );
+    // On none of them.
+    let out = a
+        .kick(["terminate", "--yes", "--db", &format!("{db}_typo")])
+        .args(dbnames(&[a, &b]))
+        .status(1)
+        .run();
+    assert!(
+        out.stderr.contains("on none of the servers")
+            && out
+                .stderr
+                .contains("the server has no database of that name")
+            && out.stderr.contains(&format!("did you mean {db}?")),
+        "{}",
+        out.stderr
+    );
+}

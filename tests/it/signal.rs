@@ -358,3 +358,93 @@ fn a_terminal_is_asked_and_a_no_changes_nothing() {
     assert!(!out.stdout.contains("[y/N]"), "{}", out.stdout);
     assert!(wait_until(Duration::from_secs(5), || !s.alive(server)));
 }
+
+/// A typo'd --db or --user (or their --exclude- forms) matches nothing: cancel and terminate
+/// refuse with the closest existing name (exit 1, nothing signalled), list says so on stderr,
+/// and the existing names found in the same statement.
+#[test]
+fn typos_in_db_and_user_names_are_refused_with_the_closest_name() {
+    let server = Server::shared();
+    let db = server.create_db("myapp_production");
+    let role = server.create_role("myapp_worker", "");
+    let session = Session::idle(server, &db, &role, "typo-victim");
+    let db_typo = db.replacen("production", "prodution", 1);
+    let role_typo = role.replacen("worker", "wroker", 1);
+    for (flag, typo, close) in [
+        ("--db", db_typo.as_str(), db.as_str()),
+        ("--user", role_typo.as_str(), role.as_str()),
+        ("--exclude-db", db_typo.as_str(), db.as_str()),
+        ("--exclude-user", role_typo.as_str(), role.as_str()),
+    ] {
+        let kind = if flag.ends_with("db") {
+            "database"
+        } else {
+            "role"
+        };
+        for verb in ["cancel", "terminate"] {
+            let out = server
+                .kick([verb, "--yes", "--json", flag, typo])
+                .args(if flag.starts_with("--exclude") {
+                    vec!["--db", db.as_str()]
+                } else {
+                    vec![]
+                })
+                .status(1)
+                .run();
+            assert_one_line(
+                &out.stderr,
+                &[
+                    &format!("{flag} {typo}: the server has no {kind} of that name"),
+                    &format!("(did you mean {close}?)"),
+                    "nothing was signalled",
+                ],
+            );
+            assert!(out.stdout.is_empty(), "{}", out.stdout);
+            assert!(session.alive(server), "{verb} {flag}");
+        }
+        // list: the sessions it finds, and a warning.
+        let out = server.kick(["list", "--json", flag, typo]).run();
+        assert!(
+            out.stderr.contains(&format!(
+                "warning: {flag} {typo}: the server has no {kind} of that name (did you mean \
+                 {close}?)"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    // A name far from every other: no suggestion. Two typos: both named.
+    let out = server
+        .kick([
+            "terminate",
+            "--yes",
+            "--db",
+            "zzqqxx_nothing_like_it",
+            "--user",
+            &role_typo,
+        ])
+        .status(1)
+        .run();
+    assert!(
+        out.stderr
+            .contains("--db zzqqxx_nothing_like_it: the server has no database of that name;")
+            && out.stderr.contains(&format!("--user {role_typo}")),
+        "{}",
+        out.stderr
+    );
+    // terminate --lock: refused before the lock.
+    server
+        .kick(["terminate", "--yes", "--lock", "--db", &db_typo])
+        .status(1)
+        .fails_with(&[
+            "the server has no database of that name",
+            "nothing was signalled",
+        ]);
+    assert!(db_exists(server, &db) && session.alive(server));
+    // The right names still work, and say nothing of typos.
+    let out = server
+        .kick(["terminate", "--yes", "--json", "--db", &db, "--user", &role])
+        .run();
+    assert_eq!(outcomes(&out), expect(&[(session.pid, "terminated")]));
+    assert!(!out.stderr.contains("no database"), "{}", out.stderr);
+}
