@@ -138,7 +138,7 @@ const JSON_NOTES: &[&str] = &[
 ];
 
 /// Every outcome, in the order the documentation lists them.
-const OUTCOMES: [Outcome; 9] = [
+const OUTCOMES: [Outcome; 10] = [
     Outcome::Cancelled,
     Outcome::Terminated,
     Outcome::AlreadyGone,
@@ -148,6 +148,7 @@ const OUTCOMES: [Outcome; 9] = [
     Outcome::NoLongerMatches,
     Outcome::WouldCancel,
     Outcome::WouldTerminate,
+    Outcome::WouldBeDenied,
 ];
 
 /// What an outcome means, for the man page and the README (flag names in backticks). A new
@@ -171,6 +172,10 @@ fn outcome_meaning(outcome: Outcome) -> &'static str {
         }
         Outcome::WouldCancel => "dry run (`-n`): the query would be cancelled",
         Outcome::WouldTerminate => "dry run (`-n`): the session would be terminated",
+        Outcome::WouldBeDenied => {
+            "dry run (`-n`): pgkick's role may not signal this session, by the rule the real \
+             run applies (it would be `permission_denied`)"
+        }
     }
 }
 

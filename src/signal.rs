@@ -74,6 +74,9 @@ pub enum Outcome {
     /// --dry-run.
     WouldCancel,
     WouldTerminate,
+    /// --dry-run: pgkick's role may not signal this session, by the rule the real run
+    /// applies (`permission_denied` there).
+    WouldBeDenied,
 }
 
 impl Outcome {
@@ -96,6 +99,7 @@ impl Outcome {
             Outcome::NoLongerMatches => "no_longer_matches",
             Outcome::WouldCancel => "would_cancel",
             Outcome::WouldTerminate => "would_terminate",
+            Outcome::WouldBeDenied => "would_be_denied",
         }
     }
 
@@ -105,6 +109,9 @@ impl Outcome {
             Outcome::Terminated,
             Outcome::AlreadyGone,
             Outcome::PermissionDenied,
+            Outcome::WouldCancel,
+            Outcome::WouldTerminate,
+            Outcome::WouldBeDenied,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -176,24 +183,69 @@ fn may_signal(server: &Server) -> String {
 
 /// The one statement that signals every target and says what happened to each.
 pub fn signal_query(server: &Server, action: Action, targets: &[Session]) -> Query {
+    outcome_query(server, action, targets, false)
+}
+
+/// The statement a dry run sends instead: the signal statement's rule for each target, with
+/// the signal left out (`would_*`, `would_be_denied`, `already_gone`).
+fn predict_query(server: &Server, action: Action, targets: &[Session]) -> Query {
+    outcome_query(server, action, targets, true)
+}
+
+fn outcome_query(server: &Server, action: Action, targets: &[Session], dry_run: bool) -> Query {
     let cols = Columns::for_server(server);
     let mut q = Query::default();
     let t = targets_table(targets, &mut q);
+    let act = if dry_run {
+        format!(
+            "WHEN NOT {may} THEN '{denied}' ELSE '{would}'",
+            may = may_signal(server),
+            denied = Outcome::WouldBeDenied.as_str(),
+            would = action.would().as_str(),
+        )
+    } else {
+        format!(
+            "WHEN NOT {may} THEN 'permission_denied' WHEN {func}({pid}) THEN '{done}' \
+             ELSE 'already_gone'",
+            may = may_signal(server),
+            func = action.function(),
+            pid = cols.pid,
+            done = action.done().as_str(),
+        )
+    };
     q.sql = format!(
-        "SELECT t.i, CASE \
-         WHEN {pid} IS NULL THEN 'already_gone' \
-         WHEN NOT {may} THEN 'permission_denied' \
-         WHEN {func}({pid}) THEN '{done}' \
-         ELSE 'already_gone' END AS outcome \
+        "SELECT t.i, CASE WHEN {pid} IS NULL THEN 'already_gone' {act} END AS outcome \
          FROM {t} LEFT JOIN {backends} ON {same} ORDER BY t.i",
         backends = crate::columns::backends(server),
         pid = cols.pid,
-        may = may_signal(server),
-        func = action.function(),
-        done = action.done().as_str(),
         same = same_session(&cols),
     );
     q
+}
+
+/// --dry-run: what signalling the targets would do to each, by the rule the real run applies
+/// (one statement, nothing signalled).
+pub fn predict(
+    client: &mut postgres::Client,
+    server: &Server,
+    action: Action,
+    targets: &[Session],
+) -> Result<Vec<Report>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = predict_query(server, action, targets)
+        .run(client)
+        .with_context(|| format!("could not tell whom pgkick's role may {}", action.verb()))?;
+    let outcomes = read_outcomes(&rows, targets.len())?;
+    Ok(targets
+        .iter()
+        .zip(outcomes)
+        .map(|(s, outcome)| Report {
+            session: s.clone(),
+            outcome,
+        })
+        .collect())
 }
 
 /// Signals every target; one statement whatever their number. Should the server refuse the

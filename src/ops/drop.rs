@@ -270,8 +270,9 @@ fn print_entries(printer: &Printer, reports: Vec<Report>, held: Vec<Holder>) -> 
     Ok(printer.print(&held)?)
 }
 
-/// --dry-run: the sessions and what would happen to them, the lock's statements, the holders,
-/// the chains it would break, and the statements; changes nothing.
+/// --dry-run: a line that says what would happen (the lock, the sessions, what would still
+/// hold the databases), the sessions and holders, the chains it would break, and the
+/// statements; changes nothing.
 fn show_plan(ctx: &mut Context<'_>, opts: &DropReady, targets: &[Session]) -> Result<ExitStatus> {
     let signal = &opts.signal;
     let dbs = &signal.filter.dbs;
@@ -297,14 +298,30 @@ fn show_plan(ctx: &mut Context<'_>, opts: &DropReady, targets: &[Session]) -> Re
         roles: Vec::new(),
     };
     let changes = lock::lock(&mut ctx.client, &server, &lock_targets, how, &[])?;
+    let reports = dry_run::predict(ctx, signal.action, targets)?;
+    let locks: Vec<String> = changes
+        .iter()
+        .map(|c| format!("database {}: {}", c.name, c.status))
+        .collect();
+    let holding = held.iter().filter(|h| h.holds()).count();
+    let after = match holding {
+        0 => String::new(),
+        1 => "; 1 thing would still hold the databases (listed below)".into(),
+        n => format!("; {n} things would still hold the databases (listed below)"),
+    };
+    let sessions = dry_run::summary(signal.action, &reports);
+    let sessions = sessions.trim_end_matches("; nothing was changed");
+    ctx.printer.dry_run_summary(&format!(
+        "{}; {sessions}{after}; nothing was changed",
+        locks.join(", ")
+    ))?;
     ctx.trail.changes(&mut ctx.client, &changes, true)?;
-    pooling::print_pause_plan(&opts.pause, dbs, ctx.printer)?;
-    statements(ctx.printer, &changes)?;
-    let reports = guard::with_outcome(targets, signal.action.would());
     ctx.trail.planned_sessions(&reports)?;
     print_entries(ctx.printer, reports, held.clone())?;
     dry_run::chains_to_break(ctx, &signal.filter, targets)?;
-    dry_run::signal_statement(ctx, signal.first_action(), targets)?;
+    pooling::print_pause_plan(&opts.pause, dbs, ctx.printer)?;
+    statements(ctx.printer, &changes)?;
+    dry_run::statements(ctx, &signal.filter, signal.first_action(), targets)?;
     for h in held.iter().filter(|h| h.outcome == Kind::WouldRollBack) {
         ctx.printer.dry_run_sql(&format!(
             "-- in database {}:\n{};",

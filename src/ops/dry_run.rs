@@ -1,5 +1,8 @@
-//! What a dry run of cancel and terminate shows beyond the targets: the lock chains the
-//! signal would break, and the statement that would send it. Nothing here changes anything.
+//! What a dry run of cancel and terminate shows: a line that says what would happen, each
+//! target's outcome by the rule the real run applies (`would_be_denied` for a session
+//! pgkick's role may not signal), the lock chains the signal would break, and the statement
+//! that finds the targets and the one that would send the signal, laid out over lines with
+//! their parameters. Nothing here changes anything.
 
 use anyhow::Result;
 
@@ -7,7 +10,7 @@ use super::Context;
 use crate::chain;
 use crate::filter::{Filter, LockChain};
 use crate::session::Session;
-use crate::signal::{self, Action};
+use crate::signal::{self, Action, Outcome, Report};
 
 /// With lock-chain filters: the chains headed by the targets, with the sessions waiting in
 /// them (found by one more statement: every blocked session).
@@ -37,9 +40,102 @@ pub fn chains_to_break(ctx: &mut Context<'_>, filter: &Filter, targets: &[Sessio
     Ok(ctx.printer.dry_run_chains(&lines)?)
 }
 
-/// The statement that would signal `targets`.
-pub fn signal_statement(ctx: &mut Context<'_>, action: Action, targets: &[Session]) -> Result<()> {
+/// What signalling `targets` would do to each, by the rule the real run applies (one
+/// statement).
+pub fn predict(ctx: &mut Context<'_>, action: Action, targets: &[Session]) -> Result<Vec<Report>> {
     let server = ctx.server()?;
+    signal::predict(&mut ctx.client, &server, action, targets)
+}
+
+/// `3 sessions would be terminated, 1 would be denied (...); nothing was changed`.
+pub fn summary(action: Action, reports: &[Report]) -> String {
+    let count = |o: Outcome| reports.iter().filter(|r| r.outcome == o).count();
+    let sessions = |n: usize| match n {
+        1 => "1 session".to_string(),
+        n => format!("{n} sessions"),
+    };
+    let done = match action {
+        Action::Terminate => "terminated",
+        Action::Cancel => "cancelled (their queries)",
+    };
+    if reports.is_empty() {
+        return format!("no session matches: none would be {done}; nothing was changed");
+    }
+    let mut parts = vec![format!(
+        "{} would be {done}",
+        sessions(count(action.would()))
+    )];
+    let denied = count(Outcome::WouldBeDenied);
+    if denied > 0 {
+        parts.push(format!(
+            "{denied} would be denied (pgkick's role may not {} {})",
+            action.verb(),
+            if denied == 1 { "it" } else { "them" }
+        ));
+    }
+    let gone = count(Outcome::AlreadyGone);
+    if gone > 0 {
+        parts.push(format!("{gone} already gone"));
+    }
+    format!("{}; nothing was changed", parts.join(", "))
+}
+
+/// The statement that finds the targets, and the one that would signal them (none for no
+/// target), each laid out over lines with its parameters.
+pub fn statements(
+    ctx: &mut Context<'_>,
+    filter: &Filter,
+    action: Action,
+    targets: &[Session],
+) -> Result<()> {
+    let server = ctx.server()?;
+    let find = crate::activity::statement::build(
+        filter,
+        &server,
+        crate::activity::needs::Needs::later(filter, &server),
+        None,
+    );
+    ctx.printer
+        .dry_run_text("the statement that finds the targets:", &find.display())?;
+    if targets.is_empty() {
+        return Ok(());
+    }
     let query = signal::signal_query(&server, action, targets);
     Ok(ctx.printer.dry_run_sql(&query.display())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reports(outcomes: &[Outcome]) -> Vec<Report> {
+        outcomes
+            .iter()
+            .map(|&outcome| Report {
+                session: Session::default(),
+                outcome,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_summary_says_what_would_happen_in_one_line() {
+        use Outcome::*;
+        assert_eq!(
+            summary(Action::Terminate, &[]),
+            "no session matches: none would be terminated; nothing was changed"
+        );
+        assert_eq!(
+            summary(
+                Action::Terminate,
+                &reports(&[WouldTerminate, WouldTerminate, WouldBeDenied])
+            ),
+            "2 sessions would be terminated, 1 would be denied (pgkick's role may not \
+             terminate it); nothing was changed"
+        );
+        assert_eq!(
+            summary(Action::Cancel, &reports(&[WouldCancel, AlreadyGone])),
+            "1 session would be cancelled (their queries), 1 already gone; nothing was changed"
+        );
+    }
 }

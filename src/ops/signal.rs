@@ -80,10 +80,12 @@ fn once(opts: &Signal, part: &Part<'_>, trail: &audit::Trail<'_>) -> Result<Exit
 /// --dry-run: the sessions and what would happen to them, the chains it would break, and the
 /// statement; changes nothing.
 fn show_plan(ctx: &mut Context<'_>, opts: &Signal, targets: Vec<Session>) -> Result<ExitStatus> {
-    let reports = guard::with_outcome(&targets, opts.action.would());
+    let reports = dry_run::predict(ctx, opts.action, &targets)?;
+    ctx.printer
+        .dry_run_summary(&dry_run::summary(opts.action, &reports))?;
     ctx.trail.planned_sessions(&reports)?;
     ctx.printer.print(&reports)?;
     dry_run::chains_to_break(ctx, &opts.filter, &targets)?;
-    dry_run::signal_statement(ctx, opts.first_action(), &targets)?;
+    dry_run::statements(ctx, &opts.filter, opts.first_action(), &targets)?;
     Ok(ExitStatus::Success)
 }

@@ -217,15 +217,38 @@ impl Printer {
         out.flush()
     }
 
-    /// The SQL a --dry-run would send: after the table on stdout, or on stderr with JSON
-    /// output so that stdout stays valid JSON.
-    pub fn dry_run_sql(&self, sql: &str) -> io::Result<()> {
+    /// The line a --dry-run leads with, what would happen in a sentence: before the table on
+    /// stdout, or on stderr with JSON output so that stdout stays valid JSON.
+    pub fn dry_run_summary(&self, line: &str) -> io::Result<()> {
         if self.quiet {
             return Ok(());
         }
-        self.dry_run_block(&format!(
-            "-- dry run: nothing was changed. The statement that would run:\n{sql}\n"
-        ))
+        let text = format!("-- dry run: {line}\n");
+        if self.keep_block(&text, true) {
+            return Ok(());
+        }
+        if self.is_json() {
+            io::stderr().write_all(inert_lines(&text).as_bytes())
+        } else {
+            let mut out = io::stdout().lock();
+            out.write_all(inert_lines(&text).as_bytes())?;
+            out.flush()
+        }
+    }
+
+    /// The SQL a --dry-run would send: after the table on stdout, or on stderr with JSON
+    /// output so that stdout stays valid JSON.
+    pub fn dry_run_sql(&self, sql: &str) -> io::Result<()> {
+        self.dry_run_text("nothing was changed. The statement that would run:", sql)
+    }
+
+    /// A block of --dry-run text under its `heading`: after the table on stdout, or on
+    /// stderr with JSON output.
+    pub fn dry_run_text(&self, heading: &str, text: &str) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        self.dry_run_block(&format!("-- dry run: {heading}\n{text}\n"))
     }
 
     /// A block of --dry-run text: after the table on stdout, or on stderr with JSON output.

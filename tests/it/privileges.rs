@@ -300,3 +300,81 @@ fn pg_read_all_stats_member_sees_everything_but_signals_only_its_own() {
     assert_untouched(server, &a);
     assert!(su.alive(server));
 }
+
+/// The dry run of an RDS-style admin (CREATEROLE, pg_signal_backend, no superuser) tells the
+/// truth about the provider's superuser session: `would_be_denied`, by the rule the real run
+/// applies (which then reports it `permission_denied`). It leads with a line that says so,
+/// and shows the statement that finds the targets and the one that would act, over lines.
+#[test]
+fn a_dry_run_predicts_what_the_real_run_may_not_signal() {
+    let server = Server::shared();
+    let db = server.create_db("priv_dry");
+    let admin = server.create_role("rds_admin", "CREATEROLE IN ROLE pg_signal_backend");
+    let provider = server.create_role("rdsadmin", "SUPERUSER");
+    let app = server.create_role("app", "");
+    let su = Session::idle(server, &db, &provider, "provider");
+    let a = Session::idle(server, &db, &app, "app");
+
+    let out = server
+        .kick(["terminate", "--db", &db, "--dry-run"])
+        .user(&admin)
+        .run();
+    let first = out.stdout.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        "-- dry run: 1 session would be terminated, 1 would be denied (pgkick's role may not \
+         terminate it); nothing was changed",
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("-- dry run: the statement that finds the targets:\nSELECT ")
+            && out.stdout.contains("\nFROM pg_catalog.")
+            && out.stdout.contains(
+                "-- dry run: nothing was changed. The statement that would run:\nSELECT t.i,\n"
+            ),
+        "{}",
+        out.stdout
+    );
+    let json = server
+        .kick(["terminate", "--db", &db, "--dry-run", "--json"])
+        .user(&admin)
+        .run();
+    assert_eq!(
+        outcomes(&json),
+        expect(&[(su.pid, "would_be_denied"), (a.pid, "would_terminate")])
+    );
+    assert!(
+        json.stderr
+            .contains("\n-- dry run: 1 session would be terminated"),
+        "{}",
+        json.stderr
+    );
+    assert!(su.alive(server) && a.alive(server), "a dry run signalled");
+
+    // The real run agrees.
+    let real = server
+        .kick(["terminate", "--db", &db, "--yes", "--json"])
+        .user(&admin)
+        .status(3)
+        .run();
+    assert_eq!(
+        outcomes(&real),
+        expect(&[(su.pid, "permission_denied"), (a.pid, "terminated")])
+    );
+    assert!(su.alive(server));
+
+    // Nothing matched: the line says so, the finding statement is shown, no signal statement.
+    let none = server
+        .kick(["terminate", "--db", &db, "--app", "nobody", "--dry-run"])
+        .user(&admin)
+        .run();
+    assert!(
+        none.stdout
+            .starts_with("-- dry run: no session matches: none would be terminated"),
+        "{}",
+        none.stdout
+    );
+    assert!(!none.stdout.contains("would run"), "{}", none.stdout);
+}
