@@ -209,7 +209,7 @@ set edit:completion:arg-completer[pgkick] = {|@words|
             cand --server-log 'Also leave one LOG line per run in the server''s log, next to its "terminating connection" lines: pgkick, the role, the reason and the pids ended (or the objects locked). When the role may not, pgkick says so once and goes on'
             cand --cancel-first 'Cancel the sessions'' queries first, wait --grace, then terminate only the sessions that still match the filters'
             cand --lock 'Lock the --db databases against new connections before terminating their sessions; then report everything else that keeps DROP DATABASE from succeeding (prepared transactions, active logical slots, subscriptions, other backends): exit 0 only when nothing is left'
-            cand --rollback-prepared 'With --lock: roll back the prepared transactions of the locked databases (each in its own database, through a connection opened before the lock), so that DROP DATABASE can succeed; without it they are only reported'
+            cand --rollback-prepared 'With --lock: roll back the prepared transactions of the locked databases (each in its own database, through a connection opened before the lock; into a database pgkick''s lock keeps closed already, by opening it for that connection alone), so that DROP DATABASE can succeed; without it they are only reported'
             cand --pgbouncer-disable 'After the pause, also DISABLE and KILL the databases on the poolers: their clients are refused at once instead of waiting (the drop workflow); unlock runs ENABLE and RESUME'
             cand -w 'Never prompt for a password'
             cand --no-password 'Never prompt for a password'

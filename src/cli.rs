@@ -227,8 +227,9 @@ pub struct TerminateArgs {
     pub lock: bool,
 
     /// With --lock: roll back the prepared transactions of the locked databases (each in its
-    /// own database, through a connection opened before the lock), so that DROP DATABASE can
-    /// succeed; without it they are only reported
+    /// own database, through a connection opened before the lock; into a database pgkick's
+    /// lock keeps closed already, by opening it for that connection alone), so that DROP
+    /// DATABASE can succeed; without it they are only reported
     #[arg(long, requires = "lock", help_heading = "Action options")]
     pub rollback_prepared: bool,
 

@@ -214,18 +214,32 @@ pub enum Entry {
 }
 
 /// After a lock with ALLOW_CONNECTIONS false: the fixes that must run inside a database say
-/// that nobody can connect to it until it is unlocked.
-pub fn locked_out(holders: &mut [Holder]) {
-    for h in holders
-        .iter_mut()
-        .filter(|h| matches!(h.outcome, Kind::PreparedTransaction | Kind::Subscription))
-    {
-        h.fix.push_str(&format!(
-            "; the lock keeps everyone out of \"{}\" now, superusers included: pgkick unlock \
-             --db {} first",
-            h.datname,
-            shell_word(&h.datname)
-        ));
+/// that nobody can connect to it now, and how to get in. For a prepared transaction that is
+/// the same command with --rollback-prepared, unless this run `rolled_back` already tried it
+/// (and the server refused): then only by hand, after an unlock.
+pub fn locked_out(holders: &mut [Holder], rolled_back: bool) {
+    for h in holders.iter_mut() {
+        let db = shell_word(&h.datname);
+        let closed = format!(
+            "the lock keeps everyone out of \"{}\" now, superusers included",
+            h.datname
+        );
+        match h.outcome {
+            Kind::PreparedTransaction if !rolled_back => {
+                h.fix = format!(
+                    "run the same command again with --rollback-prepared ({closed}; \
+                     --rollback-prepared lets its own connection in for a moment), or pgkick \
+                     unlock --db {db} and run {} (or COMMIT PREPARED) in it{}",
+                    rollback_statement(h.gid.as_deref().unwrap_or_default()),
+                    prepared_by(h)
+                )
+            }
+            Kind::PreparedTransaction | Kind::Subscription => {
+                h.fix
+                    .push_str(&format!("; {closed}: pgkick unlock --db {db} first"));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -245,19 +259,24 @@ pub struct Exclude {
     pub pids: BTreeSet<i32>,
 }
 
+/// `; it was prepared by role "o"`, or nothing when pgkick's role cannot see by whom.
+fn prepared_by(h: &Holder) -> String {
+    h.owner
+        .as_deref()
+        .map(|o| format!("; it was prepared by role \"{o}\""))
+        .unwrap_or_default()
+}
+
 /// How to clear a holder, naming the statement or the pgkick flag.
 pub(super) fn fix(h: &Holder) -> String {
     let db = &h.datname;
     match h.outcome {
         Kind::PreparedTransaction => format!(
             "run {} (or COMMIT PREPARED) in database \"{db}\", or let pgkick terminate --db \
-             {} --lock --rollback-prepared do it (it connects before it locks){}",
+             {} --lock --rollback-prepared do it{}",
             rollback_statement(h.gid.as_deref().unwrap_or_default()),
             shell_word(db),
-            h.owner
-                .as_deref()
-                .map(|o| format!("; it was prepared by role \"{o}\""))
-                .unwrap_or_default()
+            prepared_by(h)
         ),
         Kind::ReplicationSlot => format!(
             "stop the consumer of slot \"{}\" (on a subscriber: ALTER SUBSCRIPTION ... DISABLE), \

@@ -1,6 +1,7 @@
 //! `--rollback-prepared`: `ROLLBACK PREPARED` must run in the prepared transaction's own
 //! database, and once `ALLOW_CONNECTIONS false` is set nobody can connect to it, so its
-//! connections are opened before the lock and closed at the end.
+//! connections are opened before the lock (into a database pgkick locked already, through
+//! `lock::window`) and closed at the end.
 
 use std::collections::BTreeSet;
 
@@ -23,22 +24,17 @@ pub struct PreparedRollback {
 }
 
 impl PreparedRollback {
-    /// Opens one connection into each of `dbs` with `connect`.
+    /// Opens one connection into each of `dbs` with `connect`, which says what went wrong.
     pub fn open(
         dbs: &[String],
         mut connect: impl FnMut(&str) -> Result<postgres::Client>,
     ) -> Result<PreparedRollback> {
         let mut conns = Vec::new();
         for db in dbs {
-            let mut client = connect(db).with_context(|| {
-                format!(
-                    "--rollback-prepared: could not connect to database \"{db}\" to roll back \
-                     its prepared transactions (a database locked already keeps everyone out: \
-                     pgkick unlock --db it first); nothing was changed"
-                )
-            })?;
+            let mut client = connect(db)?;
             let pid: i32 = client
-                .query_one("SELECT pg_catalog.pg_backend_pid()", &[])?
+                .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
+                .context("could not read the backend pid of --rollback-prepared's connection")?
                 .get(0);
             conns.push((db.clone(), client, pid));
         }

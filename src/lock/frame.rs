@@ -18,7 +18,7 @@ use super::{Change, Kind, Label, Note, Targets};
 const ADVISORY_KEY_DATABASE: i32 = 0x706b_6462;
 const ADVISORY_KEY_ROLE: i32 = 0x706b_726c;
 
-fn advisory_key(kind: Kind) -> i32 {
+pub(super) fn advisory_key(kind: Kind) -> i32 {
     match kind {
         Kind::Database => ADVISORY_KEY_DATABASE,
         Kind::Role => ADVISORY_KEY_ROLE,
@@ -37,9 +37,7 @@ pub fn in_one_transaction(
     let mut tx = client
         .transaction()
         .context("could not start a transaction")?;
-    let timeout_ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
-    tx.batch_execute(&format!("SET LOCAL lock_timeout = {timeout_ms}"))
-        .context("could not set lock_timeout")?;
+    set_lock_timeout(&mut tx, lock_timeout)?;
     // A superuser can prove what it writes (proof.rs): the proof names this transaction.
     let row = tx
         .query_one(
@@ -198,7 +196,11 @@ fn server_words(e: &postgres::Error) -> String {
 }
 
 /// A postgres error while acting on `what`, as one sentence.
-fn sql_error(e: postgres::Error, what: Label<'_>, lock_timeout: Duration) -> anyhow::Error {
+pub(super) fn sql_error(
+    e: postgres::Error,
+    what: Label<'_>,
+    lock_timeout: Duration,
+) -> anyhow::Error {
     if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
         return anyhow!(
             "gave up after {} waiting for a lock on {what} held by another transaction; \
@@ -207,4 +209,11 @@ fn sql_error(e: postgres::Error, what: Label<'_>, lock_timeout: Duration) -> any
         );
     }
     anyhow!("{what}: {}; nothing was changed", server_words(&e))
+}
+
+/// `SET LOCAL lock_timeout` for the rest of `tx`.
+pub(super) fn set_lock_timeout(tx: &mut Transaction<'_>, lock_timeout: Duration) -> Result<()> {
+    let ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
+    tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
+        .context("could not set lock_timeout")
 }

@@ -11,6 +11,8 @@
 //! - `plan.rs`: the pure planner: catalog state + method + server version in, statements and
 //!   a typed [`Status`] out; no I/O, so every case is a unit test.
 //! - `record.rs`: the saved-state record (the comment), its codec, and `lock --list`.
+//! - `window.rs`: a moment's opening into a database pgkick closed, for
+//!   `terminate --lock --rollback-prepared` to connect.
 //!
 //! # Methods
 //! - `allow-connections` (databases, default): `ALTER DATABASE x ALLOW_CONNECTIONS false`
@@ -114,6 +116,7 @@ mod frame;
 mod plan;
 mod proof;
 mod record;
+pub mod window;
 
 pub use record::{list, PoolerAction, PoolerEntry, Record};
 
@@ -310,6 +313,7 @@ impl Kind {
 }
 
 /// `database "x"`, for messages.
+#[derive(Clone, Copy)]
 struct Label<'a>(Kind, &'a str);
 
 impl fmt::Display for Label<'_> {

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use postgres_protocol::escape::escape_identifier;
 
 use super::guard;
@@ -40,7 +40,7 @@ pub fn run(opts: &DropReady, part: &Part<'_>) -> Result<ExitStatus> {
     // --rollback-prepared: into each database with prepared transactions before the lock
     // keeps everyone out; these connections are neither targets nor holders until closed.
     let rollback = if opts.rollback_prepared {
-        let opened = open_rollback(&mut ctx, &filter.dbs)?;
+        let opened = open_rollback(&mut ctx, &filter.dbs, opts.lock_timeout)?;
         filter.exclude_pids.extend(opened.pids());
         Some(opened)
     } else {
@@ -68,7 +68,7 @@ pub fn run(opts: &DropReady, part: &Part<'_>) -> Result<ExitStatus> {
         }
     };
     if opts.method == LockMethod::AllowConnections {
-        holders::locked_out(&mut held);
+        holders::locked_out(&mut held, opts.rollback_prepared);
     }
     warn_what_holds(printer, &reports, &held);
     let status = status(&locked, &found, &reports, &held);
@@ -145,8 +145,13 @@ fn lock_then_find(ctx: &mut Context<'_>, filter: &Filter, opts: &DropReady) -> R
 }
 
 /// --rollback-prepared, before the lock: one connection into each database that has prepared
-/// transactions.
-fn open_rollback(ctx: &mut Context<'_>, dbs: &[String]) -> Result<holders::PreparedRollback> {
+/// transactions. A database that pgkick's lock keeps closed already (an earlier run of this
+/// command) is opened for just that connection (`lock::window`).
+fn open_rollback(
+    ctx: &mut Context<'_>,
+    dbs: &[String],
+    lock_timeout: Duration,
+) -> Result<holders::PreparedRollback> {
     let server = ctx.server()?;
     let prepared = holders::find_prepared(&mut ctx.client, &server, dbs)?;
     let dbs: BTreeSet<String> = prepared
@@ -155,7 +160,18 @@ fn open_rollback(ctx: &mut Context<'_>, dbs: &[String]) -> Result<holders::Prepa
         .map(|h| h.datname.clone())
         .collect();
     holders::PreparedRollback::open(&dbs.into_iter().collect::<Vec<_>>(), |db| {
-        ctx.connect_to(db)
+        let window =
+            lock::window::open(&mut ctx.client, db, lock_timeout).context("--rollback-prepared")?;
+        let client = ctx.connect_to(db).with_context(|| {
+            format!(
+                "--rollback-prepared: could not connect to database \"{db}\" to roll back its \
+                 prepared transactions; nothing was changed"
+            )
+        });
+        if let Some(window) = window {
+            window.close(&mut ctx.client)?;
+        }
+        client
     })
 }
 
@@ -322,10 +338,20 @@ fn show_plan(ctx: &mut Context<'_>, opts: &DropReady, targets: &[Session]) -> Re
     pooling::print_pause_plan(&opts.pause, dbs, ctx.printer)?;
     statements(ctx.printer, &changes)?;
     dry_run::statements(ctx, &signal.filter, signal.first_action(), targets)?;
+    let mut opened = BTreeSet::new();
     for h in held.iter().filter(|h| h.outcome == Kind::WouldRollBack) {
+        let db = escape_identifier(&h.datname);
+        if opened.insert(&h.datname) {
+            if let Some(window) = lock::window::would_open(&mut ctx.client, &h.datname)? {
+                ctx.printer.dry_run_sql(&format!(
+                    "-- database {db} is closed by pgkick's lock: opened for one connection, \
+                     then closed again\n{};",
+                    window.join(";\n")
+                ))?;
+            }
+        }
         ctx.printer.dry_run_sql(&format!(
-            "-- in database {}:\n{};",
-            escape_identifier(&h.datname),
+            "-- in database {db}:\n{};",
             holders::rollback_statement(h.gid.as_deref().unwrap_or_default())
         ))?;
     }

@@ -645,7 +645,7 @@ impl Server {
         );
     }
 
-    fn config(&self, db: &str, user: &str, app: &str) -> postgres::Config {
+    pub fn config(&self, db: &str, user: &str, app: &str) -> postgres::Config {
         let mut config = postgres::Config::new();
         config
             .host_path(&self.dir)

@@ -10,6 +10,8 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -74,6 +76,56 @@ fn prepared_gids(server: &Server, db: &str) -> Vec<String> {
         .iter()
         .map(|r| r.get(0))
         .collect()
+}
+
+/// A database's `datallowconn`, `datconnlimit` and comment (where pgkick's record is).
+fn database_state(server: &Server, db: &str) -> (bool, i32, Option<String>) {
+    let row = server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT datallowconn, datconnlimit, shobj_description(oid, 'pg_database') \
+               FROM pg_database WHERE datname::text = $1",
+            &[&db],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// Keeps trying to connect to a database as a role (from a thread) until stopped; counts the
+/// connections that got in.
+struct Knocker {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<usize>>,
+}
+
+/// Knocking threads: enough that one is starting up whenever the database lets anyone in.
+const KNOCKERS: usize = 4;
+
+impl Knocker {
+    fn start(server: &Server, db: &str, user: &str) -> Knocker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let config = server.config(db, user, "knocker");
+        let threads = (0..KNOCKERS)
+            .map(|_| {
+                let (config, stopped) = (config.clone(), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut got_in = 0;
+                    while !stopped.load(Ordering::Relaxed) {
+                        if config.connect(postgres::NoTls).is_ok() {
+                            got_in += 1;
+                        }
+                    }
+                    got_in
+                })
+            })
+            .collect();
+        Knocker { stop, threads }
+    }
+
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads.into_iter().map(|t| t.join().unwrap()).sum()
+    }
 }
 
 fn unlock(server: &Server, db: &str) {
@@ -356,24 +408,86 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     assert_eq!(prepared[0]["datname"], db.as_str());
     assert!(
         out.stderr.contains("ROLLBACK PREPARED 'deploy ''v2'''")
-            && out.stderr.contains("pgkick unlock --db"),
-        "the fix names the statement and that the lock must go first: {}",
+            && out
+                .stderr
+                .contains("run the same command again with --rollback-prepared"),
+        "the fix names the statement and the rerun that does it: {}",
         out.stderr
     );
     let err = drop_database(server, &db).unwrap_err();
     assert!(err.contains("prepared transaction"), "{err}");
-    // --rollback-prepared cannot get into a database that is locked already: it says how,
-    // and changes nothing.
+    let locked = database_state(server, &db);
+    assert!(!locked.0, "locked with ALLOW_CONNECTIONS false");
+    // The rerun with --rollback-prepared gets into the database its lock keeps closed, with
+    // no unlock first. Its dry run shows how, and changes nothing.
+    let out = drop_workflow(
+        server,
+        SUPERUSER,
+        &db,
+        &["--rollback-prepared", "--dry-run"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "ALTER DATABASE \"{db}\" CONNECTION LIMIT 0;\nALTER DATABASE \"{db}\" \
+             ALLOW_CONNECTIONS true;\nALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false;\n\
+             ALTER DATABASE \"{db}\" CONNECTION LIMIT -1;"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(database_state(server, &db), locked);
+    assert_eq!(prepared_gids(server, &db), [gid]);
+    // Everyone else stays out throughout: a role that may connect keeps trying while it runs.
+    let outsider = server.create_role("hold_outsider", "");
+    let knocking = Knocker::start(server, &db, &outsider);
+    let out = drop_workflow(server, SUPERUSER, &db, &["--rollback-prepared"]);
+    let got_in = knocking.stop();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(got_in, 0, "a connection got into the locked database");
+    assert_eq!(with_outcome(&out, "rolled_back")[0]["gid"], gid);
+    assert!(prepared_gids(server, &db).is_empty());
+    // Still locked, exactly as before (the record and the limit too), and exit 0 kept its
+    // promise: the drop succeeds.
+    assert_eq!(database_state(server, &db), locked);
+    drop_database(server, &db).unwrap();
+
+    // --- A database closed by someone else stays closed: --rollback-prepared says it
+    //     cannot get in, and changes nothing ---------------------------------------------
+    let db = server.create_db("hold_shut");
+    prepare(server, &db, SUPERUSER, "shut");
+    server.sql(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"));
+    let before = database_state(server, &db);
     let out = drop_workflow(server, SUPERUSER, &db, &["--rollback-prepared"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(out.stderr.contains("pgkick unlock --db"), "{}", out.stderr);
-    assert_eq!(prepared_gids(server, &db), [gid]);
-    // The fix it names: ROLLBACK PREPARED in that database.
-    unlock(server, &db);
+    assert!(
+        out.stderr.contains("not because of a pgkick lock"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(database_state(server, &db), before);
+    assert_eq!(prepared_gids(server, &db), ["shut"]);
+    // Nor does a record that does not say pgkick closed it (as a database owner may write).
+    let forged = "pgkick-lock v1 {\"method\":\"allow-connections\",\"locked_by\":\"x\",\
+                  \"locked_at\":\"2026-01-01T00:00:00Z\",\"pgkick_version\":\"0.1.0\",\
+                  \"prior\":{\"comment\":null,\"datallowconn\":false,\"datconnlimit\":-1}}";
+    server.sql(&format!("COMMENT ON DATABASE \"{db}\" IS '{forged}'"));
+    let before = database_state(server, &db);
+    let out = drop_workflow(server, SUPERUSER, &db, &["--rollback-prepared"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("not because of a pgkick lock"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(database_state(server, &db), before);
+    server.sql(&format!(
+        "COMMENT ON DATABASE \"{db}\" IS NULL; ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"
+    ));
     server
         .connect(&db)
-        .batch_execute("ROLLBACK PREPARED 'deploy ''v2'''")
+        .batch_execute("ROLLBACK PREPARED 'shut'")
         .unwrap();
     let out = drop_workflow(server, SUPERUSER, &db, &[]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -420,7 +534,10 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     let out = drop_workflow(server, &owner, &db, &[]);
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(with_outcome(&out, "prepared_transaction")[0]["gid"], "su");
-    run(server.pgkick_as(&owner).args(["unlock", "--db", &db]));
+    // The rerun gets in as the owner too (through one connection slot: a limit of 0 keeps
+    // every non-superuser out, the owner included), and the server refuses to roll back the
+    // superuser's transaction; the lock is as it was.
+    let locked = database_state(server, &db);
     let out = drop_workflow(server, &owner, &db, &["--rollback-prepared"]);
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -429,6 +546,7 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
         out.stderr
     );
     assert_eq!(prepared_gids(server, &db), ["su"]);
+    assert_eq!(database_state(server, &db), locked);
     unlock(server, &db);
     server
         .connect(&db)
