@@ -47,15 +47,6 @@ fn waited(server: &Server, pid: i32) -> f64 {
     row.get::<_, Option<f64>>(0).unwrap_or(0.0)
 }
 
-fn table_with_t(server: &Server, prefix: &str) -> String {
-    let db = server.create_db(prefix);
-    server
-        .connect(&db)
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)")
-        .unwrap();
-    db
-}
-
 /// The pile-up: A idle in transaction after UPDATE t; B's UPDATE of the same row waits
 /// on A; C's ALTER TABLE waits on A and B; D's SELECT queues behind C. B has waited some two
 /// seconds longer than C and D, so a --blocked-for between the two tells them apart.
@@ -387,11 +378,7 @@ fn chains_cancel_first_spares_a_root_that_stopped_blocking() {
 fn chains_prepared_transaction_blocker_cannot_be_signalled() {
     let server = Server::start_with(&[("max_prepared_transactions", "5")]);
     let db = table_with_t(&server, "chains_prep");
-    let gid = unique_name("pgkick_gid");
-    let mut holder = Session::idle(&server, &db, SUPERUSER, "chain-prep");
-    holder.execute(&format!(
-        "BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION '{gid}'"
-    ));
+    let (gid, _holder) = prepared_update_of_t(&server, &db, "chain-prep");
     let w = Session::waiting(
         &server,
         &db,

@@ -11,6 +11,18 @@ use crate::fakepg::{Ask, FakePg};
 use crate::harness::*;
 
 /// `pgkick-lock v1 <json>`.
+/// A fresh unprivileged role, alice, and a fresh database she owns (so she may comment on it).
+fn forger_and_her_database(server: &Server) -> (String, String) {
+    let alice = server.create_role("forger", "");
+    let db = unique_name("alicedb");
+    server.sql(&format!(
+        "CREATE DATABASE {} OWNER {}",
+        ident(&db),
+        ident(&alice)
+    ));
+    (alice, db)
+}
+
 fn record_text(record: &serde_json::Value) -> String {
     format!("pgkick-lock v1 {record}")
 }
@@ -57,13 +69,7 @@ fn connection_limit(server: &Server, db: &str) -> i32 {
 #[test]
 fn forged_pooler_in_a_record_never_gets_a_password() {
     let server = Server::shared();
-    let alice = server.create_role("forger", "");
-    let db = unique_name("alicedb");
-    server.sql(&format!(
-        "CREATE DATABASE {} OWNER {}",
-        ident(&db),
-        ident(&alice)
-    ));
+    let (alice, db) = forger_and_her_database(server);
     let fake = FakePg::start(Ask::Cleartext);
     let pooler = format!(
         "host=127.0.0.1 port={} user={SUPERUSER} sslmode=disable",
@@ -203,13 +209,7 @@ fn forged_record_on_a_replication_role_never_gives_it_login() {
 #[test]
 fn forged_acl_record_never_takes_on_a_role_it_does_not_need() {
     let server = Server::start_with(&[("log_statement", "all")]);
-    let alice = server.create_role("forger", "");
-    let db = unique_name("alicedb");
-    server.sql(&format!(
-        "CREATE DATABASE {} OWNER {}",
-        ident(&db),
-        ident(&alice)
-    ));
+    let (alice, db) = forger_and_her_database(&server);
     let root = unique_name("su_nologin");
     let stranger = unique_name("stranger");
     let grantor = unique_name("granted_to_alice");
@@ -346,13 +346,7 @@ fn genuine_locks_of_privileged_roles_unlock_exactly() {
 #[test]
 fn a_record_on_an_open_database_does_not_pass_for_a_lock() {
     let server = Server::shared();
-    let alice = server.create_role("forger", "");
-    let db = unique_name("alicedb");
-    server.sql(&format!(
-        "CREATE DATABASE {} OWNER {}",
-        ident(&db),
-        ident(&alice)
-    ));
+    let (alice, db) = forger_and_her_database(server);
     let forged = json!({
         "method": "connection-limit", "locked_by": SUPERUSER,
         "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",

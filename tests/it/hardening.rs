@@ -40,19 +40,6 @@ fn end(server: &Server, session: Session) {
     assert!(wait_until(Duration::from_secs(10), || !session.alive(server)));
 }
 
-/// (datallowconn, datconnlimit, comment) of a database.
-fn db_state(server: &Server, db: &str) -> (bool, i32, Option<String>) {
-    let row = server
-        .connect(SUPERUSER)
-        .query_one(
-            "SELECT datallowconn, datconnlimit, shobj_description(oid, 'pg_database') \
-               FROM pg_database WHERE datname::text = $1",
-            &[&db],
-        )
-        .unwrap_or_else(|e| panic!("state of database {db:?}: {e}"));
-    (row.get(0), row.get(1), row.get(2))
-}
-
 fn sessions_in(server: &Server, db: &str) -> i64 {
     server
         .connect(SUPERUSER)

@@ -50,6 +50,42 @@ pub fn unique_name(prefix: &str) -> String {
     name
 }
 
+/// (datallowconn, datconnlimit, comment) of a database: its lock state and pgkick's record.
+pub fn db_state(server: &Server, db: &str) -> (bool, i32, Option<String>) {
+    let row = server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT datallowconn, datconnlimit, shobj_description(oid, 'pg_database') \
+               FROM pg_database WHERE datname::text = $1",
+            &[&db],
+        )
+        .unwrap_or_else(|e| panic!("state of database {db:?}: {e}"));
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// A fresh database with a table `t (id int PRIMARY KEY, v int)` holding one row (1, 0): for
+/// sessions that block one another on that row.
+pub fn table_with_t(server: &Server, prefix: &str) -> String {
+    let db = server.create_db(prefix);
+    server
+        .connect(&db)
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)")
+        .unwrap();
+    db
+}
+
+/// A prepared transaction (with a unique gid) that updated t's row in `db` (see
+/// [`table_with_t`]) and so holds its lock; the gid, and the session that prepared it (idle
+/// now, holding nothing: keep it or drop it).
+pub fn prepared_update_of_t(server: &Server, db: &str, app: &str) -> (String, Session) {
+    let gid = unique_name("pgkick_gid");
+    let mut session = Session::idle(server, db, SUPERUSER, app);
+    session.execute(&format!(
+        "BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION '{gid}'"
+    ));
+    (gid, session)
+}
+
 /// A directory in the temp dir, removed with everything in it when dropped: a HOME with
 /// dotfiles, a scratch dir. `{prefix}_{pid}_{n}`, so parallel tests never share one.
 pub struct TempDir(PathBuf);

@@ -78,17 +78,20 @@ fn prepared_gids(server: &Server, db: &str) -> Vec<String> {
         .collect()
 }
 
-/// A database's `datallowconn`, `datconnlimit` and comment (where pgkick's record is).
-fn database_state(server: &Server, db: &str) -> (bool, i32, Option<String>) {
-    let row = server
-        .connect(SUPERUSER)
-        .query_one(
-            "SELECT datallowconn, datconnlimit, shobj_description(oid, 'pg_database') \
-               FROM pg_database WHERE datname::text = $1",
-            &[&db],
-        )
-        .unwrap();
-    (row.get(0), row.get(1), row.get(2))
+/// `--rollback-prepared` refuses to get into `db`, closed by someone else: exit 1, one line,
+/// the database and its prepared transaction `gid` as they were.
+fn rollback_prepared_stays_out(server: &Server, db: &str, gid: &str) {
+    let before = db_state(server, db);
+    let out = drop_workflow(server, SUPERUSER, db, &["--rollback-prepared"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not because of a pgkick lock"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(db_state(server, db), before);
+    assert_eq!(prepared_gids(server, db), [gid]);
 }
 
 /// Keeps trying to connect to a database as a role (from a thread) until stopped; counts the
@@ -416,7 +419,7 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     );
     let err = drop_database(server, &db).unwrap_err();
     assert!(err.contains("prepared transaction"), "{err}");
-    let locked = database_state(server, &db);
+    let locked = db_state(server, &db);
     assert!(!locked.0, "locked with ALLOW_CONNECTIONS false");
     // The rerun with --rollback-prepared gets into the database its lock keeps closed, with
     // no unlock first. Its dry run shows how, and changes nothing.
@@ -436,7 +439,7 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
         "{}",
         out.stderr
     );
-    assert_eq!(database_state(server, &db), locked);
+    assert_eq!(db_state(server, &db), locked);
     assert_eq!(prepared_gids(server, &db), [gid]);
     // Everyone else stays out throughout: a role that may connect keeps trying while it runs.
     let outsider = server.create_role("hold_outsider", "");
@@ -449,7 +452,7 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     assert!(prepared_gids(server, &db).is_empty());
     // Still locked, exactly as before (the record and the limit too), and exit 0 kept its
     // promise: the drop succeeds.
-    assert_eq!(database_state(server, &db), locked);
+    assert_eq!(db_state(server, &db), locked);
     drop_database(server, &db).unwrap();
 
     // --- A database closed by someone else stays closed: --rollback-prepared says it
@@ -457,31 +460,13 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     let db = server.create_db("hold_shut");
     prepare(server, &db, SUPERUSER, "shut");
     server.sql(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"));
-    let before = database_state(server, &db);
-    let out = drop_workflow(server, SUPERUSER, &db, &["--rollback-prepared"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("not because of a pgkick lock"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(database_state(server, &db), before);
-    assert_eq!(prepared_gids(server, &db), ["shut"]);
+    rollback_prepared_stays_out(server, &db, "shut");
     // Nor does a record that does not say pgkick closed it (as a database owner may write).
     let forged = "pgkick-lock v1 {\"method\":\"allow-connections\",\"locked_by\":\"x\",\
                   \"locked_at\":\"2026-01-01T00:00:00Z\",\"pgkick_version\":\"0.1.0\",\
                   \"prior\":{\"comment\":null,\"datallowconn\":false,\"datconnlimit\":-1}}";
     server.sql(&format!("COMMENT ON DATABASE \"{db}\" IS '{forged}'"));
-    let before = database_state(server, &db);
-    let out = drop_workflow(server, SUPERUSER, &db, &["--rollback-prepared"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stderr.contains("not because of a pgkick lock"),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(database_state(server, &db), before);
+    rollback_prepared_stays_out(server, &db, "shut");
     server.sql(&format!(
         "COMMENT ON DATABASE \"{db}\" IS NULL; ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"
     ));
@@ -537,7 +522,7 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
     // The rerun gets in as the owner too (through one connection slot: a limit of 0 keeps
     // every non-superuser out, the owner included), and the server refuses to roll back the
     // superuser's transaction; the lock is as it was.
-    let locked = database_state(server, &db);
+    let locked = db_state(server, &db);
     let out = drop_workflow(server, &owner, &db, &["--rollback-prepared"]);
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -546,7 +531,7 @@ fn drop_ready_reports_every_holder_and_its_fix_clears_it() {
         out.stderr
     );
     assert_eq!(prepared_gids(server, &db), ["su"]);
-    assert_eq!(database_state(server, &db), locked);
+    assert_eq!(db_state(server, &db), locked);
     unlock(server, &db);
     server
         .connect(&db)

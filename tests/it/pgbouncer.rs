@@ -329,16 +329,7 @@ fn pgbouncer_unlock_resumes_only_the_recorded_poolers_it_is_told_to_reach() {
         bouncer.sock_dir().display().to_string().replace('/', "%2F"),
         bouncer.port()
     );
-    let unlocked = server
-        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &uri])
-        .run()
-        .json();
-    assert_eq!(
-        unlocked[0]["poolers"].as_array().unwrap().len(),
-        1,
-        "{unlocked}"
-    );
-    assert_eq!(unlocked[0]["poolers"][0]["status"], "resumed", "{unlocked}");
+    unlock_resumes_only(server, &db, &uri);
     assert!(!bouncer.paused(&db) && !bouncer.disabled(&db));
 }
 
@@ -608,16 +599,7 @@ fn pgbouncer_lock_twice_and_dry_runs_keep_one_pause() {
         dry.stdout
     );
     assert!(bouncer.paused(&db));
-    let unlocked = server
-        .kick(["unlock", "--db", &db, "--json", "--pgbouncer", &conninfo])
-        .run()
-        .json();
-    assert_eq!(
-        unlocked[0]["poolers"].as_array().unwrap().len(),
-        1,
-        "{unlocked}"
-    );
-    assert_eq!(unlocked[0]["poolers"][0]["status"], "resumed", "{unlocked}");
+    unlock_resumes_only(server, &db, &conninfo);
     assert!(!bouncer.paused(&db));
     // Nothing recorded any more; a pooler given to unlock is resumed anyway, and says so.
     let again = server
@@ -752,4 +734,15 @@ fn pgbouncer_lock_reports_and_audits_the_backend_it_terminates_for_a_pause() {
         .kick(["unlock", "--db", &db, "--pgbouncer", &bouncer.conninfo()])
         .run();
     assert!(!bouncer.paused(&db));
+}
+
+/// `unlock --db db --pgbouncer pooler` resumes that one pooler, and names no other.
+fn unlock_resumes_only(server: &Server, db: &str, pooler: &str) {
+    let unlocked = server
+        .kick(["unlock", "--db", db, "--json", "--pgbouncer", pooler])
+        .run()
+        .json();
+    let poolers = unlocked[0]["poolers"].as_array().unwrap();
+    assert_eq!(poolers.len(), 1, "{unlocked}");
+    assert_eq!(poolers[0]["status"], "resumed", "{unlocked}");
 }

@@ -37,15 +37,6 @@ fn sent(server: &Server, mark: &LogMark) -> Vec<String> {
         .collect()
 }
 
-fn table_with_t(server: &Server, prefix: &str) -> String {
-    let db = server.create_db(prefix);
-    server
-        .connect(&db)
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 0)")
-        .unwrap();
-    db
-}
-
 /// What the server's own `pg_blocking_pids` says, sorted and without duplicates.
 fn blocking_pids(server: &Server, pid: i32) -> Vec<i64> {
     server
@@ -162,11 +153,7 @@ fn statements_the_lock_graph_only_when_something_waits() {
 fn statements_a_prepared_transaction_that_blocks_is_reported_without_lock_chain_flags() {
     let server = logging_server(true);
     let db = table_with_t(&server, "stmts_prep");
-    let gid = unique_name("pgkick_gid");
-    let mut holder = Session::idle(&server, &db, SUPERUSER, "stmts-prep");
-    holder.execute(&format!(
-        "BEGIN; UPDATE t SET v = v + 1 WHERE id = 1; PREPARE TRANSACTION '{gid}'"
-    ));
+    let (gid, _holder) = prepared_update_of_t(&server, &db, "stmts-prep");
     let waiter = Session::waiting(
         &server,
         &db,
