@@ -89,19 +89,21 @@ fn chains_pile_up_is_found_and_ended_at_its_root() {
             blocking_pids(server, pid),
             "{row}"
         );
-        let inverse: Vec<i64> = [a_pid, b_pid, c_pid, d_pid, bystander.pid]
+        // Sorted as pgkick sorts it: by pid, which need not be the order the sessions
+        // started in once the kernel's pids wrap around.
+        let mut inverse: Vec<i64> = [a_pid, b_pid, c_pid, d_pid, bystander.pid]
             .into_iter()
             .filter(|&w| blocking_pids(server, w).contains(&i64::from(pid)))
             .map(i64::from)
             .collect();
+        inverse.sort_unstable();
         assert_eq!(ints(&row["blocking"]), inverse, "{row}");
         assert_eq!(row["blocked_by_prepared"], serde_json::json!([]));
     }
     assert_eq!(blocking_pids(server, b_pid), vec![i64::from(a_pid)]);
-    assert_eq!(
-        blocking_pids(server, c_pid),
-        vec![i64::from(a_pid), i64::from(b_pid)]
-    );
+    let mut a_and_b = vec![i64::from(a_pid), i64::from(b_pid)];
+    a_and_b.sort_unstable();
+    assert_eq!(blocking_pids(server, c_pid), a_and_b);
     assert_eq!(blocking_pids(server, d_pid), vec![i64::from(c_pid)]);
 
     // The filters, and their AND/OR rules.
