@@ -199,12 +199,12 @@ fn fleet_acts_on_live_servers_and_reports_the_dead_one() {
         assert!(shown.contains(&row), "{shown}");
     }
     terminal.type_keys(b"n\r");
-    assert_eq!(terminal.finish(Duration::from_secs(5)).code, 4);
+    assert_eq!(terminal.finish(Duration::from_secs(20)).code, 4);
     assert!(pa.alive(&a) && pb.alive(&b));
     let mut terminal = Terminal::start(&cmd);
     terminal.wait_for("[y/N]");
     terminal.type_keys(b"y\r");
-    let out = terminal.finish(Duration::from_secs(5));
+    let out = terminal.finish(Duration::from_secs(20));
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(wait_until(Duration::from_secs(5), || !pa.alive(&a) && !pb.alive(&b)));
 

@@ -916,7 +916,7 @@ fn hardening_a_chain_resolved_during_the_prompt_is_not_acted_on() {
     assert_eq!(waiter.query_result(Duration::from_secs(10)), Some(Ok(())));
     terminal.type_keys(b"y\r");
     terminal.wait_for("no_longer_matches");
-    let out = terminal.finish(Duration::from_secs(5));
+    let out = terminal.finish(Duration::from_secs(20));
     assert_eq!(out.code, 0, "{}", out.stdout);
     assert!(
         root.alive(server),
