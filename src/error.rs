@@ -125,6 +125,12 @@ pub struct Usage(pub String);
 #[derive(Debug)]
 pub struct Refused(pub String);
 
+/// A database or role the command line names does not exist (a typo, most likely): a
+/// runtime error (exit 1), and one that trying again does not mend, so `--every` ends on it
+/// in its first round.
+#[derive(Debug)]
+pub struct Missing(pub String);
+
 /// SIGINT or SIGTERM arrived while pgkick was waiting.
 #[derive(Debug)]
 pub struct Interrupted {
@@ -141,6 +147,11 @@ impl fmt::Display for Refused {
         f.write_str(&self.0)
     }
 }
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.signal == 15 {
@@ -153,6 +164,7 @@ impl fmt::Display for Interrupted {
 }
 impl std::error::Error for Usage {}
 impl std::error::Error for Refused {}
+impl std::error::Error for Missing {}
 impl std::error::Error for Interrupted {}
 
 /// The exit status for an error: the first typed cause in the chain decides; anything else is
@@ -174,6 +186,11 @@ pub fn exit_status(err: &anyhow::Error) -> ExitStatus {
         }
     }
     ExitStatus::Runtime
+}
+
+/// True when the error says a name the command line gives does not exist ([`Missing`]).
+pub fn is_missing(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.is::<Missing>())
 }
 
 /// True when the error is a closed stdout (`pgkick list | head`): not an error at all. A broken
@@ -209,6 +226,10 @@ mod tests {
         );
         let refused = anyhow::Error::new(Refused("max".into())).context("terminate");
         assert_eq!(exit_status(&refused), ExitStatus::Refused);
+        let missing = anyhow::Error::new(Missing("--db x".into())).context("on none");
+        assert_eq!(exit_status(&missing), ExitStatus::Runtime);
+        assert!(is_missing(&missing));
+        assert!(!is_missing(&refused));
         assert_eq!(
             exit_status(&anyhow::Error::new(Interrupted { signal: 2 })).code(),
             130

@@ -5,7 +5,9 @@
 //! next one counted from the start of the last. A round that fails at runtime (a lost
 //! connection, a server restarting) is reported and the next one comes sooner, after 1s, 2s,
 //! 4s, ... but never later than the period. A round a guard refuses (`--max`) is reported and
-//! the loop goes on. A usage error ends it. SIGINT and SIGTERM end the loop between rounds at
+//! the loop goes on. A usage error ends it, and so does a first round that finds a --db or
+//! --user name the server has none of (a typo in a cron line fails at once, not every
+//! period; a database dropped while the loop runs is a failed round like any other). SIGINT and SIGTERM end the loop between rounds at
 //! once, or the round they arrive in once it has reported what it did.
 
 use std::time::{Duration, Instant};
@@ -60,6 +62,7 @@ pub fn run(
             }
             Err(e) => match error::exit_status(&e) {
                 ExitStatus::Usage => return Err(e),
+                ExitStatus::Runtime if n == 1 && error::is_missing(&e) => return Err(e),
                 ExitStatus::Sigint | ExitStatus::Sigterm => break,
                 ExitStatus::Refused => {
                     failures = 0;
@@ -160,6 +163,29 @@ mod tests {
         assert_eq!(status, ExitStatus::Refused);
         let status = run(tick, Some(3), &printer(), |_| Ok(ExitStatus::Success)).unwrap();
         assert_eq!(status, ExitStatus::Success);
+    }
+
+    #[test]
+    fn a_name_missing_in_the_first_round_ends_the_loop_but_not_later() {
+        let mut rounds = 0;
+        let err = run(Duration::from_millis(1), Some(5), &printer(), |_| {
+            rounds += 1;
+            Err(crate::error::Missing("--db typo".into()).into())
+        })
+        .unwrap_err();
+        assert_eq!(rounds, 1);
+        assert_eq!(error::exit_status(&err), ExitStatus::Runtime);
+        let mut rounds = 0;
+        let status = run(Duration::from_millis(1), Some(3), &printer(), |n| {
+            rounds += 1;
+            match n {
+                1 => Ok(ExitStatus::Success),
+                _ => Err(crate::error::Missing("--db gone".into()).into()),
+            }
+        })
+        .unwrap();
+        assert_eq!(rounds, 3, "a database dropped later is a failed round");
+        assert_eq!(status, ExitStatus::Runtime);
     }
 
     #[test]

@@ -4,14 +4,14 @@
 //! or none. Each server then acts as a run on one server does, with the statements of one.
 //!
 //! This needs every server's connection open at once, so it is used when the servers fit in
-//! `--jobs`; with more, `ops::many` counts in a pass of its own first.
+//! `--jobs`; with more, `ops::many` counts in a pass of its own first. What a server brings
+//! to the gate (`A`: its targets, and the names it has no database or role of) is the
+//! caller's.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Result;
-
-use crate::session::Session;
 
 /// What the caller decided, for every server waiting at the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,23 +25,23 @@ pub enum Verdict {
 
 /// Where one server stands.
 #[derive(Debug, Clone)]
-enum Seat {
+enum Seat<A> {
     /// Not at the gate yet.
     Coming,
-    /// At the gate with these targets.
-    Waiting(Vec<Session>),
+    /// At the gate with what it found.
+    Waiting(A),
     /// Ended without coming to the gate (it failed, or had nothing to guard).
     Left,
 }
 
-struct State {
-    seats: Vec<Seat>,
+struct State<A> {
+    seats: Vec<Seat<A>>,
     verdict: Option<Verdict>,
 }
 
 /// Shared by the servers of one run and the caller.
-pub struct Rendezvous {
-    state: Mutex<State>,
+pub struct Rendezvous<A> {
+    state: Mutex<State<A>>,
     changed: Condvar,
 }
 
@@ -59,8 +59,8 @@ impl std::fmt::Display for Stopped {
 }
 impl std::error::Error for Stopped {}
 
-impl Rendezvous {
-    pub fn new(servers: usize) -> Arc<Rendezvous> {
+impl<A: Clone> Rendezvous<A> {
+    pub fn new(servers: usize) -> Arc<Rendezvous<A>> {
         Arc::new(Rendezvous {
             state: Mutex::new(State {
                 seats: vec![Seat::Coming; servers],
@@ -70,12 +70,12 @@ impl Rendezvous {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<A>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits until something changes, or [`LOOK`] has passed.
-    fn wait_a_moment<'a>(&self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    fn wait_a_moment<'a>(&self, state: MutexGuard<'a, State<A>>) -> MutexGuard<'a, State<A>> {
         self.changed
             .wait_timeout(state, LOOK)
             .unwrap_or_else(|e| e.into_inner())
@@ -92,7 +92,7 @@ impl Rendezvous {
     }
 
     /// [`Rendezvous::leave`] for server `index` when the returned value is dropped.
-    pub fn leaving(self: &Arc<Self>, index: usize) -> Leaving {
+    pub fn leaving(self: &Arc<Self>, index: usize) -> Leaving<A> {
         Leaving {
             rendezvous: Arc::clone(self),
             index,
@@ -101,7 +101,7 @@ impl Rendezvous {
 
     /// Waits until every server is at the gate or gone: each one's targets (`None` for one
     /// gone). `None` when `give_up` says so first (an interrupt).
-    pub fn wait_for_all(&self, give_up: impl Fn() -> bool) -> Option<Vec<Option<Vec<Session>>>> {
+    pub fn wait_for_all(&self, give_up: impl Fn() -> bool) -> Option<Vec<Option<A>>> {
         let mut state = self.lock();
         while state.seats.iter().any(|s| matches!(s, Seat::Coming)) {
             if give_up() {
@@ -114,7 +114,7 @@ impl Rendezvous {
                 .seats
                 .iter()
                 .map(|s| match s {
-                    Seat::Waiting(targets) => Some(targets.clone()),
+                    Seat::Waiting(found) => Some(found.clone()),
                     _ => None,
                 })
                 .collect(),
@@ -128,9 +128,9 @@ impl Rendezvous {
     }
 
     /// Server `index` is at the gate with `targets`: waits for the verdict.
-    fn arrive(&self, index: usize, targets: &[Session]) -> Verdict {
+    fn arrive(&self, index: usize, found: A) -> Verdict {
         let mut state = self.lock();
-        state.seats[index] = Seat::Waiting(targets.to_vec());
+        state.seats[index] = Seat::Waiting(found);
         self.changed.notify_all();
         loop {
             if let Some(verdict) = state.verdict {
@@ -142,25 +142,25 @@ impl Rendezvous {
 }
 
 /// Leaves the rendezvous when dropped (see [`Rendezvous::leaving`]).
-pub struct Leaving {
-    rendezvous: Arc<Rendezvous>,
+pub struct Leaving<A: Clone> {
+    rendezvous: Arc<Rendezvous<A>>,
     index: usize,
 }
 
-impl Drop for Leaving {
+impl<A: Clone> Drop for Leaving<A> {
     fn drop(&mut self) {
         self.rendezvous.leave(self.index);
     }
 }
 
 /// The gate of server `index` of a run guarded in one pass.
-pub struct Seated {
-    rendezvous: Arc<Rendezvous>,
+pub struct Seated<A: Clone> {
+    rendezvous: Arc<Rendezvous<A>>,
     index: usize,
 }
 
-impl Seated {
-    pub fn new(rendezvous: &Arc<Rendezvous>, index: usize) -> Seated {
+impl<A: Clone> Seated<A> {
+    pub fn new(rendezvous: &Arc<Rendezvous<A>>, index: usize) -> Seated<A> {
         Seated {
             rendezvous: Arc::clone(rendezvous),
             index,
@@ -168,11 +168,11 @@ impl Seated {
     }
 }
 
-impl Seated {
-    /// This server found `targets`: waits for the verdict over every server. An error stops
+impl<A: Clone> Seated<A> {
+    /// This server found `found`: waits for the verdict over every server. An error stops
     /// this server's part (nothing was signalled anywhere).
-    pub fn arrive_with(&self, targets: &[Session]) -> Result<()> {
-        match self.rendezvous.arrive(self.index, targets) {
+    pub fn arrive_with(&self, found: A) -> Result<()> {
+        match self.rendezvous.arrive(self.index, found) {
             Verdict::Go { .. } => Ok(()),
             Verdict::Stop => Err(Stopped.into()),
         }
@@ -195,12 +195,12 @@ mod tests {
 
     #[test]
     fn every_server_waits_for_the_verdict_and_a_gone_one_is_not_waited_for() {
-        let rv = Rendezvous::new(3);
+        let rv = Rendezvous::<Vec<u8>>::new(3);
         let mut waiting = Vec::new();
         for index in [0, 2] {
             let gate = Seated::new(&rv, index);
             waiting.push(thread::spawn(move || {
-                let result = gate.arrive_with(&[]).map(|_| gate.asked());
+                let result = gate.arrive_with(Vec::new()).map(|_| gate.asked());
                 result.map_err(|e| e.to_string())
             }));
         }
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_server_whose_part_panics_is_not_waited_for() {
-        let rv = Rendezvous::new(1);
+        let rv = Rendezvous::<Vec<u8>>::new(1);
         let r = Arc::clone(&rv);
         let died = thread::spawn(move || {
             let _leave = r.leaving(0);
@@ -227,10 +227,10 @@ mod tests {
 
     #[test]
     fn a_stop_refuses_at_every_gate_and_giving_up_ends_the_wait() {
-        let rv = Rendezvous::new(2);
+        let rv = Rendezvous::<Vec<u8>>::new(2);
         assert!(rv.wait_for_all(|| true).is_none(), "nobody came yet");
         let gate = Seated::new(&rv, 0);
-        let waiter = thread::spawn(move || gate.arrive_with(&[]).is_err());
+        let waiter = thread::spawn(move || gate.arrive_with(Vec::new()).is_err());
         rv.leave(1);
         rv.wait_for_all(|| false).expect("all came");
         rv.decide(Verdict::Stop);

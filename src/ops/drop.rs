@@ -30,7 +30,7 @@ pub fn run(opts: &DropReady, part: &Part<'_>) -> Result<ExitStatus> {
     let mut ctx = Context::open(part.member, printer, &trail)?;
     let signal = &opts.signal;
     let found = guard::targets(&mut ctx, &signal.filter, &part.unknown)?;
-    let allowed = gate.approve(&found.sessions, &signal.guard)?;
+    let allowed = gate.approve(&found, &signal.guard)?;
     if signal.guard.dry_run {
         return show_plan(&mut ctx, opts, &found.sessions);
     }
@@ -392,6 +392,7 @@ mod tests {
             sessions: Vec::new(),
             prepared_selected,
             held_in_dbs: None,
+            unknown: Vec::new(),
         };
         let ended = [report(1, Outcome::Terminated)];
         let cases = [

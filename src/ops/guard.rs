@@ -5,6 +5,7 @@
 use anyhow::Result;
 
 use super::{find, names, Context};
+use crate::activity::Unknown;
 use crate::error::Refused;
 use crate::filter::Filter;
 use crate::output::prepared_message;
@@ -17,7 +18,7 @@ use crate::signal::{Action, Outcome, Report};
 pub trait Gate: Sync {
     /// An error refuses. `Ok(None)` lets every target be signalled; `Ok(Some(allowed))` only
     /// the targets that are among `allowed` (what was counted and confirmed for this server).
-    fn approve(&self, targets: &[Session], guard: &Guard) -> Result<Option<Vec<Session>>>;
+    fn approve(&self, found: &Targets, guard: &Guard) -> Result<Option<Vec<Session>>>;
 
     /// After `approve`: a person confirmed the targets (the run over many servers asked), so
     /// they are matched again before the signal, as after this server's own prompt.
@@ -30,7 +31,8 @@ pub trait Gate: Sync {
 pub struct OneServer;
 
 impl Gate for OneServer {
-    fn approve(&self, targets: &[Session], guard: &Guard) -> Result<Option<Vec<Session>>> {
+    fn approve(&self, found: &Targets, guard: &Guard) -> Result<Option<Vec<Session>>> {
+        let targets = &found.sessions;
         if let Some(max) = guard.max.filter(|&max| targets.len() > max) {
             return Err(Refused(format!(
                 "{} sessions match, more than --max {max}; nothing was signalled",
@@ -49,6 +51,9 @@ pub struct Targets {
     pub prepared_selected: bool,
     /// Whether something else holds the --db databases, from the first statement.
     pub held_in_dbs: Option<bool>,
+    /// The names the filter gives that the server has no database or role of (on one
+    /// server, cancel and terminate have refused already).
+    pub unknown: Vec<Unknown>,
 }
 
 /// The targets: the filter's sessions, with a warning for each selected prepared transaction
@@ -60,7 +65,7 @@ pub fn targets(
     unknown: &names::Policy<'_>,
 ) -> Result<Targets> {
     let mut matched = find::first(ctx, filter, false)?;
-    names::check(ctx, std::mem::take(&mut matched.unknown), true, unknown)?;
+    let unknown = names::check(ctx, std::mem::take(&mut matched.unknown), true, unknown)?;
     let unsignallable: Vec<_> = matched.prepared.iter().filter(|p| p.matched).collect();
     for p in &unsignallable {
         ctx.printer.warn(&prepared_message(p));
@@ -81,6 +86,7 @@ pub fn targets(
         prepared_selected: !unsignallable.is_empty(),
         held_in_dbs: matched.held_in_dbs,
         sessions: matched.sessions,
+        unknown,
     })
 }
 

@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc};
 
 use anyhow::Result;
 
-use super::guard::{capitalized, Gate};
+use super::guard::{capitalized, Gate, Targets};
 use super::{names, one, signal};
 use crate::activity::Unknown;
 use crate::audit;
@@ -28,10 +28,31 @@ use crate::plan::{Command, Guard, Plan, Servers};
 use crate::session::Session;
 use crate::signal::Action;
 
+/// What a server brings to the gate of the run: its targets, and the names its filter gives
+/// that it has no database or role of.
+#[derive(Clone, Default)]
+struct Found {
+    targets: Vec<Session>,
+    unknown: Vec<Unknown>,
+}
+
+impl From<Targets> for Found {
+    fn from(t: Targets) -> Found {
+        Found {
+            targets: t.sessions,
+            unknown: t.unknown,
+        }
+    }
+}
+
 /// The gate of server `index` of a run guarded in one pass: it waits for the verdict.
-impl Gate for Seated {
-    fn approve(&self, targets: &[Session], _guard: &Guard) -> Result<Option<Vec<Session>>> {
-        self.arrive_with(targets).map(|()| None)
+impl Gate for Seated<Found> {
+    fn approve(&self, found: &Targets, _guard: &Guard) -> Result<Option<Vec<Session>>> {
+        self.arrive_with(Found {
+            targets: found.sessions.clone(),
+            unknown: found.unknown.clone(),
+        })
+        .map(|()| None)
     }
 
     fn asked(&self) -> bool {
@@ -44,12 +65,14 @@ impl Gate for Seated {
 struct Allowed(Option<Vec<Session>>);
 
 impl Gate for Allowed {
-    fn approve(&self, _targets: &[Session], _guard: &Guard) -> Result<Option<Vec<Session>>> {
+    fn approve(&self, _found: &Targets, _guard: &Guard) -> Result<Option<Vec<Session>>> {
         Ok(self.0.clone())
     }
 }
 
-/// How the guards of the run are kept, when the command has any to keep over all servers.
+/// How the guards of the run are kept, when the command has any to keep over all servers:
+/// --max, a question on a terminal, and the --db and --user names, which must each exist on
+/// some server before any server acts (a typo is refused, as on one server).
 struct Guards {
     guard: Guard,
     action: Action,
@@ -65,7 +88,8 @@ fn guards(command: &Command, printer: &Printer) -> Option<Guards> {
     };
     let guard = signal.guard;
     let ask = !guard.yes && !guard.dry_run && printer.interactive();
-    (guard.max.is_some() || ask).then_some(Guards {
+    let names = !signal.filter.named_dbs().is_empty() || !signal.filter.named_users().is_empty();
+    (guard.max.is_some() || ask || names).then_some(Guards {
         guard,
         action: signal.action,
         ask,
@@ -108,19 +132,19 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
         // More servers than --jobs: a counting pass first, then the acting pass on what was
         // counted (each server connected to twice).
         Some(guards) => {
-            let mut targets = Vec::new();
+            let mut found = Vec::new();
             for (slot, counted) in slots.iter_mut().zip(count(plan, members, jobs)?) {
                 match counted {
-                    Ok(t) => targets.push(Some(t)),
+                    Ok(f) => found.push(Some(f)),
                     Err(e) => {
                         slot.ended = Some(ServerOutput::failed(&slot.member.label, e));
-                        targets.push(None);
+                        found.push(None);
                     }
                 }
             }
-            decide(&printer, members, &targets, &guards)?;
-            for (slot, allowed) in slots.iter_mut().zip(targets) {
-                slot.gate = Box::new(Allowed(allowed));
+            decide(&printer, members, &found, &guards)?;
+            for (slot, counted) in slots.iter_mut().zip(found) {
+                slot.gate = Box::new(Allowed(counted.map(|f| f.targets)));
             }
         }
         None => {}
@@ -162,7 +186,7 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
         // Before the verdict nothing was signalled anywhere, and a signal still ends pgkick
         // at once (as at a one-server prompt).
         let decided = match rendezvous.wait_for_all(|| interrupt::received().is_some()) {
-            Some(targets) => decide(&printer, members, &targets, guards),
+            Some(found) => decide(&printer, members, &found, guards),
             None => interrupt::check().map(|()| false),
         };
         match decided.and_then(|asked| interrupt::install().map(|()| asked)) {
@@ -188,15 +212,30 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
         report(&printer, &mut out);
         slot.ended = Some(out);
     }
-    let nowhere = unknown_everywhere(&slots);
+    // Those that found their sessions (the gate has refused any such name of cancel and
+    // terminate already; list says so here).
+    let nowhere = names::unknown_everywhere(
+        slots
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.ended,
+                    Some(ServerOutput {
+                        ended: Ended::Done(_),
+                        ..
+                    })
+                )
+            })
+            .map(|s| s.unknown.as_slice()),
+    );
     let outputs: Vec<ServerOutput> = slots.into_iter().filter_map(|s| s.ended).collect();
     printer.print_fleet(&outputs)?;
     if let Some(signal) = interrupt::received() {
         return Err(Interrupted { signal }.into());
     }
     if !nowhere.is_empty() {
-        // A name no server has: cancel and terminate fail as on one server (what the other
-        // names matched was acted on, server by server); list says so.
+        // A name no server has: list says so; cancel and terminate were refused at the gate
+        // (this is for a run whose gate let it through regardless).
         if matches!(plan.command, Command::List(_)) {
             for u in &nowhere {
                 printer.warn(&format!("{u}, on none of the servers"));
@@ -206,39 +245,6 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
         }
     }
     Ok(exit_status(outputs.iter().map(|o| &o.ended)))
-}
-
-/// The unknown names of every server that found any (each once): those no server that got
-/// as far as finding its sessions has.
-fn unknown_everywhere(slots: &[Slot]) -> Vec<Unknown> {
-    let found: Vec<&Slot> = slots
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.ended,
-                Some(ServerOutput {
-                    ended: Ended::Done(_),
-                    ..
-                })
-            )
-        })
-        .collect();
-    let mut out: Vec<Unknown> = Vec::new();
-    for u in found
-        .first()
-        .map(|s| s.unknown.as_slice())
-        .unwrap_or_default()
-    {
-        let everywhere = found.iter().all(|s| {
-            s.unknown
-                .iter()
-                .any(|v| v.kind == u.kind && v.name == u.name)
-        });
-        if everywhere && !out.iter().any(|v| v.kind == u.kind && v.name == u.name) {
-            out.push(u.clone());
-        }
-    }
-    out
 }
 
 /// One server of the run as it goes.
@@ -252,19 +258,24 @@ struct Slot {
     unknown: Vec<Unknown>,
 }
 
-/// The guards over the whole run, from every server's targets (`None`: it could not be
-/// counted): --max over all of them together, then one question on a terminal; true when it
-/// was asked. An error refuses, and nothing was signalled anywhere.
+/// The guards over the whole run, from what every server found (`None`: it could not be
+/// counted): a --db or --user name no server has, --max over all of them together, then one
+/// question on a terminal; true when it was asked. An error refuses, and nothing was
+/// signalled anywhere.
 fn decide(
     printer: &Printer,
     members: &[Member],
-    targets: &[Option<Vec<Session>>],
+    found: &[Option<Found>],
     guards: &Guards,
 ) -> Result<bool> {
+    let nowhere = names::unknown_everywhere(found.iter().flatten().map(|f| f.unknown.as_slice()));
+    if !nowhere.is_empty() {
+        return Err(names::refusal(&nowhere).context("on none of the servers"));
+    }
     let groups: Vec<(String, Vec<Session>)> = members
         .iter()
-        .zip(targets)
-        .filter_map(|(member, t)| Some((member.label.clone(), t.clone()?)))
+        .zip(found)
+        .filter_map(|(member, f)| Some((member.label.clone(), f.as_ref()?.targets.clone())))
         .filter(|(_, t)| !t.is_empty())
         .collect();
     let total: usize = groups.iter().map(|(_, t)| t.len()).sum();
@@ -292,9 +303,8 @@ fn decide(
     Ok(false)
 }
 
-/// What the counting pass found on a server: its targets, or why (one line) it could not
-/// be counted.
-type CountResult = Result<Vec<Session>, String>;
+/// What the counting pass found on a server, or why (one line) it could not be counted.
+type CountResult = Result<Found, String>;
 
 /// The counting pass, on every server: each finds its targets and changes nothing.
 fn count(plan: &Arc<Plan>, members: &[Member], jobs: usize) -> Result<Vec<CountResult>> {
@@ -304,10 +314,12 @@ fn count(plan: &Arc<Plan>, members: &[Member], jobs: usize) -> Result<Vec<CountR
         let signal = match &work_plan.command {
             Command::Signal(s) => s,
             Command::DropReady(d) => &d.signal,
-            _ => return Ok(Vec::new()),
+            _ => return Ok(Found::default()),
         };
         let printer = Printer::silent(work_plan.output, &member.label);
-        signal::count(signal, &member, &printer).map_err(|e| error::one_line(&e))
+        signal::count(signal, &member, &printer)
+            .map(Found::from)
+            .map_err(|e| error::one_line(&e))
     });
     runner::run(members.to_vec(), jobs, work, |i, r| {
         counted[i] = Some(r);
@@ -317,7 +329,7 @@ fn count(plan: &Arc<Plan>, members: &[Member], jobs: usize) -> Result<Vec<CountR
     }
     Ok(counted
         .into_iter()
-        .map(|c| c.unwrap_or_else(|| Ok(Vec::new())))
+        .map(|c| c.unwrap_or_else(|| Ok(Found::default())))
         .collect())
 }
 

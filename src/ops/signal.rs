@@ -29,16 +29,16 @@ pub fn run(opts: &Signal, part: &Part<'_>) -> Result<ExitStatus> {
     })
 }
 
-/// The counting pass of a fleet with --max or a confirmation: the targets on this server,
-/// found and changed nothing.
-pub fn count(opts: &Signal, member: &Member, printer: &Printer) -> Result<Vec<Session>> {
+/// The counting pass of a fleet with --max, a confirmation or names to check: the targets on
+/// this server (and the names it has none of), found and changed nothing.
+pub fn count(opts: &Signal, member: &Member, printer: &Printer) -> Result<guard::Targets> {
     let log = audit::Log::none();
     let trail = log.trail(&member.settings);
     let mut ctx = Context::open(member, printer, &trail)?;
     // What it finds of unknown names the acting pass says.
     let unknown = std::cell::RefCell::new(Vec::new());
     let policy = names::Policy::Many(&unknown);
-    Ok(guard::targets(&mut ctx, &opts.filter, &policy)?.sessions)
+    guard::targets(&mut ctx, &opts.filter, &policy)
 }
 
 /// One run: find and guard (nothing changes), then show the plan or carry it out.
@@ -46,7 +46,7 @@ fn once(opts: &Signal, part: &Part<'_>, trail: &audit::Trail<'_>) -> Result<Exit
     let (printer, gate) = (part.printer, part.gate);
     let mut ctx = Context::open(part.member, printer, trail)?;
     let found = guard::targets(&mut ctx, &opts.filter, &part.unknown)?;
-    let allowed = gate.approve(&found.sessions, &opts.guard)?;
+    let allowed = gate.approve(&found, &opts.guard)?;
     if opts.guard.dry_run {
         return show_plan(&mut ctx, opts, found.sessions);
     }

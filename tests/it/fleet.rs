@@ -614,4 +614,25 @@ fn fleet_a_database_missing_on_some_servers_is_a_note_on_none_an_error() {
         "{}",
         out.stderr
     );
+    // Beside a name that matches: the typo is refused before any server acts, as on one
+    // server, in one pass (the servers fit in --jobs) and with a counting pass (they do not).
+    let session = Session::idle(a, &db, SUPERUSER, "fleet-beside-a-typo");
+    for jobs in ["8", "1"] {
+        let out = a
+            .kick(["--jobs", jobs, "terminate", "--yes", "--db", &db, "--db"])
+            .args([format!("{db}_typo")])
+            .args(dbnames(&[a, &b]))
+            .status(1)
+            .run();
+        assert!(
+            out.stderr.contains("on none of the servers")
+                && out.stderr.contains("nothing was signalled"),
+            "--jobs {jobs}: {}",
+            out.stderr
+        );
+        assert!(
+            session.alive(a),
+            "--jobs {jobs}: the session on {db} was terminated before the typo refused the run"
+        );
+    }
 }

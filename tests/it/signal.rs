@@ -441,6 +441,30 @@ fn typos_in_db_and_user_names_are_refused_with_the_closest_name() {
             "nothing was signalled",
         ]);
     assert!(db_exists(server, &db) && session.alive(server));
+    // --every: the first round's typo ends the loop at once (exit 1), not a failed round
+    // retried every period for ever.
+    let started = std::time::Instant::now();
+    server
+        .kick([
+            "terminate",
+            "--yes",
+            "--every",
+            "1s",
+            "--rounds",
+            "30",
+            "--db",
+            &db_typo,
+        ])
+        .status(1)
+        .fails_with(&[
+            "the server has no database of that name",
+            "nothing was signalled",
+        ]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the loop went on after the typo"
+    );
+    assert!(session.alive(server));
     // The right names still work, and say nothing of typos.
     let out = server
         .kick(["terminate", "--yes", "--json", "--db", &db, "--user", &role])
