@@ -16,11 +16,12 @@ impl Printer {
     }
 
     /// Asks for `user`'s password on the terminal, without echo: psql's prompt, with the
-    /// server it is for (`host:port`), since one run may reach servers and poolers.
+    /// server it is for (`host:port`), since one run may reach servers and poolers. What was
+    /// typed serves the run's other connections to the same place as the same user (as psql's
+    /// `\connect` reuses it): the connections into each database that `--rollback-prepared`
+    /// opens, a fleet's counting and acting passes.
     pub fn read_password(&self, user: &str, host_port: &str) -> anyhow::Result<String> {
-        // One server of many: what was typed serves that server's other connections.
-        let remember = self.captured.is_some() && self.server.is_some();
-        crate::conn::typed_password(host_port, user, remember, || {
+        crate::conn::typed_password(host_port, user, || {
             self.clear_progress();
             let prompt = format!("Password for user {user} on {host_port}: ");
             rpassword::prompt_password(inert(&prompt).as_ref())

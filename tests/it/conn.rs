@@ -626,6 +626,57 @@ fn conn_errors_and_pooler_labels_never_show_the_password() {
     assert!(!out.stderr.contains("poolerXYZ"), "{}", out.stderr);
 }
 
+/// `-W` with `terminate --lock --rollback-prepared`: the connection into the database to roll
+/// back its prepared transaction is a second connection to the same server as the same user,
+/// and the password typed for the first serves it (a second prompt would keep the database
+/// open while a person types).
+#[test]
+fn conn_a_typed_password_serves_the_run_s_other_connections() {
+    let mut conf = LOG_CONNECTIONS.to_vec();
+    conf.push(("max_prepared_transactions", "4"));
+    let server = Server::start_with(&conf);
+    let role = unique_name("pwsuper");
+    server.sql(&format!(
+        "SET password_encryption = 'scram-sha-256'; \
+         CREATE ROLE \"{role}\" LOGIN SUPERUSER PASSWORD 'right horse battery'"
+    ));
+    set_hba(&server, "host all all 127.0.0.1/32 scram-sha-256\n");
+    let db = table_with_t(&server, "pw_rollback");
+    let (gid, _preparer) = prepared_update_of_t(&server, &db, "pw-preparer");
+    let port = server.port().to_string();
+    let mut cmd = bare_pgkick(&server);
+    cmd.args(["-h", "127.0.0.1", "-p", &port, "-U", &role, "-W"])
+        .args([
+            "terminate",
+            "--lock",
+            "--rollback-prepared",
+            "--wait",
+            "--yes",
+        ])
+        .args(["--db", &db]);
+    let mut terminal = Terminal::start(&cmd);
+    terminal.wait_for(&format!("Password for user {role} on 127.0.0.1:{port}: "));
+    terminal.type_keys(b"right horse battery\r");
+    let out = terminal.finish(Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("Password for user").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    let left: i64 = server
+        .connect("postgres")
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE gid = $1",
+            &[&gid],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the prepared transaction was not rolled back");
+    assert!(!db_state(&server, &db).0, "the database is not locked");
+}
+
 #[test]
 fn conn_the_password_prompt_names_the_server() {
     let (server, role) = password_server();
