@@ -34,7 +34,8 @@ const COMPLETIONS: [(Shell, &str); 5] = [
 
 const MAN_PAGE: &str = "man/pgkick.1";
 
-/// The README: its outcome and exit-status tables are rendered from code (the rest is prose).
+/// The README: its outcome and exit-status tables are rendered from code (the rest is prose,
+/// some of it checked against the code by the tests below).
 const README: &str = "README.md";
 
 /// The help heading `cli.rs` gives the filter flags; they get one FILTERS section of their own
@@ -716,6 +717,14 @@ fn check_or_update(root: &Path, files: &[(&str, String)], update: bool) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::Tabular;
+
+    /// What contributors read: how to build, test and package, and the design.
+    const CONTRIBUTING: &str = "CONTRIBUTING.md";
+
+    /// How many lines of the README a first screen shows: what pgkick is, how to install it
+    /// and its first commands must be there.
+    const FIRST_SCREEN_LINES: usize = 60;
 
     #[test]
     fn docs_committed_files_match_the_clap_definitions() {
@@ -930,6 +939,325 @@ mod tests {
         fields.sort();
         sorted.sort();
         assert_eq!(sorted, fields, "the man page's holder fields and Holder's");
+    }
+
+    /// The column headers of the session table (list; cancel and terminate put `outcome`
+    /// before them).
+    fn table_columns() -> Vec<String> {
+        <Session as Tabular>::headers()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The column names `list --help` describes: the items of "The table's columns: a; b (...);
+    /// ...", each the words before its explanation in parentheses.
+    fn help_columns(help: &str) -> Vec<String> {
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let start = "The table's columns: ";
+        let from = help
+            .find(start)
+            .unwrap_or_else(|| panic!("list --help has no {start:?}:\n{help}"));
+        let mut items = Vec::new();
+        let (mut depth, mut item) = (0, String::new());
+        let mut chars = help[from + start.len()..].chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ';' if depth == 0 => {
+                    items.push(std::mem::take(&mut item));
+                    continue;
+                }
+                '.' if depth == 0 && chars.peek().is_none_or(|n| *n == ' ') => break,
+                _ => {}
+            }
+            item.push(c);
+        }
+        items.push(item);
+        items
+            .iter()
+            .map(|i| i.split(" (").next().unwrap_or_default().trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn docs_the_table_columns_are_described_in_the_readme_and_list_help() {
+        let columns = table_columns();
+        assert!(columns.iter().any(|c| c == "lock chain"), "{columns:?}");
+        assert_eq!(
+            readme_first_column("### Table columns"),
+            columns,
+            "README.md's table columns and src/output/table.rs's headers"
+        );
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("list")
+            .expect("a list subcommand")
+            .render_long_help()
+            .to_string();
+        assert_eq!(
+            help_columns(&help),
+            columns,
+            "the columns list --help describes (src/cli.rs) and src/output/table.rs's headers"
+        );
+    }
+
+    #[test]
+    fn docs_help_columns_are_read_up_to_the_end_of_their_sentence() {
+        let help = "List\n\nThe table's columns: pid; state (a; b.c); lock\n  chain (`by 1`). \
+                    cancel and terminate";
+        assert_eq!(help_columns(help), ["pid", "state", "lock chain"]);
+    }
+
+    /// The lines of a Markdown file outside fenced code blocks, with their line numbers (from
+    /// 1), and whether each is inside a fence.
+    fn markdown_lines(text: &str) -> Vec<(usize, &str, bool)> {
+        let mut fenced = false;
+        text.lines()
+            .enumerate()
+            .map(|(i, line)| {
+                let fence = line.starts_with("```");
+                if fence {
+                    fenced = !fenced;
+                }
+                (i + 1, line, fenced || fence)
+            })
+            .collect()
+    }
+
+    /// (level, text) of each heading outside code blocks.
+    fn headings(text: &str) -> Vec<(usize, String)> {
+        markdown_lines(text)
+            .into_iter()
+            .filter(|(_, _, fenced)| !fenced)
+            .filter_map(|(_, line, _)| {
+                let level = line.chars().take_while(|c| *c == '#').count();
+                let rest = line[level..].strip_prefix(' ')?;
+                (level > 0).then(|| (level, rest.trim().to_string()))
+            })
+            .collect()
+    }
+
+    /// The anchor GitHub gives a heading: lower case, punctuation but `-` and `_` dropped,
+    /// spaces as `-`.
+    fn anchor(heading: &str) -> String {
+        heading
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    }
+
+    /// Every `](#anchor)` link of a Markdown file outside code blocks.
+    fn local_links(text: &str) -> Vec<String> {
+        let prose: String = markdown_lines(text)
+            .into_iter()
+            .filter(|(_, _, fenced)| !fenced)
+            .map(|(_, line, _)| format!("{line}\n"))
+            .collect();
+        prose
+            .split("](#")
+            .skip(1)
+            .map(|rest| rest.split(')').next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn docs_anchors_are_made_as_github_makes_them() {
+        assert_eq!(
+            anchor("Running without superuser (RDS, Cloud SQL, Azure, ...)"),
+            "running-without-superuser-rds-cloud-sql-azure-"
+        );
+        assert_eq!(
+            anchor("What is reported as `permission_denied`"),
+            "what-is-reported-as-permission_denied"
+        );
+        assert_eq!(
+            anchor("What `scripts/test` installs or creates on the machine"),
+            "what-scriptstest-installs-or-creates-on-the-machine"
+        );
+    }
+
+    /// The README has a table of contents that lists every section after it, and every link
+    /// to a heading, in the README and in CONTRIBUTING.md, leads to one.
+    #[test]
+    fn docs_the_readme_has_a_table_of_contents_whose_links_lead_to_headings() {
+        let readme = read(README);
+        let toc: Vec<String> = readme
+            .split_once("\n## Contents\n")
+            .expect("README.md has a ## Contents section")
+            .1
+            .lines()
+            .skip_while(|l| l.is_empty())
+            .take_while(|l| l.trim_start().starts_with("- ["))
+            .map(|l| l.split("](#").nth(1).and_then(|r| r.strip_suffix(')')))
+            .map(|a| a.expect("a table of contents entry is a link to a heading"))
+            .map(str::to_string)
+            .collect();
+        let all = headings(&readme);
+        let after_contents = all
+            .iter()
+            .skip_while(|(_, h)| h != "Contents")
+            .skip(1)
+            .filter(|(level, _)| *level == 2)
+            .map(|(_, h)| anchor(h));
+        for section in after_contents {
+            assert!(
+                toc.contains(&section),
+                "the table of contents lacks {section}"
+            );
+        }
+        for file in [README, CONTRIBUTING] {
+            let text = read(file);
+            let anchors: Vec<String> = headings(&text).iter().map(|(_, h)| anchor(h)).collect();
+            let links = local_links(&text);
+            assert!(!links.is_empty(), "{file} links to none of its headings");
+            for link in links {
+                assert!(anchors.contains(&link), "{file}: #{link} is no heading");
+            }
+        }
+    }
+
+    /// The first screen says how to install pgkick and shows its first commands; the filter
+    /// reference comes before the recipes that use it.
+    #[test]
+    fn docs_the_readme_shows_pgkick_at_work_on_its_first_screen() {
+        let readme = read(README);
+        let lines = markdown_lines(&readme);
+        let first_command = lines
+            .iter()
+            .find(|(_, line, fenced)| *fenced && line.starts_with("pgkick "))
+            .expect("README.md shows a pgkick command")
+            .0;
+        assert!(
+            first_command <= FIRST_SCREEN_LINES,
+            "README.md's first pgkick command is on line {first_command}"
+        );
+        let screen: String = lines
+            .iter()
+            .take(FIRST_SCREEN_LINES)
+            .map(|(_, line, _)| format!("{line}\n"))
+            .collect();
+        for needed in [
+            "cargo install --locked",
+            "\nscripts/demo ",
+            "\nscripts/test ",
+            "CONTRIBUTING.md",
+        ] {
+            assert!(
+                screen.contains(needed),
+                "README.md's first screen lacks {needed:?}"
+            );
+        }
+        let at = |name: &str| {
+            headings(&readme)
+                .iter()
+                .position(|(level, h)| *level == 2 && h == name)
+                .unwrap_or_else(|| panic!("README.md has no ## {name}"))
+        };
+        assert!(at("Contents") < at("Filters"));
+        assert!(
+            at("Filters") < at("Recipes"),
+            "the filters come after the recipes"
+        );
+    }
+
+    /// Every `.rs` file under `src/`, relative to it, with `/` between directories.
+    fn source_files() -> Vec<String> {
+        fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read a source directory") {
+                let entry = entry.expect("a directory entry");
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let path = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if entry.path().is_dir() {
+                    walk(&entry.path(), &path, out);
+                } else if path.ends_with(".rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&repo_root().join("src"), "", &mut files);
+        files.sort();
+        files
+    }
+
+    /// CONTRIBUTING.md's module map names every file under `src/`: a top-level file by its
+    /// path, a file in a directory by its path or by its name in the directory's entry.
+    #[test]
+    fn docs_contributing_maps_every_source_file() {
+        let contributing = read(CONTRIBUTING);
+        let design = contributing
+            .split_once("\n## Design\n")
+            .expect("CONTRIBUTING.md has a ## Design section")
+            .1;
+        let map = design
+            .split("```")
+            .nth(1)
+            .expect("the module map, in a code block");
+        // An entry is a line that starts with a path, and the lines that continue it.
+        let mut entries: Vec<String> = Vec::new();
+        for line in map.lines() {
+            if line.starts_with("src/") || line.starts_with("tests/") {
+                entries.push(line.to_string());
+            } else if let Some(last) = entries.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+        }
+        let words = |entry: &str| -> Vec<String> {
+            entry
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                .map(str::to_string)
+                .collect()
+        };
+        let files = source_files();
+        assert!(files.iter().any(|f| f == "ops/list.rs"), "{files:?}");
+        for rel in files {
+            let named = match rel.rsplit_once('/') {
+                None => map.contains(&format!("src/{rel}")),
+                Some((dir, file)) => {
+                    map.contains(&rel)
+                        || entries.iter().any(|e| {
+                            e.starts_with(&format!("src/{dir}/"))
+                                && words(e).iter().any(|w| w == file)
+                        })
+                }
+            };
+            assert!(
+                named,
+                "CONTRIBUTING.md's module map does not name src/{rel}"
+            );
+        }
+    }
+
+    /// CONTRIBUTING.md says what each script does, so none goes unexplained.
+    #[test]
+    fn docs_contributing_names_every_script() {
+        let contributing = read(CONTRIBUTING);
+        let scripts = std::fs::read_dir(repo_root().join("scripts")).expect("scripts/");
+        let mut names: Vec<String> = scripts
+            .map(|e| e.expect("a directory entry").file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert!(names.iter().any(|n| n == "test"), "{names:?}");
+        for name in names {
+            assert!(
+                contributing.contains(&format!("scripts/{name}")),
+                "CONTRIBUTING.md does not name scripts/{name}"
+            );
+        }
     }
 
     #[test]
