@@ -69,6 +69,25 @@ fn bare_pgkick_prints_help_on_stderr_and_exits_2_and_dash_question_mark_is_help(
     let out = usage(&[]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // The help itself (clap's short form), not an error line: the description first, then
+    // the usage, every subcommand and the exit statuses.
+    assert!(
+        out.stderr.starts_with(
+            "List, cancel and terminate PostgreSQL sessions; lock databases and roles against \
+             new connections\n\nUsage: pgkick [OPTIONS] <COMMAND>\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    for sub in ["list", "cancel", "terminate", "lock", "unlock", "conninfo"] {
+        assert!(
+            out.stderr.contains(&format!("\n  {sub} ")),
+            "{sub}: {}",
+            out.stderr
+        );
+    }
+    assert!(out.stderr.contains("Exit status:"), "{}", out.stderr);
+    assert!(!out.stderr.contains("pgkick: "), "{}", out.stderr);
     assert!(
         out.stderr.contains("Usage: pgkick [OPTIONS] <COMMAND>")
             && out
