@@ -341,30 +341,143 @@ fn genuine_locks_of_privileged_roles_unlock_exactly() {
     assert_eq!(role_state(server, &app), (true, None));
 }
 
-/// A forged record on an open database makes lock close it again rather than report
-/// `already_locked` while anyone can get in: exit 0 keeps its promise.
+/// A forged record on an open REPLICATION role, saying it could not log in before "the lock"
+/// (and carrying a record as its previous comment): a superuser's lock closes the role but
+/// does not take the record's word for the state before it, so its unlock gives LOGIN back.
+/// Before 16 the forger could not take LOGIN away itself: trusting the record would have
+/// let it do so through the superuser. From 16 (ADMIN OPTION) it could, and the same holds.
 #[test]
-fn a_record_on_an_open_database_does_not_pass_for_a_lock() {
+fn forged_prior_state_on_an_open_role_is_not_kept_by_a_relock() {
     let server = Server::shared();
-    let (alice, db) = forger_and_her_database(server);
+    let forger = server.create_role("forger_cr", "CREATEROLE");
+    let repl = server.create_role("repl_open", "REPLICATION");
+    server.sql(&format!(
+        "GRANT {} TO {} WITH ADMIN OPTION",
+        ident(&repl),
+        ident(&forger)
+    ));
     let forged = json!({
-        "method": "connection-limit", "locked_by": SUPERUSER,
+        "method": "nologin", "locked_by": SUPERUSER,
         "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
-        "prior": {"comment": null, "owner": alice, "datallowconn": true,
-                  "datconnlimit": -1, "acl": []}
+        "prior": {"comment": "pgkick-lock v1 {\"method\":\"nologin\"}", "rolcanlogin": false}
     });
+    // The forger may comment on the role on every major (CREATEROLE before 16, with ADMIN
+    // OPTION from 16): the attack is possible everywhere.
     as_role(
         server,
-        &alice,
+        &forger,
         &format!(
-            "COMMENT ON DATABASE {} IS {}",
-            ident(&db),
+            "COMMENT ON ROLE {} IS {}",
+            ident(&repl),
             literal(&record_text(&forged))
         ),
     );
-    let out = server.kick(["lock", "--db", &db, "--json"]).run();
-    assert_eq!(out.json()[0]["status"], "relocked", "{}", out.stdout);
-    assert_eq!(connection_limit(server, &db), 0);
-    server.kick(["unlock", "--db", &db]).run();
-    assert_eq!(connection_limit(server, &db), -1);
+    assert_eq!(
+        role_may(
+            server,
+            &forger,
+            &format!("ALTER ROLE {} NOLOGIN", ident(&repl))
+        ),
+        server.version_num() >= 160000,
+        "what the forger may do itself"
+    );
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], false);
+
+    let out = server.kick(["lock", "--role", &repl, "--json"]).run();
+    let change = &out.json()[0];
+    assert_eq!(change["status"], "relocked", "{}", out.stdout);
+    assert_eq!(change["proven"], true, "{}", out.stdout);
+    assert!(!role_state(server, &repl).0, "locked");
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], true);
+
+    let out = server.kick(["unlock", "--role", &repl, "--json"]).run();
+    assert_eq!(out.json()[0]["status"], "unlocked", "{}", out.stdout);
+    // LOGIN back, and neither the forged record nor the record it saved as the previous
+    // comment left behind.
+    assert_eq!(role_state(server, &repl), (true, None), "{}", out.stderr);
+}
+
+/// (datallowconn, datconnlimit, the ACL's items in order) of a database.
+fn db_catalog(server: &Server, db: &str) -> (bool, i32, Vec<String>) {
+    let row = server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT datallowconn, datconnlimit, \
+                    ARRAY(SELECT x::text FROM unnest(datacl) x ORDER BY 1) \
+               FROM pg_database WHERE datname::text = $1",
+            &[&db],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// A database's owner writes a record on her open database saying it was closed before "the
+/// lock" (no connections allowed, limit 0, nobody granted CONNECT): a superuser's lock closes
+/// it but takes the state before it from the catalog, so its unlock gives back the database
+/// exactly as it was, whatever method either names. Exit 0 keeps its promise both times.
+#[test]
+fn forged_prior_state_on_an_open_database_is_not_kept_by_a_relock() {
+    let server = Server::shared();
+    for (recorded, method) in [
+        ("connection-limit", "allow-connections"),
+        ("revoke-connect", "revoke-connect"),
+        ("allow-connections", "connection-limit"),
+    ] {
+        let (alice, db) = forger_and_her_database(server);
+        let grantee = server.create_role("grantee", "");
+        as_role(
+            server,
+            &alice,
+            &format!(
+                "REVOKE CONNECT ON DATABASE {d} FROM PUBLIC; \
+                 GRANT CONNECT ON DATABASE {d} TO {g}; ALTER DATABASE {d} CONNECTION LIMIT 7",
+                d = ident(&db),
+                g = ident(&grantee)
+            ),
+        );
+        let before = db_catalog(server, &db);
+        let forged = json!({
+            "method": recorded, "locked_by": SUPERUSER,
+            "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+            "prior": {"comment": "the shop", "owner": alice, "datallowconn": false,
+                      "datconnlimit": 0, "acl": []}
+        });
+        as_role(
+            server,
+            &alice,
+            &format!(
+                "COMMENT ON DATABASE {} IS {}",
+                ident(&db),
+                literal(&record_text(&forged))
+            ),
+        );
+        let what = format!("{recorded} record, lock --method {method}");
+        let out = server
+            .kick(["lock", "--db", &db, "--method", method, "--json"])
+            .run();
+        assert_eq!(
+            out.json()[0]["status"],
+            "relocked",
+            "{what}: {}",
+            out.stdout
+        );
+        assert_eq!(out.json()[0]["method"], method, "{what}: {}", out.stdout);
+        assert_ne!(db_catalog(server, &db), before, "{what}: not locked");
+        assert_eq!(lock_list_entry(server, "database", &db)["proven"], true);
+
+        let out = server.kick(["unlock", "--db", &db, "--json"]).run();
+        assert_eq!(
+            out.json()[0]["status"],
+            "unlocked",
+            "{what}: {}",
+            out.stdout
+        );
+        assert_eq!(db_catalog(server, &db), before, "{what}: {}", out.stderr);
+        // The record's previous comment is one its writer could have set herself.
+        assert_eq!(
+            db_state(server, &db).2.as_deref(),
+            Some("the shop"),
+            "{what}"
+        );
+    }
 }
