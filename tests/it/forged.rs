@@ -481,3 +481,119 @@ fn forged_prior_state_on_an_open_database_is_not_kept_by_a_relock() {
         );
     }
 }
+
+/// The proof is a setting only a superuser can write: a database's owner and a CREATEROLE
+/// role (with ADMIN OPTION) try to write the very value pgkick would check for their forged
+/// records, and the server refuses them on every major; the records stay unproven, in
+/// `lock --list` and for unlock. The same value written by a superuser proves the record,
+/// so the forgers had the value right.
+#[test]
+fn a_forger_cannot_write_the_proof() {
+    use sha2::{Digest, Sha256};
+    let server = Server::shared();
+    let proof_of = |kind: &str, name: &str, text: &str| -> String {
+        let catalog = if kind == "database" {
+            "(SELECT oid FROM pg_database WHERE datname::text = $1) \
+             AND classoid = 'pg_database'::regclass"
+        } else {
+            "(SELECT oid FROM pg_authid WHERE rolname::text = $1) \
+             AND classoid = 'pg_authid'::regclass"
+        };
+        let xmin: String = server
+            .connect(SUPERUSER)
+            .query_one(
+                &format!("SELECT xmin::text FROM pg_shdescription WHERE objoid = {catalog}"),
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        let hex: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("v1:{xmin}:{hex}")
+    };
+
+    // The owner's database: a connection-limit record on the database she closed herself.
+    let (alice, db) = forger_and_her_database(server);
+    let text = record_text(&json!({
+        "method": "connection-limit", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "owner": alice, "datallowconn": true,
+                  "datconnlimit": -1, "acl": []}
+    }));
+    as_role(
+        server,
+        &alice,
+        &format!(
+            "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
+            literal(&text),
+            d = ident(&db)
+        ),
+    );
+    let set_db = format!(
+        "ALTER DATABASE {} SET pgkick.lock_proof = {}",
+        ident(&db),
+        literal(&proof_of("database", &db, &text))
+    );
+    assert!(
+        !role_may(server, &alice, &set_db),
+        "the owner wrote the proof"
+    );
+    assert_eq!(lock_list_entry(server, "database", &db)["proven"], false);
+
+    // A replication role's CREATEROLE administrator: a nologin record that gives LOGIN back.
+    let forger = server.create_role("forger_cr", "CREATEROLE");
+    let repl = unique_name("repl_dormant");
+    server.sql(&format!(
+        "CREATE ROLE {r} NOLOGIN REPLICATION; GRANT {r} TO {f} WITH ADMIN OPTION",
+        r = ident(&repl),
+        f = ident(&forger)
+    ));
+    let text = record_text(&json!({
+        "method": "nologin", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "rolcanlogin": true}
+    }));
+    as_role(
+        server,
+        &forger,
+        &format!("COMMENT ON ROLE {} IS {}", ident(&repl), literal(&text)),
+    );
+    let set_role = format!(
+        "ALTER ROLE {} SET pgkick.lock_proof = {}",
+        ident(&repl),
+        literal(&proof_of("role", &repl, &text))
+    );
+    assert!(
+        !role_may(server, &forger, &set_role),
+        "the CREATEROLE role wrote the proof"
+    );
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], false);
+
+    // The same values, written by a superuser, prove the records: the forgers' were right.
+    server.sql(&set_db);
+    assert_eq!(lock_list_entry(server, "database", &db)["proven"], true);
+    server.sql(&format!(
+        "ALTER DATABASE {} RESET pgkick.lock_proof",
+        ident(&db)
+    ));
+    server.sql(&set_role);
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], true);
+    server.sql(&format!(
+        "ALTER ROLE {} RESET pgkick.lock_proof",
+        ident(&repl)
+    ));
+
+    // unlock reads them as unproven: only what their writers could have done.
+    let out = server.kick(["unlock", "--db", &db, "--json"]).run();
+    assert_eq!(out.json()[0]["proven"], false, "{}", out.stdout);
+    assert_eq!(connection_limit(server, &db), -1);
+    let forger_could = server.version_num() >= 160000;
+    let out = server
+        .kick(["unlock", "--role", &repl, "--json"])
+        .status(if forger_could { 0 } else { 3 })
+        .run();
+    assert_eq!(out.json()[0]["proven"], false, "{}", out.stdout);
+    assert_eq!(role_state(server, &repl), (forger_could, None));
+}
