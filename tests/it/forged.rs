@@ -65,68 +65,80 @@ fn connection_limit(server: &Server, db: &str) -> i32 {
 }
 
 /// An owner's forged record names a pooler (a listener of hers) for unlock to resume: a
-/// superuser's unlock, with PGPASSWORD set and a `*` line in .pgpass, never connects there.
+/// superuser's unlock never connects there, whatever holds its password: PGPASSWORD, a `*`
+/// line in .pgpass, or both.
 #[test]
 fn forged_pooler_in_a_record_never_gets_a_password() {
     let server = Server::shared();
-    let (alice, db) = forger_and_her_database(server);
     let fake = FakePg::start(Ask::Cleartext);
-    let pooler = format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} sslmode=disable",
-        fake.port()
-    );
-    let forged = json!({
-        "method": "connection-limit", "locked_by": SUPERUSER,
-        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
-        "prior": {"comment": null, "owner": alice, "datallowconn": true,
-                  "datconnlimit": -1, "acl": []},
-        "poolers": [{"pooler": pooler, "action": "pause"}]
-    });
-    as_role(
-        server,
-        &alice,
-        &format!(
-            "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
-            literal(&record_text(&forged)),
-            d = ident(&db)
-        ),
-    );
-
-    // lock --list shows the claim, and that nothing proves it.
-    let listed = lock_list_entry(server, "database", &db);
-    assert_eq!(listed["locked_by"], SUPERUSER, "{listed}");
-    assert_eq!(listed["proven"], false, "{listed}");
-
-    let home = TempDir::new("pgkick_forged_home");
-    home.write(".pgpass", "*:*:*:*:pgpass-secret\n", 0o600);
-    for dry_run in [true, false] {
-        let mut kick = server
-            .kick(["unlock", "--db", &db, "--json"])
-            .env("PGPASSWORD", "env-secret")
-            .env("HOME", home.path());
-        if dry_run {
-            kick = kick.args(["--dry-run"]);
-        } else {
-            kick = kick.status(3);
-        }
-        let out = kick.run();
-        assert!(
-            fake.visits().is_empty(),
-            "pgkick connected to the forged pooler"
+    for (source, env_password, pgpass) in [
+        ("PGPASSWORD and .pgpass", true, true),
+        ("PGPASSWORD only", true, false),
+        (".pgpass only", false, true),
+    ] {
+        let (alice, db) = forger_and_her_database(server);
+        let pooler = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} sslmode=disable",
+            fake.port()
         );
-        if !dry_run {
-            assert!(
-                out.stderr.contains(&format!("port={}", fake.port()))
-                    && out.stderr.contains("still paused")
-                    && out.stderr.contains("not proven"),
-                "{}",
-                out.stderr
-            );
+        let forged = json!({
+            "method": "connection-limit", "locked_by": SUPERUSER,
+            "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+            "prior": {"comment": null, "owner": alice, "datallowconn": true,
+                      "datconnlimit": -1, "acl": []},
+            "poolers": [{"pooler": pooler, "action": "pause"}]
+        });
+        as_role(
+            server,
+            &alice,
+            &format!(
+                "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
+                literal(&record_text(&forged)),
+                d = ident(&db)
+            ),
+        );
+
+        // lock --list shows the claim, and that nothing proves it.
+        let listed = lock_list_entry(server, "database", &db);
+        assert_eq!(listed["locked_by"], SUPERUSER, "{listed}");
+        assert_eq!(listed["proven"], false, "{listed}");
+
+        // A HOME of its own: with a .pgpass holding a `*` line, or with none at all.
+        let home = TempDir::new("pgkick_forged_home");
+        if pgpass {
+            home.write(".pgpass", "*:*:*:*:pgpass-secret\n", 0o600);
         }
+        for dry_run in [true, false] {
+            let mut kick = server
+                .kick(["unlock", "--db", &db, "--json"])
+                .env("HOME", home.path());
+            if env_password {
+                kick = kick.env("PGPASSWORD", "env-secret");
+            }
+            if dry_run {
+                kick = kick.args(["--dry-run"]);
+            } else {
+                kick = kick.status(3);
+            }
+            let out = kick.run();
+            assert!(
+                fake.visits().is_empty(),
+                "{source}: pgkick connected to the forged pooler"
+            );
+            if !dry_run {
+                assert!(
+                    out.stderr.contains(&format!("port={}", fake.port()))
+                        && out.stderr.contains("still paused")
+                        && out.stderr.contains("not proven"),
+                    "{source}: {}",
+                    out.stderr
+                );
+            }
+        }
+        assert!(fake.answers().is_empty(), "{source}");
+        // The server side is what the owner could have done herself: the limit is back.
+        assert_eq!(connection_limit(server, &db), -1, "{source}");
     }
-    assert!(fake.answers().is_empty());
-    // The server side is what the owner could have done herself: the limit is back.
-    assert_eq!(connection_limit(server, &db), -1);
 }
 
 /// A CREATEROLE role (or, from 16, one with ADMIN OPTION) comments a forged nologin record on
