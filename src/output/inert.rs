@@ -53,7 +53,7 @@ fn escaped<'a>(text: &'a str, keep: &[char]) -> Cow<'a, str> {
 /// JSON as printed. serde_json writes C0 characters as JSON escapes but DEL and C1 as they
 /// are; those are escaped too (`\u009b`), so that JSON on a terminal is inert as well. Only
 /// strings can hold them, and there an escape decodes to the very same text.
-pub(super) fn inert_json(json: String) -> String {
+pub(crate) fn inert_json(json: String) -> String {
     if !json.bytes().any(|b| b == 0x7f || b == 0xc2) {
         return json;
     }

@@ -29,6 +29,7 @@ use serde::Serialize;
 use fleet::{Block, CapturedTable};
 pub use fleet::{Captured, Ended, ServerOutput};
 pub use inert::inert;
+pub(crate) use inert::inert_json;
 use inert::{inert_lines, json_text};
 use table::rows_table;
 pub use table::{format_duration, Tabular};

@@ -356,3 +356,43 @@ fn escapes_errors_notes_and_warnings_show_hostile_names_escaped() {
 
     drop_hostile(server, &h);
 }
+
+/// `--audit-log -` writes its records to stderr, most often a terminal: a query with an 8-bit
+/// CSI (C1) and DEL reaches it in JSON escapes, and the record still decodes to the exact text.
+#[test]
+fn escapes_audit_records_on_stderr_are_inert_and_exact() {
+    let server = Server::shared();
+    let db = server.create_db("esc_audit");
+    let query = "SELECT pg_sleep(600) /* \u{9b}2J \x7f \u{85} */";
+    let session = Session::active(server, &db, SUPERUSER, "esc-audit", query);
+    let out = server
+        .kick([
+            "cancel",
+            "--yes",
+            "--pid",
+            &session.pid.to_string(),
+            "--audit-log",
+            "-",
+        ])
+        .run();
+    for c in ['\u{9b}', '\x7f', '\u{85}'] {
+        assert!(
+            !out.stderr.contains(c),
+            "{c:?} reached stderr raw: {:?}",
+            out.stderr
+        );
+    }
+    let record: serde_json::Value = out
+        .stderr
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no record on stderr: {}", out.stderr));
+    assert!(
+        out.stderr.contains(r"\u009b2J \u007f \u0085"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(record["session"]["pid"], session.pid, "{record}");
+    assert_eq!(record["session"]["query"], query, "{record}");
+    assert_eq!(record["outcome"], "cancelled", "{record}");
+}
