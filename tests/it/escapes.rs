@@ -396,3 +396,55 @@ fn escapes_audit_records_on_stderr_are_inert_and_exact() {
     assert_eq!(record["session"]["query"], query, "{record}");
     assert_eq!(record["outcome"], "cancelled", "{record}");
 }
+
+/// A database name with a line break and a fake `--` line in it, and a forged record naming a
+/// pooler whose label does the same: the dry runs of lock and unlock show them escaped, on
+/// the line where they belong, never as a line of their own.
+#[test]
+fn escapes_dry_run_blocks_keep_hostile_names_on_their_line() {
+    let server = Server::shared();
+    let db = format!("{}\n-- fake line", unique_name("esc_block"));
+    server.sql(&format!("CREATE DATABASE {}", ident(&db)));
+    let fake_lines = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("-- fake") || l.contains("fake\" "))
+            .map(String::from)
+            .collect()
+    };
+
+    let out = server.kick(["lock", "--dry-run", "--db", &db]).run();
+    assert_eq!(
+        fake_lines(&out.stdout),
+        Vec::<String>::new(),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(r"\x0A-- fake line"), "{}", out.stdout);
+
+    let record = serde_json::json!({
+        "method": "connection-limit", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "owner": SUPERUSER, "datallowconn": true,
+                  "datconnlimit": -1, "acl": []},
+        "poolers": [{"pooler": "host=p port=6432 user=u\n-- fake pooler line", "action": "pause"}]
+    });
+    server.sql(&format!(
+        "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
+        literal(&format!("pgkick-lock v1 {record}")),
+        d = ident(&db)
+    ));
+    let out = server.kick(["unlock", "--dry-run", "--db", &db]).run();
+    assert_eq!(
+        fake_lines(&out.stdout),
+        Vec::<String>::new(),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r"user=u\x0A-- fake pooler line"),
+        "{}",
+        out.stdout
+    );
+    server.sql(&format!("DROP DATABASE {}", ident(&db)));
+}
