@@ -198,9 +198,11 @@ impl Sink {
                 let message = syslog_message(*facility, chrono::Local::now(), json);
                 socket.send(message.as_bytes()).map(|_| ())
             }
+            // Most often a terminal: DEL and C1 (which serde_json leaves as they are) in JSON
+            // escapes too, decoding to the very same text.
             Sink::Stderr => io::stderr()
                 .lock()
-                .write_all(format!("{json}\n").as_bytes()),
+                .write_all(format!("{}\n", crate::output::inert_json(json.to_string())).as_bytes()),
         }
     }
 }

@@ -134,10 +134,11 @@ pub fn in_one_transaction(
 }
 
 /// Runs the statements of `step`, which give `entry` back, in a savepoint, and checks that the
-/// ACL holds the entry afterwards. A statement the server refuses, or a GRANT that grants
-/// nothing (the grantor lacks the grant option: the server only warns), is undone to the
-/// savepoint and comes back as a note with the server's words; a lock timeout still fails
-/// the run.
+/// ACL holds the entry afterwards. A statement the server refuses, a GRANT that grants
+/// nothing (the grantor lacks the grant option: the server only warns), or one the server
+/// answered with a warning even though the entry is there, is undone to the savepoint and
+/// comes back as a note with the server's words (see [`give_back_failure`]); a lock timeout
+/// still fails the run.
 fn give_back(
     tx: &mut Transaction<'_>,
     object: &Object,
@@ -158,15 +159,9 @@ fn give_back(
             break;
         }
     }
-    if failure.is_none() && !catalog::connect_acl(tx, object.oid)?.contains(entry) {
-        let warned = crate::conn::notices::take().join("; ");
-        failure = Some(if warned.is_empty() {
-            "the server granted nothing".to_string()
-        } else {
-            format!("the server granted nothing: {warned}")
-        });
-    }
-    let Some(why) = failure else {
+    // After a refused statement the transaction cannot be read until the rollback below.
+    let granted = failure.is_some() || catalog::connect_acl(tx, object.oid)?.contains(entry);
+    let Some(why) = give_back_failure(failure, granted, crate::conn::notices::take()) else {
         tx.batch_execute("RELEASE SAVEPOINT pgkick_give_back")
             .context("could not release a savepoint")?;
         return Ok(None);
@@ -182,6 +177,30 @@ fn give_back(
         statements: step.statements.clone(),
         why,
     }))
+}
+
+/// Why a give-back step is not a success: the server's words when it refused a statement
+/// (`refused`), when the entry is not in the ACL afterwards (`granted` false), or when the
+/// server said anything while running the statements (`notices`): a GRANT or REVOKE that
+/// warns is not a clean restore, whatever the ACL shows. Every notice counts, whatever its
+/// severity: the severity's name is translated by the server's `lc_messages`, and a plain
+/// GRANT says nothing when it works. None: given back.
+fn give_back_failure(
+    refused: Option<String>,
+    granted: bool,
+    notices: Vec<String>,
+) -> Option<String> {
+    let said = notices.join("; ");
+    match (refused, granted, said.is_empty()) {
+        (Some(words), _, true) => Some(words),
+        (Some(words), _, false) => Some(format!("{words} ({said})")),
+        (None, false, true) => Some("the server granted nothing".into()),
+        (None, false, false) => Some(format!("the server granted nothing: {said}")),
+        (None, true, false) => Some(format!(
+            "the server warned, so pgkick undid it to be checked by hand: {said}"
+        )),
+        (None, true, true) => None,
+    }
 }
 
 /// The server's message (and hint) of an error.
@@ -216,4 +235,37 @@ pub(super) fn set_lock_timeout(tx: &mut Transaction<'_>, lock_timeout: Duration)
     let ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
     tx.batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
         .context("could not set lock_timeout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::give_back_failure;
+
+    #[test]
+    fn a_give_back_the_server_warned_about_is_not_a_success() {
+        let warned = || vec!["WARNING: no privileges were granted for \"app\"".to_string()];
+        assert_eq!(give_back_failure(None, true, Vec::new()), None);
+        // Granted, but with a warning: not called done.
+        assert_eq!(
+            give_back_failure(None, true, warned()).as_deref(),
+            Some(
+                "the server warned, so pgkick undid it to be checked by hand: WARNING: no \
+                 privileges were granted for \"app\""
+            )
+        );
+        assert_eq!(
+            give_back_failure(None, false, warned()).as_deref(),
+            Some("the server granted nothing: WARNING: no privileges were granted for \"app\"")
+        );
+        assert_eq!(
+            give_back_failure(None, false, Vec::new()).as_deref(),
+            Some("the server granted nothing")
+        );
+        assert_eq!(
+            give_back_failure(Some("permission denied".into()), false, Vec::new()).as_deref(),
+            Some("permission denied")
+        );
+        // A localized severity counts as much as WARNING.
+        assert!(give_back_failure(None, true, vec!["WARNUNG: x".into()]).is_some());
+    }
 }

@@ -149,9 +149,19 @@ fn write_record(plan: &mut Plan, object: &Object, saved: &Saved, me: &Me) {
 
 /// Locks `object` with `method` (roles: always NOLOGIN), unless it already carries a record,
 /// recording `poolers` (what `--pgbouncer` did for this database) in the record; a record
-/// there already keeps its saved state and gains the poolers it did not name. An object whose
-/// record says locked but which is open again (someone undid the lock by hand) is closed
-/// again with the recorded method (`relocked`), keeping the first saved state.
+/// there already keeps its saved state and gains the poolers it did not name.
+///
+/// An object whose record says locked but which is open again:
+/// - proven record (a superuser's pgkick wrote it, `proof.rs`): the lock was undone by hand;
+///   it is closed again with the recorded method (`relocked`), keeping the first saved state,
+///   which that superuser's run read from the catalog;
+/// - unproven record: anybody who may comment on the object could have written it on an open
+///   object, with a saved state of their choosing (a "prior" NOLOGIN that unlock would then
+///   leave in place). Its saved state is not trusted: the object is locked as a fresh lock
+///   would lock it (`method`, the state saved as the catalog shows it now, a proof when this
+///   run can write one), reported `relocked`. Only the record's previous comment is kept, as
+///   its writer could have set that comment directly, and never when it is a pgkick text.
+///   An unproven record with a method this pgkick does not know is judged by `method`.
 pub fn lock_recording(
     object: &Object,
     method: LockMethod,
@@ -159,56 +169,83 @@ pub fn lock_recording(
     me: &Me,
     poolers: &[PoolerEntry],
 ) -> Result<Plan> {
-    let wanted_method = match object.kind {
-        Kind::Database => method_name(method),
-        Kind::Role => NOLOGIN,
-    };
-    if let Some(mut saved) = saved(object)? {
-        let mut plan = Plan::new(empty_change(object, Status::Locked));
-        plan.change.prior = Some(serde_json::to_value(&saved.prior)?);
-        plan.change.method = Some(saved.method.clone());
-        plan.change.proven = Some(object.proof.matches);
-        let relock = match recorded_method(object.kind, &saved.method) {
-            Some(recorded) => lock_statements(object, recorded, server)?,
-            None => (Vec::new(), false),
-        };
-        plan.change.status = if relock.0.is_empty() {
-            Status::AlreadyLocked {
-                other_method: (saved.method != wanted_method).then(|| saved.method.clone()),
-            }
-        } else {
-            Status::Relocked
-        };
-        for statement in relock.0 {
-            plan.push_one(statement);
-        }
-        plan.check_no_connect = relock.1;
-        let new: Vec<&PoolerEntry> = poolers
-            .iter()
-            .filter(|p| !saved.poolers.iter().any(|s| s.pooler == p.pooler))
-            .collect();
-        if !new.is_empty() {
-            saved.poolers.extend(new.into_iter().cloned());
-            // A proven record stays proven only if pgkick can prove the new text; an
-            // unproven one never becomes proven by being rewritten.
-            let me = Me {
-                proof_xid: me.proof_xid.filter(|_| object.proof.matches),
-                user: me.user.clone(),
-                now: me.now,
-            };
-            write_record(&mut plan, object, &saved, &me);
-        }
-        plan.change.recorded_poolers = saved.poolers;
-        return Ok(plan);
-    }
-    let mut plan = Plan::new(empty_change(object, Status::Locked));
-    plan.change.method = Some(wanted_method.to_string());
-    plan.change.recorded_poolers = poolers.to_vec();
-    let recorded = match object.kind {
+    let wanted = match object.kind {
         Kind::Database => Recorded::Database(method),
         Kind::Role => Recorded::Nologin,
     };
-    let (statements, check_no_connect) = lock_statements(object, recorded, server)?;
+    let Some(mut saved) = saved(object)? else {
+        return fresh_lock(object, wanted, server, me, poolers);
+    };
+    let recorded = recorded_method(object.kind, &saved.method);
+    if !object.proof.matches {
+        let open = !lock_statements(object, recorded.unwrap_or(wanted), server)?
+            .0
+            .is_empty();
+        if open {
+            // The object as if it carried no record: its previous comment instead.
+            let unrecorded = Object {
+                comment: saved
+                    .prior
+                    .comment
+                    .filter(|c| !c.starts_with(ANY_VERSION_PREFIX)),
+                ..object.clone()
+            };
+            let mut plan = fresh_lock(&unrecorded, wanted, server, me, poolers)?;
+            plan.change.status = Status::Relocked;
+            return Ok(plan);
+        }
+    }
+    let mut plan = Plan::new(empty_change(object, Status::Locked));
+    plan.change.prior = Some(serde_json::to_value(&saved.prior)?);
+    plan.change.method = Some(saved.method.clone());
+    plan.change.proven = Some(object.proof.matches);
+    let relock = match recorded {
+        Some(recorded) => lock_statements(object, recorded, server)?,
+        None => (Vec::new(), false),
+    };
+    plan.change.status = if relock.0.is_empty() {
+        Status::AlreadyLocked {
+            other_method: (saved.method != wanted.name()).then(|| saved.method.clone()),
+        }
+    } else {
+        Status::Relocked
+    };
+    for statement in relock.0 {
+        plan.push_one(statement);
+    }
+    plan.check_no_connect = relock.1;
+    let new: Vec<&PoolerEntry> = poolers
+        .iter()
+        .filter(|p| !saved.poolers.iter().any(|s| s.pooler == p.pooler))
+        .collect();
+    if !new.is_empty() {
+        saved.poolers.extend(new.into_iter().cloned());
+        // A proven record stays proven only if pgkick can prove the new text; an
+        // unproven one never becomes proven by being rewritten.
+        let me = Me {
+            proof_xid: me.proof_xid.filter(|_| object.proof.matches),
+            user: me.user.clone(),
+            now: me.now,
+        };
+        write_record(&mut plan, object, &saved, &me);
+    }
+    plan.change.recorded_poolers = saved.poolers;
+    Ok(plan)
+}
+
+/// Locks `object` with `method` and writes a new record of the state the catalog shows now,
+/// its comment included (what unlock puts back).
+fn fresh_lock(
+    object: &Object,
+    method: Recorded,
+    server: &Server,
+    me: &Me,
+    poolers: &[PoolerEntry],
+) -> Result<Plan> {
+    let mut plan = Plan::new(empty_change(object, Status::Locked));
+    plan.change.method = Some(method.name().to_string());
+    plan.change.recorded_poolers = poolers.to_vec();
+    let (statements, check_no_connect) = lock_statements(object, method, server)?;
     for statement in statements {
         plan.push_one(statement);
     }
@@ -235,7 +272,7 @@ pub fn lock_recording(
         },
     };
     let saved = Saved {
-        method: wanted_method.to_string(),
+        method: method.name().to_string(),
         locked_by: me.user.clone(),
         locked_at: me.now,
         pgkick_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -252,6 +289,16 @@ pub fn lock_recording(
 enum Recorded {
     Database(LockMethod),
     Nologin,
+}
+
+impl Recorded {
+    /// The name the record gives it.
+    fn name(self) -> &'static str {
+        match self {
+            Recorded::Database(method) => method_name(method),
+            Recorded::Nologin => NOLOGIN,
+        }
+    }
 }
 
 /// The recorded method, when this pgkick knows it for this kind of object.
@@ -1680,8 +1727,10 @@ mod tests {
         assert!(plan.change.left_undone().is_empty());
     }
 
+    /// A proven record (a superuser's lock) on an object opened by hand: closed again with the
+    /// recorded method, the first saved state kept (the superuser's run read it).
     #[test]
-    fn a_record_on_an_open_object_locks_it_again() {
+    fn a_proven_record_on_an_open_object_locks_it_again() {
         let srv = server(V15, true);
         for (method, object) in [
             (LockMethod::AllowConnections, db()),
@@ -1690,6 +1739,7 @@ mod tests {
             (LockMethod::AllowConnections, role(true)),
         ] {
             let locked = after_lock(&object, method, &srv);
+            assert!(locked.proof.matches);
             // Undone by hand, the record left in place.
             let opened = Object {
                 comment: locked.comment.clone(),
@@ -1709,5 +1759,140 @@ mod tests {
             assert!(matches!(plan.change.status, Status::AlreadyLocked { .. }));
             assert!(plan.change.statements.is_empty());
         }
+    }
+
+    /// `object` with a record its commenter wrote (unproven), saying it was locked with
+    /// `method` and that before the lock it was as `prior` says.
+    fn with_forged_record(object: &Object, method: &str, prior: Prior) -> Object {
+        let saved = Saved {
+            method: method.into(),
+            locked_by: "postgres".into(),
+            locked_at: "2026-11-30T03:00:00Z".parse().unwrap(),
+            pgkick_version: "0.1.0".into(),
+            prior,
+            poolers: vec![pooler("host=evil port=6432 user=postgres")],
+        };
+        Object {
+            comment: Some(saved.encode()),
+            proof: Proof::default(),
+            ..object.clone()
+        }
+    }
+
+    #[test]
+    fn an_unproven_record_on_an_open_object_is_not_trusted() {
+        // A CREATEROLE role's record on an open REPLICATION role (15), and an owner's on her
+        // open database, each saying the object was closed before "the lock".
+        let open_role = with_role(role(true), false, true);
+        let forged_role = with_forged_record(
+            &open_role,
+            NOLOGIN,
+            Prior {
+                comment: Some("pgkick-lock v1 {\"method\":\"nologin\"}".into()),
+                rolcanlogin: Some(false),
+                ..Prior::default()
+            },
+        );
+        let forged_db = with_forged_record(
+            &db(),
+            "connection-limit",
+            Prior {
+                comment: Some("the app's database".into()),
+                owner: Some("owner".into()),
+                datallowconn: Some(false),
+                datconnlimit: Some(0),
+                acl: Some(Vec::new()),
+                rolcanlogin: None,
+            },
+        );
+        for superuser in [true, false] {
+            let srv = server(V15, superuser);
+            for (open, forged, comment) in [
+                (&open_role, &forged_role, None),
+                (&db(), &forged_db, Some("the app's database")),
+            ] {
+                let what = format!("{} superuser={superuser}", forged.label());
+                let plan = lock(forged, LockMethod::AllowConnections, &srv, &me_on(&srv))
+                    .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+                assert_eq!(plan.change.status, Status::Relocked, "{what}");
+                assert_eq!(plan.change.proven, Some(superuser), "{what}");
+                // Written as a fresh lock writes it: the method asked for, the state now, the
+                // record's previous comment only when it is not itself a record, no pooler
+                // of the forger's.
+                let record = record_of(&plan);
+                let fresh = record_of(&lock_plan(open, LockMethod::AllowConnections, &srv));
+                assert_eq!(record.method, fresh.method, "{what}");
+                assert_eq!(record.locked_by, "alice", "{what}");
+                assert!(record.poolers.is_empty(), "{what}");
+                assert_eq!(
+                    record.prior,
+                    Prior {
+                        comment: comment.map(String::from),
+                        ..fresh.prior
+                    },
+                    "{what}"
+                );
+                // And unlock gives back exactly what was there before this lock.
+                let locked = apply(forged, &plan.change.statements);
+                assert_eq!(locked.proof.matches, superuser, "{what}");
+                let plan = unlock_plan(&locked, &srv, ALL_ROLES);
+                let unlocked = apply(&locked, &plan.change.statements);
+                assert_eq!(unlocked.comment.as_deref(), comment, "{what}");
+                // (Without a proof, a replication role's LOGIN is left to a person.)
+                if superuser || open.kind == Kind::Database {
+                    assert_eq!(unlocked.facts, open.facts, "{what}: {plan:?}");
+                    assert!(plan.change.left_undone().is_empty(), "{what}: {plan:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_unproven_record_with_a_method_pgkick_does_not_know_is_judged_by_the_method_asked() {
+        let srv = server(V15, true);
+        let forged = with_forged_record(
+            &role(true),
+            "allow-connections",
+            Prior {
+                rolcanlogin: Some(false),
+                ..Prior::default()
+            },
+        );
+        let plan = lock_plan(&forged, LockMethod::AllowConnections, &srv);
+        assert_eq!(plan.change.status, Status::Relocked);
+        assert_eq!(ddl(&plan), ["ALTER ROLE \"bob\" NOLOGIN;"]);
+        assert_eq!(record_of(&plan).prior.rolcanlogin, Some(true));
+        // Closed by the method asked for: the record stays as it is.
+        let closed = with_forged_record(&role(false), "allow-connections", Prior::default());
+        let plan = lock_plan(&closed, LockMethod::AllowConnections, &srv);
+        assert!(matches!(
+            plan.change.status,
+            Status::AlreadyLocked {
+                other_method: Some(_)
+            }
+        ));
+        assert!(plan.change.statements.is_empty());
+    }
+
+    #[test]
+    fn an_unproven_record_on_a_closed_object_is_kept() {
+        // Nothing to close: lock changes nothing, and unlock later does only what the
+        // record's writer could have done.
+        let srv = server(V15, true);
+        let forged = with_forged_record(
+            &with_role(role(false), false, true),
+            NOLOGIN,
+            Prior {
+                rolcanlogin: Some(true),
+                ..Prior::default()
+            },
+        );
+        let plan = lock(&forged, LockMethod::AllowConnections, &srv, &me_on(&srv)).unwrap();
+        assert_eq!(
+            plan.change.status,
+            Status::AlreadyLocked { other_method: None }
+        );
+        assert!(plan.change.statements.is_empty());
+        assert_eq!(plan.change.proven, Some(false));
     }
 }

@@ -17,7 +17,7 @@ use crate::conn::PasswordPolicy;
 use crate::filter::Filter;
 use crate::interrupt;
 use crate::lock::{self, PoolerAction};
-use crate::output::Printer;
+use crate::output::{inert, Printer};
 use crate::pgbouncer::{self, Admin, Connections, Paused, Pooler, PoolerLink, Step};
 use crate::plan::Pause;
 use crate::server::Server;
@@ -307,11 +307,17 @@ pub fn print_resume_plan(
                         Some(action) => commands(action.before_resume(), &db),
                         None => format!("ENABLE {db}; -- if SHOW DATABASES says disabled\n"),
                     };
-                    format!("-- on pooler {}:\n{enable}RESUME {db};", pooler.label)
+                    format!(
+                        "-- on pooler {}:\n{enable}RESUME {db};",
+                        inert(&pooler.label)
+                    )
                 }
+                // The label is the record's, which whoever may comment on the database wrote:
+                // a line break in it must not start a line of its own.
                 Undo::NotNamed(label) => format!(
-                    "-- pooler {label} (named by the lock record, not by --pgbouncer): not \
-                     reached; {db} stays paused there"
+                    "-- pooler {} (named by the lock record, not by --pgbouncer): not \
+                     reached; {db} stays paused there",
+                    inert(&label)
                 ),
             };
             printer.dry_run_sql(&text)?;
@@ -324,7 +330,7 @@ pub fn print_resume_plan(
 pub fn print_pause_plan(opts: &Pause, dbs: &[String], printer: &Printer) -> Result<()> {
     let action = PoolerAction::asked(opts.disable);
     for pooler in &opts.poolers {
-        let mut text = format!("-- on pooler {}:\n", pooler.label);
+        let mut text = format!("-- on pooler {}:\n", inert(&pooler.label));
         for db in dbs {
             let db = escape_identifier(db);
             text.push_str(&format!("PAUSE {db};\n"));

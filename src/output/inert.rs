@@ -21,6 +21,81 @@ pub(super) fn inert_lines(text: &str) -> Cow<'_, str> {
     escaped(text, &['\t', '\n'])
 }
 
+/// SQL as a dry run shows it, before it becomes a block of lines: a line break inside a quoted
+/// identifier (`"..."`, `""` inside) or a string literal (`'...'`, `''` inside) is escaped
+/// (`\x0A`), so a database or role name with a line break cannot start a line of its own
+/// (a fake `-- comment` or statement); line breaks between tokens stay. A `--` comment runs to
+/// the end of its line and its apostrophes are prose, but a quoted identifier in it (a name
+/// pgkick quoted into the comment) is one. A dollar-quoted body (`$tag$...$tag$`) is pgkick's
+/// own text and is left alone. Every other control character is left for [`inert_lines`].
+pub(super) fn inert_sql(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('\n') && !sql.contains('\r') {
+        return Cow::Borrowed(sql);
+    }
+    #[derive(PartialEq)]
+    enum In {
+        Code,
+        Comment,
+        /// In an identifier; whether it began in a comment.
+        Ident(bool),
+        Literal,
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut state = In::Code;
+    let mut rest = sql;
+    while let Some(c) = rest.chars().next() {
+        let next = rest[c.len_utf8()..].chars().next();
+        let mut step = c.len_utf8();
+        match (&state, c) {
+            (In::Ident(_) | In::Literal, '\n' | '\r') => {
+                _ = write!(out, "\\x{:02X}", u32::from(c));
+                rest = &rest[step..];
+                continue;
+            }
+            (In::Ident(in_comment), '"') => {
+                if next == Some('"') {
+                    step = 2;
+                } else {
+                    state = if *in_comment { In::Comment } else { In::Code };
+                }
+            }
+            (In::Literal, '\'') => {
+                if next == Some('\'') {
+                    step = 2;
+                } else {
+                    state = In::Code;
+                }
+            }
+            (In::Comment, '\n') => state = In::Code,
+            (In::Comment, '"') => state = In::Ident(true),
+            (In::Code, '"') => state = In::Ident(false),
+            (In::Code, '\'') => state = In::Literal,
+            (In::Code, '-') if next == Some('-') => {
+                state = In::Comment;
+                step = 2;
+            }
+            (In::Code, '$') => {
+                // $tag$ ... $tag$, copied as it is.
+                let tag_len = rest[1..]
+                    .find(|t: char| !(t.is_alphanumeric() || t == '_'))
+                    .filter(|&n| rest[1 + n..].starts_with('$'))
+                    .map(|n| n + 2);
+                if let Some(tag_len) = tag_len {
+                    let tag = &rest[..tag_len];
+                    step = match rest[tag_len..].find(tag) {
+                        Some(end) => tag_len + end + tag_len,
+                        None => rest.len(),
+                    };
+                }
+            }
+            _ => {}
+        }
+        out.push_str(&rest[..step]);
+        rest = &rest[step..];
+    }
+    Cow::Owned(out)
+}
+
 /// A table cell: as [`inert`], tab included, since its width is the terminal's to choose and
 /// the columns would no longer line up.
 pub(super) fn inert_cell(text: &str) -> Cow<'_, str> {
@@ -53,7 +128,7 @@ fn escaped<'a>(text: &'a str, keep: &[char]) -> Cow<'a, str> {
 /// JSON as printed. serde_json writes C0 characters as JSON escapes but DEL and C1 as they
 /// are; those are escaped too (`\u009b`), so that JSON on a terminal is inert as well. Only
 /// strings can hold them, and there an escape decodes to the very same text.
-pub(super) fn inert_json(json: String) -> String {
+pub(crate) fn inert_json(json: String) -> String {
     if !json.bytes().any(|b| b == 0x7f || b == 0xc2) {
         return json;
     }
@@ -131,6 +206,31 @@ mod tests {
     fn cells_escape_tabs_and_blocks_keep_their_lines() {
         assert_eq!(inert_cell("a\tb\nc"), r"a\x09b\x0Ac");
         assert_eq!(inert_lines("a\tb\nc\r\x1b"), "a\tb\nc\\x0D\\x1B");
+    }
+
+    #[test]
+    fn dry_run_sql_keeps_its_lines_but_not_a_line_break_in_a_quoted_name() {
+        let name = "app\n-- fake line\nDROP DATABASE x;";
+        let q = postgres_protocol::escape::escape_identifier(name);
+        let sql = format!(
+            "-- on pooler host=p:\nPAUSE {q};\n-- database {q} is closed by pgkick's lock\n\
+             COMMENT ON DATABASE {q} IS 'it''s\nhers';\nDO $x$ BEGIN\n'$x$;\nSELECT 1;"
+        );
+        let shown = inert_sql(&sql);
+        assert_eq!(
+            shown,
+            "-- on pooler host=p:\nPAUSE \"app\\x0A-- fake line\\x0ADROP DATABASE x;\";\n\
+             -- database \"app\\x0A-- fake line\\x0ADROP DATABASE x;\" is closed by pgkick's \
+             lock\nCOMMENT ON DATABASE \"app\\x0A-- fake line\\x0ADROP DATABASE x;\" IS \
+             'it''s\\x0Ahers';\nDO $x$ BEGIN\n'$x$;\nSELECT 1;"
+        );
+        // A quote inside a quoted name: doubled, so still inside.
+        let q = postgres_protocol::escape::escape_identifier("a\"\n-- fake");
+        assert_eq!(
+            inert_sql(&format!("RESUME {q};\nRESUME b;")),
+            "RESUME \"a\"\"\\x0A-- fake\";\nRESUME b;"
+        );
+        assert!(matches!(inert_sql("SELECT 1;"), Cow::Borrowed(_)));
     }
 
     #[test]

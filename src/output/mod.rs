@@ -29,7 +29,8 @@ use serde::Serialize;
 use fleet::{Block, CapturedTable};
 pub use fleet::{Captured, Ended, ServerOutput};
 pub use inert::inert;
-use inert::{inert_lines, json_text};
+pub(crate) use inert::inert_json;
+use inert::{inert_lines, inert_sql, json_text};
 use table::rows_table;
 pub use table::{format_duration, Tabular};
 pub use tree::prepared_message;
@@ -248,7 +249,7 @@ impl Printer {
         if self.quiet {
             return Ok(());
         }
-        self.dry_run_block(&format!("-- dry run: {heading}\n{text}\n"))
+        self.dry_run_block(&format!("-- dry run: {heading}\n{}\n", inert_sql(text)))
     }
 
     /// A block of --dry-run text: after the table on stdout, or on stderr with JSON output.

@@ -61,9 +61,18 @@ fn euid() -> u32 {
 }
 
 /// Another OS user to own files (`nobody`), when the tests run as root and can chown to it.
+/// Only a developer's machine may skip those cases: with `CI` set, not being root fails.
 fn other_user() -> Option<u32> {
     if euid() != 0 {
-        eprintln!("not root: the cases of another user's files are skipped");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the audit tests as root: the cases of another user's files and \
+             directories are the attacks they defend against, and are never skipped there"
+        );
+        eprintln!(
+            "not root: the cases of another user's files and directories are skipped (CI runs \
+             them as root)"
+        );
         return None;
     }
     let out = Command::new("id").args(["-u", "nobody"]).output().unwrap();
@@ -960,6 +969,87 @@ fn audit_log_directory_others_can_write_is_refused_unless_sticky() {
     let meta = fs::metadata(&path).unwrap();
     assert_eq!(meta.mode() & 0o7777, 0o600, "created private");
     assert_eq!(meta.uid(), euid(), "created for the user running pgkick");
+}
+
+/// The directory's whole path is checked from `/`, as OpenSSH's safe_path does: a directory
+/// on the way that another user owns or may write (without the sticky bit) could be renamed
+/// or replaced, and a symbolic link on the way that another user planted (in a sticky
+/// directory like /tmp anyone may) could send root's appends anywhere. Root's own links
+/// (Debian's /var/run -> /run) and root's own directories in a sticky one are fine.
+#[test]
+fn audit_log_directory_path_is_checked_from_the_root() {
+    let server = Server::shared();
+    let by = Bystander::new(server, "audit_dir_path");
+    // Like /tmp: writable by everyone, sticky.
+    let shared = TempDir::new("audit_dir_path");
+    chmod(shared.path(), 0o1777);
+    let mine = shared.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    chmod(&mine, 0o700);
+
+    // A directory on the way that others can write, without the sticky bit: refused, even
+    // though the file's own directory is root's and private.
+    let open = shared.path().join("open");
+    fs::create_dir_all(open.join("private")).unwrap();
+    chmod(&open, 0o777);
+    chmod(&open.join("private"), 0o700);
+    let path = open.join("private/audit.log");
+    by.refused(
+        &path,
+        &[
+            &format!("the directory {} on its path (mode 0777)", open.display()),
+            "has no sticky bit",
+            &format!("chmod go-w {}", open.display()),
+        ],
+    );
+    assert!(fs::symlink_metadata(&path).is_err(), "created");
+
+    if let Some(nobody) = other_user() {
+        // A link another user planted in the sticky directory, aimed at a private directory
+        // of root's: root would write where they chose.
+        let planted = shared.path().join("planted");
+        std::os::unix::fs::symlink(&mine, &planted).unwrap();
+        std::os::unix::fs::lchown(&planted, Some(nobody), None).unwrap();
+        by.refused(
+            &planted.join("audit.log"),
+            &[&format!(
+                "{} on its path is a symbolic link owned by uid {nobody} (nobody)",
+                planted.display()
+            )],
+        );
+        assert!(
+            fs::symlink_metadata(mine.join("audit.log")).is_err(),
+            "the link's target was written"
+        );
+
+        // A directory on the way that another user owns: they may rename what is in it.
+        let theirs = shared.path().join("theirs");
+        fs::create_dir_all(theirs.join("private")).unwrap();
+        chmod(&theirs, 0o755);
+        std::os::unix::fs::chown(&theirs, Some(nobody), None).unwrap();
+        let path = theirs.join("private/audit.log");
+        by.refused(
+            &path,
+            &[&format!(
+                "the directory {} on its path is owned by uid {nobody} (nobody)",
+                theirs.display()
+            )],
+        );
+        assert!(fs::symlink_metadata(&path).is_err(), "created");
+    }
+
+    // Root's own directory in the sticky one, directly and through root's own link.
+    let ours = shared.path().join("ours");
+    std::os::unix::fs::symlink("mine", &ours).unwrap();
+    for path in [mine.join("audit.log"), ours.join("audit.log")] {
+        by.audited_dry_run(&path);
+    }
+    let records = records(&mine.join("audit.log"));
+    assert_eq!(records.len(), 2, "{records:?}");
+    for record in &records {
+        assert_dry_run_record(record, &by);
+    }
+    by.untouched();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -356,3 +356,95 @@ fn escapes_errors_notes_and_warnings_show_hostile_names_escaped() {
 
     drop_hostile(server, &h);
 }
+
+/// `--audit-log -` writes its records to stderr, most often a terminal: a query with an 8-bit
+/// CSI (C1) and DEL reaches it in JSON escapes, and the record still decodes to the exact text.
+#[test]
+fn escapes_audit_records_on_stderr_are_inert_and_exact() {
+    let server = Server::shared();
+    let db = server.create_db("esc_audit");
+    let query = "SELECT pg_sleep(600) /* \u{9b}2J \x7f \u{85} */";
+    let session = Session::active(server, &db, SUPERUSER, "esc-audit", query);
+    let out = server
+        .kick([
+            "cancel",
+            "--yes",
+            "--pid",
+            &session.pid.to_string(),
+            "--audit-log",
+            "-",
+        ])
+        .run();
+    for c in ['\u{9b}', '\x7f', '\u{85}'] {
+        assert!(
+            !out.stderr.contains(c),
+            "{c:?} reached stderr raw: {:?}",
+            out.stderr
+        );
+    }
+    let record: serde_json::Value = out
+        .stderr
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no record on stderr: {}", out.stderr));
+    assert!(
+        out.stderr.contains(r"\u009b2J \u007f \u0085"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(record["session"]["pid"], session.pid, "{record}");
+    assert_eq!(record["session"]["query"], query, "{record}");
+    assert_eq!(record["outcome"], "cancelled", "{record}");
+}
+
+/// A database name with a line break and a fake `--` line in it, and a forged record naming a
+/// pooler whose label does the same: the dry runs of lock and unlock show them escaped, on
+/// the line where they belong, never as a line of their own.
+#[test]
+fn escapes_dry_run_blocks_keep_hostile_names_on_their_line() {
+    let server = Server::shared();
+    let db = format!("{}\n-- fake line", unique_name("esc_block"));
+    server.sql(&format!("CREATE DATABASE {}", ident(&db)));
+    let fake_lines = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("-- fake") || l.contains("fake\" "))
+            .map(String::from)
+            .collect()
+    };
+
+    let out = server.kick(["lock", "--dry-run", "--db", &db]).run();
+    assert_eq!(
+        fake_lines(&out.stdout),
+        Vec::<String>::new(),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(r"\x0A-- fake line"), "{}", out.stdout);
+
+    let record = serde_json::json!({
+        "method": "connection-limit", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "owner": SUPERUSER, "datallowconn": true,
+                  "datconnlimit": -1, "acl": []},
+        "poolers": [{"pooler": "host=p port=6432 user=u\n-- fake pooler line", "action": "pause"}]
+    });
+    server.sql(&format!(
+        "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
+        literal(&format!("pgkick-lock v1 {record}")),
+        d = ident(&db)
+    ));
+    let out = server.kick(["unlock", "--dry-run", "--db", &db]).run();
+    assert_eq!(
+        fake_lines(&out.stdout),
+        Vec::<String>::new(),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r"user=u\x0A-- fake pooler line"),
+        "{}",
+        out.stdout
+    );
+    server.sql(&format!("DROP DATABASE {}", ident(&db)));
+}

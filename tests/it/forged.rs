@@ -65,68 +65,80 @@ fn connection_limit(server: &Server, db: &str) -> i32 {
 }
 
 /// An owner's forged record names a pooler (a listener of hers) for unlock to resume: a
-/// superuser's unlock, with PGPASSWORD set and a `*` line in .pgpass, never connects there.
+/// superuser's unlock never connects there, whatever holds its password: PGPASSWORD, a `*`
+/// line in .pgpass, or both.
 #[test]
 fn forged_pooler_in_a_record_never_gets_a_password() {
     let server = Server::shared();
-    let (alice, db) = forger_and_her_database(server);
     let fake = FakePg::start(Ask::Cleartext);
-    let pooler = format!(
-        "host=127.0.0.1 port={} user={SUPERUSER} sslmode=disable",
-        fake.port()
-    );
-    let forged = json!({
-        "method": "connection-limit", "locked_by": SUPERUSER,
-        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
-        "prior": {"comment": null, "owner": alice, "datallowconn": true,
-                  "datconnlimit": -1, "acl": []},
-        "poolers": [{"pooler": pooler, "action": "pause"}]
-    });
-    as_role(
-        server,
-        &alice,
-        &format!(
-            "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
-            literal(&record_text(&forged)),
-            d = ident(&db)
-        ),
-    );
-
-    // lock --list shows the claim, and that nothing proves it.
-    let listed = lock_list_entry(server, "database", &db);
-    assert_eq!(listed["locked_by"], SUPERUSER, "{listed}");
-    assert_eq!(listed["proven"], false, "{listed}");
-
-    let home = TempDir::new("pgkick_forged_home");
-    home.write(".pgpass", "*:*:*:*:pgpass-secret\n", 0o600);
-    for dry_run in [true, false] {
-        let mut kick = server
-            .kick(["unlock", "--db", &db, "--json"])
-            .env("PGPASSWORD", "env-secret")
-            .env("HOME", home.path());
-        if dry_run {
-            kick = kick.args(["--dry-run"]);
-        } else {
-            kick = kick.status(3);
-        }
-        let out = kick.run();
-        assert!(
-            fake.visits().is_empty(),
-            "pgkick connected to the forged pooler"
+    for (source, env_password, pgpass) in [
+        ("PGPASSWORD and .pgpass", true, true),
+        ("PGPASSWORD only", true, false),
+        (".pgpass only", false, true),
+    ] {
+        let (alice, db) = forger_and_her_database(server);
+        let pooler = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} sslmode=disable",
+            fake.port()
         );
-        if !dry_run {
-            assert!(
-                out.stderr.contains(&format!("port={}", fake.port()))
-                    && out.stderr.contains("still paused")
-                    && out.stderr.contains("not proven"),
-                "{}",
-                out.stderr
-            );
+        let forged = json!({
+            "method": "connection-limit", "locked_by": SUPERUSER,
+            "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+            "prior": {"comment": null, "owner": alice, "datallowconn": true,
+                      "datconnlimit": -1, "acl": []},
+            "poolers": [{"pooler": pooler, "action": "pause"}]
+        });
+        as_role(
+            server,
+            &alice,
+            &format!(
+                "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
+                literal(&record_text(&forged)),
+                d = ident(&db)
+            ),
+        );
+
+        // lock --list shows the claim, and that nothing proves it.
+        let listed = lock_list_entry(server, "database", &db);
+        assert_eq!(listed["locked_by"], SUPERUSER, "{listed}");
+        assert_eq!(listed["proven"], false, "{listed}");
+
+        // A HOME of its own: with a .pgpass holding a `*` line, or with none at all.
+        let home = TempDir::new("pgkick_forged_home");
+        if pgpass {
+            home.write(".pgpass", "*:*:*:*:pgpass-secret\n", 0o600);
         }
+        for dry_run in [true, false] {
+            let mut kick = server
+                .kick(["unlock", "--db", &db, "--json"])
+                .env("HOME", home.path());
+            if env_password {
+                kick = kick.env("PGPASSWORD", "env-secret");
+            }
+            if dry_run {
+                kick = kick.args(["--dry-run"]);
+            } else {
+                kick = kick.status(3);
+            }
+            let out = kick.run();
+            assert!(
+                fake.visits().is_empty(),
+                "{source}: pgkick connected to the forged pooler"
+            );
+            if !dry_run {
+                assert!(
+                    out.stderr.contains(&format!("port={}", fake.port()))
+                        && out.stderr.contains("still paused")
+                        && out.stderr.contains("not proven"),
+                    "{source}: {}",
+                    out.stderr
+                );
+            }
+        }
+        assert!(fake.answers().is_empty(), "{source}");
+        // The server side is what the owner could have done herself: the limit is back.
+        assert_eq!(connection_limit(server, &db), -1, "{source}");
     }
-    assert!(fake.answers().is_empty());
-    // The server side is what the owner could have done herself: the limit is back.
-    assert_eq!(connection_limit(server, &db), -1);
 }
 
 /// A CREATEROLE role (or, from 16, one with ADMIN OPTION) comments a forged nologin record on
@@ -341,30 +353,259 @@ fn genuine_locks_of_privileged_roles_unlock_exactly() {
     assert_eq!(role_state(server, &app), (true, None));
 }
 
-/// A forged record on an open database makes lock close it again rather than report
-/// `already_locked` while anyone can get in: exit 0 keeps its promise.
+/// A forged record on an open REPLICATION role, saying it could not log in before "the lock"
+/// (and carrying a record as its previous comment): a superuser's lock closes the role but
+/// does not take the record's word for the state before it, so its unlock gives LOGIN back.
+/// Before 16 the forger could not take LOGIN away itself: trusting the record would have
+/// let it do so through the superuser. From 16 (ADMIN OPTION) it could, and the same holds.
 #[test]
-fn a_record_on_an_open_database_does_not_pass_for_a_lock() {
+fn forged_prior_state_on_an_open_role_is_not_kept_by_a_relock() {
     let server = Server::shared();
-    let (alice, db) = forger_and_her_database(server);
+    let forger = server.create_role("forger_cr", "CREATEROLE");
+    let repl = server.create_role("repl_open", "REPLICATION");
+    server.sql(&format!(
+        "GRANT {} TO {} WITH ADMIN OPTION",
+        ident(&repl),
+        ident(&forger)
+    ));
     let forged = json!({
+        "method": "nologin", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": "pgkick-lock v1 {\"method\":\"nologin\"}", "rolcanlogin": false}
+    });
+    // The forger may comment on the role on every major (CREATEROLE before 16, with ADMIN
+    // OPTION from 16): the attack is possible everywhere.
+    as_role(
+        server,
+        &forger,
+        &format!(
+            "COMMENT ON ROLE {} IS {}",
+            ident(&repl),
+            literal(&record_text(&forged))
+        ),
+    );
+    assert_eq!(
+        role_may(
+            server,
+            &forger,
+            &format!("ALTER ROLE {} NOLOGIN", ident(&repl))
+        ),
+        server.version_num() >= 160000,
+        "what the forger may do itself"
+    );
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], false);
+
+    let out = server.kick(["lock", "--role", &repl, "--json"]).run();
+    let change = &out.json()[0];
+    assert_eq!(change["status"], "relocked", "{}", out.stdout);
+    assert_eq!(change["proven"], true, "{}", out.stdout);
+    assert!(!role_state(server, &repl).0, "locked");
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], true);
+
+    let out = server.kick(["unlock", "--role", &repl, "--json"]).run();
+    assert_eq!(out.json()[0]["status"], "unlocked", "{}", out.stdout);
+    // LOGIN back, and neither the forged record nor the record it saved as the previous
+    // comment left behind.
+    assert_eq!(role_state(server, &repl), (true, None), "{}", out.stderr);
+}
+
+/// (datallowconn, datconnlimit, the ACL's items in order) of a database.
+fn db_catalog(server: &Server, db: &str) -> (bool, i32, Vec<String>) {
+    let row = server
+        .connect(SUPERUSER)
+        .query_one(
+            "SELECT datallowconn, datconnlimit, \
+                    ARRAY(SELECT x::text FROM unnest(datacl) x ORDER BY 1) \
+               FROM pg_database WHERE datname::text = $1",
+            &[&db],
+        )
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// A database's owner writes a record on her open database saying it was closed before "the
+/// lock" (no connections allowed, limit 0, nobody granted CONNECT): a superuser's lock closes
+/// it but takes the state before it from the catalog, so its unlock gives back the database
+/// exactly as it was, whatever method either names. Exit 0 keeps its promise both times.
+#[test]
+fn forged_prior_state_on_an_open_database_is_not_kept_by_a_relock() {
+    let server = Server::shared();
+    for (recorded, method) in [
+        ("connection-limit", "allow-connections"),
+        ("revoke-connect", "revoke-connect"),
+        ("allow-connections", "connection-limit"),
+    ] {
+        let (alice, db) = forger_and_her_database(server);
+        let grantee = server.create_role("grantee", "");
+        as_role(
+            server,
+            &alice,
+            &format!(
+                "REVOKE CONNECT ON DATABASE {d} FROM PUBLIC; \
+                 GRANT CONNECT ON DATABASE {d} TO {g}; ALTER DATABASE {d} CONNECTION LIMIT 7",
+                d = ident(&db),
+                g = ident(&grantee)
+            ),
+        );
+        let before = db_catalog(server, &db);
+        let forged = json!({
+            "method": recorded, "locked_by": SUPERUSER,
+            "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+            "prior": {"comment": "the shop", "owner": alice, "datallowconn": false,
+                      "datconnlimit": 0, "acl": []}
+        });
+        as_role(
+            server,
+            &alice,
+            &format!(
+                "COMMENT ON DATABASE {} IS {}",
+                ident(&db),
+                literal(&record_text(&forged))
+            ),
+        );
+        let what = format!("{recorded} record, lock --method {method}");
+        let out = server
+            .kick(["lock", "--db", &db, "--method", method, "--json"])
+            .run();
+        assert_eq!(
+            out.json()[0]["status"],
+            "relocked",
+            "{what}: {}",
+            out.stdout
+        );
+        assert_eq!(out.json()[0]["method"], method, "{what}: {}", out.stdout);
+        assert_ne!(db_catalog(server, &db), before, "{what}: not locked");
+        assert_eq!(lock_list_entry(server, "database", &db)["proven"], true);
+
+        let out = server.kick(["unlock", "--db", &db, "--json"]).run();
+        assert_eq!(
+            out.json()[0]["status"],
+            "unlocked",
+            "{what}: {}",
+            out.stdout
+        );
+        assert_eq!(db_catalog(server, &db), before, "{what}: {}", out.stderr);
+        // The record's previous comment is one its writer could have set herself.
+        assert_eq!(
+            db_state(server, &db).2.as_deref(),
+            Some("the shop"),
+            "{what}"
+        );
+    }
+}
+
+/// The proof is a setting only a superuser can write: a database's owner and a CREATEROLE
+/// role (with ADMIN OPTION) try to write the very value pgkick would check for their forged
+/// records, and the server refuses them on every major; the records stay unproven, in
+/// `lock --list` and for unlock. The same value written by a superuser proves the record,
+/// so the forgers had the value right.
+#[test]
+fn a_forger_cannot_write_the_proof() {
+    use sha2::{Digest, Sha256};
+    let server = Server::shared();
+    let proof_of = |kind: &str, name: &str, text: &str| -> String {
+        let catalog = if kind == "database" {
+            "(SELECT oid FROM pg_database WHERE datname::text = $1) \
+             AND classoid = 'pg_database'::regclass"
+        } else {
+            "(SELECT oid FROM pg_authid WHERE rolname::text = $1) \
+             AND classoid = 'pg_authid'::regclass"
+        };
+        let xmin: String = server
+            .connect(SUPERUSER)
+            .query_one(
+                &format!("SELECT xmin::text FROM pg_shdescription WHERE objoid = {catalog}"),
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        let hex: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("v1:{xmin}:{hex}")
+    };
+
+    // The owner's database: a connection-limit record on the database she closed herself.
+    let (alice, db) = forger_and_her_database(server);
+    let text = record_text(&json!({
         "method": "connection-limit", "locked_by": SUPERUSER,
         "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
         "prior": {"comment": null, "owner": alice, "datallowconn": true,
                   "datconnlimit": -1, "acl": []}
-    });
+    }));
     as_role(
         server,
         &alice,
         &format!(
-            "COMMENT ON DATABASE {} IS {}",
-            ident(&db),
-            literal(&record_text(&forged))
+            "ALTER DATABASE {d} CONNECTION LIMIT 0; COMMENT ON DATABASE {d} IS {}",
+            literal(&text),
+            d = ident(&db)
         ),
     );
-    let out = server.kick(["lock", "--db", &db, "--json"]).run();
-    assert_eq!(out.json()[0]["status"], "relocked", "{}", out.stdout);
-    assert_eq!(connection_limit(server, &db), 0);
-    server.kick(["unlock", "--db", &db]).run();
+    let set_db = format!(
+        "ALTER DATABASE {} SET pgkick.lock_proof = {}",
+        ident(&db),
+        literal(&proof_of("database", &db, &text))
+    );
+    assert!(
+        !role_may(server, &alice, &set_db),
+        "the owner wrote the proof"
+    );
+    assert_eq!(lock_list_entry(server, "database", &db)["proven"], false);
+
+    // A replication role's CREATEROLE administrator: a nologin record that gives LOGIN back.
+    let forger = server.create_role("forger_cr", "CREATEROLE");
+    let repl = unique_name("repl_dormant");
+    server.sql(&format!(
+        "CREATE ROLE {r} NOLOGIN REPLICATION; GRANT {r} TO {f} WITH ADMIN OPTION",
+        r = ident(&repl),
+        f = ident(&forger)
+    ));
+    let text = record_text(&json!({
+        "method": "nologin", "locked_by": SUPERUSER,
+        "locked_at": "2026-11-30T03:00:00Z", "pgkick_version": "0.1.0",
+        "prior": {"comment": null, "rolcanlogin": true}
+    }));
+    as_role(
+        server,
+        &forger,
+        &format!("COMMENT ON ROLE {} IS {}", ident(&repl), literal(&text)),
+    );
+    let set_role = format!(
+        "ALTER ROLE {} SET pgkick.lock_proof = {}",
+        ident(&repl),
+        literal(&proof_of("role", &repl, &text))
+    );
+    assert!(
+        !role_may(server, &forger, &set_role),
+        "the CREATEROLE role wrote the proof"
+    );
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], false);
+
+    // The same values, written by a superuser, prove the records: the forgers' were right.
+    server.sql(&set_db);
+    assert_eq!(lock_list_entry(server, "database", &db)["proven"], true);
+    server.sql(&format!(
+        "ALTER DATABASE {} RESET pgkick.lock_proof",
+        ident(&db)
+    ));
+    server.sql(&set_role);
+    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], true);
+    server.sql(&format!(
+        "ALTER ROLE {} RESET pgkick.lock_proof",
+        ident(&repl)
+    ));
+
+    // unlock reads them as unproven: only what their writers could have done.
+    let out = server.kick(["unlock", "--db", &db, "--json"]).run();
+    assert_eq!(out.json()[0]["proven"], false, "{}", out.stdout);
     assert_eq!(connection_limit(server, &db), -1);
+    let forger_could = server.version_num() >= 160000;
+    let out = server
+        .kick(["unlock", "--role", &repl, "--json"])
+        .status(if forger_could { 0 } else { 3 })
+        .run();
+    assert_eq!(out.json()[0]["proven"], false, "{}", out.stdout);
+    assert_eq!(role_state(server, &repl), (forger_could, None));
 }
