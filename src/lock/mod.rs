@@ -64,7 +64,7 @@
 //! done itself (`plan.rs` has the rules); the rest is reported with the statements that would
 //! do it, and the run exits 3. `lock --list` says which records are proven. A record on an
 //! object that is open again is closed again by lock (`relocked`), so that `already_locked`
-//! always means locked.
+//! always means locked; only a proven one keeps its saved state (see below).
 //!
 //! # Unlock gives back exactly what lock changed
 //! - allow-connections: `ALLOW_CONNECTIONS true` only if it was true before the lock and is
@@ -87,9 +87,11 @@
 //!
 //! Locking an object that already carries a record keeps the first saved state (status
 //! `already_locked`, or `already_locked (<method>)` when it was locked with another method),
-//! so one unlock restores the state before the first lock; if the object is open again (the
-//! lock undone by hand, or a record written on an open object), it is closed again with the
-//! recorded method (status `relocked`). Unlocking an object
+//! so one unlock restores the state before the first lock. If the object is open again (the
+//! lock undone by hand, or a record written on an open object), a proven record's object is
+//! closed again with the recorded method, keeping the first saved state; an unproven record is
+//! replaced as a fresh lock would write it (the method asked for, the state now, its previous
+//! comment unless that is a pgkick text). Both are reported `relocked`. Unlocking an object
 //! without a record changes nothing (status `not_locked`).
 //!
 //! # Serialization and atomicity
@@ -184,8 +186,9 @@ pub enum Status {
     AlreadyLocked {
         other_method: Option<String>,
     },
-    /// The object carries a record but was open again (undone by hand): closed again with the
-    /// recorded method, the first saved state kept.
+    /// The object carries a record but was open again (undone by hand, or a record written on
+    /// an open object): closed again, with the recorded method and the first saved state when
+    /// the record is proven, as a fresh lock otherwise.
     Relocked,
     /// A dry run's Relocked.
     WouldRelock,
