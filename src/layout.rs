@@ -300,7 +300,7 @@ fn words<'c>(code: &'c str, word: &'c str) -> impl Iterator<Item = usize> + 'c {
     code.match_indices(word)
         .map(|(at, _)| at)
         .filter(move |&at| {
-            let before = code[..at].as_bytes();
+            let before = &code.as_bytes()[..at];
             let after = code.as_bytes().get(at + word.len());
             !before.last().is_some_and(|&c| is_ident(c) || c == b':')
                 && !after.is_some_and(|&c| is_ident(c))

@@ -672,21 +672,7 @@ fn fleet_usage_errors_exit_2_before_connecting() {
     .map(|(args, says)| (args.iter().map(OsString::from).collect(), says))
     .collect();
     // Invalid UTF-8 in each argument hardening.rs tries on one server.
-    for option in [
-        &["list", "--db"][..],
-        &["list", "--user"],
-        &["list", "--app"],
-        &["list", "--exclude-db"],
-        &["list", "--query"],
-        &["cancel", "--db"],
-        &["terminate", "--yes", "--db"],
-        &["terminate", "--yes", "--lock", "--db"],
-        &["lock", "--db"],
-        &["lock", "--role"],
-        &["unlock", "--db"],
-        &["unlock", "--role"],
-        &["list", "-d"],
-    ] {
+    for option in crate::hardening::INVALID_UTF8_OPTIONS {
         let mut args: Vec<OsString> = option.iter().map(OsString::from).collect();
         args.push(OsStr::from_bytes(b"ok\xffname").to_owned());
         cases.push((args, "invalid UTF-8"));
