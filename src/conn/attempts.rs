@@ -10,7 +10,6 @@
 //! each attempt by connect_timeout is `timeout.rs`; the words of a failure are `explain.rs`.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::time::Duration;
 
 use postgres::config::{SslMode as PgSslMode, SslNegotiation};
 
@@ -21,6 +20,7 @@ use super::require_auth::AuthWatch;
 use super::settings::{PasswordSource, SessionAttrs, Settings};
 use super::timeout::run_with_timeout;
 use super::tls::{Attempt, SslMode, TlsConnector};
+use super::try_error::TryError;
 
 /// Why connecting failed.
 #[derive(Debug)]
@@ -56,18 +56,6 @@ struct Place<'a> {
     target: &'a Target,
     /// hostaddr, or one address of the host name; None for a unix socket.
     addr: Option<IpAddr>,
-}
-
-/// One failed try of one address.
-pub(super) enum TryError {
-    Pg(postgres::Error),
-    Timeout(Duration),
-    /// The session does not have the target_session_attrs property.
-    Attrs(&'static str),
-    /// require_auth refused the server's authentication request, unanswered; libpq's words.
-    Refused(String),
-    /// Reaching the server to relay a plain attempt under require_auth.
-    Io(std::io::Error),
 }
 
 impl Settings {

@@ -4,10 +4,10 @@
 
 use postgres::error::SqlState;
 
-use super::attempts::TryError;
 use super::hosts::{Host, Target};
 use super::settings::Settings;
 use super::tls::RootCert;
+use super::try_error::TryError;
 use super::DEFAULT_DBNAME;
 
 impl Settings {

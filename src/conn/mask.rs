@@ -2,7 +2,7 @@
 //! and error messages quote connection strings.
 //!
 //! A connection string is masked by reading it the way libpq reads it (the parsers of
-//! `uri.rs` and `conninfo.rs`, so a URI's keys and values are percent-decoded and every
+//! `uri.rs` and `key_value.rs`, so a URI's keys and values are percent-decoded and every
 //! spelling of the password counts: `user:pw@`, `?password=`, `?pass%77ord=`, a quoted
 //! conninfo value with escapes, a second `password=`) and writing it again with the password
 //! replaced by [`MASK`]. The text may be a whole argument: `--dbname=...`, `--pgbouncer=...`
@@ -17,16 +17,10 @@
 //! is itself a URI). It is a text-level safety net, not the reading of record: where libpq
 //! says there is a password, the parser has already removed it.
 
-use std::sync::OnceLock;
-
-use regex::Regex;
-
-use super::conninfo::render_conninfo;
+use super::key_value::render_conninfo;
+use super::lookalikes::{hide_lookalikes, MASK};
 use super::options::{expand, is_connection_string, Origin};
 use super::uri::{render_uri, uri_prefix_len};
-
-/// What a password is replaced with: a fixed string, so that not even its length shows.
-pub const MASK: &str = "******";
 
 /// `text` with every password in it replaced by [`MASK`] (see the module comment).
 pub fn mask_passwords(text: &str) -> String {
@@ -66,93 +60,6 @@ fn split_candidates(text: &str) -> impl Iterator<Item = (&str, &str)> {
         .filter(|(_, value)| is_connection_string(value))
 }
 
-/// Masks what only looks like a password, erring on the side of hiding (see the module
-/// comment): the password of `scheme://user:password@` (up to the last `@` before a blank)
-/// and the value of every `password=` key, however percent-encoded or capitalised.
-pub fn hide_lookalikes(text: &str) -> String {
-    static PATTERNS: OnceLock<(Regex, Regex)> = OnceLock::new();
-    let (credentials, key) = PATTERNS.get_or_init(|| {
-        (
-            Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*:/+[^\s/:@]*:)\S*@").unwrap(),
-            Regex::new(r"[A-Za-z0-9_%]+[ \t\r\n\x0b\x0c]*=[ \t\r\n\x0b\x0c]*").unwrap(),
-        )
-    });
-    let text = credentials.replace_all(text, format!("${{1}}{MASK}@"));
-    let mut out = String::with_capacity(text.len());
-    let mut pos = 0;
-    while let Some(m) = key.find_at(&text, pos) {
-        let name = m
-            .as_str()
-            .trim_end_matches(|c: char| c == '=' || c.is_ascii_whitespace());
-        let starts_word = text[..m.start()]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '%'));
-        if !starts_word || !lossy_percent_decode(name).eq_ignore_ascii_case("password") {
-            out.push_str(&text[pos..m.end()]);
-            pos = m.end();
-            continue;
-        }
-        let in_query = text[..m.start()].ends_with(['?', '&']);
-        let end = m.end() + value_len(&text[m.end()..], in_query);
-        out.push_str(&text[pos..m.end()]);
-        out.push_str(MASK);
-        pos = end;
-    }
-    out.push_str(&text[pos..]);
-    out
-}
-
-/// The length of the value that starts `rest`: in a URI's query (`in_query`), up to the next
-/// `&`; otherwise a conninfo value, single-quoted (to the closing quote, or the end) or up to
-/// the next unescaped blank.
-fn value_len(rest: &str, in_query: bool) -> usize {
-    if in_query {
-        return rest.find('&').unwrap_or(rest.len());
-    }
-    let mut chars = rest.char_indices();
-    let quoted = rest.starts_with('\'');
-    if quoted {
-        chars.next();
-    }
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            '\'' if quoted => return i + 1,
-            c if c.is_ascii_whitespace() && !quoted => return i,
-            _ => {}
-        }
-    }
-    rest.len()
-}
-
-/// Percent-decodes what can be decoded, keeping the rest as it is.
-fn lossy_percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|_| bytes[i] == b'%')
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match hex {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +77,7 @@ mod tests {
     }
 
     /// What `masked` says the options are, re-read as libpq would.
-    fn reread(masked: &str) -> crate::conn::options::Options {
+    fn reread(masked: &str) -> crate::conn::keywords::Options {
         expand(masked).unwrap().unwrap().0
     }
 

@@ -4,17 +4,21 @@
 //! pgkick from cron and scripts next to psql, so every rule here follows libpq (fe-connect.c)
 //! unless a comment says otherwise. One file per libpq feature:
 //!
-//! - `options.rs`: the keyword table and the precedence of the sources (below);
-//! - `conninfo.rs` and `uri.rs`: the two syntaxes of a `-d` connection string;
+//! - `keywords.rs`: the keyword table and the raw keyword/value map every source fills;
+//! - `options.rs`: the precedence of the sources (below);
+//! - `key_value.rs` (libpq's `key=value` conninfo) and `uri.rs`: the two syntaxes of a `-d`
+//!   connection string;
 //! - `service.rs`: the connection service file; `pgpass.rs`: the password file;
 //! - `os_user.rs`: the default user name and the home directory;
 //! - `settings.rs`: raw values to typed [`Settings`], with libpq's defaults and checks;
 //! - `hosts.rs`: the host/hostaddr/port lists; `attempts.rs`: trying each host and address,
-//!   with the sslmode retries; `timeout.rs`: connect_timeout over a whole attempt;
+//!   with the sslmode retries; `try_error.rs`: how one try fails; `timeout.rs`:
+//!   connect_timeout over a whole attempt;
 //! - `explain.rs`: one-line failure messages; `tls.rs`: sslmode and its rustls configuration;
 //! - `require_auth.rs`: the authentication requests a server may make, checked before they
 //!   are answered; `relay.rs`: a plain connection relayed so that they can be;
-//! - `mask.rs`: passwords hidden in what is shown or recorded, read with the parsers above.
+//! - `mask.rs`: passwords hidden in what is shown or recorded, read with the parsers above;
+//!   `lookalikes.rs`: the text-level net under it, which the URI parser's messages use too.
 //!
 //! Nothing here prints or reads the terminal: resolving returns its warnings in
 //! [`Settings::warnings`] and [`connect`] asks its caller for a password through a [`Prompt`].
@@ -33,9 +37,11 @@
 //!    (the maintenance database, as dropdb uses, rather than libpq's "same as the user").
 
 mod attempts;
-mod conninfo;
 mod explain;
 mod hosts;
+mod key_value;
+mod keywords;
+mod lookalikes;
 mod mask;
 pub mod notices;
 mod options;
@@ -51,6 +57,7 @@ mod settings;
 mod testutil;
 mod timeout;
 pub mod tls;
+mod try_error;
 mod uri;
 
 use std::time::Duration;
@@ -58,11 +65,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 pub use attempts::{Connected, Failure};
-pub use conninfo::render_conninfo;
+pub use key_value::render_conninfo;
 
 pub use hosts::{Host, Target};
+pub use keywords::KEYWORDS;
 pub use mask::mask_passwords;
-pub use options::{Given, Origin, KEYWORDS};
+pub use options::{Given, Origin};
 pub use os_user::{os_user, passwd};
 pub use passwords::typed as typed_password;
 pub use settings::Settings;
@@ -124,7 +132,7 @@ impl std::error::Error for NotTargetSession {}
 
 /// The options a connection string sets (a `key=value` conninfo string or a URI), checked as
 /// `-d` checks them; `None` when `s` is neither (a plain database name).
-pub fn parse_connection_string(s: &str) -> Result<Option<options::Options>> {
+pub fn parse_connection_string(s: &str) -> Result<Option<keywords::Options>> {
     Ok(options::expand(s)?.map(|(opts, _)| opts))
 }
 

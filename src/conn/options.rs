@@ -1,78 +1,20 @@
-//! The connection keywords libpq knows and the order in which their sources are applied.
+//! The order in which the sources of the connection options are applied.
 //!
-//! This file owns the keyword table (with each keyword's PG* variable), the keywords pgkick
-//! refuses, and [`collect_options`], which merges flags, the `-d` conninfo string or URI, the
-//! service file and the environment into one raw keyword/value map, remembering where each
-//! value came from (for `pgkick conninfo`). Turning the raw values into typed settings is
+//! This file owns [`collect_options`], which merges flags, the `-d` conninfo string or URI,
+//! the service file and the environment into one raw keyword/value map (`keywords.rs`),
+//! remembering where each value came from (for `pgkick conninfo`). Turning the raw values into typed settings is
 //! `settings.rs`'s job.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use super::conninfo::parse_conninfo;
+use super::key_value::parse_conninfo;
+use super::keywords::{Options, KEYWORDS};
 use super::service::apply_service;
 use super::uri::{parse_uri, uri_prefix_len};
 use super::Params;
-
-/// Every keyword libpq accepts (PostgreSQL 17), with its environment variable. Keywords
-/// pgkick does not act on are accepted and ignored, except those in [`UNSUPPORTED`].
-pub const KEYWORDS: &[(&str, Option<&str>)] = &[
-    ("service", Some("PGSERVICE")),
-    ("user", Some("PGUSER")),
-    ("password", Some("PGPASSWORD")),
-    ("passfile", Some("PGPASSFILE")),
-    ("channel_binding", Some("PGCHANNELBINDING")),
-    ("connect_timeout", Some("PGCONNECT_TIMEOUT")),
-    ("dbname", Some("PGDATABASE")),
-    ("host", Some("PGHOST")),
-    ("hostaddr", Some("PGHOSTADDR")),
-    ("port", Some("PGPORT")),
-    ("client_encoding", Some("PGCLIENTENCODING")),
-    ("options", Some("PGOPTIONS")),
-    ("application_name", Some("PGAPPNAME")),
-    ("fallback_application_name", None),
-    ("keepalives", None),
-    ("keepalives_idle", None),
-    ("keepalives_interval", None),
-    ("keepalives_count", None),
-    ("tcp_user_timeout", None),
-    ("sslmode", Some("PGSSLMODE")),
-    ("sslnegotiation", Some("PGSSLNEGOTIATION")),
-    ("sslcompression", Some("PGSSLCOMPRESSION")),
-    ("sslcert", Some("PGSSLCERT")),
-    ("sslkey", Some("PGSSLKEY")),
-    ("sslcertmode", Some("PGSSLCERTMODE")),
-    ("sslpassword", None),
-    ("sslrootcert", Some("PGSSLROOTCERT")),
-    ("sslcrl", Some("PGSSLCRL")),
-    ("sslcrldir", Some("PGSSLCRLDIR")),
-    ("sslsni", Some("PGSSLSNI")),
-    ("requirepeer", Some("PGREQUIREPEER")),
-    ("require_auth", Some("PGREQUIREAUTH")),
-    ("ssl_min_protocol_version", Some("PGSSLMINPROTOCOLVERSION")),
-    ("ssl_max_protocol_version", Some("PGSSLMAXPROTOCOLVERSION")),
-    ("gssencmode", Some("PGGSSENCMODE")),
-    ("krbsrvname", Some("PGKRBSRVNAME")),
-    ("gsslib", Some("PGGSSLIB")),
-    ("gssdelegation", Some("PGGSSDELEGATION")),
-    ("replication", None),
-    ("target_session_attrs", Some("PGTARGETSESSIONATTRS")),
-    ("load_balance_hosts", Some("PGLOADBALANCEHOSTS")),
-];
-
-/// Security-relevant keywords pgkick cannot honour: refusing is safer than ignoring them.
-pub(super) const UNSUPPORTED: &[&str] = &[
-    "requirepeer",
-    "sslpassword",
-    "sslcrl",
-    "sslcrldir",
-    "replication",
-];
-
-/// Raw keyword/value options, as libpq's PQconninfoOption array holds them.
-pub type Options = BTreeMap<String, String>;
 
 /// Marker key recording that `password` came from the expanded `-d` string.
 pub(super) const FROM_DBNAME_PASSWORD: &str = " password from dbname";
@@ -182,27 +124,6 @@ pub fn expand(s: &str) -> Result<Option<(Options, Origin)>> {
 /// libpq's `recognized_connection_string`: a URI, or anything containing `=`.
 pub fn is_connection_string(s: &str) -> bool {
     uri_prefix_len(s) > 0 || s.contains('=')
-}
-
-pub(super) fn store(opts: &mut Options, key: &str, value: String) -> Result<()> {
-    let (key, value) = match key {
-        // libpq still accepts the pre-7.4 keyword.
-        "requiressl" => (
-            "sslmode",
-            if value.starts_with('1') {
-                "require"
-            } else {
-                "prefer"
-            }
-            .to_string(),
-        ),
-        k => (k, value),
-    };
-    if !KEYWORDS.iter().any(|(k, _)| *k == key) {
-        bail!("invalid connection option \"{key}\"");
-    }
-    opts.insert(key.to_string(), value);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 
-use super::options::{Options, KEYWORDS};
+use super::keywords::{Options, KEYWORDS};
 
 /// Where the system-wide pg_service.conf lives when PGSYSCONFDIR is unset (Debian's libpq).
 const SYSCONFDIR: &str = "/etc/postgresql-common";

@@ -13,7 +13,8 @@ use anyhow::{anyhow, bail, Result};
 use postgres::config::ChannelBinding;
 
 use super::hosts::{parse_hosts, Target};
-use super::options::{collect_options, Given, Options, FROM_DBNAME_PASSWORD, UNSUPPORTED};
+use super::keywords::{Options, UNSUPPORTED};
+use super::options::{collect_options, Given, FROM_DBNAME_PASSWORD};
 use super::os_user::{home_dir, os_user};
 use super::pgpass::{pgpass_find, pgpass_host, read_pgpass};
 use super::require_auth::RequireAuth;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::options::Options;
+use super::keywords::Options;
 use super::settings::Settings;
 use super::Params;
 

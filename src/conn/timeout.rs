@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::attempts::TryError;
+use super::try_error::TryError;
 
 /// Runs one attempt (`go`: connect, TLS, authenticate) in a thread so that connect_timeout
 /// bounds all of it, as libpq's does, not only the TCP connect.

@@ -9,8 +9,8 @@ use std::net::Ipv6Addr;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::mask::hide_lookalikes;
-use super::options::{store, Options};
+use super::keywords::{store, Options};
+use super::lookalikes::hide_lookalikes;
 
 pub(super) fn uri_prefix_len(s: &str) -> usize {
     ["postgresql://", "postgres://"]
@@ -226,7 +226,7 @@ fn parse_param(param: &str, opts: &mut Options) -> Result<String> {
 /// their ports when there is one per host) and the database in their places, everything else
 /// in the query. Each part percent-encodes only what the parser would read differently there,
 /// so an `@` stays visible in a host after credentials and in a database name (where libpq
-/// takes it literally): [`super::mask::hide_lookalikes`] then sees what a person would take
+/// takes it literally): [`super::lookalikes::hide_lookalikes`] then sees what a person would take
 /// for the end of a password.
 pub(super) fn render_uri(scheme: &str, opts: &Options) -> String {
     let mut rest = opts.clone();

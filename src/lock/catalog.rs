@@ -10,6 +10,7 @@ use postgres::{Row, Transaction};
 use postgres_protocol::escape::escape_identifier;
 use serde::{Deserialize, Serialize};
 
+pub use super::proof::Proof;
 use super::{proof, Kind, Label};
 
 /// One CONNECT entry of a database ACL.
@@ -42,16 +43,6 @@ pub struct Object {
     /// whether any proof setting is there at all (see `proof.rs`).
     pub proof: Proof,
     pub facts: Facts,
-}
-
-/// The object's `pgkick.lock_proof` setting, compared with its comment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Proof {
-    /// The setting is there and names exactly this comment (its text and the transaction
-    /// that wrote it).
-    pub matches: bool,
-    /// The setting is there (matching or not): unlock removes it when it can.
-    pub present: bool,
 }
 
 /// What unlock needs to know about a role a saved CONNECT entry names.
@@ -87,6 +78,13 @@ pub enum Facts {
 impl Object {
     pub fn label(&self) -> Label<'_> {
         Label(self.kind, &self.name)
+    }
+}
+
+/// The proof's statements name the object by its kind and name.
+impl<'a> From<&'a Object> for Label<'a> {
+    fn from(object: &'a Object) -> Self {
+        object.label()
     }
 }
 

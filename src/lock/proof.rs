@@ -22,8 +22,7 @@
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use sha2::{Digest, Sha256};
 
-use super::catalog::{Object, Proof};
-use super::Kind;
+use super::{Kind, Label};
 
 /// The parameter that holds the proof.
 pub const SETTING: &str = "pgkick.lock_proof";
@@ -54,6 +53,16 @@ pub fn columns(oid: &str, kind: Kind) -> String {
     )
 }
 
+/// The object's `pgkick.lock_proof` setting, compared with its comment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Proof {
+    /// The setting is there and names exactly this comment (its text and the transaction
+    /// that wrote it).
+    pub matches: bool,
+    /// The setting is there (matching or not): unlock removes it when it can.
+    pub present: bool,
+}
+
 /// Whether `setting` proves the comment `text` whose row has `xmin`.
 pub fn check(text: Option<&str>, xmin: Option<String>, setting: Option<String>) -> Proof {
     let matches = match (text, xmin.and_then(|x| x.parse::<i64>().ok()), &setting) {
@@ -66,13 +75,13 @@ pub fn check(text: Option<&str>, xmin: Option<String>, setting: Option<String>) 
     }
 }
 
-fn keyword_and_name(object: &Object) -> (&'static str, String) {
-    (object.kind.keyword(), escape_identifier(&object.name))
+fn keyword_and_name(object: Label<'_>) -> (&'static str, String) {
+    (object.0.keyword(), escape_identifier(object.1))
 }
 
 /// `ALTER <kind> <name> SET pgkick.lock_proof = '<value>';`
-pub fn set_statement(object: &Object, value: &str) -> String {
-    let (keyword, name) = keyword_and_name(object);
+pub fn set_statement<'a>(object: impl Into<Label<'a>>, value: &str) -> String {
+    let (keyword, name) = keyword_and_name(object.into());
     format!(
         "ALTER {keyword} {name} SET {SETTING} = {};",
         escape_literal(value).trim_start()
@@ -80,8 +89,8 @@ pub fn set_statement(object: &Object, value: &str) -> String {
 }
 
 /// `ALTER <kind> <name> RESET pgkick.lock_proof;`
-pub fn reset_statement(object: &Object) -> String {
-    let (keyword, name) = keyword_and_name(object);
+pub fn reset_statement<'a>(object: impl Into<Label<'a>>) -> String {
+    let (keyword, name) = keyword_and_name(object.into());
     format!("ALTER {keyword} {name} RESET {SETTING};")
 }
 
@@ -126,25 +135,13 @@ mod tests {
 
     #[test]
     fn statements_quote_the_name_and_the_value() {
-        let object = Object {
-            kind: Kind::Role,
-            name: "a \"b\"".into(),
-            oid: 1,
-            comment: None,
-            proof: Proof::default(),
-            facts: super::super::catalog::Facts::Role {
-                can_login: true,
-                is_self: false,
-                is_superuser: false,
-                is_replication: false,
-            },
-        };
+        let object = Label(Kind::Role, "a \"b\"");
         assert_eq!(
-            set_statement(&object, "v1:1:ab"),
+            set_statement(object, "v1:1:ab"),
             "ALTER ROLE \"a \"\"b\"\"\" SET pgkick.lock_proof = 'v1:1:ab';"
         );
         assert_eq!(
-            reset_statement(&object),
+            reset_statement(object),
             "ALTER ROLE \"a \"\"b\"\"\" RESET pgkick.lock_proof;"
         );
         let sql = columns("r.oid", Kind::Role);

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::context::connect;
-use super::one::Part;
+use super::Part;
 use crate::conn::report::{Connection, Report};
 use crate::error::ExitStatus;
 

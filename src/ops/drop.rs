@@ -11,7 +11,7 @@ use postgres_protocol::escape::escape_identifier;
 
 use super::guard;
 use super::lock::{pause_and_lock, statements};
-use super::one::Part;
+use super::Part;
 use super::{act, dry_run, find, pooling, Context};
 use crate::error::ExitStatus;
 use crate::filter::Filter;

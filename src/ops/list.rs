@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::one::Part;
+use super::Part;
 use super::{find, names, pooling, Context};
 use crate::audit;
 use crate::chain;

@@ -1,55 +1,17 @@
 //! lock and unlock (and `lock --list`): connect, pause the poolers and lock (or unlock and
 //! resume them), record, report. What a database's change did on its poolers, and the
-//! backends terminated so that a pause could complete, travel beside the change ([`Entry`]).
+//! backends terminated so that a pause could complete, travel beside the change (an
+//! [`Entry`]).
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use super::one::Part;
-use super::{find, pooling, Context};
+use super::entry::Entry;
+use super::{find, pooling, Context, Part};
 use crate::error::ExitStatus;
 use crate::lock::{self, Targets};
-use crate::output::{Printer, Tabular};
-use crate::pgbouncer::Step;
+use crate::output::Printer;
 use crate::plan::{Lock, Pause, Unlock};
 use crate::signal::Report;
-
-/// One database or role locked or unlocked, as reported.
-#[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    #[serde(flatten)]
-    pub change: lock::Change,
-    /// What pgkick did on each pooler for this database (`--pgbouncer`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub poolers: Vec<Step>,
-    /// `lock --pgbouncer`: the backends of this database terminated so that a pause could
-    /// complete (`--pause-timeout`), each with its outcome.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub terminated: Vec<Report>,
-}
-
-impl Entry {
-    fn of(change: lock::Change) -> Entry {
-        Entry {
-            change,
-            poolers: Vec::new(),
-            terminated: Vec::new(),
-        }
-    }
-}
-
-/// As the change shows.
-impl Tabular for Entry {
-    const NOUN: (&'static str, &'static str) = lock::Change::NOUN;
-    const CUT_LAST_WHEN_PIPED: bool = lock::Change::CUT_LAST_WHEN_PIPED;
-    fn headers() -> Vec<&'static str> {
-        lock::Change::headers()
-    }
-    fn cells(&self, now: DateTime<Utc>) -> Vec<String> {
-        self.change.cells(now)
-    }
-}
 
 /// `lock`: lock the databases and roles (pausing the databases on the poolers first), or with
 /// --list show what is locked.

@@ -6,8 +6,10 @@
 //! - the stages they share: `context.rs` (the connection context every stage takes),
 //!   `find.rs` (the sessions, with what pgkick cannot see), `guard.rs` (targets, gate,
 //!   confirmation, recheck), `act.rs` (signal, grace, wait, audit), `dry_run.rs`;
-//! - `pooling.rs`: the pipelines' side of --pgbouncer;
-//! - `one.rs`: one server's part of a run (the command's pipeline); `many.rs`: a run over
+//! - `pooling.rs`: the pipelines' side of --pgbouncer; `entry.rs`: what lock and unlock
+//!   report for one database or role (the change, its pooler steps, what was terminated);
+//! - [`Part`] (here): what one server's part of a run works with, taken by every pipeline;
+//!   `one.rs`: one server's part of a run (the command's pipeline); `many.rs`: a run over
 //!   many servers, with the guards over all of them.
 //!
 //! A pipeline returns an `ExitStatus` for outcomes that are not errors (success, partial);
@@ -19,6 +21,7 @@ mod conninfo;
 mod context;
 mod drop;
 mod dry_run;
+mod entry;
 mod find;
 mod guard;
 mod list;
@@ -34,11 +37,26 @@ use std::sync::Arc;
 use anyhow::Result;
 
 pub use context::Context;
+use guard::Gate;
 
 use crate::audit;
 use crate::error::ExitStatus;
+use crate::fleet::Member;
 use crate::output::Printer;
 use crate::plan::{Command, Plan, Servers};
+
+/// What one server's part of a run works with: the server's member of the plan, the printer
+/// (capturing, over many servers), the gate that decides whether the targets cancel and
+/// terminate find there may be signalled, the run's audit log, and what becomes of a name
+/// the filter gives that the server has none of.
+pub struct Part<'a> {
+    pub member: &'a Member,
+    pub printer: &'a Printer,
+    pub gate: &'a dyn Gate,
+    pub log: &'a audit::Log,
+    /// What becomes of a --db or --user name the server has none of.
+    pub unknown: names::Policy<'a>,
+}
 
 /// Runs the plan: the audit log opened once (pgkick acts on nothing when it cannot write
 /// there), then the command on the one server, or on each of many.
@@ -50,7 +68,7 @@ pub fn run(plan: Plan) -> Result<ExitStatus> {
     match &plan.servers {
         Servers::One(member) => {
             let printer = Printer::new(plan.output).for_server(&member.label);
-            let part = one::Part {
+            let part = Part {
                 member,
                 printer: &printer,
                 gate: &guard::OneServer,

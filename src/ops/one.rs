@@ -1,27 +1,12 @@
 //! One server's part of a run: the command's pipeline on the server a [`Part`] names.
+//! (`Part` itself lives in `ops/mod.rs`, below the pipelines that take it.)
 
 use anyhow::Result;
 
-use super::guard::Gate;
-use super::{conninfo, drop, list, lock, names, signal};
-use crate::audit;
+pub use super::Part;
+use super::{conninfo, drop, list, lock, signal};
 use crate::error::ExitStatus;
-use crate::fleet::Member;
-use crate::output::Printer;
 use crate::plan::Command;
-
-/// What one server's part of a run works with: the server's member of the plan, the printer
-/// (capturing, over many servers), the gate that decides whether the targets cancel and
-/// terminate find there may be signalled, the run's audit log, and what becomes of a name
-/// the filter gives that the server has none of.
-pub struct Part<'a> {
-    pub member: &'a Member,
-    pub printer: &'a Printer,
-    pub gate: &'a dyn Gate,
-    pub log: &'a audit::Log,
-    /// What becomes of a --db or --user name the server has none of.
-    pub unknown: names::Policy<'a>,
-}
 
 pub fn run(command: &Command, part: &Part<'_>) -> Result<ExitStatus> {
     match command {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use postgres_protocol::escape::escape_identifier;
 
-use super::lock::Entry;
+use super::entry::Entry;
 use super::Context as Ctx;
 use crate::activity;
 use crate::conn::PasswordPolicy;

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::guard;
-use super::one::Part;
+use super::Part;
 use super::{act, dry_run, find, names, Context};
 use crate::audit;
 use crate::error::ExitStatus;

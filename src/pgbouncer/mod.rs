@@ -30,7 +30,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use postgres::SimpleQueryMessage;
 use postgres_protocol::escape::escape_identifier;
 use serde::Serialize;
@@ -38,7 +38,7 @@ use serde::Serialize;
 pub use show::{links, pool_is_logging_in, PoolerLink, ServerConn, ShowRow};
 
 use crate::conn;
-use crate::error::Usage;
+use crate::error::{self, Usage};
 use crate::lock::{PoolerAction, PoolerEntry};
 
 /// The admin console's database name.
@@ -64,11 +64,13 @@ pub struct Pooler {
 }
 
 impl Pooler {
-    /// Checks the value (a conninfo string or a URI) and resolves it; a plain name is a usage
-    /// error.
+    /// Checks the value (a conninfo string or a URI) and resolves it. A value that does not
+    /// parse or resolve (a plain name, an unknown keyword, an unclosed quote, a bad sslmode)
+    /// is a usage error, as a bad `-d` is: the plan finds it before anything connects.
     pub fn parse(conninfo: &str) -> Result<Pooler> {
+        let usage = |e: anyhow::Error| Usage(format!("--pgbouncer: {}", error::one_line(&e)));
         let mut opts = conn::parse_connection_string(conninfo)
-            .with_context(|| "--pgbouncer".to_string())?
+            .map_err(usage)?
             .ok_or_else(|| {
                 Usage(format!(
                     "--pgbouncer {:?} is not a connection string: give a conninfo \
@@ -77,7 +79,7 @@ impl Pooler {
                     conn::mask_passwords(conninfo)
                 ))
             })?;
-        let settings = resolve(conninfo)?;
+        let settings = resolve(conninfo).map_err(usage)?;
         opts.remove("password");
         opts.remove("dbname");
         opts.entry("user".into())
@@ -524,8 +526,25 @@ mod tests {
         let p = Pooler::parse("postgresql://admin:secret@pgb.example:6432/pgbouncer").unwrap();
         assert_eq!(p.label, "host=pgb.example port=6432 user=admin");
         assert!(!p.label.contains("secret"));
-        let err = Pooler::parse("pgb.example").unwrap_err();
-        assert!(err.is::<Usage>() || err.chain().any(|c| c.is::<Usage>()));
-        assert!(Pooler::parse("hots=x").is_err());
+        for (bad, says) in [
+            ("pgb.example", "not a connection string"),
+            ("hots=x", "invalid connection option \"hots\""),
+            ("host='pgb port=6432", "unterminated quoted string"),
+            ("host=pgb sslmode=sometimes", "sslmode"),
+            ("postgresql://admin:secret@[::1", "secret"),
+        ] {
+            let err = Pooler::parse(bad).unwrap_err();
+            assert_eq!(
+                error::exit_status(&err),
+                error::ExitStatus::Usage,
+                "{bad}: {err:#}"
+            );
+            let line = error::one_line(&err);
+            if bad.contains("secret") {
+                assert!(!line.contains("secret"), "{line}");
+            } else {
+                assert!(line.contains(says), "{bad}: {line}");
+            }
+        }
     }
 }

@@ -6,9 +6,10 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::fakepg::{Ask, FakePg};
 use crate::harness::{
-    bare_pgkick, set_hba, unique_name, wait_until, Output, Server, Session, Terminal, SUPERUSER,
-    SWALLOWS_CANCEL,
+    assert_usage, bare_pgkick, set_hba, unique_name, wait_until, Output, Server, Session, Terminal,
+    SUPERUSER, SWALLOWS_CANCEL,
 };
 
 /// `-d` value naming a server by its socket directory and port.
@@ -533,47 +534,174 @@ fn ctrl_c_stops_every_server_and_reports_what_was_done_where() {
     }
 }
 
-/// Every usage error there is for one server is one over two as well: exit 2, found before
-/// connecting (neither server exists, so connecting would be exit 1 or 3, never 2).
+/// Every usage error there is for one server is one over two as well: exit 2, its message
+/// on the first line of stderr, found before connecting. The two servers are fakes that
+/// record every connection: none may reach them (and a connection would fail, exit 1).
 #[test]
 fn fleet_usage_errors_exit_2_before_connecting() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt;
+
+    let (a, b) = (FakePg::start(Ask::Cleartext), FakePg::start(Ask::Cleartext));
     let fleet = [
-        "-d",
-        "host=/nonexistent-pgkick-a",
-        "-d",
-        "host=/nonexistent-pgkick-b",
+        "-d".to_string(),
+        format!("{} user=u sslmode=disable", a.conninfo()),
+        "-d".to_string(),
+        format!("{} user=u sslmode=disable", b.conninfo()),
     ];
-    let cases: [&[&str]; 11] = [
-        &["list", "--tree", "--json"],
-        &["terminate", "--db", "x", "--pgbouncer", "host=p"],
-        &["lock", "--role", "r", "--pgbouncer", "host=p"],
-        &["unlock", "--role", "r", "--pgbouncer", "host=p"],
-        &["lock", "--db", "x", "--pgbouncer", "pgbouncer-host"],
-        &["-W", "cancel", "--db", "x", "--every", "5s"],
-        &["cancel", "--db", "x", "--every", "5s"],
-        &["conninfo"],
-        &["list", "--state", "sleepy"],
-        &["list", "-d", "host=/nonexistent-pgkick-c"],
-        &["-d", "sslmode=verify-everything", "list"],
-    ];
-    for args in cases {
+    let also_a = format!("{} require_auth=password,!md5", a.conninfo());
+    let secret_uri = "postgresql://u:much-longer-secret@[::1";
+    // (arguments after the fleet's, a phrase of the message); a password must never show.
+    let mut cases: Vec<(Vec<OsString>, &str)> = [
+        // The plan's own checks.
+        (&["list", "--tree", "--json"][..], "--tree is a table view"),
+        (
+            &["terminate", "--db", "x", "--pgbouncer", "host=p"],
+            "needs --lock",
+        ),
+        (
+            &["lock", "--role", "r", "--pgbouncer", "host=p"],
+            "give --db NAME",
+        ),
+        (
+            &["unlock", "--role", "r", "--pgbouncer", "host=p"],
+            "give --db NAME",
+        ),
+        (
+            &["-W", "cancel", "--db", "x", "--every", "5s"],
+            "cannot prompt for a password",
+        ),
+        (
+            &["cancel", "--db", "x", "--every", "5s"],
+            "--every runs on one server",
+        ),
+        (&["conninfo"], "conninfo shows one server"),
+        (
+            &["list", "-d", "host=/nonexistent-pgkick-c"],
+            "both before and after",
+        ),
+        // A connection value that does not resolve (fleet/servers.rs names which one).
+        (
+            &["-d", "sslmode=verify-everything", "list"],
+            "-d value 3: invalid sslmode value",
+        ),
+        (
+            &["-d", "service=nope", "list"],
+            "definition of service \"nope\" not found",
+        ),
+        (
+            &["-d", &also_a, "list"],
+            "cannot be mixed with non-negative methods",
+        ),
+        (
+            &["-d", secret_uri, "list"],
+            "-d value 3: end of string reached",
+        ),
+        (
+            &["-d", "host=h password=my secret", "list"],
+            "missing \"=\" after the value",
+        ),
+        // --pgbouncer values that are not a pooler's connection string.
+        (
+            &["lock", "--db", "x", "--pgbouncer", "pgbouncer-host"],
+            "not a connection string",
+        ),
+        (
+            &["lock", "--db", "x", "--pgbouncer", "hots=x"],
+            "invalid connection option \"hots\"",
+        ),
+        (
+            &["lock", "--db", "x", "--pgbouncer", "host='p"],
+            "unterminated quoted string",
+        ),
+        (
+            &["unlock", "--db", "x", "--pgbouncer", "host=p sslmode=no"],
+            "invalid sslmode value",
+        ),
+        (
+            &[
+                "terminate",
+                "--db",
+                "x",
+                "--lock",
+                "--pgbouncer",
+                secret_uri,
+            ],
+            "end of string",
+        ),
+        // clap's errors.
+        (&["termiante"], "unrecognized subcommand 'termiante'"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (&["list", "--dbb", "x"], "unexpected argument '--dbb' found"),
+        (
+            &["list", "--output", "yaml"],
+            "invalid value 'yaml' for '--output <OUTPUT>'",
+        ),
+        (&["-p", "abc", "list"], "'abc' is not a port number"),
+        (
+            &["-p", "5432,70000", "list"],
+            "'70000' is not a port number",
+        ),
+        (
+            &["list", "--state", "sleepy"],
+            "invalid value 'sleepy' for '--state <STATE>'",
+        ),
+        (&["list", "--query-age", "10x"], "'10x' is not a duration"),
+        (
+            &["list", "--query", "(unclosed"],
+            "invalid regular expression",
+        ),
+        (
+            &["list", "--pid", "abc"],
+            "invalid value 'abc' for '--pid <PID>'",
+        ),
+        (
+            &["list", "--client", "not-an-address"],
+            "is not an IP address",
+        ),
+        (
+            &["terminate", "--grace", "5s"],
+            "required arguments were not provided",
+        ),
+        (
+            &["list", "--db", "x", "--blocked-for", "1m"],
+            "required arguments were not provided",
+        ),
+    ]
+    .into_iter()
+    .map(|(args, says)| (args.iter().map(OsString::from).collect(), says))
+    .collect();
+    // Invalid UTF-8 in each argument hardening.rs tries on one server.
+    for option in crate::hardening::INVALID_UTF8_OPTIONS {
+        let mut args: Vec<OsString> = option.iter().map(OsString::from).collect();
+        args.push(OsStr::from_bytes(b"ok\xffname").to_owned());
+        cases.push((args, "invalid UTF-8"));
+    }
+    for (args, says) in &cases {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgkick"));
-        cmd.args(fleet)
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PG") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("HOME", "/nonexistent-pgkick-home")
+            .env("PGSYSCONFDIR", "/nonexistent-pgkick-sysconf")
+            .args(&fleet)
             .args(args)
-            .stdin(std::process::Stdio::null());
+            .stdin(Stdio::null());
         let out = crate::harness::run(&mut cmd);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
-        assert!(
-            out.stderr.starts_with("pgkick: "),
-            "{args:?}: {}",
-            out.stderr
-        );
-        assert!(
-            !out.stderr.contains("nonexistent-pgkick-a:"),
-            "{args:?}: a server was reached: {}",
-            out.stderr
-        );
+        assert_usage(&out.stderr, &[says]);
+        assert!(!out.stderr.contains("secret"), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("*******"), "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+    for fake in [&a, &b] {
+        assert!(
+            fake.visits().is_empty(),
+            "a server was reached: {:?}",
+            fake.visits()
+        );
     }
 }
 

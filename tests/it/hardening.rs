@@ -369,6 +369,24 @@ fn hardening_names_longer_than_63_bytes_never_reach_the_truncated_object() {
     }
 }
 
+/// Where an argument with invalid UTF-8 is tried: each option that takes a name or a
+/// pattern, before its value (fleet.rs tries them over two servers).
+pub const INVALID_UTF8_OPTIONS: [&[&str]; 13] = [
+    &["list", "--db"],
+    &["list", "--user"],
+    &["list", "--app"],
+    &["list", "--exclude-db"],
+    &["list", "--query"],
+    &["cancel", "--db"],
+    &["terminate", "--yes", "--db"],
+    &["terminate", "--yes", "--lock", "--db"],
+    &["lock", "--db"],
+    &["lock", "--role"],
+    &["unlock", "--db"],
+    &["unlock", "--role"],
+    &["list", "-d"],
+];
+
 #[test]
 fn hardening_invalid_utf8_arguments_are_usage_errors() {
     let server = Server::shared();
@@ -376,23 +394,8 @@ fn hardening_invalid_utf8_arguments_are_usage_errors() {
     let session = Session::idle(server, &db, SUPERUSER, "utf8");
     let before = db_state(server, &db);
     let bad: [&[u8]; 3] = [b"\xff\xfe", b"ok\xffname", b"\xc3("];
-    let cases: [&[&str]; 13] = [
-        &["list", "--db"],
-        &["list", "--user"],
-        &["list", "--app"],
-        &["list", "--exclude-db"],
-        &["list", "--query"],
-        &["cancel", "--db"],
-        &["terminate", "--yes", "--db"],
-        &["terminate", "--yes", "--lock", "--db"],
-        &["lock", "--db"],
-        &["lock", "--role"],
-        &["unlock", "--db"],
-        &["unlock", "--role"],
-        &["list", "-d"],
-    ];
     for bytes in bad {
-        for case in cases {
+        for case in INVALID_UTF8_OPTIONS {
             let out = run(server
                 .pgkick()
                 .arg("--json")

@@ -131,3 +131,43 @@ fn state_takes_pg_stat_activity_s_own_spellings() {
         assert!(pids(&out).is_empty(), "{spelling}: {}", out.stdout);
     }
 }
+
+/// A `--pgbouncer` value that is not a pooler's connection string, whatever is wrong with it,
+/// is a usage error found before connecting, as a bad `-d` is (fleet.rs has the same over
+/// two servers). The server is a fake that records every connection: none may reach it.
+#[test]
+fn usage_a_malformed_pgbouncer_value_exits_2_before_connecting() {
+    use crate::fakepg::{Ask, FakePg};
+    let fake = FakePg::start(Ask::Cleartext);
+    let server = format!("{} user=u sslmode=disable", fake.conninfo());
+    for (command, value, says) in [
+        ("lock", "pgbouncer-host", "is not a connection string"),
+        (
+            "lock",
+            "hots=x",
+            "--pgbouncer: invalid connection option \"hots\"",
+        ),
+        (
+            "lock",
+            "host='p port=6432",
+            "--pgbouncer: unterminated quoted string",
+        ),
+        (
+            "unlock",
+            "host=p sslmode=sometimes",
+            "--pgbouncer: invalid sslmode value",
+        ),
+        (
+            "lock",
+            "postgresql://a:much-longer-secret@[::1",
+            "--pgbouncer: end of string",
+        ),
+    ] {
+        let args = ["-d", &server, command, "--db", "x", "--pgbouncer", value];
+        let out = usage(&args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert_one_line(&out.stderr, &[says]);
+        assert!(!out.stderr.contains("secret"), "{}", out.stderr);
+    }
+    assert!(fake.visits().is_empty(), "{:?}", fake.visits());
+}

@@ -1,11 +1,11 @@
 //! libpq's `key=value` connection strings (`-d "host=db1 port=5433"`).
 //!
 //! This file owns their syntax: whitespace, single quotes and backslash escapes. Each keyword
-//! is checked against the table in `options.rs`; [`render_conninfo`] writes the same syntax.
+//! is checked against the table in `keywords.rs`; [`render_conninfo`] writes the same syntax.
 
 use anyhow::{bail, Result};
 
-use super::options::{store, Options};
+use super::keywords::{store, Options};
 
 /// Parses a `key=value` conninfo string with libpq's rules: values may be single-quoted;
 /// a backslash escapes the next character, quoted or not.
