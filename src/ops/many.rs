@@ -343,7 +343,7 @@ fn part(
 ) -> (ServerOutput, Vec<Unknown>) {
     let printer = Printer::capturing(plan.output, &member.label);
     let unknown = RefCell::new(Vec::new());
-    let part = one::Part {
+    let part = super::Part {
         member,
         printer: &printer,
         gate,

@@ -3,8 +3,7 @@
 
 use anyhow::Result;
 
-pub use super::Part;
-use super::{conninfo, drop, list, lock, signal};
+use super::{conninfo, drop, list, lock, signal, Part};
 use crate::error::ExitStatus;
 use crate::plan::Command;
 
