@@ -11,7 +11,7 @@ use postgres::types::Type;
 use postgres::Transaction;
 
 use super::catalog::{self, Object};
-use super::plan::{Me, Plan};
+use super::plan::{Me, ObjectPlan};
 use super::{Change, Kind, Label, Note, Targets};
 
 /// `pg_advisory_xact_lock(key, oid)` first keys: "pkdb" and "pkrl".
@@ -32,7 +32,7 @@ pub fn in_one_transaction(
     targets: &Targets,
     dry_run: bool,
     lock_timeout: Duration,
-    mut plan: impl FnMut(&mut Transaction<'_>, &Me, &Object) -> Result<Plan>,
+    mut plan: impl FnMut(&mut Transaction<'_>, &Me, &Object) -> Result<ObjectPlan>,
 ) -> Result<Vec<Change>> {
     let mut tx = client
         .transaction()

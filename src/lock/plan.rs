@@ -47,8 +47,9 @@ pub struct Me {
 }
 
 /// What to do to one object: its change (status and statements) and checks to run after.
+/// (The run's own plan, parsed from the command line, is `crate::plan::Plan`.)
 #[derive(Debug)]
-pub struct Plan {
+pub struct ObjectPlan {
     pub change: Change,
     /// The statements in order, in groups: `change.statements` is their concatenation.
     pub steps: Vec<Step>,
@@ -66,9 +67,9 @@ pub struct Step {
     pub gives_back: Option<AclEntry>,
 }
 
-impl Plan {
-    fn new(change: Change) -> Plan {
-        Plan {
+impl ObjectPlan {
+    fn new(change: Change) -> ObjectPlan {
+        ObjectPlan {
             change,
             steps: Vec::new(),
             check_no_connect: false,
@@ -119,7 +120,7 @@ fn saved(object: &Object) -> Result<Option<Saved>> {
 
 /// [`lock_recording`] with no poolers.
 #[cfg(test)]
-pub fn lock(object: &Object, method: LockMethod, server: &Server, me: &Me) -> Result<Plan> {
+pub fn lock(object: &Object, method: LockMethod, server: &Server, me: &Me) -> Result<ObjectPlan> {
     lock_recording(object, method, server, me, &[])
 }
 
@@ -138,7 +139,7 @@ fn empty_change(object: &Object, status: Status) -> Change {
 
 /// Writes `saved` as the object's comment and, when pgkick can (`me.proof_xid`), the proof
 /// that names it.
-fn write_record(plan: &mut Plan, object: &Object, saved: &Saved, me: &Me) {
+fn write_record(plan: &mut ObjectPlan, object: &Object, saved: &Saved, me: &Me) {
     let text = saved.encode();
     plan.push_one(comment_statement(object, Some(&text)));
     if let Some(xid) = me.proof_xid {
@@ -168,7 +169,7 @@ pub fn lock_recording(
     server: &Server,
     me: &Me,
     poolers: &[PoolerEntry],
-) -> Result<Plan> {
+) -> Result<ObjectPlan> {
     let wanted = match object.kind {
         Kind::Database => Recorded::Database(method),
         Kind::Role => Recorded::Nologin,
@@ -195,7 +196,7 @@ pub fn lock_recording(
             return Ok(plan);
         }
     }
-    let mut plan = Plan::new(empty_change(object, Status::Locked));
+    let mut plan = ObjectPlan::new(empty_change(object, Status::Locked));
     plan.change.prior = Some(serde_json::to_value(&saved.prior)?);
     plan.change.method = Some(saved.method.clone());
     plan.change.proven = Some(object.proof.matches);
@@ -241,8 +242,8 @@ fn fresh_lock(
     server: &Server,
     me: &Me,
     poolers: &[PoolerEntry],
-) -> Result<Plan> {
-    let mut plan = Plan::new(empty_change(object, Status::Locked));
+) -> Result<ObjectPlan> {
+    let mut plan = ObjectPlan::new(empty_change(object, Status::Locked));
     plan.change.method = Some(method.name().to_string());
     plan.change.recorded_poolers = poolers.to_vec();
     let (statements, check_no_connect) = lock_statements(object, method, server)?;
@@ -444,8 +445,8 @@ pub fn unlock(
     server: &Server,
     roles: &BTreeMap<String, RoleFacts>,
     me: &Me,
-) -> Result<Plan> {
-    let mut plan = Plan::new(empty_change(object, Status::NotLocked));
+) -> Result<ObjectPlan> {
+    let mut plan = ObjectPlan::new(empty_change(object, Status::NotLocked));
     let Some(saved) = saved(object)? else {
         return Ok(plan);
     };
@@ -770,7 +771,7 @@ mod tests {
         }
     }
 
-    fn lock_plan(object: &Object, method: LockMethod, server: &Server) -> Plan {
+    fn lock_plan(object: &Object, method: LockMethod, server: &Server) -> ObjectPlan {
         lock(object, method, server, &me_on(server)).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
@@ -784,7 +785,7 @@ mod tests {
     }
 
     /// The statements before the final COMMENT.
-    fn ddl(plan: &Plan) -> Vec<&str> {
+    fn ddl(plan: &ObjectPlan) -> Vec<&str> {
         let statements = unproven(&plan.change.statements);
         assert!(
             statements
@@ -892,7 +893,7 @@ mod tests {
     }
 
     /// The record the plan's COMMENT statement writes.
-    fn record_of(plan: &Plan) -> Saved {
+    fn record_of(plan: &ObjectPlan) -> Saved {
         let statements = unproven(&plan.change.statements);
         let last = statements.last().unwrap();
         let literal = last
@@ -904,7 +905,7 @@ mod tests {
             .unwrap()
     }
 
-    fn plan_label(plan: &Plan) -> super::super::Label<'_> {
+    fn plan_label(plan: &ObjectPlan) -> super::super::Label<'_> {
         let kind = if plan.change.kind == "role" {
             Kind::Role
         } else {
@@ -929,12 +930,12 @@ mod tests {
             .collect()
     }
 
-    fn unlock_plan(object: &Object, server: &Server, existing: &[&str]) -> Plan {
+    fn unlock_plan(object: &Object, server: &Server, existing: &[&str]) -> ObjectPlan {
         unlock(object, server, &plain_roles(existing), &me_on(server))
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
-    fn error(result: Result<Plan>) -> String {
+    fn error(result: Result<ObjectPlan>) -> String {
         format!("{:#}", result.expect_err("planned, not refused"))
     }
 
@@ -1500,7 +1501,7 @@ mod tests {
         apply(object, &plan.change.statements)
     }
 
-    fn not_restored(plan: &Plan) -> Vec<(String, Vec<String>)> {
+    fn not_restored(plan: &ObjectPlan) -> Vec<(String, Vec<String>)> {
         let Status::Unlocked { notes } = &plan.change.status else {
             panic!("not unlocked: {:?}", plan.change.status);
         };
