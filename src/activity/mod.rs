@@ -118,6 +118,10 @@ pub fn probe(
             let server = matched
                 .server
                 .context("the server returned no row of facts")?;
+            // An older server can answer a statement that names none of what it lacks (a
+            // lock-chain filter's reads only the pid, and that is all it is read for): what
+            // only its version reveals is checked as after a detect.
+            filter.check_server(&server).map_err(crate::error::Usage)?;
             then_the_graph(client, &server, filter, needs, &mut matched)?;
             Ok(Some(matched))
         }
@@ -348,6 +352,11 @@ fn read<R: Row>(
             }
         }
         if needs.one_row() && !rows::is_session(row)? {
+            continue;
+        }
+        if needs.rows == needs::Rows::Pid {
+            // A lock-chain filter's first statement: the graph's rows replace these.
+            matched.rows += 1;
             continue;
         }
         if prepared_rows {

@@ -18,6 +18,10 @@ pub enum Rows {
     /// What `Session::same_backend` compares, and the query text for `--query`: the rechecks
     /// after a prompt, a lock or a grace period.
     Identity,
+    /// The pid alone: the first statement of a lock-chain filter's find, whose sessions the
+    /// graph's statement replaces when something waits (and when nothing waits, the filter
+    /// selects none); only whether there are any is read.
+    Pid,
 }
 
 /// The parts of one statement.
@@ -56,7 +60,11 @@ impl Needs {
     pub fn first(filter: &Filter, server: &Server, tree: bool) -> Needs {
         let lock = server.has_blocking_pids();
         Needs {
-            rows: Rows::Full,
+            rows: if lock && !filter.chain.is_empty() {
+                Rows::Pid
+            } else {
+                Rows::Full
+            },
             graph: false,
             prepared: false,
             waits: lock,

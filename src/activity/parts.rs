@@ -19,6 +19,7 @@ pub(super) fn select_list(filter: &Filter, cols: &Columns, rows: Rows) -> String
             cols.query,
             name::QUERY
         ),
+        Rows::Pid => format!("{} AS {}", cols.pid, name::PID),
     }
 }
 
