@@ -118,9 +118,11 @@ impl Needs {
     }
 
     /// The statement returns one row even when no session matches (its session columns
-    /// null): what it tells besides the sessions is then known all the same. Every statement
-    /// without the graph but a recheck's.
+    /// null): what it tells besides the sessions is then known all the same. The first find
+    /// of a run, and every find of a lock-chain filter (whether something waits tells whether
+    /// the graph can select anything, a prepared transaction alone included); a later find
+    /// without one needs nothing from a run that matches nobody.
     pub fn one_row(&self) -> bool {
-        !self.graph && (self.waits || self.facts || self.held || self.names || self.asks_graph)
+        !self.graph && (self.facts || self.held || self.names || self.asks_graph)
     }
 }

@@ -34,8 +34,10 @@ pub fn build(filter: &Filter, server: &Server, needs: Needs, only: Option<&[i32]
     }
     let mut list = vec![select_list(filter, &cols, needs.rows)];
     let waits = needs.waits && server.has_blocking_pids();
-    if waits {
+    if waits && needs.one_row() {
         list.push(format!("o.{0} AS {0}", name::WAITS));
+    } else if waits {
+        list.push(format!("({}) AS {}", waits_select(), name::WAITS));
     }
     list.extend(facts(filter, server, needs, &mut q));
     q.sql = if needs.one_row() {
@@ -125,7 +127,7 @@ fn known_names(filter: &Filter, q: &mut Query) -> Vec<String> {
 /// one exists is read only when something waits). Read from the backend status the
 /// statement's scan has already taken (`pg_stat_get_backend_idset`, and each backend's wait
 /// event by its id), without the graph's planning; an aggregate, so one row whatever it
-/// reads (the statement's one-row part, `o`). A backend whose wait event the server hides
+/// reads (the statement's one-row part `o`, or a scalar subquery). A backend whose wait event the server hides
 /// from pgkick's role counts only when the lock manager has a lock waiting (`pg_lock_status`,
 /// read only then).
 pub(super) fn waits_select() -> String {
