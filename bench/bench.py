@@ -31,6 +31,7 @@ import time
 
 DB = "benchdb"
 IDLE_APP = "bench_idle"
+NO_MATCH_APP = "bench_no_such_app"
 CTL_APP = "bench_ctl"
 LOOPBACK = "127.0.0.1"  # the only address this benchmark ever uses
 
@@ -319,13 +320,17 @@ class Bench:
             return ["-h", LOOPBACK, "-p", str(tcp_port), "-U", "postgres"]
         return ["-h", self.server.host, "-p", str(self.server.port), "-U", "postgres"]
 
-    def pgkick_list(self, tcp_port=None):
-        return [self.pgkick, *self.conn(tcp_port), "list", "--db", DB, "--json"]
+    def pgkick_list(self, tcp_port=None, app=None):
+        more = ["--app", app] if app else []
+        return [self.pgkick, *self.conn(tcp_port), "list", "--db", DB, *more, "--json"]
 
-    def psql_list(self, tcp_port=None):
-        """The one-liner issue 20 compares with: the same sessions' main columns, plain rows."""
+    def psql_list(self, tcp_port=None, app=None):
+        """The one-liner issue 20 compares with: the same sessions' main columns, plain rows.
+        With `app`, only that application's (a run that matches nothing, with NO_MATCH_APP)."""
+        more = f" AND application_name = '{app}'" if app else ""
         sql = ("SELECT pid, datname, usename, application_name, client_addr, state, query "
-               f"FROM pg_stat_activity WHERE datname = '{DB}' AND pid <> pg_backend_pid()")
+               f"FROM pg_stat_activity WHERE datname = '{DB}' AND pid <> pg_backend_pid()"
+               + more)
         return [self.psql, "-X", "-At", *self.conn(tcp_port), "-d", "postgres", "-c", sql]
 
     def pgkick_blocked(self):
@@ -367,8 +372,10 @@ class Bench:
     def run_paired(self, argvs, rows_of, expect_rows, iterations, stats_file=None):
         """Runs pgkick's and psql's command of `argvs` alternately, `iterations` times each,
         and keeps per run: wall and CPU seconds of the process, the rows it printed, and the
-        server's parse, bind and execute time of each statement it sent."""
+        server's parse, bind and execute time of each statement it sent, and the load average
+        before and after."""
         rows = []
+        load_start = os.getloadavg()
         for i in range(iterations):
             pair = {}
             for tool in (("pgkick", "psql") if i % 2 == 0 else ("psql", "pgkick")):
@@ -392,6 +399,7 @@ class Bench:
             pair["server_ratio"] = pair["pgkick"]["server_ms"] / pair["psql"]["server_ms"]
             rows.append(pair)
         res = self.pairs_summary(rows)
+        res["loadavg"] = {"start": load_start, "end": os.getloadavg()}
         for k in ("cpu_ratio", "server_ratio"):
             res[k] = summary([r[k] for r in rows])
         for t in ("pgkick", "psql"):
@@ -414,12 +422,23 @@ class Bench:
     def text_rows(out):
         return len(out.splitlines())
 
-    def bench_list(self, n, iterations, tcp_port=None, key="list", stats_file=None):
+    def bench_list(self, n, iterations, tcp_port=None, key="list", stats_file=None,
+                   no_match_key=None):
+        """list over n idle sessions; with `no_match_key`, also a run that matches none of
+        them (--app NO_MATCH_APP), kept under that key."""
         sessions, opened = self.server.open_idle(n)
         try:
             res = self.run_paired(
                 {"pgkick": self.pgkick_list(tcp_port), "psql": self.psql_list(tcp_port)},
                 {"pgkick": self.json_rows, "psql": self.text_rows}, n, iterations, stats_file)
+            if no_match_key:
+                none = self.run_paired(
+                    {"pgkick": self.pgkick_list(tcp_port, NO_MATCH_APP),
+                     "psql": self.psql_list(tcp_port, NO_MATCH_APP)},
+                    {"pgkick": self.json_rows, "psql": self.text_rows}, 0, iterations,
+                    stats_file)
+                none.update(sessions=n)
+                self.results[no_match_key] = none
         finally:
             close_all(sessions)
             self.settle()
@@ -748,7 +767,7 @@ class Bench:
             w.close()
             rtt = statistics.median(t)
             lst = self.bench_list(n_list, iterations, tcp_port=port, key="slow_list",
-                                  stats_file=stats.name)
+                                  stats_file=stats.name, no_match_key="slow_list_no_match")
             term = self.bench_terminate(n_term, iterations, tcp_port=port, stats_file=stats.name,
                                         key="slow_terminate")
             self.results["slow_link"] = {"delay_ms_each_way": delay_ms, "measured_rtt_s": rtt}
@@ -847,8 +866,12 @@ def main():
 
     if want("list"):
         step("list: 200 sessions")
-        r = b.bench_list(200, args.iterations)
+        r = b.bench_list(200, args.iterations, no_match_key="list_no_match")
         lines.append(("1  list --json, 200 sessions", fmt(r["ratio"]),
+                      f"pgkick {fmt(r['pgkick_s'], 's', 4)}; psql {fmt(r['psql_s'], 's', 4)}; "
+                      + server_detail(r)))
+        r = b.results["list_no_match"]
+        lines.append(("1a list --json matching none of 200", fmt(r["ratio"]),
                       f"pgkick {fmt(r['pgkick_s'], 's', 4)}; psql {fmt(r['psql_s'], 's', 4)}; "
                       + server_detail(r)))
     if want("blocked"):
@@ -891,6 +914,12 @@ def main():
                       f"pgkick {fmt(lst['pgkick_s'], 's', 3)}, {fmt(lst['pgkick_flights'], '', 0)}"
                       f" flights; psql {fmt(lst['psql_s'], 's', 3)}, "
                       f"{fmt(lst['psql_flights'], '', 0)} flights"))
+        none = b.results["slow_list_no_match"]
+        lines.append((f"5  slow link: list matching none of 200", fmt(none["ratio"]),
+                      f"pgkick {fmt(none['pgkick_s'], 's', 3)}, "
+                      f"{fmt(none['pgkick_flights'], '', 0)} flights in "
+                      f"{fmt(none['pgkick_statements'], '', 0)} statement(s); psql "
+                      f"{fmt(none['psql_s'], 's', 3)}, {fmt(none['psql_flights'], '', 0)} flights"))
         lines.append((f"5  slow link: terminate --wait 300", fmt(term["ratio"]),
                       f"pgkick {fmt(term['pgkick_s'], 's', 3)} = "
                       f"{term['pgkick_s']['median'] / rtt:.1f} RTT, "

@@ -272,6 +272,8 @@ def main():
             with open("/proc/loadavg") as f:
                 results["loadavg_before_peers"] = f.read().split()[:3]
             peers(results, pgkick, psql, servers)
+            with open("/proc/loadavg") as f:
+                results["loadavg_after_peers"] = f.read().split()[:3]
         if not PARTS & {"list", "terminate", "linked"}:
             return report(results)
         single_list = [timed([*one, "list", "--json", *flt]) for _ in range(RUNS)]
@@ -367,6 +369,9 @@ def report(results):
             r = pe[k]
             print(f"  {label:22} {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})")
         print(f"  peak RSS of pgkick: {pe['pgkick_peak_rss_kib'] / 1024:.1f} MiB")
+        if "loadavg_before_peers" in results:
+            print(f"  load average before {' '.join(results['loadavg_before_peers'])}, after "
+                  f"{' '.join(results.get('loadavg_after_peers', []))} on {os.cpu_count()} cores")
     if "list" in results:
         lst, term = results["list"], results["terminate"]
         print(f"servers: {SERVERS} x {SESSIONS} idle sessions, {RUNS} runs each (medians)")

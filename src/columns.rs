@@ -48,24 +48,22 @@ pub mod name {
     /// The server's facts, on every row of the first statement of a run.
     pub const SERVER_VERSION_NUM: &str = "server_version_num";
     pub const IS_SUPERUSER: &str = "is_superuser";
-    pub const TWO_PHASE: &str = "two_phase";
     /// With `--db`, on the first statement: whether something holds those databases without a
     /// session (see `activity::statement`).
     pub const HELD_IN_DBS: &str = "held_in_dbs";
-    /// On a statement without the lock graph: whether any backend waits for a lock.
+    /// On a statement without the lock graph: whether any backend waits for a lock (0 none,
+    /// 1 one does, 2 one does and a prepared transaction exists).
     pub const WAITS: &str = "waits";
     /// Of the databases and roles the filter names, those that exist.
     pub const KNOWN_DBS: &str = "known_dbs";
     pub const KNOWN_ROLES: &str = "known_roles";
 }
 
-/// The server's facts, carried by the first statement of a run: its version, whether
-/// pgkick's role is a superuser, and whether prepared transactions can exist
-/// (`max_prepared_transactions` above 0; a server refuses to start with fewer slots than it
-/// has prepared transactions).
+/// The server's facts, carried by the first statement of a run: its version, and whether
+/// pgkick's role is a superuser. (Whether a prepared transaction exists is told with whether
+/// anything waits: `activity::statement::waits`.)
 pub const SERVER_FACTS: &str = "pg_catalog.current_setting('server_version_num')::int4 \
-     AS server_version_num, pg_catalog.current_setting('is_superuser') = 'on' AS is_superuser, \
-     pg_catalog.current_setting('max_prepared_transactions') <> '0' AS two_phase";
+     AS server_version_num, pg_catalog.current_setting('is_superuser') = 'on' AS is_superuser";
 
 /// Column expressions of pg_stat_activity for one server version family, over the rows `a`
 /// (and `d`, their database, when read from the function).

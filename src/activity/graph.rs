@@ -1,8 +1,9 @@
 //! The statement with the lock graph: who waits on whom (`pg_catalog.pg_blocking_pids`),
 //! since when, and the prepared transactions that block someone, computed in the statement
-//! that finds the sessions from the same single scan of pg_stat_activity. Sent only when it
-//! can tell something: a lock-chain filter or `--tree` asks for it, or a statement without it
-//! said that some backend waits for a lock (`statement::waits`).
+//! that finds the sessions from the same single scan of pg_stat_activity. Sent only after a
+//! statement without it (`statement`) said that some backend waits for a lock
+//! (`statement::waits`), and in the rechecks of a lock-chain filter's targets; so it never
+//! carries the server's facts or what holds the `--db` databases, which that statement had.
 //!
 //! `pg_blocking_pids` takes the lock manager's partition locks, so it is called only for
 //! sessions that wait for a lock (and for sessions whose wait event the server hides from
@@ -19,8 +20,8 @@
 //! - `wt(pid, wait_start)`: when each blocked session began to wait: its earliest
 //!   `waitstart` where the server has it (14+), otherwise its query_start;
 //! - `pb(gid, database, owner, prepared, waiters)`: the prepared transactions holding a lock
-//!   that a session blocked by pid 0 waits for (only when the server can have prepared
-//!   transactions);
+//!   that a session blocked by pid 0 waits for (only when the statement before said that a
+//!   prepared transaction exists);
 //! - `nd(pid, blocking, wait_start)`: one row per session in a chain, joined to the sessions
 //!   once (a lookup in `e` and `wt` per session would cost rows × waiters).
 //!
@@ -33,7 +34,7 @@ use crate::server::Server;
 use crate::sql::Query;
 
 use super::needs::{Needs, Rows};
-use super::statement::{facts, only_pids, select_list};
+use super::parts::{only_pids, select_list};
 
 /// The graph's statement. `server` has pg_blocking_pids (9.6+).
 pub fn build(filter: &Filter, server: &Server, needs: Needs, only: Option<&[i32]>) -> Query {
@@ -66,22 +67,22 @@ pub fn build(filter: &Filter, server: &Server, needs: Needs, only: Option<&[i32]
     } else {
         String::new()
     };
-    // The facts once, whichever branch a row comes from.
-    let facts = facts(filter, server, needs, &mut q);
     let mut list = select_list(filter, &cols, needs.rows);
     if needs.rows == Rows::Full {
         list.push_str(&format!(
-            ", a.pgkick_blocked_by AS {}, nd.blocking AS {}, nd.wait_start AS {}, \
-             NULL::text AS {}, NULL::bool AS {}",
+            ", a.pgkick_blocked_by AS {}, nd.blocking AS {}, nd.wait_start AS {}",
             name::BLOCKED_BY,
             name::BLOCKING,
             name::LOCK_WAIT_START,
-            name::GID,
-            name::MATCHED,
         ));
     }
-    if !facts.is_empty() && !prepared {
-        list.push_str(&format!(", {}", facts.join(", ")));
+    if prepared {
+        // The prepared transactions' rows: a gid, and whether the filters select them.
+        list.push_str(&format!(
+            ", NULL::text AS {}, NULL::bool AS {}",
+            name::GID,
+            name::MATCHED
+        ));
     }
     let sessions = format!(
         "SELECT {list} FROM sa a LEFT JOIN nd ON nd.pid = {} WHERE {}",
@@ -91,18 +92,13 @@ pub fn build(filter: &Filter, server: &Server, needs: Needs, only: Option<&[i32]
     let select = if !prepared {
         sessions
     } else {
-        let body = format!(
+        format!(
             "{sessions} UNION ALL SELECT 0, pb.database, pb.owner, NULL::text, NULL::inet, \
              NULL::int4, NULL::timestamptz, pb.prepared, NULL::timestamptz, NULL::timestamptz, \
              NULL::text, NULL::text, NULL::text, NULL::text, NULL::int4, NULL::text, NULL::oid, \
              NULL::int4[], pb.waiters, NULL::timestamptz, pb.gid, {matched} \
              FROM pb WHERE pg_catalog.cardinality(pb.waiters) > 0"
-        );
-        if facts.is_empty() {
-            body
-        } else {
-            format!("SELECT u.*, {} FROM ({body}) AS u", facts.join(", "))
-        }
+        )
     };
     q.sql = format!("WITH {recursive}{} {select}", ctes.join(", "));
     q

@@ -5,18 +5,22 @@
 //!   that block, whether anything waits, the server's facts, what holds the `--db`
 //!   databases, the columns of a recheck);
 //! - `statement.rs`: the statement without the lock graph; `graph.rs`: the one with it;
+//!   `parts.rs`: what both write alike (neither uses the other); [`build`] picks one;
 //! - `rows.rs`: reading the rows by the names of `crate::columns::name`.
 //!
-//! A run pays for the lock graph only when it can tell something. Without a lock-chain filter
-//! or `--tree`, the statement says whether any backend waits for a lock; only when one does
-//! (and a session was found) is the graph's statement sent after it: a run where nothing waits
-//! sends one statement, a run where something waits two.
+//! A run pays for the lock graph only when it can tell something. A find's statement says
+//! whether any backend waits for a lock and whether a prepared transaction exists; only when
+//! something waits (and a session was found, or a lock-chain filter could select a prepared
+//! transaction) is the graph's statement sent after it, with the prepared transactions only
+//! when one exists: a run where nothing waits sends one statement, a run where something waits
+//! two. When nothing waits, the lock-chain filters select nothing and `--tree` is flat.
 //!
 //! Modules depend one way: `session` (the data) ← `columns` (pg_stat_activity's columns) ←
 //! `filter` (the filter and its conditions) ← `activity` (the statements, their rows).
 
 mod graph;
 pub mod needs;
+mod parts;
 mod rows;
 pub mod statement;
 
@@ -26,8 +30,19 @@ use crate::columns::name;
 use crate::filter::Filter;
 use crate::server::Server;
 use crate::session::{PreparedBlocker, Session};
+use crate::sql::Query;
 use needs::Needs;
 use rows::Row;
+
+/// The statement for `needs`: the graph's when it asks for the graph (9.6+), otherwise the
+/// one without it; with `only`, restricted to those pids (a recheck of targets).
+pub fn build(filter: &Filter, server: &Server, needs: Needs, only: Option<&[i32]>) -> Query {
+    if needs.graph && server.has_blocking_pids() {
+        graph::build(filter, server, needs, only)
+    } else {
+        statement::build(filter, server, needs, only)
+    }
+}
 
 /// The sessions a filter matches, and how many the `--query` filter could not judge because
 /// their query text is hidden from pgkick's role.
@@ -38,19 +53,21 @@ pub struct Matched {
     /// Prepared transactions that block someone; `matched` tells which the filters select.
     pub prepared: Vec<PreparedBlocker>,
     pub hidden_from_query_filter: usize,
-    /// The server's facts, read from the rows; None when no row came back (then nothing here
-    /// tells the server: a caller that needs it detects it).
+    /// The server's facts, read from the first statement's row (it returns one even when no
+    /// session matches).
     pub server: Option<Server>,
     /// With `--db`, on the first find of a run: whether those databases have prepared
-    /// transactions or active logical slots (None when no row came back, or without `--db`).
+    /// transactions or active logical slots (None without `--db`).
     pub held_in_dbs: Option<bool>,
     /// The databases and roles the filter names that the server has none of (known on the
     /// first find of a run).
     pub unknown: Vec<Unknown>,
     /// Without the lock graph: some backend waits for a lock.
     waits: bool,
-    /// From the first statement's facts: the server can have prepared transactions.
-    two_phase: Option<bool>,
+    /// Told with `waits`: a prepared transaction exists (read only when something waits).
+    prepared_exist: bool,
+    /// The session rows, before the `--query` filter.
+    rows: usize,
 }
 
 /// A database or role the filter names that does not exist on the server: a typo, most
@@ -84,25 +101,28 @@ impl std::fmt::Display for Unknown {
 
 /// The first statement of a run, before the server's version is known: finds the sessions as
 /// if the server were the oldest whose SQL is the same up to the newest version
-/// (`Server::assumed_for_probe`), and learns the server from the rows (`Matched::server`;
-/// None when no row came back). `None` when the server is older and rejected the statement
-/// (a column it lacks): then detect the server and call `first`.
+/// (`Server::assumed_for_probe`; never with the graph, which follows once the server is
+/// known), and learns the server from its row (`Matched::server`). `None` when the server is
+/// older and rejected the statement (a column it lacks): then detect the server and call
+/// `first`.
 pub fn probe(
     client: &mut postgres::Client,
     filter: &Filter,
     tree: bool,
 ) -> Result<Option<Matched>> {
-    let assumed = Server::assumed_for_probe(!filter.chain.is_empty() || tree);
+    let assumed = Server::assumed_for_probe(false);
     let needs = Needs::first(filter, &assumed, tree);
     match statement::build(filter, &assumed, needs, None).run(client) {
         Ok(rows) => {
             let mut matched = read(filter, &rows, needs, None)?;
-            if let Some(server) = matched.server {
-                then_the_graph(client, &server, filter, needs, &mut matched)?;
-            } else {
-                // The server answered the probe's statement, so it has that statement's SQL.
-                told_by_no_row(client, &assumed, filter, &mut matched)?;
-            }
+            let server = matched
+                .server
+                .context("the server returned no row of facts")?;
+            // An older server can answer a statement that names none of what it lacks (a
+            // lock-chain filter's reads only the pid, and that is all it is read for): what
+            // only its version reveals is checked as after a detect.
+            filter.check_server(&server).map_err(crate::error::Usage)?;
+            then_the_graph(client, &server, filter, needs, &mut matched)?;
             Ok(Some(matched))
         }
         // What an older server lacks: a column, a function (pg_blocking_pids before 9.6) or
@@ -130,16 +150,13 @@ pub fn first(
     filter: &Filter,
     tree: bool,
 ) -> Result<Matched> {
-    // The facts again (the version is known): they also tell whether the server can have
-    // prepared transactions, which spares the graph's statement that part.
+    // The facts again (the version is known): the statement reads them in its one-row part
+    // anyway, with what holds the databases and the names.
     let needs = Needs::first(filter, server, tree);
-    let rows = statement::build(filter, server, needs, None)
+    let rows = build(filter, server, needs, None)
         .run(client)
         .context("could not read pg_stat_activity")?;
     let mut matched = read(filter, &rows, needs, Some(*server))?;
-    if rows.is_empty() {
-        told_by_no_row(client, server, filter, &mut matched)?;
-    }
     then_the_graph(client, server, filter, needs, &mut matched)?;
     Ok(matched)
 }
@@ -162,7 +179,7 @@ pub fn recheck(
     }
     let pids: Vec<i32> = targets.iter().map(|t| t.pid).collect();
     let needs = Needs::recheck(filter, server);
-    let rows = statement::build(filter, server, needs, Some(&pids))
+    let rows = build(filter, server, needs, Some(&pids))
         .run(client)
         .context("could not read pg_stat_activity")?;
     let mut still = Vec::with_capacity(rows.len());
@@ -181,37 +198,12 @@ fn run(
     filter: &Filter,
     needs: Needs,
 ) -> Result<Matched> {
-    let rows = statement::build(filter, server, needs, None)
+    let rows = build(filter, server, needs, None)
         .run(client)
         .context("could not read pg_stat_activity")?;
     let mut matched = read(filter, &rows, needs, Some(*server))?;
     then_the_graph(client, server, filter, needs, &mut matched)?;
     Ok(matched)
-}
-
-/// A first statement that found no row told nothing of what its rows carry: one statement
-/// with the server's facts, what holds the `--db` databases and which named databases and
-/// roles exist (the version detect it replaces would have been sent anyway).
-fn told_by_no_row(
-    client: &mut postgres::Client,
-    server: &Server,
-    filter: &Filter,
-    matched: &mut Matched,
-) -> Result<()> {
-    let rows = statement::facts_alone(filter, server)
-        .run(client)
-        .context("could not read the server's facts")?;
-    let row = rows
-        .first()
-        .context("the server returned no row of facts")?;
-    let (facts, two_phase) = rows::facts(row)?;
-    matched.server = Some(facts);
-    matched.two_phase = Some(two_phase);
-    if !filter.dbs.is_empty() {
-        matched.held_in_dbs = row.col(name::HELD_IN_DBS)?;
-    }
-    matched.unknown = unknown(filter, row)?;
-    Ok(())
 }
 
 /// The named databases and roles a first statement's row says do not exist.
@@ -293,8 +285,12 @@ fn closest(typed: &str, names: &[String]) -> Option<String> {
         .map(|(_, n)| n.clone())
 }
 
-/// After a statement without the lock graph that found sessions while some backend waits
-/// for a lock: the graph's statement, whose rows replace the first ones.
+/// After a statement without the lock graph: when some backend waits for a lock, the graph's
+/// statement (with the prepared transactions when one exists), whose rows replace the first
+/// ones. Sent only when it can change the answer: a session was found, or a lock-chain
+/// filter (which can select a prepared transaction alone) asked for it and a prepared
+/// transaction exists. When nothing waits, a lock-chain filter selects nothing: no session
+/// is blocked or blocking.
 fn then_the_graph(
     client: &mut postgres::Client,
     server: &Server,
@@ -302,11 +298,22 @@ fn then_the_graph(
     needs: Needs,
     matched: &mut Matched,
 ) -> Result<()> {
-    if needs.graph || !matched.waits || matched.sessions.is_empty() {
+    if needs.graph || !needs.waits || !server.has_blocking_pids() {
         return Ok(());
     }
-    let needs = Needs::graph(matched.two_phase.unwrap_or(true));
-    let rows = statement::build(filter, server, needs, None)
+    let chains = !filter.chain.is_empty();
+    let worth_it = matched.rows > 0 || (chains && matched.prepared_exist);
+    if !matched.waits || !worth_it {
+        if chains {
+            // What the graph's statement would have said: nobody is blocked or blocking.
+            matched.sessions.clear();
+            matched.prepared.clear();
+            matched.hidden_from_query_filter = 0;
+        }
+        return Ok(());
+    }
+    let needs = Needs::graph(matched.prepared_exist);
+    let rows = build(filter, server, needs, None)
         .run(client)
         .context("could not read pg_stat_activity")?;
     let again = read(filter, &rows, needs, Some(*server))?;
@@ -330,19 +337,27 @@ fn read<R: Row>(
     for (i, row) in rows.iter().enumerate() {
         if i == 0 {
             if needs.facts {
-                let (server, two_phase) = rows::facts(row)?;
-                matched.server = Some(server);
-                matched.two_phase = Some(two_phase);
+                matched.server = Some(rows::facts(row)?);
             }
             if needs.held && !filter.dbs.is_empty() {
                 matched.held_in_dbs = row.col(name::HELD_IN_DBS)?;
             }
             if needs.waits {
-                matched.waits = row.col::<Option<bool>>(name::WAITS)?.unwrap_or(false);
+                let waits = row.col::<Option<i32>>(name::WAITS)?.unwrap_or(0);
+                matched.waits = waits > 0;
+                matched.prepared_exist = waits > 1;
             }
             if needs.names {
                 matched.unknown = unknown(filter, row)?;
             }
+        }
+        if needs.one_row() && !rows::is_session(row)? {
+            continue;
+        }
+        if needs.rows == needs::Rows::Pid {
+            // A lock-chain filter's first statement: the graph's rows replace these.
+            matched.rows += 1;
+            continue;
         }
         if prepared_rows {
             if let Some(gid) = row.col::<Option<String>>(name::GID)? {
@@ -350,6 +365,7 @@ fn read<R: Row>(
                 continue;
             }
         }
+        matched.rows += 1;
         let session = rows::session(row, needs.graph)?;
         if filter.matches_query(&session) {
             matched.sessions.push(session);

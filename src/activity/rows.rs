@@ -10,11 +10,11 @@ use crate::session::{PreparedBlocker, Session};
 /// A row's column by name. `postgres::Row` in use; in the tests, a row that records which
 /// names are read.
 pub(super) trait Row {
-    fn col<T: FromSqlOwned + Default>(&self, name: &str) -> Result<T>;
+    fn col<T: FromSqlOwned + Default + 'static>(&self, name: &str) -> Result<T>;
 }
 
 impl Row for postgres::Row {
-    fn col<T: FromSqlOwned + Default>(&self, name: &str) -> Result<T> {
+    fn col<T: FromSqlOwned + Default + 'static>(&self, name: &str) -> Result<T> {
         self.try_get(name)
             .with_context(|| format!("could not read column {name} of pg_stat_activity"))
     }
@@ -82,14 +82,16 @@ pub(super) fn prepared<R: Row>(row: &R, gid: String) -> Result<PreparedBlocker> 
     })
 }
 
-/// The facts of the first statement: the server, and whether it can have prepared
-/// transactions.
-pub(super) fn facts<R: Row>(row: &R) -> Result<(Server, bool)> {
-    Ok((
-        Server {
-            version_num: row.col(name::SERVER_VERSION_NUM)?,
-            is_superuser: row.col(name::IS_SUPERUSER)?,
-        },
-        row.col(name::TWO_PHASE)?,
-    ))
+/// The facts of the first statement: the server.
+pub(super) fn facts<R: Row>(row: &R) -> Result<Server> {
+    Ok(Server {
+        version_num: row.col(name::SERVER_VERSION_NUM)?,
+        is_superuser: row.col(name::IS_SUPERUSER)?,
+    })
+}
+
+/// A row of a statement that returns one even when no session matches: no session when its
+/// pid is null.
+pub(super) fn is_session<R: Row>(row: &R) -> Result<bool> {
+    Ok(row.col::<Option<i32>>(name::PID)?.is_some())
 }

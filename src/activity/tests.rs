@@ -16,6 +16,11 @@ const VERSIONS: [i32; 10] = [
     90124, 90524, 90624, 100023, 110000, 120000, 130000, 140000, 170000, 180000,
 ];
 
+/// The families whose lock graph's SQL differs: 9.6 (the view, CTEs materialized without
+/// saying so, no waitstart), 10 (the function, parallel workers are background workers), 11–12
+/// (parallel workers; MATERIALIZED from 12), 13 (leader_pid), 14+ (pg_locks.waitstart).
+const GRAPH_VERSIONS: [i32; 7] = [90624, 100023, 110000, 120000, 130000, 140000, 180000];
+
 fn server(v: i32) -> Server {
     Server::version(v)
 }
@@ -23,13 +28,14 @@ fn server(v: i32) -> Server {
 /// The first statement of `pgkick list ARGS` on a server of version `v`.
 fn first(args: &[&str], v: i32) -> Query {
     let f = filter(args);
-    statement::build(&f, &server(v), Needs::first(&f, &server(v), false), None)
+    build(&f, &server(v), Needs::first(&f, &server(v), false), None)
 }
 
-/// The statement with the lock graph (`--tree`, or a lock-chain filter).
+/// The statement with the lock graph and the prepared transactions, as it follows a first
+/// statement that said something waits and a prepared transaction exists.
 fn graph(args: &[&str], v: i32) -> Query {
     let f = filter(args);
-    statement::build(&f, &server(v), Needs::first(&f, &server(v), true), None)
+    build(&f, &server(v), Needs::graph(true), None)
 }
 
 /// Every combination of needs a run sends to a server (the graph after a statement that
@@ -84,7 +90,7 @@ fn values_travel_only_as_parameters() {
     ] {
         let s = server(v);
         for (what, needs) in all_needs(&f, &s) {
-            let q = statement::build(&f, &s, needs, Some(&[1, 2]));
+            let q = build(&f, &s, needs, Some(&[1, 2]));
             assert!(!q.sql.contains("DROP"), "{v} {what}: {}", q.sql);
             let hostile = q
                 .params
@@ -104,38 +110,80 @@ fn values_travel_only_as_parameters() {
     }
 }
 
+/// The most characters the first statement of a run may have, per version family, for the
+/// filters of `the_first_statement_never_carries_the_lock_graph` (the longest is `--user`'s,
+/// with the roles looked up). Measured when set (BENCHMARKS.md, issue 20): a statement that
+/// grows past it costs every run its parsing and planning in every new backend.
+fn longest_first(v: i32) -> usize {
+    if v >= 100000 {
+        2_400
+    } else {
+        2_000
+    }
+}
+
+/// `SELECT` keywords in a statement: its own and each subquery's (each one planned).
+fn selects(sql: &str) -> usize {
+    sql.matches("SELECT ").count()
+}
+
 #[test]
-fn the_statement_without_lock_chain_flags_never_carries_the_lock_graph() {
-    // A tripwire: the first statement of list, cancel and terminate without lock-chain flags
-    // names exactly these catalog objects, and no CTE, union or lock-graph column. Whatever
-    // a feature adds to it, every run pays for in every new backend: add it here only with a
+fn the_first_statement_never_carries_the_lock_graph() {
+    // A tripwire: the first statement of list, cancel and terminate, with or without
+    // lock-chain flags or --tree, names exactly these catalog objects, scans the sessions
+    // once, has exactly these subqueries and no CTE, union or lock-graph column. Whatever a
+    // feature adds to it, every run pays for in every new backend: add it here only with a
     // measurement (BENCHMARKS.md).
-    let scan = [
-        "pg_stat_get_activity",
-        "pg_database",
-        "pg_get_userbyid",
-        "pg_backend_pid",
-        "pg_stat_get_wal_senders",
-    ];
     let waits = [
         "pg_stat_get_backend_idset",
         "pg_stat_get_backend_wait_event_type",
         "pg_lock_status",
+        "pg_prepared_xact",
         "bool_or",
     ];
     let held = ["pg_prepared_xact", "pg_get_replication_slots"];
     // Whether the roles named exist (--user, --exclude-user); the databases named are found
-    // in pg_database, which the scan names already. Measured in BENCHMARKS.md.
+    // in pg_database. Measured in BENCHMARKS.md.
     let roles = ["unnest", "octet_length", "to_regrole", "quote_ident"];
-    for v in [100023, 110000, 120000, 130000, 140000, 170000, 180000] {
-        for args in [
-            &[][..],
-            &["--db", "d"],
-            &["--user", "u", "--app", "a", "--state", "idle"],
-            &["--query", "x", "--client", "local", "--query-age", "1m"],
-            &["--pid", "7", "--exclude-db", "e", "--xact-age", "1h"],
+    for v in [
+        90624, 100023, 110000, 120000, 130000, 140000, 170000, 180000,
+    ] {
+        let function = v >= 100000;
+        let scan: &[&str] = if function {
+            &[
+                "pg_stat_get_activity",
+                "pg_database",
+                "pg_get_userbyid",
+                "pg_backend_pid",
+                "pg_stat_get_wal_senders",
+            ]
+        } else {
+            &["pg_stat_activity", "pg_backend_pid"]
+        };
+        for (args, tree) in [
+            (&[][..], false),
+            (&["--db", "d"], false),
+            (&["--user", "u", "--app", "a", "--state", "idle"], false),
+            (
+                &["--query", "x", "--client", "local", "--query-age", "1m"],
+                false,
+            ),
+            (
+                &["--pid", "7", "--exclude-db", "e", "--xact-age", "1h"],
+                false,
+            ),
+            (&["--db", "d"], true),
+            (&["--blocked", "--db", "d"], false),
+            (
+                &["--root-blocker", "--blocks", "7", "--blocked-for", "1m"],
+                false,
+            ),
         ] {
-            let q = first(args, v);
+            let f = filter(args);
+            let needs = Needs::first(&f, &server(v), tree);
+            assert!(!needs.graph && !needs.prepared, "{v} {args:?}");
+            let q = build(&f, &server(v), needs, None);
+            let what = format!("{v} {args:?} tree={tree}: {}", q.sql);
             for banned in [
                 "pg_blocking_pids",
                 "WITH ",
@@ -143,32 +191,99 @@ fn the_statement_without_lock_chain_flags_never_carries_the_lock_graph() {
                 "pg_locks",
                 "nd.",
                 "MATERIALIZED",
+                "AS blocked_by",
+                "AS gid",
+                "reach",
             ] {
-                assert!(
-                    !q.sql.contains(banned),
-                    "{v} {args:?}: {banned} in {}",
-                    q.sql
-                );
+                assert!(!q.sql.contains(banned), "{banned} in {what}");
             }
-            let mut expected = set(&scan);
+            // pg_stat_activity is scanned once, whatever it is read from.
+            let (once, never) = if function {
+                (
+                    "pg_catalog.pg_stat_get_activity(NULL) a",
+                    "pg_stat_activity",
+                )
+            } else {
+                ("pg_catalog.pg_stat_activity a", "pg_stat_get_activity")
+            };
+            assert_eq!(q.sql.matches(once).count(), 1, "{what}");
+            assert_eq!(
+                q.sql.matches("pg_stat_activity").count()
+                    + q.sql.matches("pg_stat_get_activity").count(),
+                1,
+                "{what}"
+            );
+            assert!(!q.sql.contains(never), "{what}");
+            let mut expected = set(scan);
             expected.extend(set(&waits));
             expected.insert("current_setting".into());
-            if args.contains(&"--db") {
+            let db = args.contains(&"--db");
+            let user = args.contains(&"--user");
+            let named_dbs = usize::from(!f.named_dbs().is_empty());
+            if db {
                 expected.extend(set(&held));
             }
-            if args.contains(&"--user") {
+            if db || named_dbs > 0 {
+                // What holds them, and which exist, are found in pg_database.
+                expected.insert("pg_database".into());
+            }
+            if user {
                 expected.extend(set(&roles));
             }
+            // A lock-chain filter's first statement reads only the pid: no role's name.
+            if needs.rows == Rows::Pid && !user {
+                expected.remove("pg_get_userbyid");
+            }
+            assert_eq!(needs.rows == Rows::Pid, !f.chain.is_empty(), "{what}");
             if args.iter().any(|a| a.ends_with("-age")) {
                 expected.insert("now".into());
             }
-            assert_eq!(catalog_objects(&q.sql), expected, "{v} {args:?}");
-            // Later in a run: no facts, no holders.
-            let f = filter(args);
-            let later = statement::build(&f, &server(v), Needs::later(&f, &server(v)), None);
+            assert_eq!(catalog_objects(&q.sql), expected, "{what}");
+            // The statement; its one-row part, whether anything waits (the aggregate, the lock
+            // manager's rows, the prepared transactions'); the hidden walsender test (10+);
+            // with --db what holds the databases (prepared transactions, logical slots); the
+            // names looked up.
+            let expected_selects =
+                1 + 3 + usize::from(function) + 2 * usize::from(db) + named_dbs + usize::from(user);
+            assert_eq!(selects(&q.sql), expected_selects, "{what}");
+            assert!(
+                q.sql.len() <= longest_first(v),
+                "{} characters, more than {}: {what}",
+                q.sql.len(),
+                longest_first(v)
+            );
+            // One row even when no session matches: the sessions left joined to the one-row
+            // part, which tells whether anything waits.
+            assert!(
+                q.sql.contains(" FROM (SELECT CASE WHEN ")
+                    && q.sql.contains(
+                        " END AS waits FROM pg_catalog.pg_stat_get_backend_idset() \
+                                       AS b(id)) AS o LEFT JOIN "
+                    ),
+                "{what}"
+            );
+            // Later in a run: no facts, no holders, no names, and never the graph.
+            let n = Needs::later(&f, &server(v));
+            assert!(!n.graph && !n.prepared && n.waits, "{what}");
+            let later = build(&f, &server(v), n, None);
             assert!(!later.sql.contains("current_setting") && !later.sql.contains("held_in_dbs"));
             assert!(!later.sql.contains("known_"), "{v}: {}", later.sql);
-            assert!(later.sql.contains("AS waits"), "{v}");
+            assert!(
+                !later.sql.contains("pg_blocking_pids"),
+                "{v}: {}",
+                later.sql
+            );
+            if f.chain.is_empty() {
+                // Nothing to learn from a run that matches nobody: the sessions alone.
+                assert!(
+                    later.sql.contains(" AS b(id)) AS waits FROM "),
+                    "{v}: {}",
+                    later.sql
+                );
+                assert!(!later.sql.contains(" AS o "), "{v}: {}", later.sql);
+            } else {
+                assert!(later.sql.contains(" AS b(id)) AS o LEFT JOIN "), "{v}");
+            }
         }
     }
     // Before 9.6 nothing tells a lock chain: no waits either.
@@ -176,6 +291,112 @@ fn the_statement_without_lock_chain_flags_never_carries_the_lock_graph() {
         let q = first(&[], v);
         assert!(!q.sql.contains("pg_blocking_pids") && !q.sql.contains("AS waits"));
         assert!(!q.sql.contains("AS blocked_by"), "{v}: {}", q.sql);
+        assert_eq!(q.sql.matches("pg_catalog.pg_stat_activity a").count(), 1);
+        // Still one row whatever matches (the facts come from it).
+        assert!(
+            q.sql.contains(" FROM (SELECT 1) AS o LEFT JOIN "),
+            "{v}: {}",
+            q.sql
+        );
+        let later = build(
+            &filter(&[]),
+            &server(v),
+            Needs::later(&filter(&[]), &server(v)),
+            None,
+        );
+        assert!(
+            later
+                .sql
+                .contains(" FROM pg_catalog.pg_stat_activity a WHERE "),
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn the_graph_statement_per_version_family() {
+    // Each variant the graph's statement has (with or without the prepared transactions; it
+    // never carries the facts, which the statement before it had), per version family.
+    for v in GRAPH_VERSIONS {
+        let s = server(v);
+        for args in [
+            &[][..],
+            &["--db", "d"],
+            &["--blocked", "--db", "d"],
+            &["--root-blocker", "--db", "d", "--blocked-for", "1m"],
+            &["--backend-type", "walsender", "--blocks", "7"],
+        ] {
+            let f = filter(args);
+            for prepared in [true, false] {
+                let q = build(&f, &s, Needs::graph(prepared), None);
+                let what = format!("{v} {args:?} prepared={prepared}: {}", q.sql);
+                assert!(q.sql.starts_with("WITH "), "{what}");
+                assert_eq!(
+                    q.sql.matches("pg_catalog.pg_blocking_pids(").count(),
+                    1,
+                    "{what}"
+                );
+                let scan = if v >= 100000 {
+                    "pg_catalog.pg_stat_get_activity(NULL) a LEFT JOIN pg_catalog.pg_database d"
+                } else {
+                    "FROM pg_catalog.pg_stat_activity a)"
+                };
+                assert_eq!(q.sql.matches(scan).count(), 1, "{what}");
+                assert_eq!(
+                    q.sql.matches("pg_stat_activity").count()
+                        + q.sql.matches("pg_stat_get_activity").count(),
+                    1,
+                    "{what}"
+                );
+                for never in [
+                    "server_version_num",
+                    "held_in_dbs",
+                    "known_",
+                    "AS waits",
+                    "current_setting",
+                ] {
+                    assert!(!q.sql.contains(never), "{never} in {what}");
+                }
+                assert_eq!(q.sql.contains("MATERIALIZED"), v >= 120000, "{what}");
+                assert_eq!(q.sql.contains("waitstart"), v >= 140000, "{what}");
+                assert_eq!(q.sql.contains("pg_prepared_xact"), prepared, "{what}");
+                assert_eq!(q.sql.contains("UNION ALL"), prepared, "{what}");
+                assert_eq!(q.sql.contains("AS gid"), prepared, "{what}");
+                let every_lock = "(SELECT l.* FROM pg_catalog.pg_lock_status() l";
+                let waiting_locks = "(SELECT l.pid, l.granted, l.waitstart \
+                                     FROM pg_catalog.pg_lock_status() l WHERE NOT l.granted";
+                assert_eq!(q.sql.contains(every_lock), prepared, "{what}");
+                assert_eq!(
+                    q.sql.contains(waiting_locks),
+                    !prepared && v >= 140000,
+                    "{what}"
+                );
+                if !prepared && v < 140000 {
+                    assert!(!q.sql.contains("lk AS"), "{what}");
+                }
+                assert_eq!(
+                    q.sql.contains("WITH RECURSIVE"),
+                    args.contains(&"--blocks"),
+                    "{what}"
+                );
+                if args.contains(&"--backend-type") && v >= 100000 {
+                    let workers = if v >= 110000 {
+                        "a.backend_type IS DISTINCT FROM 'parallel worker'"
+                    } else {
+                        "a.backend_type IS DISTINCT FROM 'background worker'"
+                    };
+                    assert!(q.sql.contains(workers), "{what}");
+                }
+                assert_eq!(q.sql.contains("a.leader_pid"), v >= 130000, "{what}");
+                // 14 and later share their text.
+                if v >= 140000 {
+                    assert_eq!(
+                        q.sql,
+                        build(&f, &server(140000), Needs::graph(prepared), None).sql
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -186,16 +407,22 @@ fn needs_follow_the_run() {
     let n = Needs::first(&plain, &s, false);
     assert!(!n.graph && n.waits && n.facts && n.held && n.rows == Rows::Full);
     assert!(!Needs::first(&filter(&[]), &s, false).held);
+    assert!(!n.asks_graph && n.one_row());
+    // --tree and the lock-chain filters ask for the graph: it follows when something waits.
     let n = Needs::first(&plain, &s, true);
     assert!(
-        n.graph && n.prepared && !n.waits,
+        !n.graph && !n.prepared && n.waits && n.asks_graph,
         "--tree asks for the graph"
     );
     let chained = filter(&["--blocked"]);
-    assert!(Needs::first(&chained, &s, false).graph);
+    let n = Needs::first(&chained, &s, false);
+    assert!(!n.graph && n.waits && n.asks_graph);
     let n = Needs::later(&plain, &s);
-    assert!(!n.facts && !n.held && n.waits && !n.graph);
-    assert!(Needs::later(&chained, &s).graph);
+    assert!(!n.facts && !n.held && n.waits && !n.graph && !n.one_row());
+    // Before 9.6 a later find tells nothing but the sessions: no row without one.
+    assert!(!Needs::later(&plain, &server(90524)).one_row());
+    let n = Needs::later(&chained, &s);
+    assert!(!n.graph && n.waits && n.asks_graph && n.one_row());
     let n = Needs::recheck(&plain, &s);
     assert!(n.rows == Rows::Identity && !n.graph && !n.waits && !n.prepared && !n.facts);
     let n = Needs::recheck(&chained, &s);
@@ -205,9 +432,15 @@ fn needs_follow_the_run() {
     );
     // Before 9.6: no graph, whatever asks.
     let old = server(90524);
-    assert!(!Needs::first(&chained, &old, true).graph);
+    let n = Needs::first(&chained, &old, true);
+    assert!(!n.graph && !n.asks_graph && !n.waits);
     assert!(!Needs::first(&plain, &old, false).waits);
     assert!(!Needs::graph(false).prepared && Needs::graph(true).prepared);
+    // The graph carries nothing of a first statement's.
+    for prepared in [true, false] {
+        let n = Needs::graph(prepared);
+        assert!(n.graph && !n.facts && !n.held && !n.names && !n.waits && !n.one_row());
+    }
 }
 
 #[test]
@@ -230,23 +463,19 @@ fn with_db_the_first_statement_tells_whether_something_holds_those_databases() {
     assert!(!first(&["--db", "d"], 90124)
         .sql
         .contains("pg_get_replication_slots"));
-    // The graph's statement has it once, whichever branch a row comes from.
-    let q = graph(&["--db", "d"], 150000);
+    // Once, in the one-row part; the graph's statement that may follow has it not at all.
     assert_eq!(q.sql.matches("AS held_in_dbs").count(), 1, "{}", q.sql);
     assert_eq!(q.sql.matches("AS server_version_num").count(), 1);
-    assert!(
-        q.sql.starts_with("WITH ") && q.sql.contains(") AS u"),
-        "{}",
-        q.sql
-    );
+    let q = graph(&["--db", "d"], 150000);
+    assert!(!q.sql.contains("held_in_dbs") && !q.sql.contains("server_version_num"));
 }
 
 #[test]
 fn default_is_client_backends_without_own_session_null_datname_or_workers() {
     let q = first(&[], 170000);
     assert!(q.sql.contains(
-        "FROM pg_catalog.pg_stat_get_activity(NULL) a \
-         LEFT JOIN pg_catalog.pg_database d ON d.oid = a.datid WHERE"
+        ") AS o LEFT JOIN (pg_catalog.pg_stat_get_activity(NULL) a \
+         LEFT JOIN pg_catalog.pg_database d ON d.oid = a.datid) ON"
     ));
     assert!(q.sql.contains("a.pid <> pg_catalog.pg_backend_pid()"));
     assert!(q.sql.contains("d.datname::text IS NOT NULL"));
@@ -300,7 +529,9 @@ fn version_families() {
     assert!(q.sql.contains("a.waiting"));
     assert!(!q.sql.contains("a.backend_type"));
     assert!(!q.sql.contains("a.state "));
-    assert!(q.sql.contains("FROM pg_catalog.pg_stat_activity a WHERE"));
+    assert!(q
+        .sql
+        .contains(") AS o LEFT JOIN pg_catalog.pg_stat_activity a ON"));
     assert_eq!(q.params, vec![Param::TextArray(vec!["idle".into()])]);
     // 9.2 - 9.5: pid, state, waiting.
     let q = first(f, 90524);
@@ -312,7 +543,9 @@ fn version_families() {
     assert!(q
         .sql
         .contains("a.datname::text AS datname, a.usename::text AS usename"));
-    assert!(q.sql.contains("FROM pg_catalog.pg_stat_activity a WHERE"));
+    assert!(q
+        .sql
+        .contains(") AS o LEFT JOIN pg_catalog.pg_stat_activity a ON"));
     // 10 - 12: backend_type, no leader_pid, read from the function.
     let q = first(f, 120000);
     assert!(q.sql.contains("a.backend_type") && !q.sql.contains("a.leader_pid"));
@@ -329,7 +562,7 @@ fn version_families() {
     let assumed = Server::assumed_for_probe(false);
     let fl = filter(f);
     assert_eq!(
-        statement::build(&fl, &assumed, Needs::first(&fl, &assumed, false), None).sql,
+        build(&fl, &assumed, Needs::first(&fl, &assumed, false), None).sql,
         q.sql
     );
 }
@@ -461,7 +694,7 @@ fn the_lock_graph_is_computed_in_the_statement_that_finds_the_sessions() {
     // After a statement that said the server can have no prepared transaction: no `pb`,
     // and only the waiting locks.
     let f = filter(&["--db", "d"]);
-    let q = statement::build(&f, &server(150000), Needs::graph(false), None);
+    let q = build(&f, &server(150000), Needs::graph(false), None);
     assert!(!q.sql.contains("pg_prepared_xact") && !q.sql.contains("UNION"));
     assert!(q.sql.contains(
         "lk AS MATERIALIZED (SELECT l.pid, l.granted, l.waitstart \
@@ -496,22 +729,27 @@ fn lock_graph_version_families() {
             "{v}"
         );
     }
-    // 14+: pg_locks.waitstart, read directly. The first statement with the graph is written
-    // for 14 and serves every later version.
+    // 14+: pg_locks.waitstart, read directly; the same text up to 18.
     let q = graph(&[], 140000);
     assert!(q.sql.contains(
         "COALESCE(pg_catalog.min(l.waitstart), pg_catalog.min(g.query_start)) AS wait_start"
     ));
     assert_eq!(q.sql, graph(&[], 180000).sql);
-    let assumed = Server::assumed_for_probe(true);
-    let f = filter(&[]);
-    assert_eq!(
-        statement::build(&f, &assumed, Needs::first(&f, &assumed, true), None).sql,
-        q.sql
-    );
     let f = filter(&["--root-blocker", "--blocks", "7", "--blocked-for", "1m"]);
-    let on = |v| statement::build(&f, &server(v), Needs::first(&f, &server(v), false), None).sql;
+    let on = |v| build(&f, &server(v), Needs::graph(true), None).sql;
     assert_eq!(on(140000), on(180000));
+    // The probe (written for 13) with a lock-chain filter or --tree is the first statement
+    // of 13 to 18: the graph follows once the server is known.
+    let assumed = Server::assumed_for_probe(false);
+    for tree in [true, false] {
+        let probe = build(&f, &assumed, Needs::first(&f, &assumed, tree), None).sql;
+        for v in [130000, 140000, 180000] {
+            assert_eq!(
+                probe,
+                build(&f, &server(v), Needs::first(&f, &server(v), tree), None).sql
+            );
+        }
+    }
 }
 
 #[test]
@@ -527,7 +765,7 @@ fn lock_chain_filters_and_their_parameters() {
         "--blocked-for",
         "1m",
     ];
-    let q = first(&args, 170000);
+    let q = graph(&args, 170000);
     assert!(q.sql.starts_with("WITH RECURSIVE "));
     assert!(q
         .sql
@@ -551,7 +789,7 @@ fn lock_chain_filters_and_their_parameters() {
     // --blocked never selects a prepared transaction: it waits for nothing.
     assert!(q.sql.contains("pb.gid, false FROM pb"));
 
-    let root = first(&["--root-blocker", "--db", "d"], 170000);
+    let root = graph(&["--root-blocker", "--db", "d"], 170000);
     assert!(root.sql.contains(
         "nd.blocking IS NOT NULL AND \
          COALESCE(pg_catalog.cardinality(a.pgkick_blocked_by), 0) = 0"
@@ -559,7 +797,7 @@ fn lock_chain_filters_and_their_parameters() {
     assert!(root
         .sql
         .contains("pb.gid, true AND pb.database = ANY($2::text[]) FROM pb"));
-    let with_state = first(
+    let with_state = graph(
         &["--root-blocker", "--state", "idle-in-transaction"],
         170000,
     );
@@ -571,7 +809,7 @@ fn a_recheck_carries_only_what_it_compares() {
     for v in VERSIONS {
         let s = server(v);
         let f = filter(&["--db", "d"]);
-        let q = statement::build(&f, &s, Needs::recheck(&f, &s), Some(&[7, 8]));
+        let q = build(&f, &s, Needs::recheck(&f, &s), Some(&[7, 8]));
         let pid = if v < 90200 { "a.procpid" } else { "a.pid" };
         assert!(
             q.sql.starts_with(&format!(
@@ -597,7 +835,7 @@ fn a_recheck_carries_only_what_it_compares() {
         }
         // --query is judged on the rows: their query text comes along.
         let f = filter(&["--db", "d", "--query", "x"]);
-        let q = statement::build(&f, &s, Needs::recheck(&f, &s), Some(&[7]));
+        let q = build(&f, &s, Needs::recheck(&f, &s), Some(&[7]));
         assert!(
             q.sql.contains("AS usesysid, ") && q.sql.contains(" AS query FROM"),
             "{v}"
@@ -607,7 +845,7 @@ fn a_recheck_carries_only_what_it_compares() {
     // transactions or the graph's columns.
     let f = filter(&["--blocking"]);
     let s = server(170000);
-    let q = statement::build(&f, &s, Needs::recheck(&f, &s), Some(&[7]));
+    let q = build(&f, &s, Needs::recheck(&f, &s), Some(&[7]));
     assert!(q.sql.contains("pg_catalog.pg_blocking_pids(a.pid)"));
     assert!(q.sql.contains(
         "SELECT a.pid AS pid, a.backend_start AS backend_start, a.usesysid AS usesysid \
@@ -616,42 +854,82 @@ fn a_recheck_carries_only_what_it_compares() {
     assert!(!q.sql.contains("pg_prepared_xact") && !q.sql.contains("AS lock_wait_start"));
 }
 
-/// A row whose every column is its type's default, and that records the names read.
+/// A session's row whose every column is its type's default but its pid (1), and that
+/// records the names read.
 #[derive(Default)]
 struct Recorder(RefCell<BTreeSet<String>>);
 
 impl Row for Recorder {
-    fn col<T: postgres::types::FromSqlOwned + Default>(&self, name: &str) -> Result<T> {
+    fn col<T: postgres::types::FromSqlOwned + Default + 'static>(&self, name: &str) -> Result<T> {
         self.0.borrow_mut().insert(name.to_string());
-        Ok(T::default())
+        let mut value = T::default();
+        if name == name::PID {
+            if let Some(pid) = (&mut value as &mut dyn std::any::Any).downcast_mut::<Option<i32>>()
+            {
+                *pid = Some(1);
+            }
+        }
+        Ok(value)
     }
 }
 
+/// The aliases of a statement's select list: its own (`name AS alias` at the top level of
+/// its first `SELECT`, after any CTE), not its subqueries' or CTEs'.
+fn aliases(sql: &str) -> BTreeSet<String> {
+    // The depth in parentheses before each byte.
+    let mut depth = 0i32;
+    let depths: Vec<i32> = sql
+        .bytes()
+        .map(|c| {
+            let d = depth;
+            depth += i32::from(c == b'(') - i32::from(c == b')');
+            d
+        })
+        .collect();
+    let at_top = |word: &str, from: usize| {
+        sql.match_indices(word)
+            .map(|(i, _)| i)
+            .find(|&i| i >= from && depths[i] == 0)
+    };
+    let start = at_top("SELECT ", 0).expect("a top-level SELECT") + "SELECT ".len();
+    let end = at_top(" FROM ", start).expect("its FROM");
+    let re = regex::Regex::new(r" AS (\w+)").unwrap();
+    re.captures_iter(&sql[start..end])
+        .filter(|c| depths[start + c.get(0).unwrap().start()] == 0)
+        .map(|c| c[1].to_string())
+        .collect()
+}
+
 #[test]
-fn every_name_read_is_an_alias_of_the_statement() {
+fn every_alias_of_the_select_list_is_read_and_every_name_read_is_an_alias() {
     for v in VERSIONS {
         let s = server(v);
-        for args in [&["--db", "d"][..], &["--query", "x"], &["--blocked"]] {
+        for args in [
+            &["--db", "d"][..],
+            &["--query", "x"],
+            &["--blocked"],
+            &["--user", "u", "--exclude-db", "e"],
+            &["--root-blocker", "--db", "d"],
+        ] {
             let f = filter(args);
             for (what, needs) in all_needs(&f, &s) {
-                let q = statement::build(&f, &s, needs, None);
+                let q = build(&f, &s, needs, None);
                 let row = Recorder::default();
                 if needs.rows == Rows::Identity {
                     rows::identity(&row, !f.queries.is_empty()).unwrap();
                 } else {
-                    read(&f, std::slice::from_ref(&row), needs, Some(s)).unwrap();
+                    let m = read(&f, std::slice::from_ref(&row), needs, Some(s)).unwrap();
+                    assert_eq!(m.rows, 1, "{v} {args:?} {what}: the row is a session's");
                     if needs.graph && needs.prepared && s.has_blocking_pids() {
                         rows::prepared(&row, String::new()).unwrap();
                     }
                 }
-                for n in row.0.into_inner() {
-                    assert!(
-                        q.sql.contains(&format!(" AS {n},"))
-                            || q.sql.contains(&format!(" AS {n} ")),
-                        "{v} {args:?} {what}: {n} not in {}",
-                        q.sql
-                    );
-                }
+                assert_eq!(
+                    row.0.into_inner(),
+                    aliases(&q.sql),
+                    "{v} {args:?} {what}: {}",
+                    q.sql
+                );
             }
         }
     }
@@ -691,7 +969,7 @@ fn rows_are_read_in_pid_order_with_the_lock_columns_the_statement_had() {
 #[test]
 fn the_first_statement_tells_which_named_databases_and_roles_exist() {
     let f = filter(&["--db", "a", "--exclude-db", "b", "--db", "a", "--user", "u"]);
-    let q = statement::build(
+    let q = build(
         &f,
         &server(150000),
         Needs::first(&f, &server(150000), false),
@@ -708,26 +986,78 @@ fn the_first_statement_tells_which_named_databases_and_roles_exist() {
     assert!(q.params.contains(&Param::TextArray(vec!["u".into()])));
     // Nothing named, nothing looked up.
     let none = filter(&["--app", "x"]);
-    let q = statement::build(
+    let q = build(
         &none,
         &server(150000),
         Needs::first(&none, &server(150000), false),
         None,
     );
     assert!(!q.sql.contains("known_"), "{}", q.sql);
-    // A first statement that found no row: the facts, the holders and the names alone.
-    let q = statement::facts_alone(&f, &server(150000));
+    // They come in the one-row part, so a run whose names match no session learns them from
+    // the same statement.
+    let q = build(
+        &f,
+        &server(150000),
+        Needs::first(&f, &server(150000), false),
+        None,
+    );
     assert!(
-        q.sql.starts_with("SELECT pg_catalog.current_setting("),
+        q.sql
+            .contains(" AS o LEFT JOIN (pg_catalog.pg_stat_get_activity(NULL) a"),
         "{}",
         q.sql
     );
-    assert!(
-        q.sql.contains("AS held_in_dbs") && q.sql.contains("AS known_dbs"),
-        "{}",
-        q.sql
+}
+
+#[test]
+fn a_first_statement_that_matches_nothing_still_tells_the_server() {
+    // The row of the one-row part alone: its session columns null, its facts read.
+    #[derive(Default)]
+    struct NoSession(RefCell<BTreeSet<String>>);
+    impl Row for NoSession {
+        fn col<T: postgres::types::FromSqlOwned + Default + 'static>(
+            &self,
+            name: &str,
+        ) -> Result<T> {
+            self.0.borrow_mut().insert(name.to_string());
+            Ok(T::default())
+        }
+    }
+    let f = filter(&["--db", "nothing", "--user", "nobody"]);
+    let s = server(150000);
+    let row = NoSession::default();
+    let m = read(
+        &f,
+        std::slice::from_ref(&row),
+        Needs::first(&f, &s, false),
+        None,
+    )
+    .unwrap();
+    assert!(m.sessions.is_empty() && m.prepared.is_empty());
+    assert_eq!(
+        m.server,
+        Some(Server {
+            version_num: 0,
+            is_superuser: false
+        })
     );
-    assert!(!q.sql.contains("pg_stat_get_activity"), "{}", q.sql);
+    // Only what a row without a session has: no session column but its pid.
+    assert_eq!(
+        row.0.into_inner(),
+        set(&[
+            name::PID,
+            name::SERVER_VERSION_NUM,
+            name::IS_SUPERUSER,
+            name::HELD_IN_DBS,
+            name::WAITS,
+            name::KNOWN_DBS,
+            name::KNOWN_ROLES
+        ])
+    );
+    // Known: none of them (the row's arrays are null).
+    let unknown: Vec<&str> = m.unknown.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(unknown, ["nothing", "nobody"]);
+    assert_eq!(m.rows, 0);
 }
 
 #[test]

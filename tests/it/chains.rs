@@ -485,3 +485,33 @@ fn chains_nothing_matched_tells_nothing_invented_about_the_server() {
         }
     }
 }
+
+#[test]
+fn chains_a_lock_chain_filter_is_checked_against_the_real_server() {
+    // A lock-chain filter's first statement reads only the pid, so a server older than the
+    // one it is written for (13) can answer it: what only the version reveals is still
+    // refused before anything else is sent, as after a version detect.
+    let server = Server::shared();
+    let db = server.create_db("chains_checked");
+    let out = run(server.pgkick().args([
+        "list",
+        "--json",
+        "--db",
+        &db,
+        "--blocked",
+        "--backend-type",
+        "background worker",
+    ]));
+    if server.version_num() < 110000 {
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("lists parallel workers as 'background worker'"),
+            "{}",
+            out.stderr
+        );
+    } else {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.json(), serde_json::json!([]));
+    }
+}

@@ -1,6 +1,8 @@
-//! What a run sends, counted in the server's log (`log_statement = all`): the lock graph's
-//! statement only when something waits or a lock-chain filter asks for it, and rechecks that
-//! carry only what they compare. The output is the same either way.
+//! What a run sends, counted in the server's log (`log_statement = all`): one statement when
+//! nothing waits, whatever it matches, and the lock graph's statement after it only when
+//! something waits (also for a lock-chain filter or `--tree`), with the prepared transactions
+//! only when one exists; rechecks that carry only what they compare. The output is the same
+//! either way.
 
 use std::collections::BTreeSet;
 
@@ -77,6 +79,24 @@ fn statements_the_lock_graph_only_when_something_waits() {
 
     // Nothing waits: one statement, without the graph; the lock fields as always.
     let (out, statements) = list(&[]);
+    // --tree (a table): flat, from the same one statement.
+    let mark = LogMark::now(&server);
+    let tree = run(server.pgkick().args(["list", "--db", &db, "--tree"]));
+    let tree_statements = sent(&server, &mark);
+    assert_eq!(tree.code, 0, "{}", tree.stderr);
+    assert_eq!(tree_statements.len(), 1, "{tree_statements:#?}");
+    assert!(!tree_statements[0].contains("pg_blocking_pids"));
+    for pid in &idle_pids {
+        assert!(tree.stdout.contains(&pid.to_string()), "{}", tree.stdout);
+    }
+    // A lock-chain filter when nothing waits: nothing to select, and no graph to plan.
+    for chain in [&["--blocked"][..], &["--root-blocker"], &["--blocking"]] {
+        let (none, statements) = list(chain);
+        assert_eq!(none.json(), serde_json::json!([]), "{chain:?}");
+        assert_eq!(none.code, 0, "{chain:?}");
+        assert_eq!(statements.len(), 1, "{chain:?}: {statements:#?}");
+        assert!(!statements[0].contains("pg_blocking_pids"), "{chain:?}");
+    }
     assert_eq!(pids(&out), idle_pids);
     assert_eq!(statements.len(), 1, "{statements:#?}");
     assert!(
@@ -143,10 +163,99 @@ fn statements_the_lock_graph_only_when_something_waits() {
     assert_eq!(h["blocking"], serde_json::json!([waiter.pid]));
     assert_eq!(h["blocked_by"], serde_json::json!([]));
 
-    // A lock-chain filter asks for the graph at once: one statement.
+    // A lock-chain filter: the statement that says something waits, then the graph (it was
+    // one statement when the graph came first; now a run where nothing waits is one).
     let (out, statements) = list(&["--blocked"]);
     assert_eq!(pids(&out), set(&[waiter.pid]));
-    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    assert!(!statements[0].contains("pg_blocking_pids"));
+    assert!(statements[1].contains("pg_blocking_pids"));
+    assert!(
+        !statements[1].contains("pg_prepared_xact"),
+        "{}",
+        statements[1]
+    );
+}
+
+#[test]
+fn statements_a_run_that_matches_nothing_sends_one() {
+    // Whatever it matches, a run where nothing waits learns the server, what holds the --db
+    // databases and which names exist from its one statement (a row even without a session).
+    let server = logging_server(true);
+    let db = table_with_t(&server, "stmts_none");
+    let _idle = Session::idle(&server, &db, SUPERUSER, "stmts-none-idle");
+    let none = ["--app", "no-such-app"];
+    for (args, json) in [
+        (&["list", "--json", "--db", &db][..], true),
+        (&["list", "--json", "--blocked"], true),
+        (&["list", "--db", &db, "--tree"], false),
+        (&["terminate", "--yes", "--json", "--db", &db], true),
+    ] {
+        let mark = LogMark::now(&server);
+        let out = run(server.pgkick().args(args).args(none));
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        if json {
+            assert_eq!(out.json(), serde_json::json!([]), "{args:?}");
+        } else {
+            assert_eq!(out.stdout, "(no lock chains; 0 sessions)\n", "{args:?}");
+        }
+        let statements = sent(&server, &mark);
+        assert_eq!(statements.len(), 1, "{args:?}: {statements:#?}");
+        assert!(!statements[0].contains("pg_blocking_pids"), "{args:?}");
+    }
+    // A name that matches nothing is still told apart from nothing to do, from the same
+    // statement.
+    let mark = LogMark::now(&server);
+    let out = run(server
+        .pgkick()
+        .args(["list", "--json", "--db", "stmts_no_such_db"]));
+    assert!(
+        out.stderr
+            .contains("--db stmts_no_such_db: the server has no database of that name"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sent(&server, &mark).len(), 1);
+}
+
+#[test]
+fn statements_the_prepared_blockers_only_when_a_prepared_transaction_exists() {
+    // A server that can have prepared transactions, with none: the graph without them.
+    let server = logging_server(true);
+    let db = table_with_t(&server, "stmts_noprep");
+    let mut holder = Session::idle_in_transaction(&server, &db, SUPERUSER, "stmts-np-holder");
+    holder.execute("UPDATE t SET v = v + 1 WHERE id = 1");
+    let waiter = Session::waiting(
+        &server,
+        &db,
+        SUPERUSER,
+        "stmts-np-waiter",
+        "UPDATE t SET v = 0 WHERE id = 1",
+    );
+    for args in [&[][..], &["--blocked"], &["--blocking"]] {
+        let mark = LogMark::now(&server);
+        let out = run(server
+            .pgkick()
+            .args(["list", "--json", "--db", &db])
+            .args(args));
+        let statements = sent(&server, &mark);
+        assert_eq!(statements.len(), 2, "{args:?}: {statements:#?}");
+        assert!(statements[1].contains("pg_blocking_pids"), "{args:?}");
+        assert!(
+            !statements[1].contains("pg_prepared_xact") && !statements[1].contains("UNION"),
+            "{args:?}: {}",
+            statements[1]
+        );
+        let json = out.json();
+        if args == ["--blocking"] {
+            let h = row(&json, holder.pid);
+            assert_eq!(h["blocking"], serde_json::json!([waiter.pid]), "{args:?}");
+        } else {
+            let w = row(&json, waiter.pid);
+            assert_eq!(w["blocked_by"], serde_json::json!([holder.pid]), "{args:?}");
+            assert_eq!(w["blocked_by_prepared"], serde_json::json!([]), "{args:?}");
+        }
+    }
 }
 
 #[test]
