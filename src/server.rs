@@ -31,15 +31,15 @@ impl Server {
         })
     }
 
-    /// The server a probe writes its statement for, before it knows the real one: the oldest
-    /// version whose SQL for that statement is the same as the newest's. Without the lock
-    /// graph that is 13 (`leader_pid`); with it, 14 (`pg_locks.waitstart`, when a session
-    /// began to wait). A server older than that rejects the probe's statement; a newer one
-    /// answers it with its real facts on every row (`activity::Matched::server`). For SQL
-    /// generation only: never the facts of the server connected to.
-    pub fn assumed_for_probe(lock_graph: bool) -> Server {
+    /// The server a probe writes its first statement for, before it knows the real one: the
+    /// oldest version whose SQL for that statement is the same as the newest's, 13
+    /// (`leader_pid`). A server older than that rejects the probe's statement; a newer one
+    /// answers it with its real facts (`activity::Matched::server`). The lock graph is never
+    /// in a probe: it follows once the server is known. For SQL generation only: never the
+    /// facts of the server connected to.
+    pub fn assumed_for_probe() -> Server {
         Server {
-            version_num: if lock_graph { 140000 } else { 130000 },
+            version_num: 130000,
             is_superuser: false,
         }
     }

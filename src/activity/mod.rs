@@ -110,7 +110,7 @@ pub fn probe(
     filter: &Filter,
     tree: bool,
 ) -> Result<Option<Matched>> {
-    let assumed = Server::assumed_for_probe(false);
+    let assumed = Server::assumed_for_probe();
     let needs = Needs::first(filter, &assumed, tree);
     match statement::build(filter, &assumed, needs, None).run(client) {
         Ok(rows) => {

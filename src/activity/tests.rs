@@ -559,7 +559,7 @@ fn version_families() {
     for v in [140000, 170000, 180000] {
         assert_eq!(q.sql, first(f, v).sql, "{v}");
     }
-    let assumed = Server::assumed_for_probe(false);
+    let assumed = Server::assumed_for_probe();
     let fl = filter(f);
     assert_eq!(
         build(&fl, &assumed, Needs::first(&fl, &assumed, false), None).sql,
@@ -740,7 +740,7 @@ fn lock_graph_version_families() {
     assert_eq!(on(140000), on(180000));
     // The probe (written for 13) with a lock-chain filter or --tree is the first statement
     // of 13 to 18: the graph follows once the server is known.
-    let assumed = Server::assumed_for_probe(false);
+    let assumed = Server::assumed_for_probe();
     for tree in [true, false] {
         let probe = build(&f, &assumed, Needs::first(&f, &assumed, tree), None).sql;
         for v in [130000, 140000, 180000] {

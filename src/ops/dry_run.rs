@@ -7,6 +7,7 @@
 use anyhow::Result;
 
 use super::Context;
+use crate::activity::{self, needs::Needs};
 use crate::chain;
 use crate::filter::{Filter, LockChain};
 use crate::session::Session;
@@ -89,12 +90,15 @@ pub fn statements(
     targets: &[Session],
 ) -> Result<()> {
     let server = ctx.server()?;
-    let find = crate::activity::statement::build(
-        filter,
-        &server,
-        crate::activity::needs::Needs::later(filter, &server),
-        None,
-    );
+    // With a lock-chain filter the targets are the graph's rows: its statement, as the run
+    // sends it when something waits (with the prepared transactions' part, which it carries
+    // when one exists).
+    let needs = if filter.chain.is_empty() || !server.has_blocking_pids() {
+        Needs::later(filter, &server)
+    } else {
+        Needs::graph(true)
+    };
+    let find = activity::build(filter, &server, needs, None);
     ctx.printer
         .dry_run_text("the statement that finds the targets:", &find.display())?;
     if targets.is_empty() {

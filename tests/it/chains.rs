@@ -281,6 +281,14 @@ fn chains_pile_up_is_found_and_ended_at_its_root() {
     for pid in [a_pid, b_pid, c_pid, d_pid] {
         assert!(chain_part.contains(&pid.to_string()), "{pid}: {chain_part}");
     }
+    // The statement shown is the one whose rows are the targets: the lock graph's.
+    let find = dry
+        .stdout
+        .split("the statement that finds the targets:")
+        .nth(1)
+        .and_then(|rest| rest.split("-- dry run:").next())
+        .unwrap_or_else(|| panic!("no statement shown:\n{}", dry.stdout));
+    assert!(find.contains("pg_catalog.pg_blocking_pids("), "{find}");
     assert!(a.alive(server));
 
     // terminate --blocks D ends what holds D up, never D; with --root-blocker only the head.
