@@ -14,10 +14,19 @@ pub const MASK: &str = "******";
 /// comment): the password of `scheme://user:password@` (up to the last `@` before a blank)
 /// and the value of every `password=` key, however percent-encoded or capitalised.
 pub fn hide_lookalikes(text: &str) -> String {
+    // Neither pattern can match without these: most arguments (`list`, `--json`, `--db`)
+    // never pay for building them, which costs more than the rest of a run's client work.
+    let may_match = text.contains('=') || (text.contains(":/") && text.contains('@'));
+    if !may_match {
+        return text.to_string();
+    }
     static PATTERNS: OnceLock<(Regex, Regex)> = OnceLock::new();
     let (credentials, key) = PATTERNS.get_or_init(|| {
         (
-            Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*:/+[^\s/:@]*:)\S*@").unwrap(),
+            // Blanks are ASCII's, as libpq's: a Unicode class would cost its automaton, and
+            // a password that runs on over a non-ASCII space is hidden the further.
+            Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*:/+[^ \t\r\n\x0b\x0c/:@]*:)[^ \t\r\n\x0b\x0c]*@")
+                .unwrap(),
             Regex::new(r"[A-Za-z0-9_%]+[ \t\r\n\x0b\x0c]*=[ \t\r\n\x0b\x0c]*").unwrap(),
         )
     });
@@ -95,4 +104,25 @@ fn lossy_percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_cannot_hold_a_password_is_kept_and_what_can_is_hidden() {
+        for text in ["list", "--json", "--db", "app", "x@y", "a:/b", ""] {
+            assert_eq!(hide_lookalikes(text), text);
+        }
+        assert_eq!(
+            hide_lookalikes("see pg://u:secret@h and PassWord = 'a b' and x=1"),
+            format!("see pg://u:{MASK}@h and PassWord = {MASK} and x=1")
+        );
+        // Blanks are ASCII's: a non-ASCII space does not end the password.
+        assert_eq!(
+            hide_lookalikes("pg://u:sec\u{a0}ret@h"),
+            format!("pg://u:{MASK}@h")
+        );
+    }
 }
