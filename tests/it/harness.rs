@@ -1886,13 +1886,15 @@ impl Drop for Pgbouncer {
     }
 }
 
-/// Sessions of `db` on the server (client backends), as the superuser sees them.
+/// Sessions of `db` on the server (client backends), as the superuser sees them. An
+/// autovacuum worker is none: after a bulk load (`pgbench -i`) one may be analyzing the new
+/// tables at any moment, and it is what DROP DATABASE ends by itself.
 pub fn sessions_in(server: &Server, db: &str) -> i64 {
     server
         .connect(SUPERUSER)
         .query_one(
             "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = $1 \
-               AND pid <> pg_catalog.pg_backend_pid()",
+               AND backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()",
             &[&db],
         )
         .expect("count sessions")
