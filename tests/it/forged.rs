@@ -525,6 +525,20 @@ fn a_forger_cannot_write_the_proof() {
             .collect();
         format!("v1:{xmin}:{hex}")
     };
+    // `writer` sets the proof of its own record on `name` (a `kind`, commented `text`) as a
+    // superuser's lock would: refused, and the record stays unproven. The statement, for the
+    // superuser to show that the value was the right one.
+    let refused_to = |writer: &str, kind: &str, name: &str, text: &str| -> String {
+        let set = format!(
+            "ALTER {} {} SET pgkick.lock_proof = {}",
+            kind.to_uppercase(),
+            ident(name),
+            literal(&proof_of(kind, name, text))
+        );
+        assert!(!role_may(server, writer, &set), "{writer} wrote the proof");
+        assert_eq!(lock_list_entry(server, kind, name)["proven"], false);
+        set
+    };
 
     // The owner's database: a connection-limit record on the database she closed herself.
     let (alice, db) = forger_and_her_database(server);
@@ -543,16 +557,7 @@ fn a_forger_cannot_write_the_proof() {
             d = ident(&db)
         ),
     );
-    let set_db = format!(
-        "ALTER DATABASE {} SET pgkick.lock_proof = {}",
-        ident(&db),
-        literal(&proof_of("database", &db, &text))
-    );
-    assert!(
-        !role_may(server, &alice, &set_db),
-        "the owner wrote the proof"
-    );
-    assert_eq!(lock_list_entry(server, "database", &db)["proven"], false);
+    let set_db = refused_to(&alice, "database", &db, &text);
 
     // A replication role's CREATEROLE administrator: a nologin record that gives LOGIN back.
     let forger = server.create_role("forger_cr", "CREATEROLE");
@@ -572,30 +577,18 @@ fn a_forger_cannot_write_the_proof() {
         &forger,
         &format!("COMMENT ON ROLE {} IS {}", ident(&repl), literal(&text)),
     );
-    let set_role = format!(
-        "ALTER ROLE {} SET pgkick.lock_proof = {}",
-        ident(&repl),
-        literal(&proof_of("role", &repl, &text))
-    );
-    assert!(
-        !role_may(server, &forger, &set_role),
-        "the CREATEROLE role wrote the proof"
-    );
-    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], false);
+    let set_role = refused_to(&forger, "role", &repl, &text);
 
     // The same values, written by a superuser, prove the records: the forgers' were right.
-    server.sql(&set_db);
-    assert_eq!(lock_list_entry(server, "database", &db)["proven"], true);
-    server.sql(&format!(
-        "ALTER DATABASE {} RESET pgkick.lock_proof",
-        ident(&db)
-    ));
-    server.sql(&set_role);
-    assert_eq!(lock_list_entry(server, "role", &repl)["proven"], true);
-    server.sql(&format!(
-        "ALTER ROLE {} RESET pgkick.lock_proof",
-        ident(&repl)
-    ));
+    for (kind, name, set) in [("database", &db, &set_db), ("role", &repl, &set_role)] {
+        server.sql(set);
+        assert_eq!(lock_list_entry(server, kind, name)["proven"], true);
+        server.sql(&format!(
+            "ALTER {} {} RESET pgkick.lock_proof",
+            kind.to_uppercase(),
+            ident(name)
+        ));
+    }
 
     // unlock reads them as unproven: only what their writers could have done.
     let out = server.kick(["unlock", "--db", &db, "--json"]).run();
