@@ -234,8 +234,9 @@ pub fn run(plan: &Arc<Plan>, log: &Arc<audit::Log>) -> Result<ExitStatus> {
         return Err(Interrupted { signal }.into());
     }
     if !nowhere.is_empty() {
-        // A name no server has: list says so; cancel and terminate were refused at the gate
-        // (this is for a run whose gate let it through regardless).
+        // A name no server has: list says so. Cancel and terminate were refused at the gate
+        // when no server had it there; this is a name that went missing after a counting
+        // pass (dropped before the acting pass), still no "nothing to do".
         if matches!(plan.command, Command::List(_)) {
             for u in &nowhere {
                 printer.warn(&format!("{u}, on none of the servers"));
